@@ -1,0 +1,61 @@
+# Ludus: two commands do everything on a fresh machine.
+#   make demo   a local cluster, the operator, an example TrainingJob run to completion
+#   make test   every test suite (unit, integration on a real control plane, e2e)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+CACHE_DIR   ?= $(HOME)/.cache/ludus
+WHEELHOUSE  ?= $(CACHE_DIR)/wheelhouse
+TORCH_PIN   := torch==2.13.0
+export LUDUS_CACHE_DIR := $(CACHE_DIR)
+
+.PHONY: help install wheelhouse test test-unit test-integration test-e2e manifests check-manifests \
+        cluster-up cluster-down cluster-binaries demo demo-down trainer-image bench clean
+
+help:
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | sort
+
+wheelhouse: $(WHEELHOUSE)/.complete ## download torch and its CUDA wheels once, outside the checkout
+$(WHEELHOUSE)/.complete:
+	mkdir -p $(WHEELHOUSE)
+	$(PYTHON) -m pip download --quiet --dest $(WHEELHOUSE) $(TORCH_PIN)
+	touch $@
+
+install: $(VENV)/.installed ## virtual environment in .venv with everything the tests need
+$(VENV)/.installed: pyproject.toml $(WHEELHOUSE)/.complete
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --no-index --find-links $(WHEELHOUSE) $(TORCH_PIN)
+	$(PY) -m pip install --quiet -e '.[trainer,test]'
+	touch $@
+
+test: install ## all tests: unit, integration (built-in control plane), e2e
+	$(PY) -m pytest tests
+
+test-unit: install ## the fast unit tests alone
+	$(PY) -m pytest tests/unit
+
+test-integration: install ## integration tests on the built-in control plane
+	$(PY) -m pytest tests/integration
+
+test-e2e: install ## end-to-end tests on real pods
+	$(PY) -m pytest tests/e2e
+
+manifests: install ## regenerate the CRD (manifests/ and the chart) from the pydantic models
+	$(PY) -m ludus crd --output manifests/crd/trainingjobs.ludus.dev.yaml
+	@if [ -d charts/ludus/crds ]; then cp manifests/crd/trainingjobs.ludus.dev.yaml charts/ludus/crds/; fi
+
+cluster-binaries: ## build the pinned control-plane binaries into the cache (once)
+	tests/cluster/build.sh
+
+cluster-up: install cluster-binaries ## start the built-in cluster (etcd, apiserver, controllers, scheduler, kwok)
+	$(PY) -m tests.cluster up
+
+cluster-down: ## stop the built-in cluster; leaves no process behind
+	$(PY) -m tests.cluster down
+
+clean: cluster-down
+	rm -rf $(VENV) .cluster

@@ -1,0 +1,1 @@
+"""The TrainingJob API: models, constants and the CRD generated from them."""

@@ -1,0 +1,110 @@
+"""Names shared by the operator, its tests and the trainer image.
+
+Every label, annotation, condition type and reason lives here so that the
+builders, the status computation and the tests agree on one spelling.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "ludus.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "TrainingJob"
+PLURAL: Final = "trainingjobs"
+SINGULAR: Final = "trainingjob"
+SHORT_NAMES: Final = ("tj",)
+CATEGORIES: Final = ("ludus", "all-training")
+
+# The longest job name we accept: pod names are `<job>-worker-<i>` and are also
+# used as pod hostnames (DNS labels, 63 characters), and the job name is a label
+# value. 48 leaves room for "-worker-" plus a four-digit index and "-rdzv".
+MAX_JOB_NAME_LENGTH: Final = 48
+
+# Labels put on every child; selectors use the first two.
+LABEL_JOB_NAME: Final = "ludus.dev/job-name"
+LABEL_ROLE: Final = "ludus.dev/role"
+LABEL_REPLICA_INDEX: Final = "ludus.dev/replica-index"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "ludus-operator"
+
+ROLE_WORKER: Final = "worker"
+ROLE_RENDEZVOUS: Final = "rendezvous"
+
+# Kueue's queue label: a job that carries it starts suspended until admitted.
+LABEL_KUEUE_QUEUE: Final = "kueue.x-k8s.io/queue-name"
+
+# Ports inside the pods.
+RENDEZVOUS_PORT: Final = 29400
+TRAINER_METRICS_PORT: Final = 9090
+
+EXTENDED_RESOURCE_GPU: Final = "nvidia.com/gpu"
+
+# Container and volume names, fixed so users can refer to them in overrides.
+CONTAINER_TRAINER: Final = "trainer"
+CONTAINER_RENDEZVOUS: Final = "rendezvous"
+VOLUME_SHM: Final = "dshm"
+VOLUME_CHECKPOINT: Final = "checkpoint"
+
+# Phases, in the order a healthy job passes through them.
+PHASE_PENDING: Final = "Pending"
+PHASE_RUNNING: Final = "Running"
+PHASE_RESTARTING: Final = "Restarting"
+PHASE_SUSPENDED: Final = "Suspended"
+PHASE_SUCCEEDED: Final = "Succeeded"
+PHASE_FAILED: Final = "Failed"
+TERMINAL_PHASES: Final = frozenset({PHASE_SUCCEEDED, PHASE_FAILED})
+
+# Condition types (status.conditions[].type).
+COND_CREATED: Final = "Created"
+COND_RUNNING: Final = "Running"
+COND_RESTARTING: Final = "Restarting"
+COND_SUSPENDED: Final = "Suspended"
+COND_SUCCEEDED: Final = "Succeeded"
+COND_FAILED: Final = "Failed"
+
+# Reasons (conditions and Events). One constant per cause a user can act on.
+REASON_CREATED: Final = "WorkersCreated"  # the Service and pods were created
+REASON_WAITING: Final = "WaitingForWorkers"  # some workers are not running yet
+REASON_ALL_RUNNING: Final = "AllWorkersRunning"  # every desired worker is running
+REASON_SUCCEEDED: Final = "AllWorkersSucceeded"  # workers exited 0
+REASON_POD_FAILED: Final = "WorkerFailed"  # a worker exited non-zero, and it is retried
+REASON_EXIT_CODE_FATAL: Final = "NonRetryableExitCode"  # ExitCode policy saw a fatal code
+REASON_NEVER_RESTART: Final = "RestartPolicyNever"  # Never policy saw a failure
+REASON_POD_DELETED: Final = "WorkerDeleted"  # a worker pod was deleted by someone else
+REASON_POD_EVICTED: Final = "WorkerEvicted"  # a worker pod was evicted or preempted
+REASON_NODE_LOST: Final = "NodeLost"  # the worker's node went away
+REASON_BACKOFF_LIMIT: Final = "BackoffLimitExceeded"  # too many restarts
+REASON_DEADLINE: Final = "DeadlineExceeded"  # activeDeadlineSeconds passed
+REASON_SUSPENDED: Final = "Suspended"  # spec.suspend is true
+REASON_RESUMED: Final = "Resumed"  # spec.suspend went back to false
+REASON_INVALID_SPEC: Final = "InvalidSpec"  # the operator's own validation refused the spec
+REASON_SCALED: Final = "Scaled"  # spec.replicas changed
+REASON_TTL_EXPIRED: Final = "TTLExpired"  # ttlSecondsAfterFinished passed; the job is deleted
+
+# Restart policies and clean-pod policies (spec enums).
+RESTART_ON_FAILURE: Final = "OnFailure"
+RESTART_EXIT_CODE: Final = "ExitCode"
+RESTART_NEVER: Final = "Never"
+CLEAN_NONE: Final = "None"
+CLEAN_RUNNING: Final = "Running"
+CLEAN_ALL: Final = "All"
+
+# Environment variables torchrun reads; only ludus.frameworks.torch sets them.
+RESERVED_ENV_PREFIX: Final = "PET_"
+
+# Environment variables the trainer image reads (ludus_trainer uses the same names).
+ENV_JOB_NAME: Final = "LUDUS_JOB_NAME"
+ENV_JOB_NAMESPACE: Final = "LUDUS_JOB_NAMESPACE"
+ENV_REPLICA_INDEX: Final = "LUDUS_REPLICA_INDEX"
+ENV_CHECKPOINT_DIR: Final = "LUDUS_CHECKPOINT_DIR"
+ENV_CHECKPOINT_INTERVAL: Final = "LUDUS_CHECKPOINT_INTERVAL"
+ENV_METRICS_PORT: Final = "LUDUS_METRICS_PORT"
+
+# Kopf finalizer and storage prefix, fixed from the first release (see STYLE.md).
+FINALIZER: Final = f"{GROUP}/finalizer"
+FIELD_MANAGER: Final = "ludus-operator"
+
+# The API server refuses Event messages over 1 KiB; we cut ours to this length.
+MAX_EVENT_MESSAGE: Final = 1024

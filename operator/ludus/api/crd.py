@@ -1,0 +1,232 @@
+"""Turn the pydantic models into the TrainingJob CustomResourceDefinition.
+
+The API server wants a *structural* OpenAPI v3 schema: no `$ref`, no `anyOf`
+for optional fields, every object typed. Pydantic's JSON Schema is close, so
+this module inlines references, folds `Optional` away and keeps only the
+keywords Kubernetes understands. `make manifests` writes the result; a unit
+test fails when the committed YAML drifts from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from ludus.api import constants as c
+from ludus.api.models import TrainingJobSpec, TrainingJobStatus
+
+# JSON Schema keywords a CRD schema may carry (and that pydantic emits).
+_KEPT = {
+    "type",
+    "description",
+    "default",
+    "enum",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "pattern",
+    "format",
+    "required",
+    "properties",
+    "items",
+    "additionalProperties",
+}
+
+
+def _resolve(node: Any, defs: dict[str, Any]) -> Any:
+    """Inline `$ref`s and merge `allOf: [ref]` wrappers pydantic uses for described refs."""
+    if isinstance(node, list):
+        return [_resolve(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _resolve(merged, defs)
+    if "allOf" in node and len(node["allOf"]) == 1:
+        merged = {**_resolve(node["allOf"][0], defs), **{k: v for k, v in node.items() if k != "allOf"}}
+        return _resolve(merged, defs)
+    return {k: _resolve(v, defs) for k, v in node.items()}
+
+
+def _structural(node: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite one resolved JSON Schema node into Kubernetes' structural form."""
+    node = dict(node)
+    if "anyOf" in node:
+        variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
+        if node.get("x-kubernetes-int-or-string"):
+            node.pop("type", None)
+        elif len(variants) == 1:
+            # Optional[X]: describe X, keep our own description and default.
+            node = {**variants[0], **{k: v for k, v in node.items() if k != "default" or v is not None}}
+        else:
+            raise ValueError(f"cannot express anyOf {variants} structurally")
+    if node.get("default", "absent") is None:
+        del node["default"]
+
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key.startswith("x-kubernetes-"):
+            out[key] = value
+        elif key == "properties":
+            out[key] = {name: _structural(sub) for name, sub in value.items()}
+        elif key == "items":
+            out[key] = _structural(value)
+        elif key == "additionalProperties":
+            if value is True or value == {}:
+                out["x-kubernetes-preserve-unknown-fields"] = True
+            elif isinstance(value, dict):
+                out[key] = _structural(value)
+        elif key == "format" and value == "date-time":
+            out[key] = value
+        elif key in _KEPT and key != "format":
+            out[key] = value
+    if out.get("x-kubernetes-int-or-string"):
+        out.pop("type", None)
+        # The API server also wants the two alternatives spelled out.
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    elif "type" not in out:
+        out["type"] = "object"
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    return out
+
+
+def model_schema(model: type) -> dict[str, Any]:
+    """The structural schema of one pydantic model, with aliases as field names."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")  # type: ignore[attr-defined]
+    defs = raw.pop("$defs", {})
+    return _default_nested_objects(_strip_titles(_structural(_resolve(raw, defs))))
+
+
+def _default_nested_objects(node: dict[str, Any]) -> dict[str, Any]:
+    """Give optional sub-objects `default: {}` so the API server fills in their own defaults.
+
+    Without it `spec.resources` stays absent when omitted, and so do the defaults
+    inside it, which `kubectl get -o yaml` should show.
+    """
+    for sub in node.get("properties", {}).values():
+        _default_nested_objects(sub)
+        if (
+            sub.get("type") == "object"
+            and "default" not in sub
+            and not sub.get("required")
+            and any("default" in leaf for leaf in sub.get("properties", {}).values())
+        ):
+            sub["default"] = {}
+    return node
+
+
+def _without_defaults(node: Any) -> Any:
+    """Status is written by the operator alone; server-side defaults there would only mislead."""
+    if isinstance(node, dict):
+        return {k: _without_defaults(v) for k, v in node.items() if k != "default"}
+    if isinstance(node, list):
+        return [_without_defaults(v) for v in node]
+    return node
+
+
+def _strip_titles(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_titles(v) for k, v in node.items() if k != "title"}
+    if isinstance(node, list):
+        return [_strip_titles(v) for v in node]
+    return node
+
+
+def _status_schema() -> dict[str, Any]:
+    schema = _without_defaults(model_schema(TrainingJobStatus))
+    conditions = schema["properties"]["conditions"]
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    conditions["items"]["required"] = ["type", "status"]
+    return schema
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The whole openAPIV3Schema of a TrainingJob."""
+    return {
+        "type": "object",
+        "description": "A distributed PyTorch training run: Ludus starts its worker pods under torchrun, "
+        "restarts them on failure and reports progress in .status.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "ludus.dev/v1alpha1"},
+            "kind": {"type": "string", "description": "TrainingJob"},
+            "metadata": {"type": "object"},
+            "spec": model_schema(TrainingJobSpec),
+            "status": _status_schema(),
+        },
+        "x-kubernetes-validations": [
+            {
+                "rule": f"size(self.metadata.name) <= {c.MAX_JOB_NAME_LENGTH}",
+                "message": f"metadata.name must be at most {c.MAX_JOB_NAME_LENGTH} characters "
+                "so that worker pod names fit in a DNS label",
+            },
+            {
+                "rule": "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+                "message": "metadata.name must start with a letter and hold only lowercase letters, digits "
+                "and '-' (it names the job's Service)",
+            },
+        ],
+    }
+
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Where the job is."},
+    {"name": "Workers", "type": "string", "jsonPath": ".status.workers", "description": "Ready/desired workers."},
+    {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts", "description": "Worker recreations."},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def build_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition manifest."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{c.PLURAL}.{c.GROUP}",
+            "labels": {"app.kubernetes.io/name": "ludus", "app.kubernetes.io/component": "crd"},
+        },
+        "spec": {
+            "group": c.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": c.KIND,
+                "listKind": f"{c.KIND}List",
+                "plural": c.PLURAL,
+                "singular": c.SINGULAR,
+                "shortNames": list(c.SHORT_NAMES),
+                "categories": list(c.CATEGORIES),
+            },
+            "versions": [
+                {
+                    "name": c.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": openapi_schema()},
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.active",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                }
+            ],
+        },
+    }
+
+
+def render_crd_yaml() -> str:
+    """The CRD as YAML, byte-for-byte stable for the drift test."""
+    header = "# Generated by `make manifests` from operator/ludus/api/models.py. Do not edit.\n"
+    return header + yaml.safe_dump(build_crd(), sort_keys=False, width=120)

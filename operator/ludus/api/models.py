@@ -1,0 +1,354 @@
+"""The TrainingJob API as pydantic models: the one source of the CRD.
+
+`ludus.api.crd` turns these models into the CustomResourceDefinition; the
+operator parses every object it sees through them. Field descriptions become
+`kubectl explain` text, so they are written for the ML engineer reading it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from ludus.api import constants as c
+
+# A Kubernetes quantity such as "500m", "2", "1.5", "2Gi" or "1e3".
+_QUANTITY = re.compile(r"^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+
+IntOrString = Annotated[
+    int | str,
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+]
+
+
+class Model(BaseModel):
+    """Base for every API type: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+def _check_quantity(value: int | str, field: str) -> int | str:
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{field} must not be negative")
+        return value
+    if not _QUANTITY.match(value):
+        raise ValueError(f"{field} must be a Kubernetes quantity such as '2', '500m' or '4Gi', not {value!r}")
+    return value
+
+
+class EnvVar(Model):
+    """One environment variable for the trainer container."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=256,
+        description="Name of the variable. Names starting with PET_ are reserved for torchrun's wiring.",
+    )
+    value: str | None = Field(default=None, max_length=32768, description="Literal value.")
+    value_from: dict[str, Any] | None = Field(
+        default=None,
+        description="A Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).",
+    )
+
+
+class Resources(Model):
+    """What each worker pod asks for; requests and limits are set from it."""
+
+    gpus: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="NVIDIA GPUs per worker pod (the nvidia.com/gpu extended resource). 0 trains on the CPU.",
+    )
+    cpu: IntOrString = Field(default="1", description="CPU request per worker pod, a Kubernetes quantity.")
+    memory: IntOrString = Field(
+        default="2Gi", description="Memory request and limit per worker pod, a Kubernetes quantity."
+    )
+    shared_memory: IntOrString = Field(
+        default="1Gi",
+        description="Size of the in-memory /dev/shm volume each worker gets (data loaders and NCCL need it).",
+    )
+
+    @field_validator("cpu", "memory", "shared_memory")
+    @classmethod
+    def _quantity(cls, value: int | str, info: Any) -> int | str:
+        return _check_quantity(value, f"resources.{to_camel(info.field_name)}")
+
+
+class PodTemplateOverride(Model):
+    """Scheduling and pod settings copied onto every worker pod."""
+
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels for worker pods.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations for worker pods.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels a worker pod requires.")
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Kubernetes tolerations, e.g. for tainted GPU nodes."
+    )
+    affinity: dict[str, Any] | None = Field(default=None, description="A Kubernetes Affinity for worker pods.")
+    volumes: list[dict[str, Any]] = Field(default_factory=list, description="Extra Kubernetes volumes.")
+    volume_mounts: list[dict[str, Any]] = Field(
+        default_factory=list, description="Where the extra volumes are mounted in the trainer container."
+    )
+    service_account_name: str | None = Field(default=None, description="ServiceAccount the worker pods run as.")
+    priority_class_name: str | None = Field(default=None, description="PriorityClass of the worker pods.")
+    scheduler_name: str | None = Field(
+        default=None, description="Scheduler for the worker pods, e.g. volcano for gang scheduling."
+    )
+    run_as_user: int | None = Field(
+        default=1000,
+        ge=0,
+        description="UID the containers run as. Pods run as non-root by default (restricted Pod Security).",
+    )
+
+
+class Elastic(Model):
+    """Elastic range for torchrun: the job keeps training while workers come and go within it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.minReplicas <= self.maxReplicas",
+                    "message": "elastic.minReplicas must not exceed elastic.maxReplicas",
+                }
+            ]
+        }
+    )
+
+    min_replicas: int = Field(default=1, ge=1, le=1024, description="Fewest workers that may train.")
+    max_replicas: int = Field(ge=1, le=1024, description="Most workers that may train.")
+    max_restarts: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="How many times torchrun restarts the worker group inside the pods (PET_MAX_RESTARTS).",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Elastic:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("elastic.minReplicas must not exceed elastic.maxReplicas")
+        return self
+
+
+class Checkpoint(Model):
+    """Where the trainer keeps checkpoints so that restarted workers resume."""
+
+    claim_name: str | None = Field(
+        default=None,
+        description="PersistentVolumeClaim mounted at `path` in every worker. Without it checkpoints stay in the pod.",
+    )
+    path: str = Field(default="/checkpoints", pattern=r"^/", description="Checkpoint directory in the container.")
+    interval_steps: int = Field(default=100, ge=1, description="Steps between checkpoints.")
+
+
+class TrainingJobSpec(Model):
+    """What to train and how to run it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.elastic) || "
+                    "(self.replicas >= self.elastic.minReplicas && self.replicas <= self.elastic.maxReplicas)",
+                    "message": "spec.replicas must lie within [spec.elastic.minReplicas, spec.elastic.maxReplicas]",
+                    "fieldPath": ".replicas",
+                    "reason": "FieldValueInvalid",
+                },
+                {
+                    "rule": "!has(self.env) || self.env.all(e, !e.name.startsWith('PET_'))",
+                    "message": "spec.env must not set PET_* variables: Ludus sets torchrun's wiring itself",
+                    "fieldPath": ".env",
+                },
+                {
+                    "rule": "type(self.nprocPerNode) == int ? int(self.nprocPerNode) >= 1 : "
+                    "string(self.nprocPerNode) == 'auto'",
+                    "message": "spec.nprocPerNode must be a positive integer or \"auto\"",
+                    "fieldPath": ".nprocPerNode",
+                },
+            ]
+        }
+    )
+
+    image: str = Field(min_length=1, max_length=1024, description="Container image the workers run.")
+    command: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Command run under torchrun in each worker, e.g. [python, -m, ludus_trainer]. "
+        "Empty: the image's entrypoint.",
+    )
+    args: list[str] = Field(default_factory=list, max_length=256, description="Arguments appended to the command.")
+    env: list[EnvVar] = Field(default_factory=list, max_length=256, description="Environment of the trainer container.")
+    replicas: int = Field(default=1, ge=1, le=1024, description="Worker pods (nodes, in torchrun's words).")
+    nproc_per_node: IntOrString = Field(
+        default="auto",
+        description="Training processes per worker pod; \"auto\" means one per GPU, or 1 on the CPU.",
+    )
+    resources: Resources = Field(default_factory=Resources, description="Resources of each worker pod.")
+    template: PodTemplateOverride = Field(
+        default_factory=PodTemplateOverride, description="Pod settings applied to every worker pod."
+    )
+    elastic: Elastic | None = Field(
+        default=None,
+        description="Elastic range. Without it the job is fixed-size: exactly `replicas` workers, static ranks.",
+    )
+    restart_policy: Literal["OnFailure", "ExitCode", "Never"] = Field(
+        default="OnFailure",
+        description="What a failed worker does: OnFailure recreates it; ExitCode recreates it only for "
+        "retryable exit codes (128 and above, or retryableExitCodes) and fails the job otherwise; "
+        "Never fails the job.",
+    )
+    retryable_exit_codes: list[int] = Field(
+        default_factory=list, max_length=64, description="Exit codes below 128 that the ExitCode policy retries."
+    )
+    backoff_limit: int = Field(
+        default=6, ge=0, le=10000, description="Worker recreations allowed before the job is Failed."
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None, ge=1, description="Seconds the job may run from its start before it is Failed."
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="Seconds after the job finishes before it is deleted."
+    )
+    clean_pod_policy: Literal["None", "Running", "All"] = Field(
+        default="Running",
+        description="Pods deleted once the job finishes: Running (those still running), All, or None.",
+    )
+    suspend: bool = Field(
+        default=False, description="true deletes the pods and keeps the job; false recreates them and resumes."
+    )
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint, description="Checkpoint location and interval.")
+    progress_deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Restart the workers when training reports no progress for this long (stall detection).",
+    )
+
+    @field_validator("nproc_per_node")
+    @classmethod
+    def _nproc(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value >= 1:
+            return value
+        if value == "auto":
+            return value
+        raise ValueError('spec.nprocPerNode must be a positive integer or "auto"')
+
+    @field_validator("env")
+    @classmethod
+    def _no_reserved_env(cls, value: list[EnvVar]) -> list[EnvVar]:
+        for var in value:
+            if var.name.startswith(c.RESERVED_ENV_PREFIX):
+                raise ValueError(f"spec.env must not set {var.name}: Ludus sets torchrun's wiring itself")
+        return value
+
+    @model_validator(mode="after")
+    def _replicas_in_range(self) -> TrainingJobSpec:
+        if self.elastic and not self.elastic.min_replicas <= self.replicas <= self.elastic.max_replicas:
+            raise ValueError("spec.replicas must lie within [spec.elastic.minReplicas, spec.elastic.maxReplicas]")
+        return self
+
+    @property
+    def min_replicas(self) -> int:
+        return self.elastic.min_replicas if self.elastic else self.replicas
+
+    @property
+    def max_replicas(self) -> int:
+        return self.elastic.max_replicas if self.elastic else self.replicas
+
+
+class Condition(Model):
+    """A Kubernetes-style condition; lastTransitionTime moves only when status flips."""
+
+    type: str = Field(description="Condition type, e.g. Running or Failed.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(default="", description="One CamelCase word for the cause.")
+    message: str = Field(default="", description="What happened, for a person.")
+    last_transition_time: datetime | None = Field(default=None, description="When status last changed.")
+
+
+class Progress(Model):
+    """Training progress reported by rank 0 of the trainer."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+
+    step: int = Field(default=0, description="Optimizer steps done.")
+    total_steps: int | None = Field(default=None, description="Steps the run will take in all.")
+    epoch: int = Field(default=0, description="Current epoch.")
+    loss: float | None = Field(default=None, description="Latest training loss.")
+    samples_per_second: float | None = Field(default=None, description="Training throughput.")
+    eta_seconds: float | None = Field(default=None, description="Estimated seconds left.")
+    updated_at: datetime | None = Field(default=None, description="When rank 0 last reported.")
+
+
+class TrainingJobStatus(Model):
+    """What the operator observed; it never holds anything the pods do not show."""
+
+    phase: Literal["Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed"] = Field(
+        default="Pending", description="Where the job is: Pending, Running, Restarting, Suspended, Succeeded, Failed."
+    )
+    conditions: list[Condition] = Field(default_factory=list, description="Conditions, one per type.")
+    desired: int = Field(default=0, description="Workers the job wants now.")
+    active: int = Field(default=0, description="Worker pods that exist and have not finished.")
+    ready: int = Field(default=0, description="Worker pods running and ready.")
+    succeeded: int = Field(default=0, description="Worker pods that exited 0.")
+    failed: int = Field(default=0, description="Worker pods that failed and are not yet replaced.")
+    workers: str = Field(default="0/0", description="Ready/desired workers, for kubectl get.")
+    restarts: int = Field(default=0, description="Worker recreations so far; counted against backoffLimit.")
+    counted_failures: list[str] = Field(
+        default_factory=list,
+        description="UIDs of failed pods already counted in restarts and not yet gone (exactly-once counting).",
+    )
+    selector: str = Field(default="", description="Label selector of the worker pods (for the scale subresource).")
+    start_time: datetime | None = Field(default=None, description="When the operator first created workers.")
+    completion_time: datetime | None = Field(default=None, description="When the job Succeeded or Failed.")
+    observed_generation: int = Field(default=0, description="The spec generation this status reflects.")
+    progress: Progress | None = Field(default=None, description="Latest training progress from rank 0.")
+
+
+class ObjectMeta(BaseModel):
+    """The slice of metadata the operator reads."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel, frozen=True)
+
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    generation: int = 0
+    resource_version: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
+
+
+class TrainingJob(BaseModel):
+    """A whole TrainingJob as the API server stores it."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    api_version: str = Field(default=c.API_VERSION, alias="apiVersion")
+    kind: str = c.KIND
+    metadata: ObjectMeta
+    spec: TrainingJobSpec
+    status: TrainingJobStatus = Field(default_factory=TrainingJobStatus)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tolerate_empty_status(cls, data: Any) -> Any:
+        # A fresh object has no status, and Kopf can leave keys we do not own in it.
+        if isinstance(data, dict) and isinstance(data.get("status"), dict):
+            known = set(TrainingJobStatus.model_fields) | {
+                f.alias for f in TrainingJobStatus.model_fields.values() if f.alias
+            }
+            data = {**data, "status": {k: v for k, v in data["status"].items() if k in known}}
+        return data

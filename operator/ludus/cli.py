@@ -1,0 +1,88 @@
+"""`ludus operator` runs the operator; `ludus crd` prints the generated CRD."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ludus import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ludus", description="Ludus: PyTorch training on Kubernetes")
+    parser.add_argument("--version", action="version", version=f"ludus {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    op = sub.add_parser("operator", help="run the operator against the current kubeconfig or service account")
+    op.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
+    op.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)")
+    op.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0 disables)")
+    op.add_argument("--health-port", type=int, default=8081, help="liveness endpoint port, serving /healthz")
+    op.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    op.add_argument("--workers", type=int, default=16, help="concurrent reconcile workers")
+    op.add_argument("--connections", type=int, default=64, help="API server connection pool size")
+    op.add_argument("--peering", default=None, help="KopfPeering name for high availability (default: standalone)")
+    op.add_argument("--priority", type=int, default=0, help="peering priority; replicas need distinct ones")
+
+    crd = sub.add_parser("crd", help="print the TrainingJob CRD generated from the models")
+    crd.add_argument("--output", type=Path, default=None, help="write to this file instead of stdout")
+    return parser
+
+
+def run_operator(args: argparse.Namespace) -> int:
+    import kopf
+
+    import ludus.handlers  # noqa: F401 - registers the handlers
+    from ludus.controller import Controller
+    from ludus.settings import OperatorConfig
+
+    config = OperatorConfig(
+        namespaces=tuple(args.namespace) if not args.all_namespaces else (),
+        metrics_port=args.metrics_port,
+        health_port=args.health_port,
+        log_level=args.log_level,
+        workers=args.workers,
+        connections=args.connections,
+        peering=args.peering,
+        priority=args.priority,
+    )
+    kopf.configure(
+        debug=args.log_level == "debug", verbose=args.log_level == "info", quiet=args.log_level == "error"
+    )
+    logging.getLogger().setLevel(args.log_level.upper())
+    memo = kopf.Memo(config=config, controller=Controller(workers=config.workers))
+    kopf.run(
+        clusterwide=config.clusterwide,
+        namespaces=list(config.namespaces),
+        standalone=config.peering is None,
+        peering_name=config.peering,
+        priority=config.priority,
+        liveness_endpoint=f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None,
+        memo=memo,
+    )
+    return 0
+
+
+def write_crd(args: argparse.Namespace) -> int:
+    from ludus.api.crd import render_crd_yaml
+
+    text = render_crd_yaml()
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "operator":
+        return run_operator(args)
+    return write_crd(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,290 @@
+"""The reconcile loop: a work queue of job keys, drained by a few async workers.
+
+Kopf's handlers only feed this queue (they are thin glue). Each pass reads the
+job and its pods from Kopf's in-memory indexes (never a list call), asks the
+pure `ludus.plan.reconcile` what to do, and carries the plan out in a fixed
+order: status first (guarded by resourceVersion), then children, then Events.
+Status is written before children so that a crash in between can only repeat
+work, never lose a restart count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Final, Mapping
+
+from pydantic import ValidationError
+
+from ludus import metrics
+from ludus.api import constants as c
+from ludus.api.models import TrainingJob, TrainingJobStatus
+from ludus.kube import ApiError, KubeClient
+from ludus.observe import PodObservation
+from ludus.plan import Plan, invalid_spec_plan, reconcile
+from ludus.workqueue import WorkQueue
+
+logger = logging.getLogger("ludus.controller")
+
+JobKey = tuple[str, str]  # (namespace, name)
+
+# How long a created pod counts as existing before its watch event must have arrived.
+EXPECTATION_TTL_SECONDS: Final = 30.0
+# Delay before retrying after our own status write raced the watch.
+CONFLICT_RETRY_SECONDS: Final = 0.2
+_RESTART_REASONS: Final = frozenset(
+    {c.REASON_POD_FAILED, c.REASON_POD_DELETED, c.REASON_POD_EVICTED, c.REASON_NODE_LOST}
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _rv(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the job index keeps: no managedFields, no annotations Kopf may add."""
+    meta = body.get("metadata") or {}
+    return {
+        "apiVersion": body.get("apiVersion", c.API_VERSION),
+        "kind": body.get("kind", c.KIND),
+        "metadata": {
+            k: meta[k]
+            for k in (
+                "name", "namespace", "uid", "generation", "resourceVersion",
+                "labels", "creationTimestamp", "deletionTimestamp",
+            )
+            if k in meta
+        },
+        "spec": dict(body.get("spec") or {}),
+        "status": dict(body.get("status") or {}),
+    }
+
+
+def _status_dump(status: TrainingJobStatus) -> dict[str, Any]:
+    return status.model_dump(by_alias=True, mode="json")
+
+
+def _old_status(body: Mapping[str, Any]) -> TrainingJobStatus:
+    try:
+        return TrainingJob.model_validate(body).status
+    except ValidationError:
+        try:
+            return TrainingJobStatus.model_validate(body.get("status") or {})
+        except ValidationError:
+            return TrainingJobStatus()
+
+
+class Controller:
+    """Owns the queue, the expectations and the last status it wrote for each job."""
+
+    def __init__(self, *, workers: int = 16) -> None:
+        self.queue: WorkQueue[JobKey] = WorkQueue()
+        self.client: KubeClient | None = None
+        self._workers = workers
+        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: Mapping[Any, Any] | None = None
+        self._pods: Mapping[Any, Any] | None = None
+        self._expected: dict[JobKey, dict[str, float]] = {}
+        self._written: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._phases: dict[str, str] = {}
+        self.now: Callable[[], datetime] = utcnow
+
+    # --- wiring -----------------------------------------------------------------------------------
+    def bind_indexes(self, jobs: Mapping[Any, Any], pods: Mapping[Any, Any]) -> None:
+        """Kopf hands its live indexes to handlers only; the first handler call passes them here."""
+        if self._jobs is None:
+            self._jobs, self._pods = jobs, pods
+
+    def start(self, client: KubeClient) -> None:
+        self.client = client
+        self._tasks = [asyncio.create_task(self._worker(i), name=f"ludus-reconcile-{i}") for i in range(self._workers)]
+
+    async def stop(self) -> None:
+        self.queue.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.client is not None:
+            await self.client.close()
+
+    def enqueue(self, key: JobKey) -> None:
+        self.queue.add(key)
+        metrics.QUEUE_DEPTH.set(len(self.queue))
+
+    def observed_pod(self, key: JobKey, pod_name: str) -> None:
+        """A watch event for a pod we may have created: its expectation is met."""
+        expected = self._expected.get(key)
+        if expected:
+            expected.pop(pod_name, None)
+
+    def forget_job(self, key: JobKey, uid: str) -> None:
+        self._expected.pop(key, None)
+        self._written.pop(uid, None)
+        self._phases.pop(uid, None)
+        self._refresh_phase_gauge()
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self._tasks) and all(not t.done() for t in self._tasks)
+
+    # --- the loop ---------------------------------------------------------------------------------
+    async def _worker(self, number: int) -> None:
+        while True:
+            key = await self.queue.get()
+            started = time.perf_counter()
+            try:
+                requeue = await self.sync(key)
+            except ApiError as err:
+                if err.conflict:
+                    self.queue.add_after(key, CONFLICT_RETRY_SECONDS)
+                else:
+                    metrics.RECONCILE_ERRORS.labels(kind=f"http_{err.status}").inc()
+                    delay = self.queue.add_rate_limited(key)
+                    logger.warning("reconcile of %s/%s failed, retrying in %.2fs: %s", *key, delay, err)
+            except Exception as err:  # noqa: BLE001 - the worker must outlive any one job's bug
+                metrics.RECONCILE_ERRORS.labels(kind=type(err).__name__).inc()
+                delay = self.queue.add_rate_limited(key)
+                logger.exception("reconcile of %s/%s raised, retrying in %.2fs", *key, delay)
+            else:
+                self.queue.forget(key)
+                if requeue is not None:
+                    self.queue.add_after(key, requeue)
+            finally:
+                self.queue.done(key)
+                metrics.RECONCILE_SECONDS.labels(handler="reconcile").observe(time.perf_counter() - started)
+                metrics.QUEUE_DEPTH.set(len(self.queue))
+
+    def _current_body(self, key: JobKey) -> dict[str, Any] | None:
+        if self._jobs is None or key not in self._jobs:
+            return None
+        body = next(iter(self._jobs[key]), None)
+        if body is None:
+            return None
+        uid = body["metadata"].get("uid", "")
+        written = self._written.get(uid)
+        if written and written[0] > _rv(body["metadata"].get("resourceVersion")):
+            # The watch has not caught up with our own status write: use what we wrote.
+            rv, status = written
+            body = {**body, "metadata": {**body["metadata"], "resourceVersion": str(rv)}, "status": status}
+        return body
+
+    def _pods_of(self, key: JobKey) -> list[PodObservation]:
+        if self._pods is None or key not in self._pods:
+            return []
+        return list(self._pods[key])
+
+    def _expected_names(self, key: JobKey, pods: list[PodObservation]) -> frozenset[str]:
+        expected = self._expected.get(key)
+        if not expected:
+            return frozenset()
+        seen = {p.name for p in pods}
+        cutoff = time.monotonic() - EXPECTATION_TTL_SECONDS
+        for name in [n for n, t in expected.items() if n in seen or t < cutoff]:
+            del expected[name]
+        return frozenset(expected)
+
+    async def sync(self, key: JobKey) -> float | None:
+        """One reconcile pass for one job; returns seconds until it wants another, if any."""
+        body = self._current_body(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        pods = self._pods_of(key)
+        now = self.now()
+        generation = int(body["metadata"].get("generation") or 0)
+        try:
+            job = TrainingJob.model_validate(body)
+        except ValidationError as err:
+            message = "; ".join(
+                f"spec.{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" if e["loc"][:1] == ("spec",) else e["msg"]
+                for e in err.errors()
+            )
+            plan = invalid_spec_plan(_old_status(body), generation, message, now)
+        else:
+            plan = reconcile(job, pods, now, self._expected_names(key, pods))
+        await self.execute(key, body, plan, now)
+        return plan.requeue_after
+
+    async def execute(self, key: JobKey, body: Mapping[str, Any], plan: Plan, now: datetime) -> None:
+        assert self.client is not None
+        meta = body["metadata"]
+        uid = meta.get("uid", "")
+        old = _old_status(body)
+        new_status = _status_dump(plan.status)
+        if new_status != _status_dump(old):
+            response = await self.client.patch_job_status(key[0], key[1], meta["resourceVersion"], new_status)
+            self._written[uid] = (_rv(response["metadata"]["resourceVersion"]), response.get("status") or {})
+            self._record_transition(key, body, old, plan.status, now)
+
+        results = await asyncio.gather(
+            *(self._create(key, manifest) for manifest in plan.create),
+            *(self._delete(key, d.name, d.uid, d.reason) for d in plan.delete),
+            return_exceptions=True,
+        )
+        if plan.delete_job:
+            await self.client.delete_job(key[0], key[1], uid)
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for event in plan.events:
+            try:
+                await self.client.post_event(body, event.type, event.reason, event.message, stamp)
+            except ApiError as err:  # Events are best effort; the status already says it.
+                logger.warning("could not record event %s on %s/%s: %s", event.reason, *key, err)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+
+    async def _create(self, key: JobKey, manifest: dict[str, Any]) -> None:
+        assert self.client is not None
+        created = await self.client.create(manifest)
+        if manifest["kind"] == "Pod":
+            self._expected.setdefault(key, {})[manifest["metadata"]["name"]] = time.monotonic()
+            if created:
+                metrics.PODS_CREATED.labels(role=manifest["metadata"]["labels"][c.LABEL_ROLE]).inc()
+
+    async def _delete(self, key: JobKey, name: str, uid: str, reason: str) -> None:
+        assert self.client is not None
+        if await self.client.delete_pod(key[0], name, uid):
+            metrics.PODS_DELETED.labels(reason=reason).inc()
+
+    def _record_transition(
+        self, key: JobKey, body: Mapping[str, Any], old: TrainingJobStatus, new: TrainingJobStatus, now: datetime
+    ) -> None:
+        namespace = key[0]
+        uid = body["metadata"].get("uid", "")
+        if old.start_time is None and new.start_time is not None and old.phase != c.PHASE_SUSPENDED:
+            metrics.JOBS_CREATED.labels(namespace=namespace).inc()
+        if new.phase != old.phase:
+            if new.phase == c.PHASE_SUCCEEDED:
+                metrics.JOBS_SUCCEEDED.labels(namespace=namespace).inc()
+            elif new.phase == c.PHASE_FAILED:
+                reason = next((x.reason for x in new.conditions if x.type == c.COND_FAILED), "")
+                metrics.JOBS_FAILED.labels(namespace=namespace, reason=reason).inc()
+            elif new.phase == c.PHASE_RUNNING and not any(x.type == c.COND_RUNNING for x in old.conditions):
+                created = body["metadata"].get("creationTimestamp")
+                if created:
+                    started = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+                    metrics.TIME_TO_RUNNING.observe(max((now - started).total_seconds(), 0.0))
+        if new.restarts > old.restarts:
+            restarting = next((x for x in new.conditions if x.type == c.COND_RESTARTING), None)
+            reason = restarting.reason if restarting and restarting.reason in _RESTART_REASONS else "WorkerReplaced"
+            metrics.JOBS_RESTARTED.labels(namespace=namespace, reason=reason).inc(new.restarts - old.restarts)
+        self._phases[uid] = new.phase
+        self._refresh_phase_gauge()
+
+    def _refresh_phase_gauge(self) -> None:
+        counts: dict[str, int] = {}
+        for phase in self._phases.values():
+            counts[phase] = counts.get(phase, 0) + 1
+        for phase in (
+            c.PHASE_PENDING, c.PHASE_RUNNING, c.PHASE_RESTARTING,
+            c.PHASE_SUSPENDED, c.PHASE_SUCCEEDED, c.PHASE_FAILED,
+        ):
+            metrics.JOBS_BY_PHASE.labels(phase=phase).set(counts.get(phase, 0))

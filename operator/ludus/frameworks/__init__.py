@@ -1,0 +1,1 @@
+"""Framework wiring (torchrun's environment) kept apart from the generic builders."""

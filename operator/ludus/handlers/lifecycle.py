@@ -1,0 +1,53 @@
+"""Start-up, login, probes and shutdown."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from ludus.controller import Controller
+from ludus.kube import KubeClient
+from ludus.settings import OperatorConfig, tune_kopf
+
+logger = logging.getLogger("ludus")
+
+
+@kopf.on.login(id="ludus-login")
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod: the ServiceAccount; elsewhere: the current kubeconfig."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.startup(id="ludus-startup")
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    tune_kopf(settings)
+    config: OperatorConfig = memo.config
+    info = login(settings=settings, **kwargs)
+    if info is None:
+        raise kopf.PermanentError("no credentials: neither a service account nor a kubeconfig was found")
+    controller: Controller = memo.controller
+    controller.start(KubeClient(info, connections=config.connections))
+    if config.metrics_port:
+        start_http_server(config.metrics_port)
+    logger.info(
+        "ludus operator started: %s, metrics on :%s",
+        "all namespaces" if config.clusterwide else ", ".join(config.namespaces),
+        config.metrics_port,
+    )
+
+
+@kopf.on.cleanup(id="ludus-cleanup")
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await memo.controller.stop()
+
+
+@kopf.on.probe(id="reconcile-workers")
+def reconcile_workers(memo: kopf.Memo, **_: Any) -> int:
+    """The liveness endpoint fails when a reconcile worker has died."""
+    controller: Controller = memo.controller
+    if not controller.healthy:
+        raise RuntimeError("a reconcile worker stopped")
+    return len(controller.queue)

@@ -1,0 +1,209 @@
+"""The only module that talks to the API server for the reconcile.
+
+A small aiohttp client, not the `kubernetes` package: bodies are plain dicts
+from the pure builders, and responses are parsed only as far as we read them.
+The official client's model (de)serialisation dominates CPU at a few thousand
+objects (see docs/benchmarks.md and shared research); Kopf itself uses aiohttp.
+Credentials come from Kopf's own login, so both agree on the cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import tempfile
+import time
+from typing import Any, Final, Mapping
+
+import aiohttp
+
+from ludus import __version__, metrics
+from ludus.api import constants as c
+
+USER_AGENT: Final = f"ludus-operator/{__version__}"
+_SA_TOKEN_PATH: Final = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+_TOKEN_REREAD_SECONDS: Final = 60.0
+
+
+class ApiError(Exception):
+    """A response the caller may want to branch on (conflict, not found, server trouble)."""
+
+    def __init__(self, status: int, verb: str, path: str, message: str) -> None:
+        super().__init__(f"{verb} {path}: HTTP {status}: {message}")
+        self.status = status
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def transient(self) -> bool:
+        return self.status == 429 or self.status >= 500
+
+
+def _materialise(data: str | bytes | None, path: Any) -> str | None:
+    """Kubeconfig `*-data` fields are base64; ssl wants files, so decode them into private temp files."""
+    if path:
+        return os.fspath(path) if not isinstance(path, bytes) else path.decode()
+    if not data:
+        return None
+    raw = base64.b64decode(data) if isinstance(data, str) else data
+    handle = tempfile.NamedTemporaryFile(prefix="ludus-", suffix=".pem", delete=False)
+    with handle:
+        handle.write(raw)
+    os.chmod(handle.name, 0o600)
+    return handle.name
+
+
+def _ssl_context(info: Any) -> ssl.SSLContext | bool:
+    if info.insecure:
+        return False
+    ca_file = _materialise(info.ca_data, info.ca_path)
+    context = ssl.create_default_context(cafile=ca_file)
+    cert = _materialise(info.certificate_data, info.certificate_path)
+    key = _materialise(info.private_key_data, info.private_key_path)
+    if cert:
+        context.load_cert_chain(cert, key)
+    return context
+
+
+def pod_path(namespace: str, name: str = "") -> str:
+    base = f"/api/v1/namespaces/{namespace}/pods"
+    return f"{base}/{name}" if name else base
+
+
+def collection_path(body: Mapping[str, Any]) -> str:
+    """Where a child manifest is POSTed."""
+    namespace = body["metadata"]["namespace"]
+    kind = body["kind"]
+    if kind == "Pod":
+        return pod_path(namespace)
+    if kind == "Service":
+        return f"/api/v1/namespaces/{namespace}/services"
+    raise ValueError(f"no collection path for kind {kind}")
+
+
+def job_path(namespace: str, name: str, subresource: str = "") -> str:
+    path = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}/{name}"
+    return f"{path}/{subresource}" if subresource else path
+
+
+class KubeClient:
+    """One pooled HTTP session to the API server, shared by all reconcile workers."""
+
+    def __init__(self, info: Any, *, connections: int = 64) -> None:
+        self._server = str(info.server).rstrip("/")
+        self._token = info.token
+        self._token_read_at = time.monotonic()
+        self._basic = aiohttp.BasicAuth(info.username, info.password or "") if info.username else None
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=_ssl_context(info), limit=connections, keepalive_timeout=60),
+            timeout=aiohttp.ClientTimeout(total=30),
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    def _headers(self) -> dict[str, str]:
+        # Projected service-account tokens rotate; kubelet rewrites the file, we re-read it.
+        if os.path.exists(_SA_TOKEN_PATH) and time.monotonic() - self._token_read_at > _TOKEN_REREAD_SECONDS:
+            with open(_SA_TOKEN_PATH, encoding="utf-8") as f:
+                self._token = f.read().strip()
+            self._token_read_at = time.monotonic()
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    async def request(
+        self,
+        verb: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        headers = {**self._headers(), "Content-Type": content_type, "Accept": "application/json"}
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        async with self._session.request(
+            verb, self._server + path, data=data, headers=headers, params=params, auth=self._basic
+        ) as response:
+            text = await response.text()
+            metrics.API_REQUESTS.labels(verb=verb, code=str(response.status)).inc()
+            if response.status >= 400:
+                try:
+                    message = json.loads(text).get("message", text)
+                except ValueError:
+                    message = text
+                raise ApiError(response.status, verb, path, message)
+            return json.loads(text) if text else {}
+
+    async def create(self, body: Mapping[str, Any]) -> bool:
+        """Create a child; True if created, False if it already existed (deterministic names make 409 success)."""
+        try:
+            await self.request("POST", collection_path(body), body, params={"fieldManager": c.FIELD_MANAGER})
+        except ApiError as err:
+            if err.conflict:
+                return False
+            raise
+        return True
+
+    async def delete_pod(self, namespace: str, name: str, uid: str) -> bool:
+        """Delete exactly the pod we observed (a UID precondition never hits a replacement)."""
+        options = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}
+        try:
+            await self.request("DELETE", pod_path(namespace, name), options)
+        except ApiError as err:
+            if err.status in (404, 409):
+                return False
+            raise
+        return True
+
+    async def patch_job_status(
+        self, namespace: str, name: str, resource_version: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch .status, guarded by resourceVersion so a stale view can never overwrite a newer one."""
+        patch = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        return await self.request(
+            "PATCH", job_path(namespace, name, "status"), patch, content_type="application/merge-patch+json"
+        )
+
+    async def delete_job(self, namespace: str, name: str, uid: str) -> None:
+        options = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "preconditions": {"uid": uid},
+            "propagationPolicy": "Background",
+        }
+        try:
+            await self.request("DELETE", job_path(namespace, name), options)
+        except ApiError as err:
+            if err.status not in (404, 409):
+                raise
+
+    async def post_event(self, job: Mapping[str, Any], type_: str, reason: str, message: str, now: str) -> None:
+        """Record a core/v1 Event on the job (what `kubectl describe tj` shows)."""
+        meta = job["metadata"]
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": c.API_VERSION,
+                "kind": c.KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid", ""),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[: c.MAX_EVENT_MESSAGE],
+            "source": {"component": c.MANAGED_BY},
+            "reportingComponent": f"{c.GROUP}/operator",
+            "reportingInstance": os.environ.get("HOSTNAME", "ludus-operator"),
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", event)
+
+    async def close(self) -> None:
+        await self._session.close()

@@ -1,0 +1,39 @@
+"""The operator's own Prometheus metrics (prefix `ludus_`).
+
+Labels stay bounded: namespaces, phases, verbs and codes, never job names.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import Counter, Gauge, Histogram
+
+JOBS_CREATED: Final = Counter("ludus_jobs_created_total", "TrainingJobs the operator started", ["namespace"])
+JOBS_SUCCEEDED: Final = Counter("ludus_jobs_succeeded_total", "TrainingJobs that succeeded", ["namespace"])
+JOBS_FAILED: Final = Counter("ludus_jobs_failed_total", "TrainingJobs that failed", ["namespace", "reason"])
+JOBS_RESTARTED: Final = Counter(
+    "ludus_job_restarts_total", "Worker recreations counted against backoffLimit", ["namespace", "reason"]
+)
+JOBS_BY_PHASE: Final = Gauge("ludus_jobs", "TrainingJobs known to the operator, by phase", ["phase"])
+PODS_CREATED: Final = Counter("ludus_pods_created_total", "Pods the operator created", ["role"])
+PODS_DELETED: Final = Counter("ludus_pods_deleted_total", "Pods the operator deleted", ["reason"])
+RECONCILE_SECONDS: Final = Histogram(
+    "ludus_reconcile_duration_seconds",
+    "Time of one reconcile pass, API calls included",
+    ["handler"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RECONCILE_ERRORS: Final = Counter("ludus_reconcile_errors_total", "Reconcile passes that raised", ["kind"])
+TIME_TO_RUNNING: Final = Histogram(
+    "ludus_job_time_to_running_seconds",
+    "Time from a TrainingJob's creation to all of its workers running",
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+)
+API_REQUESTS: Final = Counter(
+    "ludus_api_requests_total", "Requests the reconcile made to the API server", ["verb", "code"]
+)
+QUEUE_DEPTH: Final = Gauge("ludus_workqueue_depth", "Jobs waiting for a reconcile pass")
+LAST_WATCH_EVENT: Final = Gauge(
+    "ludus_last_watch_event_timestamp_seconds", "When the operator last received a watch event (stalls show here)"
+)

@@ -1,0 +1,98 @@
+"""Pods reduced to the few facts the reconcile needs.
+
+The pod index holds these small frozen records, not whole bodies: a pod body
+with managedFields is kilobytes, and a thousand jobs hold thousands of pods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping
+
+from ludus.api import constants as c
+
+# DisruptionTarget condition reasons (Kubernetes ≥ 1.26) and what they mean for us.
+_NODE_LOST_REASONS = frozenset({"DeletionByPodGC", "DeletionByTaintManager"})
+
+
+@dataclass(frozen=True)
+class PodObservation:
+    """One pod of a TrainingJob as last seen on the watch."""
+
+    name: str
+    uid: str
+    role: str
+    index: int | None
+    phase: str
+    ready: bool = False
+    deleting: bool = False
+    exit_code: int | None = None
+    reason: str = ""
+    disruption: str = ""
+    node_name: str = ""
+    created_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    @property
+    def disrupted(self) -> str:
+        """The restart reason when something other than the training code ended this pod, else ''."""
+        if self.disruption in _NODE_LOST_REASONS:
+            return c.REASON_NODE_LOST
+        if self.reason == "Evicted" or self.disruption:
+            return c.REASON_POD_EVICTED
+        if self.deleting and not self.finished:
+            return c.REASON_POD_DELETED
+        return ""
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _exit_code(status: Mapping[str, Any]) -> int | None:
+    for container in status.get("containerStatuses") or []:
+        if container.get("name") != c.CONTAINER_TRAINER:
+            continue
+        for state_key in ("state", "lastState"):
+            terminated = (container.get(state_key) or {}).get("terminated")
+            if terminated and terminated.get("exitCode") is not None:
+                return int(terminated["exitCode"])
+    return None
+
+
+def observe_pod(body: Mapping[str, Any]) -> PodObservation:
+    """Reduce a pod body to a PodObservation."""
+    meta = body.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    status = body.get("status") or {}
+    conditions = status.get("conditions") or []
+    ready = any(cond.get("type") == "Ready" and cond.get("status") == "True" for cond in conditions)
+    disruption = next(
+        (
+            str(cond.get("reason") or "")
+            for cond in conditions
+            if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True"
+        ),
+        "",
+    )
+    raw_index = labels.get(c.LABEL_REPLICA_INDEX)
+    return PodObservation(
+        name=str(meta.get("name", "")),
+        uid=str(meta.get("uid", "")),
+        role=str(labels.get(c.LABEL_ROLE, "")),
+        index=int(raw_index) if raw_index is not None and str(raw_index).isdigit() else None,
+        phase=str(status.get("phase") or "Pending"),
+        ready=ready,
+        deleting=bool(meta.get("deletionTimestamp")),
+        exit_code=_exit_code(status),
+        reason=str(status.get("reason") or ""),
+        disruption=disruption,
+        node_name=str((body.get("spec") or {}).get("nodeName") or ""),
+        created_at=_parse_time(meta.get("creationTimestamp")),
+    )

@@ -1,0 +1,1 @@
+"""The built-in test cluster (see cluster.py)."""

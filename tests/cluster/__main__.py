@@ -1,0 +1,28 @@
+"""`python -m tests.cluster up|down|status`: what `make cluster-up` and `make cluster-down` run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tests.cluster.cluster import Cluster
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.cluster")
+    parser.add_argument("action", choices=["up", "down", "status"])
+    args = parser.parse_args()
+    cluster = Cluster.default()
+    if args.action == "up":
+        cluster.up()
+    elif args.action == "down":
+        cluster.down()
+    else:
+        up = cluster.is_up()
+        print(f"cluster {'running' if up else 'not running'}; KUBECONFIG={cluster.kubeconfig}")
+        return 0 if up else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

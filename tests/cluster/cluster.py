@@ -1,0 +1,394 @@
+"""The built-in test cluster: a real control plane on loopback, with kwok's fake nodes.
+
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real
+binaries built from the Go module proxy (tests/cluster/build.sh); kwok plays
+the kubelet for fake nodes. Everything listens on 127.0.0.1 only. etcd runs
+with `--unsafe-no-fsync`, as envtest does: the data is thrown away anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+FAKE_NODE_TAINT = {"key": "ludus.dev/fake-node", "value": "true", "effect": "NoSchedule"}
+FAKE_NODE_LABEL = ("ludus.dev/node-kind", "fake")
+GPU_NODES = ("kwok-gpu-0", "kwok-gpu-1")
+CPU_NODES = ("kwok-cpu-0", "kwok-cpu-1")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for line in (HERE / "versions.env").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LUDUS_CACHE_DIR", Path.home() / ".cache" / "ludus"))
+
+
+def binary(name: str) -> Path:
+    """Path of a pinned binary; builds the cache first if it is missing."""
+    v = versions()
+    folder = {
+        "etcd": f"etcd-{v['ETCD_VERSION']}",
+        "kwok": f"kwok-{v['KWOK_VERSION']}",
+        "helm": f"helm-{v['HELM_VERSION']}",
+    }.get(name, f"kubernetes-{v['KUBERNETES_VERSION']}")
+    path = cache_dir() / "bin" / folder / name
+    if not path.exists():
+        subprocess.run([str(HERE / "build.sh")], check=True)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    """One cluster's files under `root`; its processes are recorded there so `down` finds them."""
+
+    root: Path
+
+    @classmethod
+    def default(cls) -> Cluster:
+        return cls(Path(os.environ.get("LUDUS_CLUSTER_DIR", REPO / ".cluster")))
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    def state(self) -> dict[str, Any]:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def is_up(self) -> bool:
+        state = self.state()
+        if not state or not all(self._alive(p) for p in state.get("pids", {}).values()):
+            return False
+        try:
+            return self._readyz(state["ports"]["apiserver"])
+        except OSError:
+            return False
+
+    def up(self, *, wait_nodes: bool = True) -> None:
+        if self.is_up():
+            print(f"cluster already running; export KUBECONFIG={self.kubeconfig}", file=sys.stderr)
+            return
+        self.down(quiet=True)
+        try:
+            self._start()
+        except BaseException:
+            self.down(quiet=True)
+            raise
+
+    def _start(self, *, wait_nodes: bool = True) -> None:
+        started = time.monotonic()
+        binaries = {name: binary(name) for name in COMPONENTS}
+        binary("kubectl")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        ports = {"etcd": free_port(), "etcd_peer": free_port(), "apiserver": free_port(), "kwok": free_port()}
+        self._make_pki()
+        self._write_kubeconfigs(ports["apiserver"])
+        pids: dict[str, int] = {}
+        self._save({"ports": ports, "pids": pids})
+
+        pids["etcd"] = self._spawn("etcd", [
+            str(binaries["etcd"]),
+            f"--data-dir={self.root / 'etcd'}",
+            f"--listen-client-urls=http://127.0.0.1:{ports['etcd']}",
+            f"--advertise-client-urls=http://127.0.0.1:{ports['etcd']}",
+            f"--listen-peer-urls=http://127.0.0.1:{ports['etcd_peer']}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{ports['etcd_peer']}",
+            f"--initial-cluster=default=http://127.0.0.1:{ports['etcd_peer']}",
+            "--unsafe-no-fsync",
+            "--quota-backend-bytes=4294967296",
+            "--log-level=warn",
+        ])
+        self._save({"ports": ports, "pids": pids})
+        pki = self.pki
+        pids["kube-apiserver"] = self._spawn("kube-apiserver", [
+            str(binaries["kube-apiserver"]),
+            f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={ports['apiserver']}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            "--authorization-mode=Node,RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--allow-privileged=true",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={pki / 'admin.crt'}",
+            f"--kubelet-client-key={pki / 'admin.key'}",
+            f"--cert-dir={self.root / 'apiserver-certs'}",
+            "--profiling=false",
+            "--v=1",
+            *self._extra_args("APISERVER"),
+        ])
+        self._save({"ports": ports, "pids": pids})
+        self._wait(lambda: self._readyz(ports["apiserver"]), 90, "kube-apiserver /readyz")
+
+        scheduler_config = self.root / "scheduler.yaml"
+        scheduler_config.write_text(yaml.safe_dump({
+            "apiVersion": "kubescheduler.config.k8s.io/v1",
+            "kind": "KubeSchedulerConfiguration",
+            "clientConnection": {"kubeconfig": str(self.root / "kube-scheduler.kubeconfig"), "qps": 500, "burst": 1000},
+            "leaderElection": {"leaderElect": False},
+        }))
+        pids["kube-scheduler"] = self._spawn("kube-scheduler", [
+            str(binaries["kube-scheduler"]),
+            f"--config={scheduler_config}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--v=1",
+        ])
+        pids["kube-controller-manager"] = self._spawn("kube-controller-manager", [
+            str(binaries["kube-controller-manager"]),
+            f"--kubeconfig={self.root / 'kube-controller-manager.kubeconfig'}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--leader-elect=false",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+            f"--cluster-signing-key-file={pki / 'ca.key'}",
+            "--kube-api-qps=500",
+            "--kube-api-burst=1000",
+            "--concurrent-gc-syncs=20",
+            "--v=1",
+        ])
+        pids["kwok"] = self._spawn("kwok", [
+            str(binaries["kwok"]),
+            f"--kubeconfig={self.root / 'kwok.kubeconfig'}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--config={HERE / 'config' / 'kwok-stages.yaml'}",
+            f"--server-address=127.0.0.1:{ports['kwok']}",
+            "--node-lease-duration-seconds=40",
+        ])
+        self._save({"ports": ports, "pids": pids})
+        self.kubectl("apply", "-f", "-", input=self._fake_nodes_yaml())
+        if wait_nodes:
+            self._wait(self._fake_nodes_ready, 60, "fake nodes Ready")
+            self._wait(lambda: self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
+                       60, "the default ServiceAccount")
+        print(
+            f"cluster up in {time.monotonic() - started:.1f}s\n  export KUBECONFIG={self.kubeconfig}",
+            file=sys.stderr,
+        )
+
+    def down(self, *, quiet: bool = False) -> None:
+        state = self.state()
+        pids = state.get("pids", {})
+        # Stop in reverse order so nothing logs errors about a vanished API server.
+        for name in reversed(list(pids)):
+            self._stop(pids[name])
+        for name in reversed(list(pids)):
+            self._reap(pids[name])
+        for sub in ("etcd", "state.json"):
+            path = self.root / sub
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+        if not quiet:
+            print("cluster down", file=sys.stderr)
+
+    # --- helpers --------------------------------------------------------------------------------
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [str(binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args]
+        result = subprocess.run(cmd, input=input, text=True, capture_output=True)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def _extra_args(self, component: str) -> list[str]:
+        """LUDUS_<COMPONENT>_ARGS adds flags (the benchmark raises limits this way, for every arm alike)."""
+        raw = os.environ.get(f"LUDUS_{component}_ARGS", "")
+        return raw.split() if raw else []
+
+    def _save(self, state: dict[str, Any]) -> None:
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+    def _spawn(self, name: str, argv: list[str]) -> int:
+        log = open(self.logs / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(0.2)
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited at once; see {self.logs / (name + '.log')}")
+        return proc.pid
+
+    @staticmethod
+    def _alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        try:  # a zombie is not alive
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except OSError:
+            return False
+
+    @staticmethod
+    def _stop(pid: int) -> None:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except OSError:
+            pass
+
+    def _reap(self, pid: int) -> None:
+        deadline = time.monotonic() + 15
+        while self._alive(pid) and time.monotonic() < deadline:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.1)
+        if self._alive(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def _wait(self, check: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except (OSError, RuntimeError):
+                pass
+            time.sleep(0.25)
+        raise TimeoutError(f"timed out after {timeout}s waiting for {what}; logs in {self.logs}")
+
+    def _readyz(self, port: int) -> bool:
+        context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        context.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", context=context, timeout=2) as resp:
+            return resp.status == 200
+
+    def _fake_nodes_ready(self) -> bool:
+        out = self.kubectl("get", "nodes", "-l", "=".join(FAKE_NODE_LABEL), "-o", "json").stdout
+        nodes = json.loads(out)["items"]
+        ready = [
+            n for n in nodes
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))
+        ]
+        return len(ready) == len(GPU_NODES) + len(CPU_NODES)
+
+    @staticmethod
+    def _fake_nodes_yaml() -> str:
+        docs = []
+        for name in (*CPU_NODES, *GPU_NODES):
+            gpu = name in GPU_NODES
+            capacity = {"cpu": "64" if gpu else "32", "memory": "512Gi" if gpu else "256Gi", "pods": "110"}
+            if gpu:
+                capacity["nvidia.com/gpu"] = "8"
+            labels = {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+                FAKE_NODE_LABEL[0]: FAKE_NODE_LABEL[1],
+            }
+            if gpu:
+                labels["nvidia.com/gpu.present"] = "true"
+            docs.append({
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": name, "labels": labels, "annotations": {"kwok.x-k8s.io/node": "fake"}},
+                "spec": {"taints": [FAKE_NODE_TAINT]},
+                "status": {"capacity": capacity, "allocatable": capacity},
+            })
+        return yaml.safe_dump_all(docs)
+
+    # --- certificates ---------------------------------------------------------------------------
+    def _openssl(self, *args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.pki)
+
+    def _make_pki(self) -> None:
+        """A throwaway CA, the API server's serving cert, one client cert per component."""
+        if (self.pki / "done").exists():
+            return
+        self.pki.mkdir(parents=True, exist_ok=True)
+        self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+                      "-days", "3650", "-subj", "/CN=ludus-test-ca")
+        self._openssl("genrsa", "-out", "sa.key", "2048")
+        self._openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
+        sans = ("IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+                "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local")
+        self._cert("apiserver", "/CN=kube-apiserver", sans)
+        self._cert("admin", "/O=system:masters/CN=ludus-admin")
+        self._cert("kube-controller-manager", "/CN=system:kube-controller-manager")
+        self._cert("kube-scheduler", "/CN=system:kube-scheduler")
+        self._cert("kwok", "/O=system:masters/CN=kwok")
+        (self.pki / "done").write_text("ok")
+
+    def _cert(self, name: str, subject: str, sans: str | None = None) -> None:
+        self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                      "-subj", subject)
+        ext = ["-extfile", f"{name}.ext"] if sans else []
+        if sans:
+            (self.pki / f"{name}.ext").write_text(f"subjectAltName={sans}\n")
+        self._openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                      "-out", f"{name}.crt", "-days", "3650", *ext)
+
+    def client_kubeconfig(self, port: int, cert: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "ludus-test", "cluster": {
+                "server": f"https://127.0.0.1:{port}", "certificate-authority": str(self.pki / "ca.crt")}}],
+            "users": [{"name": cert, "user": {
+                "client-certificate": str(self.pki / f"{cert}.crt"),
+                "client-key": str(self.pki / f"{cert}.key")}}],
+            "contexts": [{"name": "ludus-test", "context": {"cluster": "ludus-test", "user": cert}}],
+            "current-context": "ludus-test",
+        }
+
+    def _write_kubeconfigs(self, port: int) -> None:
+        self.kubeconfig.write_text(yaml.safe_dump(self.client_kubeconfig(port, "admin")))
+        for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+            (self.root / f"{name}.kubeconfig").write_text(yaml.safe_dump(self.client_kubeconfig(port, name)))
