@@ -180,12 +180,14 @@ def _next_phase(
     """Phase, reason and message for a job that is neither terminal nor suspended."""
     previous = job.status.phase
     ready, desired = counts["ready"], counts["desired"]
-    if ready >= desired and rendezvous_ready:
+    # Workers that already exited 0 are done, not missing: the others are finishing their last steps.
+    progressing = ready + counts["succeeded"]
+    if progressing >= desired and (rendezvous_ready or counts["succeeded"]):
         return c.PHASE_RUNNING, c.REASON_ALL_RUNNING, f"{ready}/{desired} workers running"
     was_running = previous in (c.PHASE_RUNNING, c.PHASE_RESTARTING)
     if was_running and (restarted or previous == c.PHASE_RESTARTING):
         return c.PHASE_RESTARTING, c.REASON_WAITING, f"{ready}/{desired} workers running; replacing the rest"
-    if previous == c.PHASE_RUNNING and ready >= job.spec.min_replicas:
+    if previous == c.PHASE_RUNNING and progressing >= job.spec.min_replicas:
         return c.PHASE_RUNNING, c.REASON_WAITING, f"{ready}/{desired} workers running; waiting for the rest"
     return c.PHASE_PENDING, c.REASON_WAITING, f"{ready}/{desired} workers running"
 

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pytest
+
+from ludus.frameworks import torch
+from tests.factories import make_job
+
+
+@pytest.mark.parametrize(
+    ("gpus", "nproc", "expected"),
+    [(0, "auto", 1), (4, "auto", 4), (4, 2, 2), (0, 3, 3)],
+    ids=[
+        "auto on the CPU is one process",
+        "auto with GPUs is one process per GPU",
+        "an explicit count wins over the GPU count",
+        "an explicit count on the CPU is kept",
+    ],
+)
+def test_nproc_per_node(gpus: int, nproc: int | str, expected: int) -> None:
+    assert torch.nproc_per_node(make_job().gpus(gpus).nproc(nproc).build()) == expected
+
+
+def test_default_command_is_the_ludus_trainer_under_torchrun() -> None:
+    job = make_job().spec(command=[]).build()
+    assert torch.worker_command(job) == ["torchrun", "--no-python", "python", "-m", "ludus_trainer"]
+
+
+def test_rendezvous_endpoint_is_the_store_pod_not_worker_zero() -> None:
+    endpoint = torch.rendezvous_endpoint(make_job().build())
+    assert endpoint == "digits-rdzv.digits.team-a.svc:29400"
+    assert "worker-0" not in endpoint
+
+
+def test_reserved_names() -> None:
+    assert torch.reserved_env_names([{"name": "PET_X"}, {"name": "OK"}]) == ["PET_X"]
+
+
+def test_max_restarts_defaults_for_fixed_jobs_and_follows_elastic() -> None:
+    fixed = dict((e["name"], e["value"]) for e in torch.torchrun_env(make_job().build(), 0))
+    elastic = dict((e["name"], e["value"]) for e in torch.torchrun_env(make_job().workers(2).elastic(1, 2, 7).build(), 0))
+    assert fixed["PET_MAX_RESTARTS"] == "3" and elastic["PET_MAX_RESTARTS"] == "7"

@@ -1,0 +1,316 @@
+"""The reconcile decision: every phase transition and the edge cases, from pod lists alone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from ludus.api import constants as c
+from ludus.plan import invalid_spec_plan, reconcile
+from tests.factories import T0, make_job, pod, running, store
+
+NOW = T0 + timedelta(minutes=5)
+
+
+def _names(manifests: list[dict]) -> list[str]:
+    return [f"{m['kind']}/{m['metadata']['name']}" for m in manifests]
+
+
+def _cond(plan, type_: str):
+    return next((x for x in plan.status.conditions if x.type == type_), None)
+
+
+# --- creation ---------------------------------------------------------------------------------------
+def test_a_new_job_creates_the_service_the_store_and_every_worker() -> None:
+    plan = reconcile(make_job().workers(2).build(), [], NOW)
+    assert _names(plan.create) == ["Service/digits", "Pod/digits-rdzv", "Pod/digits-worker-0", "Pod/digits-worker-1"]
+    assert plan.status.phase == c.PHASE_PENDING
+    assert plan.status.start_time == NOW
+    assert plan.status.workers == "0/2" and plan.status.desired == 2
+    assert plan.status.selector == "ludus.dev/job-name=digits,ludus.dev/role=worker"
+    assert _cond(plan, c.COND_CREATED).status == "True"
+    assert [e.reason for e in plan.events] == [c.REASON_CREATED]
+    assert plan.status.observed_generation == 1
+
+
+def test_running_the_same_pass_twice_creates_nothing_new() -> None:
+    job = make_job().workers(2).build()
+    first = reconcile(job, [], NOW)
+    expected = frozenset(m["metadata"]["name"] for m in first.create if m["kind"] == "Pod")
+    again = reconcile(job.model_copy(update={"status": first.status}), [], NOW, expected)
+    assert again.create == [] and again.delete == []
+
+
+def test_only_missing_workers_are_created() -> None:
+    job = make_job().workers(3).status(phase="Pending", startTime=T0.isoformat()).build()
+    plan = reconcile(job, [store("digits"), pod("digits", 0), pod("digits", 2, "Pending")], NOW)
+    assert _names(plan.create) == ["Service/digits", "Pod/digits-worker-1"]
+    assert plan.status.start_time == T0  # unchanged: the job had started
+
+
+# --- running ----------------------------------------------------------------------------------------
+def test_all_workers_ready_and_store_ready_is_running() -> None:
+    job = make_job().workers(2).status(phase="Pending", startTime=T0.isoformat()).build()
+    plan = reconcile(job, running("digits", 2), NOW)
+    assert plan.status.phase == c.PHASE_RUNNING
+    assert plan.status.workers == "2/2" and plan.status.ready == 2 and plan.status.active == 2
+    assert _cond(plan, c.COND_RUNNING).status == "True"
+    assert [e.reason for e in plan.events] == [c.REASON_ALL_RUNNING]
+    assert plan.create == [] and plan.delete == []
+
+
+def test_workers_running_but_store_not_ready_stays_pending() -> None:
+    job = make_job().workers(2).status(phase="Pending", startTime=T0.isoformat()).build()
+    pods = [store("digits", ready=False), pod("digits", 0), pod("digits", 1)]
+    assert reconcile(job, pods, NOW).status.phase == c.PHASE_PENDING
+
+
+def test_a_running_job_that_sees_nothing_new_changes_nothing() -> None:
+    job = make_job().workers(2).status(phase="Pending", startTime=T0.isoformat()).build()
+    first = reconcile(job, running("digits", 2), NOW)
+    second = reconcile(job.model_copy(update={"status": first.status}), running("digits", 2), NOW + timedelta(1))
+    assert second.status == first.status and second.events == []
+
+
+# --- failures and restart policies --------------------------------------------------------------------
+def _running_job(**spec):
+    builder = make_job().workers(2).status(phase="Running", startTime=T0.isoformat())
+    if spec:
+        builder = builder.spec(**spec)
+    return builder
+
+
+def test_on_failure_counts_once_deletes_the_failed_pod_and_restarts() -> None:
+    job = _running_job().build()
+    failed = pod("digits", 1, "Failed", exit_code=1)
+    plan = reconcile(job, [store("digits"), pod("digits", 0), failed], NOW)
+    assert plan.status.restarts == 1
+    assert plan.status.counted_failures == [failed.uid]
+    assert [(d.name, d.reason) for d in plan.delete] == [("digits-worker-1", c.REASON_POD_FAILED)]
+    assert plan.create == []  # the replacement waits until the failed pod is gone
+    assert plan.status.phase == c.PHASE_RESTARTING
+    assert plan.status.failed == 1
+    assert plan.events[0].reason == c.REASON_POD_FAILED and "exit code 1" in plan.events[0].message
+
+    # The same failed pod seen again (stale view, or after an operator restart): no second count.
+    again = reconcile(job.model_copy(update={"status": plan.status}), [store("digits"), pod("digits", 0), failed], NOW)
+    assert again.status.restarts == 1 and again.events == []
+
+    # Once it is gone, the same index is recreated and the count stays.
+    gone = reconcile(job.model_copy(update={"status": plan.status}), [store("digits"), pod("digits", 0)], NOW)
+    assert _names(gone.create) == ["Service/digits", "Pod/digits-worker-1"]
+    assert gone.status.restarts == 1 and gone.status.counted_failures == []
+    assert gone.status.phase == c.PHASE_RESTARTING
+
+    # Back to all running: Running again, the Restarting condition turns False.
+    healed = reconcile(job.model_copy(update={"status": gone.status}), running("digits", 2), NOW)
+    assert healed.status.phase == c.PHASE_RUNNING
+    assert _cond(healed, c.COND_RESTARTING).status == "False"
+
+
+@pytest.mark.parametrize(
+    ("code", "retryable_list", "retried"),
+    [(137, [], True), (143, [], True), (1, [], False), (3, [3], True), (0, [], None)],
+    ids=[
+        "exit 137 (SIGKILL) is retried",
+        "exit 143 (SIGTERM) is retried",
+        "exit 1 fails the job",
+        "a listed exit code is retried",
+        "exit 0 is not a failure",
+    ],
+)
+def test_exit_code_policy(code: int, retryable_list: list[int], retried: bool | None) -> None:
+    job = _running_job(restartPolicy="ExitCode", retryableExitCodes=retryable_list).build()
+    phase = "Succeeded" if code == 0 else "Failed"
+    plan = reconcile(job, [store("digits"), pod("digits", 0), pod("digits", 1, phase, exit_code=code)], NOW)
+    if retried is None:
+        assert plan.status.restarts == 0 and plan.status.phase != c.PHASE_FAILED
+    elif retried:
+        assert plan.status.restarts == 1 and plan.status.phase == c.PHASE_RESTARTING
+    else:
+        assert plan.status.phase == c.PHASE_FAILED
+        assert _cond(plan, c.COND_FAILED).reason == c.REASON_EXIT_CODE_FATAL
+        assert {d.name for d in plan.delete} == {"digits-worker-0", "digits-rdzv"}
+
+
+def test_never_policy_fails_on_the_first_failure_and_cleans_running_pods() -> None:
+    job = _running_job(restartPolicy="Never").build()
+    plan = reconcile(job, [store("digits"), pod("digits", 0), pod("digits", 1, "Failed", exit_code=2)], NOW)
+    assert plan.status.phase == c.PHASE_FAILED and plan.status.completion_time == NOW
+    assert _cond(plan, c.COND_FAILED).reason == c.REASON_NEVER_RESTART
+    assert {d.name for d in plan.delete} == {"digits-worker-0", "digits-rdzv"}
+
+
+def test_backoff_limit_fails_the_job_when_reached() -> None:
+    job = _running_job(backoffLimit=2).status(restarts=2).build()
+    plan = reconcile(job, [store("digits"), pod("digits", 0), pod("digits", 1, "Failed", exit_code=1)], NOW)
+    assert plan.status.phase == c.PHASE_FAILED
+    assert _cond(plan, c.COND_FAILED).reason == c.REASON_BACKOFF_LIMIT
+    assert plan.status.restarts == 2
+
+
+def test_backoff_limit_zero_fails_at_once() -> None:
+    job = _running_job(backoffLimit=0).build()
+    plan = reconcile(job, [store("digits"), pod("digits", 0), pod("digits", 1, "Failed", exit_code=1)], NOW)
+    assert _cond(plan, c.COND_FAILED).reason == c.REASON_BACKOFF_LIMIT
+
+
+def test_elastic_max_restarts_caps_the_backoff_limit() -> None:
+    job = make_job().workers(2).elastic(1, 2, max_restarts=1).status(phase="Running", restarts=1).build()
+    plan = reconcile(job, [store("digits"), pod("digits", 0), pod("digits", 1, "Failed", exit_code=1)], NOW)
+    assert _cond(plan, c.COND_FAILED).reason == c.REASON_BACKOFF_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("observed", "reason"),
+    [
+        (dict(phase="Running", deleting=True), c.REASON_POD_DELETED),
+        (dict(phase="Failed", reason="Evicted"), c.REASON_POD_EVICTED),
+        (dict(phase="Failed", disruption="EvictionByEvictionAPI"), c.REASON_POD_EVICTED),
+        (dict(phase="Failed", disruption="DeletionByPodGC"), c.REASON_NODE_LOST),
+        (dict(phase="Running", deleting=True, disruption="DeletionByTaintManager"), c.REASON_NODE_LOST),
+    ],
+    ids=[
+        "a worker deleted by someone else is replaced",
+        "an evicted worker is replaced",
+        "a worker evicted through the API is replaced",
+        "a worker on a vanished node is replaced",
+        "a worker on an unreachable node is replaced",
+    ],
+)
+def test_disruptions_are_restarts_with_their_own_reason_even_under_never(observed: dict, reason: str) -> None:
+    job = _running_job(restartPolicy="Never").build()
+    plan = reconcile(job, [store("digits"), pod("digits", 0), pod("digits", 1, **observed)], NOW)
+    assert plan.status.phase == c.PHASE_RESTARTING
+    assert plan.status.restarts == 1 and plan.events[0].reason == reason
+
+
+def test_a_pod_already_terminating_is_not_deleted_again() -> None:
+    job = _running_job().build()
+    plan = reconcile(job, [store("digits"), pod("digits", 0), pod("digits", 1, deleting=True)], NOW)
+    assert plan.delete == [] and plan.create == []
+
+
+# --- success ----------------------------------------------------------------------------------------
+def test_fixed_job_succeeds_when_every_worker_exits_zero() -> None:
+    job = _running_job().build()
+    one_done = [store("digits"), pod("digits", 0, "Succeeded", exit_code=0), pod("digits", 1)]
+    assert reconcile(job, one_done, NOW).status.phase == c.PHASE_RUNNING
+    both = [store("digits"), pod("digits", 0, "Succeeded", exit_code=0), pod("digits", 1, "Succeeded", exit_code=0)]
+    plan = reconcile(job, both, NOW)
+    assert plan.status.phase == c.PHASE_SUCCEEDED and plan.status.completion_time == NOW
+    assert plan.status.succeeded == 2
+    assert [d.name for d in plan.delete] == ["digits-rdzv"]  # cleanPodPolicy Running: only what still runs
+    assert plan.events[-1].reason == c.REASON_SUCCEEDED
+
+
+def test_elastic_job_succeeds_when_worker_zero_exits_zero() -> None:
+    job = make_job().workers(2).elastic(1, 2).status(phase="Running").build()
+    plan = reconcile(job, [store("digits"), pod("digits", 0, "Succeeded", exit_code=0), pod("digits", 1)], NOW)
+    assert plan.status.phase == c.PHASE_SUCCEEDED
+    assert {d.name for d in plan.delete} == {"digits-worker-1", "digits-rdzv"}
+
+
+@pytest.mark.parametrize(
+    ("policy", "deleted"),
+    [("None", set()), ("Running", {"digits-rdzv"}), ("All", {"digits-rdzv", "digits-worker-0", "digits-worker-1"})],
+    ids=["cleanPodPolicy None keeps every pod", "Running deletes what still runs", "All deletes every pod"],
+)
+def test_clean_pod_policy(policy: str, deleted: set[str]) -> None:
+    job = _running_job(cleanPodPolicy=policy).build()
+    pods = [store("digits"), pod("digits", 0, "Succeeded", exit_code=0), pod("digits", 1, "Succeeded", exit_code=0)]
+    assert {d.name for d in reconcile(job, pods, NOW).delete} == deleted
+
+
+def test_terminal_jobs_stay_terminal_and_create_nothing() -> None:
+    job = _running_job().status(phase="Succeeded", completionTime=T0.isoformat()).build()
+    plan = reconcile(job, [], NOW)
+    assert plan.status.phase == c.PHASE_SUCCEEDED and plan.create == [] and plan.events == []
+
+
+# --- deadlines, TTL, suspend ------------------------------------------------------------------------
+def test_active_deadline_fails_the_job_and_stops_its_pods() -> None:
+    job = _running_job(activeDeadlineSeconds=60).build()
+    plan = reconcile(job, running("digits", 2), T0 + timedelta(seconds=61))
+    assert plan.status.phase == c.PHASE_FAILED
+    assert _cond(plan, c.COND_FAILED).reason == c.REASON_DEADLINE
+    assert len(plan.delete) == 3
+
+
+def test_active_deadline_requeues_for_the_time_left() -> None:
+    job = _running_job(activeDeadlineSeconds=600).build()
+    plan = reconcile(job, running("digits", 2), T0 + timedelta(seconds=100))
+    assert plan.requeue_after == pytest.approx(500)
+
+
+def test_ttl_after_finished_deletes_the_job_when_due() -> None:
+    done = T0 + timedelta(minutes=1)
+    job = _running_job(ttlSecondsAfterFinished=30).status(phase="Succeeded", completionTime=done.isoformat()).build()
+    early = reconcile(job, [], done + timedelta(seconds=10))
+    assert not early.delete_job and early.requeue_after == pytest.approx(20)
+    late = reconcile(job, [], done + timedelta(seconds=31))
+    assert late.delete_job and late.events[0].reason == c.REASON_TTL_EXPIRED
+
+
+def test_suspend_deletes_every_pod_and_keeps_the_job() -> None:
+    job = _running_job(suspend=True).build()
+    plan = reconcile(job, running("digits", 2), NOW)
+    assert plan.status.phase == c.PHASE_SUSPENDED and plan.create == []
+    assert len(plan.delete) == 3
+    assert plan.status.start_time is None
+    assert _cond(plan, c.COND_SUSPENDED).status == "True"
+
+
+def test_resume_recreates_the_pods() -> None:
+    job = make_job().workers(2).status(phase="Suspended").build()
+    plan = reconcile(job, [], NOW)
+    assert len(plan.create) == 4 and plan.status.phase == c.PHASE_PENDING
+    assert c.REASON_RESUMED in [e.reason for e in plan.events]
+    assert _cond(plan, c.COND_SUSPENDED) is None or _cond(plan, c.COND_SUSPENDED).status == "False"
+
+
+# --- scaling ----------------------------------------------------------------------------------------
+def test_scale_up_adds_the_next_index_and_stays_running() -> None:
+    job = make_job().workers(3).elastic(1, 4).status(phase="Running", desired=2).build()
+    plan = reconcile(job, running("digits", 2), NOW)
+    assert _names(plan.create) == ["Service/digits", "Pod/digits-worker-2"]
+    assert plan.status.phase == c.PHASE_RUNNING and plan.status.workers == "2/3"
+    assert c.REASON_SCALED in [e.reason for e in plan.events]
+
+
+def test_scale_down_removes_the_highest_indices_without_counting_restarts() -> None:
+    job = make_job().workers(1).elastic(1, 4).status(phase="Running", desired=3).build()
+    plan = reconcile(job, running("digits", 3), NOW)
+    assert [d.name for d in plan.delete] == ["digits-worker-2", "digits-worker-1"]
+    assert plan.status.restarts == 0 and plan.status.workers == "1/1"
+
+
+# --- missing and odd pods -----------------------------------------------------------------------------
+def test_a_vanished_store_is_recreated() -> None:
+    job = _running_job().build()
+    plan = reconcile(job, [pod("digits", 0), pod("digits", 1)], NOW)
+    assert _names(plan.create) == ["Service/digits", "Pod/digits-rdzv"]
+    assert plan.status.restarts == 0
+
+
+def test_of_two_pods_with_one_index_the_newer_counts() -> None:
+    job = _running_job().build()
+    old = pod("digits", 1, "Failed", exit_code=1, uid="old", deleting=True, age=0)
+    new = pod("digits", 1, "Running", uid="new", age=10)
+    plan = reconcile(job, [store("digits"), pod("digits", 0), old, new], NOW)
+    assert plan.status.restarts == 0 and plan.status.phase == c.PHASE_RUNNING
+
+
+def test_pending_unschedulable_workers_keep_the_job_pending() -> None:
+    job = make_job().workers(2).status(phase="Pending", startTime=T0.isoformat()).build()
+    plan = reconcile(job, [store("digits"), pod("digits", 0, "Pending"), pod("digits", 1, "Pending")], NOW)
+    assert plan.status.phase == c.PHASE_PENDING and plan.create == [] and plan.status.active == 2
+
+
+def test_invalid_spec_fails_without_deleting_anything() -> None:
+    job = make_job().build()
+    plan = invalid_spec_plan(job.status, 3, "spec.resources.memory: bad", NOW)
+    assert plan.status.phase == c.PHASE_FAILED and plan.delete == [] and plan.create == []
+    assert _cond(plan, c.COND_FAILED).reason == c.REASON_INVALID_SPEC
+    assert plan.status.observed_generation == 3
