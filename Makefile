@@ -32,13 +32,13 @@ $(VENV)/.installed: pyproject.toml $(WHEELHOUSE)/.complete
 	$(PY) -m pip install --quiet -e '.[trainer,test]'
 	touch $@
 
-test: install ## all tests: unit, integration (built-in control plane), e2e
+test: install cluster-binaries ## all tests: unit, integration (built-in control plane), e2e
 	$(PY) -m pytest tests
 
 test-unit: install ## the fast unit tests alone
 	$(PY) -m pytest tests/unit
 
-test-integration: install ## integration tests on the built-in control plane
+test-integration: install cluster-binaries ## integration tests on the built-in control plane
 	$(PY) -m pytest tests/integration
 
 test-e2e: install ## end-to-end tests on real pods

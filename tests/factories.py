@@ -61,6 +61,13 @@ class JobBuilder:
     def clean(self, policy: str) -> JobBuilder:
         return self._spec(cleanPodPolicy=policy)
 
+    def on_fake_nodes(self, gpu: bool | None = None) -> JobBuilder:
+        """Place the pods on the built-in cluster's kwok nodes (they carry a NoSchedule taint)."""
+        template = self._body["spec"].setdefault("template", {})
+        template["tolerations"] = [{"key": "ludus.dev/fake-node", "operator": "Exists", "effect": "NoSchedule"}]
+        template["nodeSelector"] = {"ludus.dev/node-kind": "fake"}
+        return self
+
     def spec(self, **values: Any) -> JobBuilder:
         return self._spec(**values)
 
@@ -70,7 +77,7 @@ class JobBuilder:
 
     def manifest(self) -> dict[str, Any]:
         body = copy.deepcopy(self._body)
-        body["metadata"] = {k: body["metadata"][k] for k in ("name", "namespace")}
+        body["metadata"] = {"name": body["metadata"]["name"]}
         body.pop("status", None)
         return body
 

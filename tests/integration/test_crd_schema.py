@@ -1,0 +1,73 @@
+"""The CRD on a real API server: it installs, explains itself, and refuses bad TrainingJobs early."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import make_job
+from tests.kube import Kubectl
+
+
+def test_crd_is_established_with_short_name_and_category(k: Kubectl) -> None:
+    crd = k.json("crd", "trainingjobs.ludus.dev")
+    assert crd["spec"]["names"]["shortNames"] == ["tj"]
+    assert any(c["type"] == "Established" and c["status"] == "True" for c in crd["status"]["conditions"])
+    assert k.run("get", "tj").returncode == 0
+    assert k.run("get", "ludus").returncode == 0  # the category
+
+
+def test_kubectl_explain_shows_field_descriptions(k: Kubectl) -> None:
+    out = k.run("explain", "trainingjob.spec.elastic").stdout
+    assert "Fewest workers that may train" in out and "maxReplicas" in out
+    assert "one per GPU" in k.run("explain", "trainingjob.spec.nprocPerNode").stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"replicas": 2, "elastic": {"minReplicas": 3, "maxReplicas": 2}}, "elastic.minReplicas must not exceed"),
+        ({"replicas": 5, "elastic": {"minReplicas": 1, "maxReplicas": 4}}, "spec.replicas must lie within"),
+        ({"resources": {"gpus": -1}}, "spec.resources.gpus"),
+        ({"image": None}, "spec.image: Required value"),
+        ({"image": ""}, "spec.image"),
+        ({"nprocPerNode": 0}, "spec.nprocPerNode"),
+        ({"env": [{"name": "PET_NNODES", "value": "8"}]}, "must not set PET_"),
+        ({"restartPolicy": "Always"}, "spec.restartPolicy: Unsupported value"),
+        ({"surprise": True}, 'unknown field "spec.surprise"'),
+    ],
+    ids=[
+        "max below min",
+        "replicas outside the elastic range",
+        "negative GPUs",
+        "missing image",
+        "empty image",
+        "zero processes per node",
+        "reserved torchrun variables",
+        "unknown restart policy",
+        "unknown fields",
+    ],
+)
+def test_invalid_trainingjobs_are_rejected_naming_the_field(k: Kubectl, change: dict, message: str) -> None:
+    manifest = make_job("bad").manifest()
+    for key, value in change.items():
+        if value is None:
+            manifest["spec"].pop(key, None)
+        else:
+            manifest["spec"][key] = value
+    result = k.apply(manifest, check=False)
+    assert result.returncode != 0, "the API server accepted an invalid TrainingJob"
+    assert message in result.stderr, result.stderr
+    assert k.get_or_none("tj", "bad") is None
+
+
+def test_names_too_long_for_pod_hostnames_are_rejected(k: Kubectl) -> None:
+    result = k.apply(make_job("a" * 49).manifest(), check=False)
+    assert result.returncode != 0 and "at most 48 characters" in result.stderr
+
+
+def test_defaults_are_filled_in_by_the_server(k: Kubectl) -> None:
+    k.apply(make_job("defaults").manifest())
+    spec = k.json("tj", "defaults")["spec"]
+    assert spec["replicas"] == 1 and spec["nprocPerNode"] == "auto" and spec["restartPolicy"] == "OnFailure"
+    assert spec["resources"] == {"gpus": 0, "cpu": "1", "memory": "2Gi", "sharedMemory": "1Gi"}
+    assert spec["checkpoint"] == {"path": "/checkpoints", "intervalSteps": 100}
