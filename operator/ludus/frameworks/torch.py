@@ -20,15 +20,20 @@ DEFAULT_COMMAND: Final = ("python", "-m", "ludus_trainer")
 
 # How long an agent waits for the group to form before giving up.
 RDZV_JOIN_TIMEOUT_SECONDS: Final = 900
+# Once the minimum has joined, how long to wait for more before starting (torch's default is 30 s):
+# a re-formed group after a lost worker trains again this much sooner.
+RDZV_LAST_CALL_SECONDS: Final = 5
 
-# A TCPStore server that any PyTorch image can run; c10d agents connect to it as clients.
-STORE_PROGRAM: Final = (
-    "import signal, torch.distributed as d\n"
-    f"store = d.TCPStore('0.0.0.0', {c.RENDEZVOUS_PORT}, is_master=True, wait_for_workers=False)\n"
-    "print('ludus rendezvous store listening', flush=True)\n"
-    "signal.signal(signal.SIGTERM, lambda *_: exit(0))\n"
-    "signal.pause()\n"
-)
+
+def store_program(port: int = c.RENDEZVOUS_PORT) -> str:
+    """A TCPStore server that any PyTorch image can run; c10d agents connect to it as clients."""
+    return (
+        "import signal, torch.distributed as d\n"
+        f"store = d.TCPStore('0.0.0.0', {port}, is_master=True, wait_for_workers=False)\n"
+        "print('ludus rendezvous store listening', flush=True)\n"
+        "signal.signal(signal.SIGTERM, lambda *_: exit(0))\n"
+        "signal.pause()\n"
+    )
 
 
 def nproc_per_node(job: TrainingJob) -> int:
@@ -57,11 +62,18 @@ def torchrun_env(job: TrainingJob, index: int) -> list[dict[str, str]]:
         {"name": "PET_RDZV_BACKEND", "value": "c10d"},
         {"name": "PET_RDZV_ENDPOINT", "value": rendezvous_endpoint(job)},
         {"name": "PET_RDZV_ID", "value": job.metadata.uid},
-        {"name": "PET_RDZV_CONF", "value": f"join_timeout={RDZV_JOIN_TIMEOUT_SECONDS}"},
+        {
+            "name": "PET_RDZV_CONF",
+            "value": f"join_timeout={RDZV_JOIN_TIMEOUT_SECONDS},last_call_timeout={RDZV_LAST_CALL_SECONDS}",
+        },
         {"name": "PET_MAX_RESTARTS", "value": str(max_restarts)},
     ]
     if is_static(job):
         env.append({"name": "PET_NODE_RANK", "value": str(index)})
+    # torch 2.13's c10d rendezvous caches rank 0's bootstrap store between rounds and never
+    # republishes MASTER_ADDR for the next round, so an agent joining later (scale-up, a replaced
+    # pod) waits forever. Building the bootstrap store anew each round avoids it.
+    env.append({"name": "TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "value": "1"})
     return env
 
 
@@ -71,7 +83,7 @@ def worker_command(job: TrainingJob) -> list[str]:
 
 
 def store_command() -> list[str]:
-    return ["python3", "-c", STORE_PROGRAM]
+    return ["python3", "-c", store_program()]
 
 
 def reserved_env_names(env: list[dict[str, Any]]) -> list[str]:

@@ -1,0 +1,76 @@
+"""Real torchrun agents on localhost (CPU, gloo): training, a killed agent, an agent joining.
+
+Each agent is what one worker pod runs, wired by the same PET_* variables the
+operator sets, meeting at a separate rendezvous store process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.trainer.launch import Store, progress_steps, result, start_agent, starts, wait_for_step
+
+INTERVAL = 20
+FAST = ["--workload", "digits", "--epochs", "30", "--log-every", "1", "--checkpoint-interval", str(INTERVAL)]
+
+
+def test_two_agents_of_two_processes_train_digits_to_095(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    with Store() as store:
+        agents = [
+            start_agent(f"a{i}", store=store, tmp=tmp_path, nnodes=(2, 2), nproc=2, checkpoint_dir=ckpt,
+                        trainer_args=["--workload", "digits", "--epochs", "30"])
+            for i in range(2)
+        ]
+        codes = [a.wait(timeout=300) for a in agents]
+    texts = "".join(a.text() for a in agents)
+    assert codes == [0, 0], texts[-3000:]
+    final = result(texts)
+    assert final is not None, texts[-3000:]
+    assert final["world_size"] == 4
+    assert final["accuracy"] >= 0.95
+    assert {"precision", "recall", "f1"} <= final.keys()
+    assert (ckpt / "progress.json").exists()
+
+
+def test_sigkill_of_one_agent_regroups_and_resumes_within_one_interval(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    args = [*FAST, "--step-delay", "0.03"]
+    with Store() as store:
+        a = start_agent("a", store=store, tmp=tmp_path, nnodes=(1, 2), nproc=2, checkpoint_dir=ckpt,
+                        trainer_args=args)
+        b = start_agent("b", store=store, tmp=tmp_path, nnodes=(1, 2), nproc=2, checkpoint_dir=ckpt,
+                        trainer_args=args)
+        wait_for_step([a, b], 2 * INTERVAL + 7)
+        b.kill()
+        reached = max(progress_steps(a.text()) + progress_steps(b.text()))
+        assert a.wait(timeout=300) == 0, a.text()[-3000:]
+    text = a.text()
+    restarts = [s for s in starts(text + b.text()) if s[0] > 0]
+    assert restarts, f"the group never resumed from a checkpoint:\n{text[-3000:]}"
+    resumed_step, world = restarts[-1]
+    assert world == 2, "the survivor should train alone (2 processes)"
+    redone = reached - resumed_step
+    assert 0 <= redone <= INTERVAL, f"redid {redone} steps (reached {reached}, resumed at {resumed_step})"
+    final = result(text)
+    assert final is not None and final["accuracy"] >= 0.95
+
+
+def test_a_second_agent_joining_mid_run_grows_the_world_to_four(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    args = [*FAST, "--step-delay", "0.03"]
+    with Store() as store:
+        a = start_agent("a", store=store, tmp=tmp_path, nnodes=(1, 2), nproc=2, checkpoint_dir=ckpt,
+                        trainer_args=args)
+        wait_for_step([a], INTERVAL + 5)
+        b = start_agent("b", store=store, tmp=tmp_path, nnodes=(1, 2), nproc=2, checkpoint_dir=ckpt,
+                        trainer_args=args)
+        codes = [a.wait(timeout=300), b.wait(timeout=300)]
+    texts = a.text() + b.text()
+    assert codes == [0, 0], texts[-3000:]
+    groups = starts(texts)
+    assert groups[0] == (0, 2), groups
+    grown = [s for s in groups if s[1] == 4]
+    assert grown and grown[0][0] >= INTERVAL, f"no resume at world size 4: {groups}"
+    final = result(texts)
+    assert final is not None and final["world_size"] == 4 and final["accuracy"] >= 0.95

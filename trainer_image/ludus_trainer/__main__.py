@@ -1,0 +1,3 @@
+from ludus_trainer.cli import main
+
+raise SystemExit(main())

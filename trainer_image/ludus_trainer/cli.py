@@ -1,0 +1,95 @@
+"""`python -m ludus_trainer`: run a built-in workload, or a user's script, under the Ludus harness."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import runpy
+import sys
+from pathlib import Path
+
+from ludus_trainer import dist as ludus_dist
+from ludus_trainer.env import ENV_CHECKPOINT_DIR, ENV_CHECKPOINT_INTERVAL, ENV_METRICS_PORT, RunEnv
+
+# bf16 dense peak of the GPUs we report MFU against (FLOP/s), by device-name fragment.
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ludus_trainer", description=__doc__)
+    p.add_argument("--workload", choices=["digits", "gpt"], default="digits")
+    p.add_argument("--script", type=Path, help="run this Python file instead of a built-in workload")
+    p.add_argument("--module", help="run this module (like python -m) instead of a built-in workload")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32, help="per process")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--checkpoint-dir", type=Path, default=Path(os.environ.get(ENV_CHECKPOINT_DIR, "/tmp/ludus-ckpt")))
+    p.add_argument("--checkpoint-interval", type=int, default=int(os.environ.get(ENV_CHECKPOINT_INTERVAL, 100)))
+    p.add_argument("--keep", type=int, default=3, help="checkpoints kept")
+    p.add_argument("--metrics-port", type=int, default=int(os.environ.get(ENV_METRICS_PORT, 0)))
+    p.add_argument("--step-delay", type=float, default=0.0, help="sleep per step (slows tests down on purpose)")
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("gpt")
+    g.add_argument("--d-model", type=int, default=256)
+    g.add_argument("--n-layers", type=int, default=4)
+    g.add_argument("--n-heads", type=int, default=4)
+    g.add_argument("--seq-len", type=int, default=256)
+    g.add_argument("--vocab-size", type=int, default=4096)
+    g.add_argument("--no-bf16", action="store_true")
+    g.add_argument("--compile", action="store_true")
+    return p
+
+
+def _peak_flops() -> float | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, rest = _parser().parse_known_args(argv)
+    env = RunEnv.from_environ()
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s rank{env.rank} %(name)s: %(message)s")
+    if args.script or args.module:
+        # A user's own code: it gets the environment and uses ludus_trainer.api itself.
+        sys.argv = [str(args.script or args.module), *rest]
+        if args.script:
+            runpy.run_path(str(args.script), run_name="__main__")
+        else:
+            runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+        return 0
+
+    from ludus_trainer.loop import LoopConfig, run
+    from ludus_trainer.metrics import TrainerMetrics
+
+    ctx = ludus_dist.init()
+    metrics = TrainerMetrics(job=env.job, rank=env.rank)
+    if env.local_rank == 0:
+        metrics.serve(args.metrics_port)
+    if args.workload == "digits":
+        from ludus_trainer.workloads.digits import DigitsWorkload
+
+        workload = DigitsWorkload(ctx, lr=args.lr or 1e-3, seed=args.seed)
+    else:
+        from ludus_trainer.workloads.gpt import GPTWorkload
+        from ludus_trainer.workloads.gpt_model import GPTConfig
+
+        cfg = GPTConfig(args.vocab_size, args.seq_len, args.d_model, args.n_layers, args.n_heads)
+        workload = GPTWorkload(ctx, cfg, lr=args.lr or 3e-4, bf16=not args.no_bf16, compile_model=args.compile,
+                               seed=args.seed)
+    config = LoopConfig(
+        epochs=args.epochs, batch_size=args.batch_size, checkpoint_dir=args.checkpoint_dir,
+        checkpoint_interval=args.checkpoint_interval, keep=args.keep, max_steps=args.max_steps,
+        step_delay=args.step_delay, log_every=args.log_every, seed=args.seed, peak_flops=_peak_flops(),
+    )
+    try:
+        run(ctx, workload, config, metrics)  # type: ignore[arg-type]
+    finally:
+        ludus_dist.shutdown()
+    return 0

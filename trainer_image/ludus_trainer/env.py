@@ -1,0 +1,39 @@
+"""Environment names shared with the operator (ludus.api.constants says the same)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Final
+
+ENV_JOB_NAME: Final = "LUDUS_JOB_NAME"
+ENV_JOB_NAMESPACE: Final = "LUDUS_JOB_NAMESPACE"
+ENV_REPLICA_INDEX: Final = "LUDUS_REPLICA_INDEX"
+ENV_CHECKPOINT_DIR: Final = "LUDUS_CHECKPOINT_DIR"
+ENV_CHECKPOINT_INTERVAL: Final = "LUDUS_CHECKPOINT_INTERVAL"
+ENV_METRICS_PORT: Final = "LUDUS_METRICS_PORT"
+ENV_PROGRESS_FILE: Final = "LUDUS_PROGRESS_FILE"
+
+
+@dataclass(frozen=True)
+class RunEnv:
+    """Who this process is, from torchrun's variables and the operator's."""
+
+    rank: int
+    local_rank: int
+    world_size: int
+    restart_count: int
+    job: str
+    replica_index: int
+
+    @classmethod
+    def from_environ(cls) -> RunEnv:
+        env = os.environ
+        return cls(
+            rank=int(env.get("RANK", 0)),
+            local_rank=int(env.get("LOCAL_RANK", 0)),
+            world_size=int(env.get("WORLD_SIZE", 1)),
+            restart_count=int(env.get("TORCHELASTIC_RESTART_COUNT", 0)),
+            job=env.get(ENV_JOB_NAME, "local"),
+            replica_index=int(env.get(ENV_REPLICA_INDEX, 0)),
+        )

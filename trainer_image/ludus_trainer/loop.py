@@ -1,0 +1,205 @@
+"""The training harness every workload runs in: resume, checkpoints, metrics, progress, SIGTERM.
+
+Checkpoint state holds the model, the optimizer, the step, the epoch, the
+number of samples of the epoch already consumed (world-size independent) and
+the RNG states. On every start the ranks agree on the newest checkpoint any
+of them can read and take it from that rank, so resuming works with shared
+storage and without it, and after an elastic resize.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.distributed as dist
+
+from ludus_trainer.checkpoint import CheckpointManager
+from ludus_trainer.dist import DistContext
+from ludus_trainer.metrics import TrainerMetrics
+from ludus_trainer.progress import ProgressReporter
+from ludus_trainer.sampler import ResumableDistributedSampler
+
+logger = logging.getLogger("ludus_trainer")
+
+
+class Workload(Protocol):
+    """What the harness needs from a model and its data."""
+
+    name: str
+    tokens_per_sample: int
+
+    def train_size(self) -> int: ...
+    def train_step(self, indices: list[int]) -> torch.Tensor: ...
+    def evaluate(self) -> dict[str, float]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def flops_per_token(self) -> float: ...
+
+
+@dataclass
+class LoopConfig:
+    epochs: int
+    batch_size: int
+    checkpoint_dir: Path
+    checkpoint_interval: int
+    keep: int = 3
+    max_steps: int | None = None
+    step_delay: float = 0.0
+    log_every: int = 10
+    seed: int = 0
+    stop_check_every: int = 10
+    peak_flops: float | None = None
+
+
+class _Stop:
+    """SIGTERM (pod deletion, torchrun restarting the group) asks for a checkpoint and a clean exit."""
+
+    requested = False
+
+    @classmethod
+    def install(cls) -> None:
+        signal.signal(signal.SIGTERM, cls._handle)
+
+    @classmethod
+    def _handle(cls, *_: Any) -> None:
+        cls.requested = True
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+
+def _restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+
+
+def agree_on_checkpoint(ctx: DistContext, manager: CheckpointManager) -> dict[str, Any] | None:
+    """Load the newest checkpoint any rank can read, from that rank, on every rank."""
+    local = manager.load_latest()
+    step = -1 if local is None else int(local["step"])
+    if not dist.is_initialized():
+        return local
+    steps: list[int] = [0] * ctx.world_size
+    dist.all_gather_object(steps, step)
+    best = max(steps)
+    if best < 0:
+        return None
+    source = steps.index(best)
+    box = [local if ctx.env.rank == source else None]
+    dist.broadcast_object_list(box, src=source)
+    return box[0]
+
+
+def _stop_requested(ctx: DistContext) -> bool:
+    if not dist.is_initialized():
+        return _Stop.requested
+    flag = torch.tensor([1.0 if _Stop.requested else 0.0], device=ctx.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: TrainerMetrics) -> dict[str, Any]:
+    _Stop.install()
+    manager = CheckpointManager(config.checkpoint_dir, keep=config.keep)
+    progress = ProgressReporter(config.checkpoint_dir / "progress.json" if ctx.is_main else None)
+    metrics.started(ctx.world_size, ctx.env.restart_count)
+
+    step, epoch, consumed = 0, 0, 0
+    state = agree_on_checkpoint(ctx, manager)
+    if state is not None:
+        workload.load_state_dict(state["workload"])
+        step, epoch, consumed = int(state["step"]), int(state["epoch"]), int(state["consumed"])
+        _restore_rng(state["rng"])
+        logger.info("resumed from step %d (epoch %d, %d samples in) with world size %d",
+                    step, epoch, consumed, ctx.world_size)
+    else:
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        logger.info("starting fresh with world size %d", ctx.world_size)
+    if ctx.is_main:
+        print(f"LUDUS_EVENT start step={step} world_size={ctx.world_size}", flush=True)
+
+    sampler = ResumableDistributedSampler(workload.train_size(), ctx.env.rank, ctx.world_size, seed=config.seed)
+    global_batch = config.batch_size * ctx.world_size
+    steps_per_epoch = workload.train_size() // global_batch
+    total_steps = config.max_steps or (step + steps_per_epoch * (config.epochs - epoch) - consumed // global_batch)
+
+    def save() -> None:
+        if not ctx.is_main:
+            return
+        manager.save(step, {"workload": workload.state_dict(), "epoch": epoch, "consumed": consumed,
+                            "rng": _rng_state(), "world_size": ctx.world_size})
+        metrics.checkpoint(manager.last_duration or 0.0)
+        print(f"LUDUS_EVENT checkpoint step={step}", flush=True)
+
+    results: dict[str, float] = {}
+    window_start, window_steps = time.perf_counter(), 0
+    done = False
+    while epoch < config.epochs and not done:
+        sampler.set_epoch(epoch, consumed)
+        order = list(sampler)
+        for start in range(0, len(order) - config.batch_size + 1, config.batch_size):
+            loss_tensor = workload.train_step(order[start:start + config.batch_size])
+            step += 1
+            consumed += global_batch
+            window_steps += 1
+            if step % config.log_every == 0 or step == total_steps:
+                loss = float(loss_tensor)  # the only host sync: on logged steps
+                elapsed = time.perf_counter() - window_start
+                rate = window_steps * global_batch / elapsed if elapsed > 0 else None
+                tokens = rate * workload.tokens_per_sample if rate and workload.tokens_per_sample else None
+                metrics.step(step, epoch, loss, rate, tokens)
+                _gpu_metrics(ctx, metrics, tokens, workload, config)
+                if ctx.is_main:
+                    record = progress.record(step=step, total_steps=total_steps, epoch=epoch, loss=loss,
+                                             samples_per_second=rate, metrics=results)
+                    print(f"LUDUS_PROGRESS {json.dumps(record)}", flush=True)
+                window_start, window_steps = time.perf_counter(), 0
+            if step % config.checkpoint_interval == 0:
+                save()
+            if step % config.stop_check_every == 0 and _stop_requested(ctx):
+                logger.info("SIGTERM: checkpointing at step %d and exiting", step)
+                save()
+                raise SystemExit(143)
+            if config.max_steps and step >= config.max_steps:
+                done = True
+                break
+            if config.step_delay:
+                time.sleep(config.step_delay)
+        if not done:
+            epoch, consumed = epoch + 1, 0
+        results = workload.evaluate()
+        metrics.evaluation(results)
+        if ctx.is_main:
+            print(f"LUDUS_EVAL epoch={epoch} step={step} " + " ".join(f"{k}={v:.4f}" for k, v in results.items()),
+                  flush=True)
+    save()
+    final = {"step": step, "epoch": epoch, "world_size": ctx.world_size, **results}
+    if ctx.is_main:
+        (config.checkpoint_dir / "result.json").write_text(json.dumps(final))
+        progress.record(step=step, total_steps=total_steps, epoch=epoch, loss=0.0, metrics=results)
+        print(f"LUDUS_RESULT {json.dumps(final)}", flush=True)
+    return final
+
+
+def _gpu_metrics(ctx: DistContext, metrics: TrainerMetrics, tokens_per_s: float | None, workload: Workload,
+                 config: LoopConfig) -> None:
+    if ctx.device.type != "cuda":
+        return
+    try:
+        utilization: float | None = torch.cuda.utilization(ctx.device) / 100.0
+    except Exception:  # noqa: BLE001 - NVML is optional
+        utilization = None
+    mfu = None
+    if tokens_per_s and config.peak_flops:
+        mfu = tokens_per_s * workload.flops_per_token() / (config.peak_flops * ctx.world_size)
+    metrics.gpu(float(torch.cuda.memory_allocated(ctx.device)), utilization, mfu)

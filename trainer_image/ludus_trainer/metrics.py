@@ -1,0 +1,77 @@
+"""Per-pod Prometheus metrics (prefix `ludus_trainer_`), labelled by job and rank."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+
+@dataclass
+class TrainerMetrics:
+    job: str
+    rank: int
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        labels = ["job", "rank"]
+        r = self.registry
+
+        def gauge(name: str, doc: str, extra: list[str] | None = None) -> Gauge:
+            return Gauge(f"ludus_trainer_{name}", doc, labels + (extra or []), registry=r)
+
+        self._step = gauge("step", "Optimizer steps done")
+        self._epoch = gauge("epoch", "Current epoch")
+        self._loss = gauge("loss", "Latest training loss")
+        self._samples = gauge("samples_per_second", "Training samples per second across all ranks")
+        self._tokens = gauge("tokens_per_second", "Training tokens per second across all ranks")
+        self._eval = gauge("eval_metric", "Latest evaluation metric (accuracy, precision, recall, f1)", ["metric"])
+        self._ckpt_time = gauge("checkpoint_last_timestamp_seconds", "When the last checkpoint was written")
+        self._ckpt_duration = gauge("checkpoint_duration_seconds", "How long the last checkpoint took to write")
+        self._world = gauge("world_size", "Processes in the current group")
+        self._gpu_mem = gauge("gpu_memory_bytes", "GPU memory allocated by this process")
+        self._gpu_util = gauge("gpu_utilization_ratio", "GPU utilisation (0-1) where NVML is available")
+        self._mfu = gauge("model_flops_utilization_ratio", "Model FLOPs utilisation (0-1), on a GPU")
+        self._restarts = Counter(
+            "ludus_trainer_restarts", "Worker-group restarts this process has seen", labels, registry=r
+        )
+        self._steps_total = Counter("ludus_trainer_steps", "Optimizer steps run by this process", labels, registry=r)
+
+    def _l(self, gauge: Any, *extra: str) -> Any:
+        return gauge.labels(self.job, str(self.rank), *extra)
+
+    def serve(self, port: int) -> None:
+        if port:
+            start_http_server(port, registry=self.registry)
+
+    def started(self, world_size: int, restarts: int) -> None:
+        self._l(self._world).set(world_size)
+        if restarts:
+            self._l(self._restarts).inc(restarts)
+
+    def step(self, step: int, epoch: int, loss: float, samples_per_s: float | None, tokens_per_s: float | None) -> None:
+        self._l(self._step).set(step)
+        self._l(self._epoch).set(epoch)
+        self._l(self._loss).set(loss)
+        self._l(self._steps_total).inc()
+        if samples_per_s is not None:
+            self._l(self._samples).set(samples_per_s)
+        if tokens_per_s is not None:
+            self._l(self._tokens).set(tokens_per_s)
+
+    def evaluation(self, results: dict[str, float]) -> None:
+        for name, value in results.items():
+            self._l(self._eval, name).set(value)
+
+    def checkpoint(self, duration: float) -> None:
+        self._l(self._ckpt_time).set(time.time())
+        self._l(self._ckpt_duration).set(duration)
+
+    def gpu(self, memory_bytes: float, utilization: float | None, mfu: float | None) -> None:
+        self._l(self._gpu_mem).set(memory_bytes)
+        if utilization is not None:
+            self._l(self._gpu_util).set(utilization)
+        if mfu is not None:
+            self._l(self._mfu).set(mfu)
