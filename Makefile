@@ -12,28 +12,45 @@ WHEELHOUSE  ?= $(CACHE_DIR)/wheelhouse
 TORCH_PIN   := torch==2.13.0
 export LUDUS_CACHE_DIR := $(CACHE_DIR)
 
-.PHONY: help install wheelhouse test test-unit test-integration test-e2e manifests check-manifests \
-        cluster-up cluster-down cluster-binaries demo demo-down trainer-image bench clean
+.PHONY: help install wheelhouse test test-unit test-integration test-e2e test-trainer test-images manifests \
+        cluster-up cluster-down cluster-binaries demo demo-down trainer-image operator-image bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | sort
 
-wheelhouse: $(WHEELHOUSE)/.complete ## download torch and its CUDA wheels once, outside the checkout
-$(WHEELHOUSE)/.complete:
+REQ_KEY     := $(shell cat trainer_image/requirements.txt operator/requirements.txt | sha256sum | cut -c1-12)
+
+wheelhouse: $(WHEELHOUSE)/.complete-$(REQ_KEY) ## download torch, its CUDA wheels and the image wheels once, outside the checkout
+$(WHEELHOUSE)/.complete-$(REQ_KEY):
 	mkdir -p $(WHEELHOUSE)
 	$(PYTHON) -m pip download --quiet --dest $(WHEELHOUSE) $(TORCH_PIN)
+	$(PYTHON) -m pip download --quiet --dest $(WHEELHOUSE) -r trainer_image/requirements.txt -r operator/requirements.txt
 	touch $@
 
 install: $(VENV)/.installed ## virtual environment in .venv with everything the tests need
-$(VENV)/.installed: pyproject.toml $(WHEELHOUSE)/.complete
+$(VENV)/.installed: pyproject.toml $(WHEELHOUSE)/.complete-$(REQ_KEY)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --no-index --find-links $(WHEELHOUSE) $(TORCH_PIN)
 	$(PY) -m pip install --quiet -e '.[trainer,test]'
 	touch $@
 
-test: install cluster-binaries ## all tests: unit, integration (built-in control plane), e2e
+test: install cluster-binaries test-images ## all tests: unit, integration (built-in control plane), e2e
 	$(PY) -m pytest tests
+
+# The container and e2e tests need an engine and the images; where the host cannot run
+# one, those tests skip with the reason and everything else still runs.
+test-images: wheelhouse
+	@scripts/build-images.sh all || echo "!! no container engine or image build here: container and e2e tests will skip"
+
+trainer-image: wheelhouse ## build ludus-trainer:latest (installs and starts a container engine if needed)
+	scripts/build-images.sh trainer
+
+operator-image: wheelhouse ## build ludus-operator:latest
+	scripts/build-images.sh operator
+
+test-trainer: install ## trainer tests on real processes (torchrun, and Docker where it runs)
+	$(PY) -m pytest tests/trainer
 
 test-unit: install ## the fast unit tests alone
 	$(PY) -m pytest tests/unit

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Build ludus-trainer:latest and/or ludus-operator:latest on the local base image.
+# Wheels come from the wheelhouse cache, served to the build on loopback: nothing is
+# downloaded, and the 2.6 GB of torch wheels never enter the build context.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which=${1:-all}
+wheelhouse=${WHEELHOUSE:-${LUDUS_CACHE_DIR:-$HOME/.cache/ludus}/wheelhouse}
+scripts/engine.sh
+scripts/base-image.sh
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m http.server "$port" --bind 127.0.0.1 --directory "$wheelhouse" >/dev/null 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
+build() {  # build <tag> <dockerfile>
+  echo ">> building $1" >&2
+  docker build --quiet --network host --build-arg "WHEELHOUSE_URL=http://127.0.0.1:$port/" -t "$1" -f "$2" . >/dev/null
+}
+case $which in
+  trainer) build ludus-trainer:latest trainer_image/Dockerfile ;;
+  operator) build ludus-operator:latest operator/Dockerfile ;;
+  all) build ludus-trainer:latest trainer_image/Dockerfile; build ludus-operator:latest operator/Dockerfile ;;
+  *) echo "usage: $0 [trainer|operator|all]" >&2; exit 2 ;;
+esac
