@@ -17,9 +17,21 @@ build() {  # build <tag> <dockerfile>
   echo ">> building $1" >&2
   docker build --quiet --network host --build-arg "WHEELHOUSE_URL=http://127.0.0.1:$port/" -t "$1" -f "$2" . >/dev/null
 }
+pause() {  # Kubernetes' pause.c from the pinned module, compiled static, in an image FROM scratch
+  local src ctx
+  source tests/cluster/versions.env
+  src=$(cd tests/cluster/gomod/kubernetes && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c
+  ctx=$(mktemp -d)
+  gcc -Os -static -DVERSION=ludus -o "$ctx/pause" "$src"
+  cp tests/cluster/pause/Dockerfile "$ctx/"
+  echo ">> building ludus.local/pause:3.10" >&2
+  docker build --quiet -t ludus.local/pause:3.10 "$ctx" >/dev/null
+  rm -rf "$ctx"
+}
 case $which in
+  pause) pause ;;
   trainer) build ludus-trainer:latest trainer_image/Dockerfile ;;
   operator) build ludus-operator:latest operator/Dockerfile ;;
-  all) build ludus-trainer:latest trainer_image/Dockerfile; build ludus-operator:latest operator/Dockerfile ;;
-  *) echo "usage: $0 [trainer|operator|all]" >&2; exit 2 ;;
+  all) build ludus-trainer:latest trainer_image/Dockerfile; build ludus-operator:latest operator/Dockerfile; pause ;;
+  *) echo "usage: $0 [trainer|operator|pause|all]" >&2; exit 2 ;;
 esac

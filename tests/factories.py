@@ -105,6 +105,7 @@ def pod(
     reason: str = "",
     disruption: str = "",
     age: int = 0,
+    owner: str = "uid-digits",
 ) -> PodObservation:
     """A pod observation; Running pods are ready unless told otherwise."""
     name = f"{job}-worker-{index}" if role == c.ROLE_WORKER else f"{job}-rdzv"
@@ -120,6 +121,7 @@ def pod(
         reason=reason,
         disruption=disruption,
         created_at=T0 + timedelta(seconds=age),
+        owner_uid=owner,
     )
 
 

@@ -34,6 +34,8 @@ JobKey = tuple[str, str]  # (namespace, name)
 EXPECTATION_TTL_SECONDS: Final = 30.0
 # Delay before retrying after our own status write raced the watch.
 CONFLICT_RETRY_SECONDS: Final = 0.2
+# Delay before creating again a pod whose name is still held by a terminating or foreign pod.
+NAME_TAKEN_RETRY_SECONDS: Final = 1.0
 _RESTART_REASONS: Final = frozenset(
     {c.REASON_POD_FAILED, c.REASON_POD_DELETED, c.REASON_POD_EVICTED, c.REASON_NODE_LOST}
 )
@@ -210,10 +212,13 @@ class Controller:
             plan = invalid_spec_plan(_old_status(body), generation, message, now)
         else:
             plan = reconcile(job, pods, now, self._expected_names(key, pods))
-        await self.execute(key, body, plan, now)
+        taken = await self.execute(key, body, plan, now)
+        if taken:
+            return min(plan.requeue_after or NAME_TAKEN_RETRY_SECONDS, NAME_TAKEN_RETRY_SECONDS)
         return plan.requeue_after
 
-    async def execute(self, key: JobKey, body: Mapping[str, Any], plan: Plan, now: datetime) -> None:
+    async def execute(self, key: JobKey, body: Mapping[str, Any], plan: Plan, now: datetime) -> bool:
+        """Carry out a plan; True when a pod name was still taken (the caller retries shortly)."""
         assert self.client is not None
         meta = body["metadata"]
         uid = meta.get("uid", "")
@@ -240,14 +245,18 @@ class Controller:
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
+        return any(r is False for r in results[: len(plan.create)])
 
-    async def _create(self, key: JobKey, manifest: dict[str, Any]) -> None:
+    async def _create(self, key: JobKey, manifest: dict[str, Any]) -> bool:
+        """Create a child; False when a pod of that name already exists (ours, not yet seen, or a leftover)."""
         assert self.client is not None
         created = await self.client.create(manifest)
-        if manifest["kind"] == "Pod":
+        if manifest["kind"] != "Pod":
+            return True
+        if created:
             self._expected.setdefault(key, {})[manifest["metadata"]["name"]] = time.monotonic()
-            if created:
-                metrics.PODS_CREATED.labels(role=manifest["metadata"]["labels"][c.LABEL_ROLE]).inc()
+            metrics.PODS_CREATED.labels(role=manifest["metadata"]["labels"][c.LABEL_ROLE]).inc()
+        return created
 
     async def _delete(self, key: JobKey, name: str, uid: str, reason: str) -> None:
         assert self.client is not None

@@ -32,6 +32,7 @@ class PodObservation:
     disruption: str = ""
     node_name: str = ""
     created_at: datetime | None = None
+    owner_uid: str = ""
 
     @property
     def finished(self) -> bool:
@@ -82,6 +83,9 @@ def observe_pod(body: Mapping[str, Any]) -> PodObservation:
         "",
     )
     raw_index = labels.get(c.LABEL_REPLICA_INDEX)
+    owner_uid = next(
+        (str(ref.get("uid", "")) for ref in meta.get("ownerReferences") or [] if ref.get("controller")), ""
+    )
     return PodObservation(
         name=str(meta.get("name", "")),
         uid=str(meta.get("uid", "")),
@@ -95,4 +99,5 @@ def observe_pod(body: Mapping[str, Any]) -> PodObservation:
         disruption=disruption,
         node_name=str((body.get("spec") or {}).get("nodeName") or ""),
         created_at=_parse_time(meta.get("creationTimestamp")),
+        owner_uid=owner_uid,
     )

@@ -91,6 +91,13 @@ def classify_failure(job: TrainingJob, pod: PodObservation) -> _Failure | None:
     return _Failure(pod, c.REASON_POD_FAILED, f"worker pod {pod.name} failed with exit code {shown}", True)
 
 
+def closes_rendezvous(pod: PodObservation) -> bool:
+    """A torchrun agent that exits by itself after its workers failed closes the c10d rendezvous for
+    good (torch keeps it open only when the agent dies by a signal, exit code >= 128): no replacement
+    can join it, so the whole group must start again with a fresh store."""
+    return pod.phase == "Failed" and not pod.disrupted and pod.exit_code is not None and pod.exit_code < 128
+
+
 def restart_limit(job: TrainingJob) -> int:
     """Recreations allowed: backoffLimit, and elastic.maxRestarts when that is lower."""
     limit = job.spec.backoff_limit
@@ -203,6 +210,9 @@ def reconcile(
     `expected` names pods this operator created whose watch events have not
     arrived yet: they count as existing, so a stale view never re-creates them.
     """
+    # Pods left by an earlier job of the same name (deleted and re-created) share our labels until
+    # garbage collection removes them: they are not ours to count or replace.
+    pods = [p for p in pods if not p.owner_uid or p.owner_uid == job.metadata.uid]
     observed_uids = {p.uid for p in pods}
     desired = job.spec.replicas
     workers = _workers(pods)
@@ -235,6 +245,7 @@ def reconcile(
     events: list[Event] = []
     deletions: list[PodDeletion] = []
     replacing: set[int] = set()
+    group_restart = False
     for index, pod in sorted(workers.items()):
         if index >= desired:
             continue
@@ -250,9 +261,21 @@ def reconcile(
                 return _finish(job, base, pods, c.PHASE_FAILED, c.REASON_BACKOFF_LIMIT, message, now)
             restarts += 1
             counted.append(pod.uid)
-            events.append(Event("Warning", failure.reason, f"{failure.message}; replacing it (restart {restarts})"))
+            group_restart = group_restart or closes_rendezvous(pod)
+            scope = "restarting the worker group" if closes_rendezvous(pod) else "replacing it"
+            events.append(Event("Warning", failure.reason, f"{failure.message}; {scope} (restart {restarts})"))
         if not pod.deleting:
             deletions.append(PodDeletion(pod.name, pod.uid, failure.reason))
+    if group_restart:
+        # The failed agent closed the rendezvous: every worker and the store start afresh. The pods
+        # deleted alongside are part of this one restart, so they are marked counted too.
+        doomed = {d.uid for d in deletions}
+        for pod in pods:
+            if pod.uid not in doomed and not pod.deleting and not pod.finished:
+                deletions.append(PodDeletion(pod.name, pod.uid, c.REASON_GROUP_RESTART))
+                counted.append(pod.uid)
+                if pod.index is not None:
+                    replacing.add(pod.index)
 
     # Success: all workers exited 0 (elastic: worker 0 did, as torchrun's agents finish together).
     if job.spec.elastic is None:
@@ -279,8 +302,9 @@ def reconcile(
             create.append(manifest)
     elif rdzv.finished and not rdzv.deleting:
         deletions.append(PodDeletion(rdzv.name, rdzv.uid, "RendezvousEnded"))
+    store_live = rdzv is not None and not rdzv.deleting
     for index in range(desired):
-        if index in workers:
+        if index in workers or not store_live and rdzv is not None:
             continue
         manifest = pod_builders.build_worker_pod(job, index)
         if manifest["metadata"]["name"] not in expected:

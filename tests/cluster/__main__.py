@@ -11,10 +11,15 @@ from tests.cluster.cluster import Cluster
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.cluster")
     parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--with-node", action="store_true", help="also start the real node (kubelet, containerd)")
     args = parser.parse_args()
     cluster = Cluster.default()
     if args.action == "up":
         cluster.up()
+        if args.with_node:
+            from tests.cluster.node import RealNode
+
+            RealNode(cluster).up()
     elif args.action == "down":
         cluster.down()
     else:

@@ -26,11 +26,13 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ldflags+=" -X $pkg.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2) -X $pkg.gitTreeState=clean"
 done
 
-build "kubernetes-$KUBERNETES_VERSION" bash -c "cd '$here/gomod/kubernetes' && go build -ldflags '$k8s_ldflags' -o \"\$out/\" \
+build "kubernetes-$KUBERNETES_VERSION-2" bash -c "cd '$here/gomod/kubernetes' && go build -ldflags '$k8s_ldflags' -o \"\$out/\" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet"
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet \
+  k8s.io/kubernetes/cmd/kube-proxy"
 build "etcd-$ETCD_VERSION" bash -c "cd '$here/gomod/etcd' && go build -ldflags '-s -w' -o \"\$out/etcd\" go.etcd.io/etcd/server/v3"
 build "kwok-$KWOK_VERSION" bash -c "GOBIN=\"\$out\" go install -ldflags '-s -w' sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+build "coredns-$COREDNS_VERSION" bash -c "GOBIN=\"\$out\" go install -ldflags '-s -w' github.com/coredns/coredns@$COREDNS_VERSION"
 build "helm-$HELM_VERSION" bash -c "GOBIN=\"\$out\" go install \
   -ldflags '-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION' helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 echo "control-plane binaries ready in $cache" >&2

@@ -30,6 +30,7 @@ FAKE_NODE_TAINT = {"key": "ludus.dev/fake-node", "value": "true", "effect": "NoS
 FAKE_NODE_LABEL = ("ludus.dev/node-kind", "fake")
 GPU_NODES = ("kwok-gpu-0", "kwok-gpu-1")
 CPU_NODES = ("kwok-cpu-0", "kwok-cpu-1")
+NODE_IP = "10.244.0.1"  # the real node's bridge address (tests/cluster/node.py)
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
 
@@ -53,7 +54,8 @@ def binary(name: str) -> Path:
         "etcd": f"etcd-{v['ETCD_VERSION']}",
         "kwok": f"kwok-{v['KWOK_VERSION']}",
         "helm": f"helm-{v['HELM_VERSION']}",
-    }.get(name, f"kubernetes-{v['KUBERNETES_VERSION']}")
+        "coredns": f"coredns-{v['COREDNS_VERSION']}",
+    }.get(name, f"kubernetes-{v['KUBERNETES_VERSION']}-2")
     path = cache_dir() / "bin" / folder / name
     if not path.exists():
         subprocess.run([str(HERE / "build.sh")], check=True)
@@ -145,8 +147,10 @@ class Cluster:
         pids["kube-apiserver"] = self._spawn("kube-apiserver", [
             str(binaries["kube-apiserver"]),
             f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            # Pods on the real node reach the API server through kube-proxy at the bridge address
+            # (tests/cluster/node.py); clients on this host use 127.0.0.1.
+            "--bind-address=0.0.0.0",
+            f"--advertise-address={NODE_IP}",
             f"--secure-port={ports['apiserver']}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
             f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -160,6 +164,7 @@ class Cluster:
             "--enable-admission-plugins=NodeRestriction",
             f"--kubelet-client-certificate={pki / 'admin.crt'}",
             f"--kubelet-client-key={pki / 'admin.key'}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
             f"--cert-dir={self.root / 'apiserver-certs'}",
             "--profiling=false",
             "--v=1",
@@ -219,6 +224,10 @@ class Cluster:
         )
 
     def down(self, *, quiet: bool = False) -> None:
+        if any(name in self.state().get("pids", {}) for name in ("kubelet", "containerd")):
+            from tests.cluster.node import RealNode
+
+            RealNode(self).down()
         state = self.state()
         pids = state.get("pids", {})
         # Stop in reverse order so nothing logs errors about a vanished API server.
@@ -350,21 +359,21 @@ class Cluster:
 
     def _make_pki(self) -> None:
         """A throwaway CA, the API server's serving cert, one client cert per component."""
-        if (self.pki / "done").exists():
+        if (self.pki / "done-v2").exists():
             return
         self.pki.mkdir(parents=True, exist_ok=True)
         self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
                       "-days", "3650", "-subj", "/CN=ludus-test-ca")
         self._openssl("genrsa", "-out", "sa.key", "2048")
         self._openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
-        sans = ("IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+        sans = (f"IP:127.0.0.1,IP:10.96.0.1,IP:{NODE_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
                 "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local")
         self._cert("apiserver", "/CN=kube-apiserver", sans)
         self._cert("admin", "/O=system:masters/CN=ludus-admin")
         self._cert("kube-controller-manager", "/CN=system:kube-controller-manager")
         self._cert("kube-scheduler", "/CN=system:kube-scheduler")
         self._cert("kwok", "/O=system:masters/CN=kwok")
-        (self.pki / "done").write_text("ok")
+        (self.pki / "done-v2").write_text("ok")
 
     def _cert(self, name: str, subject: str, sans: str | None = None) -> None:
         self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",

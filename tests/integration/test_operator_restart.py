@@ -15,7 +15,8 @@ def test_operator_restart_mid_job_keeps_exactly_its_pods(k: Kubectl, operator: O
 
     operator.kill()
     # While it is down, a worker fails: the restarted operator must notice and count it exactly once.
-    k.run("annotate", "pod", "steady-worker-2", "ludus.dev/kwok-exit-code=1")
+    # Exit 137 (killed by a signal) replaces that one pod; the others must be left alone.
+    k.run("annotate", "pod", "steady-worker-2", "ludus.dev/kwok-exit-code=137")
     wait_for(lambda: k.json("pod", "steady-worker-2")["status"]["phase"] == "Failed", what="worker 2 failed")
     operator.start()
 

@@ -13,6 +13,7 @@ def _pod(phase: str = "Running", **extra) -> dict:
             "uid": "u1",
             "creationTimestamp": "2026-01-01T12:00:00Z",
             "labels": {c.LABEL_ROLE: "worker", c.LABEL_REPLICA_INDEX: "1", c.LABEL_JOB_NAME: "digits"},
+            "ownerReferences": [{"uid": "job-uid", "controller": True}],
         },
         "spec": {"nodeName": "kwok-gpu-0"},
         "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "True"}]},
@@ -26,7 +27,7 @@ def test_a_running_ready_worker() -> None:
     obs = observe_pod(_pod())
     assert (obs.name, obs.uid, obs.role, obs.index, obs.phase) == ("digits-worker-1", "u1", "worker", 1, "Running")
     assert obs.ready and not obs.deleting and not obs.finished and obs.disrupted == ""
-    assert obs.node_name == "kwok-gpu-0" and obs.created_at is not None
+    assert obs.node_name == "kwok-gpu-0" and obs.created_at is not None and obs.owner_uid == "job-uid"
 
 
 def test_exit_code_comes_from_the_trainer_container() -> None:

@@ -81,17 +81,47 @@ def _running_job(**spec):
     return builder
 
 
-def test_on_failure_counts_once_deletes_the_failed_pod_and_restarts() -> None:
+def test_an_agent_that_gave_up_restarts_the_whole_group_once() -> None:
+    """Exit code < 128: torchrun closed the rendezvous, so every worker and the store start afresh."""
     job = _running_job().build()
     failed = pod("digits", 1, "Failed", exit_code=1)
+    pods = [store("digits"), pod("digits", 0), failed]
+    plan = reconcile(job, pods, NOW)
+    assert plan.status.restarts == 1
+    assert sorted((d.name, d.reason) for d in plan.delete) == [
+        ("digits-rdzv", c.REASON_GROUP_RESTART),
+        ("digits-worker-0", c.REASON_GROUP_RESTART),
+        ("digits-worker-1", c.REASON_POD_FAILED),
+    ]
+    assert set(plan.status.counted_failures) == {p.uid for p in pods}
+    assert plan.create == []
+    assert plan.status.phase == c.PHASE_RESTARTING
+    assert "restarting the worker group" in plan.events[0].message and "exit code 1" in plan.events[0].message
+
+    # The pods stopped alongside (now terminating) are not counted again.
+    after = job.model_copy(update={"status": plan.status})
+    terminating = [store("digits").__class__(**{**store("digits").__dict__, "deleting": True}),
+                   pod("digits", 0, deleting=True), failed]
+    again = reconcile(after, terminating, NOW)
+    assert again.status.restarts == 1 and again.events == [] and again.create == []
+
+    # Once they are gone, a fresh store and every worker are created.
+    fresh = reconcile(after, [], NOW)
+    assert _names(fresh.create) == ["Service/digits", "Pod/digits-rdzv", "Pod/digits-worker-0", "Pod/digits-worker-1"]
+    assert fresh.status.restarts == 1 and fresh.status.counted_failures == []
+
+
+def test_a_worker_killed_by_a_signal_is_replaced_alone() -> None:
+    """Exit code >= 128: the agent died by a signal and left the rendezvous open for a replacement."""
+    job = _running_job().build()
+    failed = pod("digits", 1, "Failed", exit_code=137)
     plan = reconcile(job, [store("digits"), pod("digits", 0), failed], NOW)
     assert plan.status.restarts == 1
     assert plan.status.counted_failures == [failed.uid]
     assert [(d.name, d.reason) for d in plan.delete] == [("digits-worker-1", c.REASON_POD_FAILED)]
     assert plan.create == []  # the replacement waits until the failed pod is gone
     assert plan.status.phase == c.PHASE_RESTARTING
-    assert plan.status.failed == 1
-    assert plan.events[0].reason == c.REASON_POD_FAILED and "exit code 1" in plan.events[0].message
+    assert "replacing it" in plan.events[0].message
 
     # The same failed pod seen again (stale view, or after an operator restart): no second count.
     again = reconcile(job.model_copy(update={"status": plan.status}), [store("digits"), pod("digits", 0), failed], NOW)
@@ -107,6 +137,14 @@ def test_on_failure_counts_once_deletes_the_failed_pod_and_restarts() -> None:
     healed = reconcile(job.model_copy(update={"status": gone.status}), running("digits", 2), NOW)
     assert healed.status.phase == c.PHASE_RUNNING
     assert _cond(healed, c.COND_RESTARTING).status == "False"
+
+
+def test_workers_wait_for_a_terminating_store_to_be_replaced() -> None:
+    job = _running_job().build()
+    old_store = store("digits").__class__(**{**store("digits").__dict__, "deleting": True})
+    plan = reconcile(job.model_copy(update={"status": job.status.model_copy(update={"restarts": 1})}),
+                     [old_store], NOW)
+    assert plan.create == []
 
 
 @pytest.mark.parametrize(
@@ -314,3 +352,11 @@ def test_invalid_spec_fails_without_deleting_anything() -> None:
     assert plan.status.phase == c.PHASE_FAILED and plan.delete == [] and plan.create == []
     assert _cond(plan, c.COND_FAILED).reason == c.REASON_INVALID_SPEC
     assert plan.status.observed_generation == 3
+
+
+def test_pods_of_an_earlier_job_with_the_same_name_are_ignored() -> None:
+    job = _running_job().build()
+    leftovers = [pod("digits", 0, "Failed", exit_code=1, owner="uid-old"), pod("digits", 1, owner="uid-old")]
+    plan = reconcile(job, [store("digits"), *leftovers], NOW)
+    assert plan.status.restarts == 0 and plan.delete == []
+    assert _names(plan.create) == ["Service/digits", "Pod/digits-worker-0", "Pod/digits-worker-1"]

@@ -70,6 +70,7 @@ REASON_WAITING: Final = "WaitingForWorkers"  # some workers are not running yet
 REASON_ALL_RUNNING: Final = "AllWorkersRunning"  # every desired worker is running
 REASON_SUCCEEDED: Final = "AllWorkersSucceeded"  # workers exited 0
 REASON_POD_FAILED: Final = "WorkerFailed"  # a worker exited non-zero, and it is retried
+REASON_GROUP_RESTART: Final = "GroupRestart"  # pods stopped because the whole worker group restarts
 REASON_EXIT_CODE_FATAL: Final = "NonRetryableExitCode"  # ExitCode policy saw a fatal code
 REASON_NEVER_RESTART: Final = "RestartPolicyNever"  # Never policy saw a failure
 REASON_POD_DELETED: Final = "WorkerDeleted"  # a worker pod was deleted by someone else

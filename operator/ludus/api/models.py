@@ -181,6 +181,11 @@ class TrainingJobSpec(Model):
     )
 
     image: str = Field(min_length=1, max_length=1024, description="Container image the workers run.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent",
+        description="When the kubelet pulls the image. IfNotPresent (also for :latest tags): nodes that "
+        "already hold the image start workers at once.",
+    )
     command: list[str] = Field(
         default_factory=list,
         max_length=64,

@@ -1,0 +1,341 @@
+"""A real node in the built-in cluster: kubelet, containerd, CNI bridge, kube-proxy and CoreDNS.
+
+Everything runs on this host as root, beside the kwok nodes:
+- its own containerd instance (state under /var/lib/ludus, socket under /run/ludus), with the
+  CRI plugin, runc, the CNI plugins from Debian, and a locally built pause image;
+- a Linux bridge `ludus0` (10.244.0.1/24) that CNI's bridge plugin attaches pods to; pods get no
+  route out of the host (no masquerade): they reach each other, the API server and CoreDNS only;
+- kube-proxy (iptables) so `kubernetes.default.svc` works for in-cluster clients such as the operator;
+- CoreDNS as a host process on 10.244.0.1:53 serving cluster.local from the API server;
+- the kubelet, labelled `ludus.dev/node-kind=real`, authenticated with a system:node certificate.
+
+Images are never pulled: `import_image` copies them from Docker into containerd's k8s.io namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.cluster.cluster import HERE, Cluster, binary
+
+NODE_NAME = "ludus-node-0"
+NODE_LABEL = ("ludus.dev/node-kind", "real")
+BRIDGE = "ludus0"
+NODE_IP = "10.244.0.1"
+POD_SUBNET = "10.244.0.0/24"
+STATE = Path(os.environ.get("LUDUS_NODE_STATE", "/var/lib/ludus"))
+RUN = Path("/run/ludus")
+CONTAINERD_SOCK = RUN / "containerd" / "containerd.sock"
+PAUSE_IMAGE = "ludus.local/pause:3.10"
+NODE_COMPONENTS = ("containerd", "kube-proxy", "coredns", "kubelet")
+_FORWARD_RULES = (
+    ["-i", BRIDGE, "-j", "ACCEPT", "-m", "comment", "--comment", "ludus test node"],
+    ["-o", BRIDGE, "-j", "ACCEPT", "-m", "comment", "--comment", "ludus test node"],
+)
+
+
+def negative_oom_allowed() -> bool:
+    """Whether this host lets root lower a process's oom_score_adj (the kubelet's sandboxes ask -998)."""
+    probe = subprocess.run(["sh", "-c", "echo -1 > /proc/self/oom_score_adj"], capture_output=True)
+    return probe.returncode == 0
+
+
+def host_problem() -> str | None:
+    """Why this host cannot run a kubelet, or None when it can."""
+    if os.geteuid() != 0:
+        return "the real node needs root (kubelet, containerd and CNI manage namespaces and cgroups)"
+    for tool in ("containerd", "runc", "ctr", "iptables", "ip", "docker"):
+        if shutil.which(tool) is None:
+            return f"{tool} is missing (scripts/host-packages.sh installs it)"
+    if not Path("/usr/lib/cni/bridge").exists():
+        return "the CNI plugins are missing (Debian's containernetworking-plugins)"
+    cgroup = Path("/sys/fs/cgroup")
+    if not ((cgroup / "memory").is_dir() or "memory" in (cgroup / "cgroup.controllers").read_text(errors="ignore")
+            if (cgroup / "cgroup.controllers").exists() else (cgroup / "memory").is_dir()):
+        return "no memory cgroup controller is available to the kubelet"
+    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        return "no Docker engine answers, so the images cannot be built here (scripts/engine.sh)"
+    return None
+
+
+class RealNode:
+    """The node's processes are recorded in the cluster's state, so `Cluster.down` stops them too."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.dir = cluster.root / "node"
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def is_up(self) -> bool:
+        state = self.cluster.state()
+        pids = state.get("pids", {})
+        if not all(name in pids and self.cluster._alive(pids[name]) for name in NODE_COMPONENTS):
+            return False
+        return self._node_ready()
+
+    def up(self) -> None:
+        problem = host_problem()
+        if problem:
+            raise RuntimeError(f"this host cannot run a real node: {problem}")
+        if self.is_up():
+            return
+        started = time.monotonic()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._bridge()
+        self._certs()
+        self._write_configs()
+        self._spawn("containerd", ["containerd", f"--config={self.dir / 'containerd.toml'}"])
+        self.cluster._wait(lambda: self._ctr("version").returncode == 0, 60, "containerd")
+        self.import_image(PAUSE_IMAGE)
+        self._spawn("kube-proxy", [str(binary("kube-proxy")), f"--config={self.dir / 'kube-proxy.yaml'}", "--v=1"])
+        self._spawn("coredns", [str(binary("coredns")), "-conf", str(self.dir / "Corefile")])
+        self._spawn("kubelet", [
+            str(binary("kubelet")),
+            f"--config={self.dir / 'kubelet.yaml'}",
+            f"--kubeconfig={self.dir / 'kubelet.kubeconfig'}",
+            f"--hostname-override={NODE_NAME}",
+            f"--node-ip={NODE_IP}",
+            f"--node-labels={NODE_LABEL[0]}={NODE_LABEL[1]}",
+            f"--root-dir={STATE / 'kubelet'}",
+            "--v=1",
+        ])
+        self.cluster._wait(self._node_ready, 120, f"node {NODE_NAME} Ready (log: {self.cluster.logs / 'kubelet.log'})")
+        print(f"real node {NODE_NAME} ready in {time.monotonic() - started:.1f}s", flush=True)
+
+    def down(self) -> None:
+        """Stop the kubelet first, then every container it started, then the runtime and the rest."""
+        state = self.cluster.state()
+        pids = state.get("pids", {})
+        for name in ("kubelet", "coredns", "kube-proxy"):
+            if name in pids:
+                self.cluster._stop(pids[name])
+                self.cluster._reap(pids.pop(name))
+        if "containerd" in pids and self.cluster._alive(pids["containerd"]):
+            self._kill_all_tasks()
+            self.cluster._stop(pids["containerd"])
+            self.cluster._reap(pids.pop("containerd"))
+        self._kill_leftover_shims()
+        self._kill_strays()
+        self._unmount_pods()
+        kube_proxy = binary("kube-proxy")
+        subprocess.run([str(kube_proxy), "--cleanup"], capture_output=True)
+        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+        for rule in _FORWARD_RULES:
+            subprocess.run(["iptables", "-D", "FORWARD", *rule], capture_output=True)
+        if state:
+            state["pids"] = pids
+            self.cluster._save(state)
+
+    # --- images ---------------------------------------------------------------------------------
+    def import_image(self, image: str) -> None:
+        """Copy a Docker image into containerd, unless the same image (by Docker ID) is already there."""
+        image_id = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", image], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+        ref = image if "/" in image.split(":")[0] else f"docker.io/library/{image}"
+        listed = self._ctr("images", "ls", f"name=={ref}").stdout
+        if image_id.replace(":", "-") in listed:
+            return
+        save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+        imported = subprocess.run(self._ctr_cmd("images", "import", "-"), stdin=save.stdout, capture_output=True)
+        save.wait()
+        if imported.returncode != 0 or save.returncode != 0:
+            raise RuntimeError(f"importing {image} failed: {imported.stderr.decode()[-500:]}")
+        self._ctr("images", "label", ref, f"ludus.dev/docker-id={image_id.replace(':', '-')}")
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        pid = self.cluster._spawn(name, argv)
+        state = self.cluster.state()
+        state.setdefault("pids", {})[name] = pid
+        self.cluster._save(state)
+
+    def _ctr_cmd(self, *args: str) -> list[str]:
+        return ["ctr", f"--address={CONTAINERD_SOCK}", "--namespace=k8s.io", *args]
+
+    def _ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self._ctr_cmd(*args), capture_output=True, text=True)
+
+    def _node_ready(self) -> bool:
+        out = self.cluster.kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
+        if out.returncode != 0:
+            return False
+        conditions = json.loads(out.stdout).get("status", {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def _bridge(self) -> None:
+        if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode != 0:
+            subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True)
+            subprocess.run(["ip", "addr", "add", f"{NODE_IP}/24", "dev", BRIDGE], check=True)
+        subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True)
+        for key, value in (("net/ipv4/ip_forward", "1"), ("net/bridge/bridge-nf-call-iptables", "1")):
+            path = Path("/proc/sys") / key
+            if path.exists():
+                path.write_text(value)
+        # Bridged pod traffic passes iptables' FORWARD chain, whose policy Docker sets to DROP.
+        for rule in _FORWARD_RULES:
+            if subprocess.run(["iptables", "-C", "FORWARD", *rule], capture_output=True).returncode != 0:
+                subprocess.run(["iptables", "-I", "FORWARD", *rule], check=True)
+
+    def _certs(self) -> None:
+        pki = self.cluster.pki
+        if not (pki / "kubelet.crt").exists():
+            self.cluster._cert("kubelet", f"/O=system:nodes/CN=system:node:{NODE_NAME}")
+            self.cluster._cert("kubelet-serving", f"/CN={NODE_NAME}", f"IP:{NODE_IP},DNS:{NODE_NAME}")
+            self.cluster._cert("kube-proxy", "/CN=system:kube-proxy")
+
+    def _write_configs(self) -> None:
+        pki, port = self.cluster.pki, self.cluster.state()["ports"]["apiserver"]
+        for name, cert in (("kubelet", "kubelet"), ("kube-proxy", "kube-proxy")):
+            (self.dir / f"{name}.kubeconfig").write_text(yaml.safe_dump(self.cluster.client_kubeconfig(port, cert)))
+        cni_dir = self.dir / "cni"
+        (cni_dir / "net.d").mkdir(parents=True, exist_ok=True)
+        (cni_dir / "net.d" / "10-ludus.conflist").write_text(json.dumps({
+            "cniVersion": "0.4.0",
+            "name": "ludus",
+            "plugins": [
+                {
+                    "type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False, "hairpinMode": True,
+                    "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET, "gateway": NODE_IP}]],
+                             "dataDir": str(STATE / "cni-ipam")},
+                },
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        }, indent=2))
+        runc_binary = "" if negative_oom_allowed() else f'\n        BinaryName = "{HERE / "runc-oom-clamp"}"'
+        (self.dir / "containerd.toml").write_text(f"""version = 2
+root = "{STATE / 'containerd'}"
+state = "{RUN / 'containerd-state'}"
+[grpc]
+  address = "{CONTAINERD_SOCK}"
+[ttrpc]
+  address = "{CONTAINERD_SOCK}.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{STATE / 'opt'}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  # Some hosts (VM sandboxes, rootless) refuse negative oom_score_adj, which the kubelet asks for
+  # pause containers (-998); clamp to containerd's own score instead of failing every sandbox.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false{runc_binary}
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{cni_dir / 'net.d'}"
+""")
+        (self.dir / "resolv.conf").write_text(f"nameserver {NODE_IP}\n")
+        (self.dir / "kubelet.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "address": NODE_IP,
+            "readOnlyPort": 0,
+            "healthzPort": 0,
+            "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False},
+                               "x509": {"clientCAFile": str(pki / "ca.crt")}},
+            "authorization": {"mode": "AlwaysAllow"},
+            "tlsCertFile": str(pki / "kubelet-serving.crt"),
+            "tlsPrivateKeyFile": str(pki / "kubelet-serving.key"),
+            "cgroupDriver": "cgroupfs",
+            "containerRuntimeEndpoint": f"unix://{CONTAINERD_SOCK}",
+            "clusterDNS": [NODE_IP],
+            "clusterDomain": "cluster.local",
+            "resolvConf": str(self.dir / "resolv.conf"),
+            "failSwapOn": False,
+            "failCgroupV1": False,
+            "serializeImagePulls": False,
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%",
+                             "nodefs.inodesFree": "1%"},
+            "maxPods": 110,
+            "podPidsLimit": -1,
+        }))
+        (self.dir / "kube-proxy.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "clientConnection": {"kubeconfig": str(self.dir / "kube-proxy.kubeconfig")},
+            "mode": "iptables",
+            "clusterCIDR": "10.244.0.0/16",
+            "hostnameOverride": NODE_NAME,
+            "conntrack": {"maxPerCore": 0},
+            "metricsBindAddress": "127.0.0.1:10249",
+            "healthzBindAddress": "",
+        }))
+        # cluster.local from the API server; every other name gets NXDOMAIN (not SERVFAIL, which
+        # stops glibc's search-list walk), and nothing is forwarded off this host.
+        (self.dir / "Corefile").write_text(f"""cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {{
+    bind {NODE_IP}
+    errors
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+        kubeconfig {self.cluster.kubeconfig} ludus-test
+        pods insecure
+    }}
+    cache 5
+}}
+.:53 {{
+    bind {NODE_IP}
+    template ANY ANY {{
+        rcode NXDOMAIN
+    }}
+}}
+""")
+
+    def _kill_all_tasks(self) -> None:
+        for line in self._ctr("tasks", "ls", "-q").stdout.split():
+            self._ctr("tasks", "kill", "-s", "SIGKILL", line)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and self._ctr("tasks", "ls", "-q").stdout.strip():
+            for line in self._ctr("tasks", "ls", "-q").stdout.split():
+                self._ctr("tasks", "delete", "-f", line)
+            time.sleep(0.2)
+
+    @staticmethod
+    def _kill_leftover_shims() -> None:
+        marker = str(CONTAINERD_SOCK)
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
+            except OSError:
+                continue
+            if "containerd-shim" in cmdline and marker in cmdline:
+                try:
+                    os.kill(int(entry), 9)
+                except OSError:
+                    pass
+
+    def _kill_strays(self) -> None:
+        """Node processes not in the state file (an interrupted `up`) still use our config paths."""
+        markers = (str(self.dir), str(STATE / "kubelet"))
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
+            except OSError:
+                continue
+            if any(marker in cmdline for marker in markers) and "python" not in cmdline.split(" ")[0]:
+                try:
+                    os.kill(int(entry), 9)
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _unmount_pods() -> None:
+        root = str(STATE)
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                  if line.split()[1].startswith(root) or line.split()[1].startswith(str(RUN))]
+        for mount in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
