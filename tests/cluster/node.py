@@ -30,6 +30,7 @@ NODE_LABEL = ("ludus.dev/node-kind", "real")
 BRIDGE = "ludus0"
 NODE_IP = "10.244.0.1"
 POD_SUBNET = "10.244.0.0/24"
+SERVICE_CIDR = "10.96.0.0/16"
 STATE = Path(os.environ.get("LUDUS_NODE_STATE", "/var/lib/ludus"))
 RUN = Path("/run/ludus")
 CONTAINERD_SOCK = RUN / "containerd" / "containerd.sock"
@@ -202,8 +203,10 @@ class RealNode:
             "plugins": [
                 {
                     "type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False, "hairpinMode": True,
+                    # A route to the Service range only: pods reach Services through kube-proxy,
+                    # and have no default route off this host.
                     "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET, "gateway": NODE_IP}]],
-                             "dataDir": str(STATE / "cni-ipam")},
+                             "routes": [{"dst": SERVICE_CIDR}], "dataDir": str(STATE / "cni-ipam")},
                 },
                 {"type": "portmap", "capabilities": {"portMappings": True}},
             ],
