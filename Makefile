@@ -74,5 +74,12 @@ cluster-up: install cluster-binaries ## start the built-in cluster (etcd, apiser
 cluster-down: ## stop the built-in cluster; leaves no process behind
 	$(PY) -m tests.cluster down
 
+demo: install cluster-binaries wheelhouse ## a local cluster with a real node, the operator, the digits job trained to completion
+	scripts/build-images.sh all
+	$(PY) scripts/demo.py
+
+demo-down: ## stop the demo cluster (same as cluster-down)
+	$(PY) -m tests.cluster down
+
 clean: cluster-down
 	rm -rf $(VENV) .cluster

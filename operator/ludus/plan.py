@@ -194,7 +194,9 @@ def _next_phase(
     was_running = previous in (c.PHASE_RUNNING, c.PHASE_RESTARTING)
     if was_running and (restarted or previous == c.PHASE_RESTARTING):
         return c.PHASE_RESTARTING, c.REASON_WAITING, f"{ready}/{desired} workers running; replacing the rest"
-    if previous == c.PHASE_RUNNING and progressing >= job.spec.min_replicas:
+    if previous == c.PHASE_RUNNING:
+        # Nothing failed: workers finishing their last step or joining after a scale-up. A job that
+        # trained does not go back to Pending.
         return c.PHASE_RUNNING, c.REASON_WAITING, f"{ready}/{desired} workers running; waiting for the rest"
     return c.PHASE_PENDING, c.REASON_WAITING, f"{ready}/{desired} workers running"
 

@@ -360,3 +360,10 @@ def test_pods_of_an_earlier_job_with_the_same_name_are_ignored() -> None:
     plan = reconcile(job, [store("digits"), *leftovers], NOW)
     assert plan.status.restarts == 0 and plan.delete == []
     assert _names(plan.create) == ["Service/digits", "Pod/digits-worker-0", "Pod/digits-worker-1"]
+
+
+def test_a_running_job_whose_workers_are_exiting_stays_running() -> None:
+    job = _running_job().build()
+    exiting = [store("digits"), pod("digits", 0, "Running", ready=False), pod("digits", 1, "Running", ready=False)]
+    plan = reconcile(job, exiting, NOW)
+    assert plan.status.phase == c.PHASE_RUNNING and plan.status.workers == "0/2"

@@ -99,6 +99,19 @@ def agree_on_checkpoint(ctx: DistContext, manager: CheckpointManager) -> dict[st
     return box[0]
 
 
+def record_event(ctx: DistContext, config: LoopConfig, kind: str, **fields: Any) -> None:
+    """Rank 0 logs an event line and appends it to events.jsonl beside the checkpoints.
+
+    The file outlives the pods when the checkpoint directory is a shared volume, so a restart's
+    history (where the group resumed, at which world size) can be read after the fact.
+    """
+    if not ctx.is_main:
+        return
+    print(f"LUDUS_EVENT {kind} " + " ".join(f"{k}={v}" for k, v in fields.items()), flush=True)
+    with open(config.checkpoint_dir / "events.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"event": kind, "time": time.time(), **fields}) + "\n")
+
+
 def _stop_requested(ctx: DistContext) -> bool:
     if not dist.is_initialized():
         return _Stop.requested
@@ -125,8 +138,7 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         logger.info("starting fresh with world size %d", ctx.world_size)
-    if ctx.is_main:
-        print(f"LUDUS_EVENT start step={step} world_size={ctx.world_size}", flush=True)
+    record_event(ctx, config, "start", step=step, world_size=ctx.world_size)
 
     sampler = ResumableDistributedSampler(workload.train_size(), ctx.env.rank, ctx.world_size, seed=config.seed)
     global_batch = config.batch_size * ctx.world_size
@@ -139,7 +151,7 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
         manager.save(step, {"workload": workload.state_dict(), "epoch": epoch, "consumed": consumed,
                             "rng": _rng_state(), "world_size": ctx.world_size})
         metrics.checkpoint(manager.last_duration or 0.0)
-        print(f"LUDUS_EVENT checkpoint step={step}", flush=True)
+        record_event(ctx, config, "checkpoint", step=step)
 
     results: dict[str, float] = {}
     window_start, window_steps = time.perf_counter(), 0
@@ -184,6 +196,7 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
                   flush=True)
     save()
     final = {"step": step, "epoch": epoch, "world_size": ctx.world_size, **results}
+    record_event(ctx, config, "result", **final)
     if ctx.is_main:
         (config.checkpoint_dir / "result.json").write_text(json.dumps(final))
         progress.record(step=step, total_steps=total_steps, epoch=epoch, loss=0.0, metrics=results)

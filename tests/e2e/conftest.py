@@ -1,0 +1,104 @@
+"""End-to-end tests: real pods on the built-in cluster's real node (kubelet, containerd).
+
+They skip, with the reason, where this host cannot run a kubelet or build the images; the
+kwok-only integration tests still run there.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.cluster.node import NODE_LABEL, STATE, RealNode, host_problem
+from tests.docker_env import docker_problem
+from tests.fixtures import TestCluster, cluster, k, namespace, operator  # noqa: F401 - fixtures
+from tests.kube import Kubectl
+
+IMAGES = ("ludus-trainer:latest",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.e2e)
+
+
+def _problem() -> str | None:
+    return host_problem() or docker_problem()
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: TestCluster) -> RealNode:  # noqa: F811
+    problem = _problem()
+    if problem:
+        pytest.skip(f"no real node here: {problem}")
+    if cluster.built_in is None:
+        pytest.skip("e2e tests use the built-in cluster's real node")
+    node = RealNode(cluster.built_in)
+    node.up()
+    for image in IMAGES:
+        node.import_image(image)
+    return node
+
+
+@pytest.fixture
+def shared_volume(real_node: RealNode, k: Kubectl, namespace: str) -> Iterator[tuple[str, Path]]:  # noqa: F811
+    """A ReadWriteMany PVC backed by a hostPath PV on the real node: the workers' shared checkpoints."""
+    path = STATE / "pv" / namespace
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o777)
+    pv_name = f"ckpt-{namespace}"
+    k.apply(
+        {
+            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv_name},
+            "spec": {
+                "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"],
+                "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                "hostPath": {"path": str(path), "type": "Directory"},
+                "claimRef": {"namespace": namespace, "name": "checkpoints"},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": NODE_LABEL[0], "operator": "In", "values": [NODE_LABEL[1]]}]}]}},
+            },
+        },
+        {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "checkpoints"},
+            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": pv_name,
+                     "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    yield "checkpoints", path
+    k.run("delete", "pvc", "checkpoints", "--wait=false", check=False)
+    k.run("delete", "pv", pv_name, "--wait=false", check=False)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def real_job(name: str, *, workers: int = 2, nproc: int = 2, args: list[str] | None = None,
+             elastic: tuple[int, int] | None = None, claim: str | None = None, interval: int = 20,
+             **spec: Any) -> dict[str, Any]:
+    """A digits TrainingJob for the real node (no fake-node toleration, so kwok nodes are excluded)."""
+    body: dict[str, Any] = {
+        "apiVersion": "ludus.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": {
+            "image": "ludus-trainer:latest",
+            "command": ["python", "-m", "ludus_trainer", "--workload", "digits"],
+            "args": args or ["--epochs", "30"],
+            "replicas": workers,
+            "nprocPerNode": nproc,
+            "resources": {"cpu": "200m", "memory": "3Gi", "sharedMemory": "256Mi"},
+            "checkpoint": {"intervalSteps": interval, **({"claimName": claim} if claim else {})},
+            "template": {"nodeSelector": {NODE_LABEL[0]: NODE_LABEL[1]}},
+            **spec,
+        },
+    }
+    if elastic:
+        body["spec"]["elastic"] = {"minReplicas": elastic[0], "maxReplicas": elastic[1], "maxRestarts": 5}
+    return body
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:4]}"

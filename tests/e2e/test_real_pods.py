@@ -1,0 +1,132 @@
+"""TrainingJobs on real pods: training, a deleted worker (worker 0 and another), scale-up, a user's script."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import real_job, unique
+from tests.e2e.helpers import events, now, phase, progress_step, result_from_logs, wait_phase, wait_step, worker_logs
+from tests.fixtures import OperatorProcess
+from tests.kube import Kubectl, wait_for
+
+INTERVAL = 20
+SLOW = ["--epochs", "30", "--log-every", "1", "--step-delay", "0.1"]
+
+
+def test_digits_trains_on_real_pods_through_the_headless_service(
+    k: Kubectl, operator: OperatorProcess, real_node: object
+) -> None:
+    name = unique("digits")
+    k.apply(real_job(name))
+    wait_phase(k, name, "Succeeded")
+    pods = k.items("pods", f"ludus.dev/job-name={name},ludus.dev/role=worker")
+    assert len(pods) == 2
+    for pod in pods:
+        assert pod["spec"]["nodeName"] == "ludus-node-0"
+        container_id = pod["status"]["containerStatuses"][0]["containerID"]
+        assert container_id.startswith("containerd://"), container_id
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        assert env["PET_RDZV_ENDPOINT"] == f"{name}-rdzv.{name}.{k.namespace}.svc:29400"
+    result = result_from_logs(worker_logs(k, name))
+    assert result is not None and result["world_size"] == 4
+    assert result["accuracy"] >= 0.95 and result["f1"] >= 0.9
+
+
+@pytest.mark.parametrize("victim", [0, 1], ids=["worker 0 deleted", "worker 1 deleted"])
+def test_a_deleted_worker_is_replaced_and_training_resumes_from_the_shared_checkpoint(
+    k: Kubectl, operator: OperatorProcess, shared_volume: tuple[str, Path], victim: int, record_property
+) -> None:
+    claim, volume = shared_volume
+    name = unique("resume")
+    k.apply(real_job(name, args=SLOW, claim=claim, interval=INTERVAL))
+    wait_step(volume, 2 * INTERVAL + 5)
+    old_uid = k.json("pod", f"{name}-worker-{victim}")["metadata"]["uid"]
+    deleted_at = now()
+    k.run("delete", "pod", f"{name}-worker-{victim}", "--wait=false")
+    reached = progress_step(volume)
+
+    def replaced() -> bool:
+        pod = k.get_or_none("pod", f"{name}-worker-{victim}")
+        return bool(pod and pod["metadata"]["uid"] != old_uid)
+
+    wait_for(replaced, timeout=120, what="the deleted worker replaced")
+    wait_phase(k, name, "Succeeded", timeout=400)
+
+    history = events(volume)
+    resumes = [e for e in history if e["event"] == "start" and e["step"] > 0 and e["time"] > deleted_at]
+    assert resumes, f"training never resumed from a checkpoint: {history}"
+    resumed = resumes[0]
+    redone = max(reached, 0) - resumed["step"]
+    assert redone <= INTERVAL, f"redid {redone} steps: reached {reached}, resumed at {resumed['step']}"
+    assert resumed["world_size"] == 4
+    status = k.json("tj", name)["status"]
+    assert status["restarts"] >= 1
+    final = [e for e in history if e["event"] == "result"]
+    assert final and final[-1]["accuracy"] >= 0.95
+    record_property("recovery_seconds", round(resumed["time"] - deleted_at, 1))
+    record_property("steps_redone", redone)
+    (volume / "recovery.json").write_text(json.dumps({"recovery_seconds": resumed["time"] - deleted_at,
+                                                      "steps_redone": redone}))
+
+
+def test_scale_from_one_to_two_workers_mid_run(
+    k: Kubectl, operator: OperatorProcess, shared_volume: tuple[str, Path]
+) -> None:
+    claim, volume = shared_volume
+    name = unique("grow")
+    k.apply(real_job(name, workers=1, elastic=(1, 2), args=SLOW, claim=claim, interval=INTERVAL))
+    wait_step(volume, INTERVAL + 5)
+    k.run("scale", f"tj/{name}", "--replicas=2")
+    wait_for(lambda: (k.json("tj", name).get("status") or {}).get("workers") == "2/2", timeout=120,
+             what="2/2 workers")
+    wait_phase(k, name, "Succeeded", timeout=400)
+    history = events(volume)
+    worlds = [e["world_size"] for e in history if e["event"] == "start"]
+    assert worlds[0] == 2 and 4 in worlds, history
+    final = [e for e in history if e["event"] == "result"][-1]
+    assert final["world_size"] == 4 and final["accuracy"] >= 0.95
+    assert k.json("tj", name)["status"]["restarts"] == 0
+
+
+USER_SCRIPT = '''
+"""A user's own training script: plain PyTorch plus ludus_trainer's small API."""
+import torch
+import torch.distributed as dist
+from ludus_trainer import api
+
+ctx = api.init()
+checkpoints = api.checkpoints()
+state = checkpoints.load_latest() or {"step": 0, "w": torch.zeros(1)}
+w = state["w"]
+for step in range(state["step"] + 1, 21):
+    grad = torch.ones(1)
+    dist.all_reduce(grad)
+    w -= 0.01 * grad
+    api.report(step=step, loss=float(w.abs()), total_steps=20)
+    if step % 10 == 0 and ctx.is_main:
+        checkpoints.save(step, {"w": w})
+if ctx.is_main:
+    print(f"USER SCRIPT DONE world={dist.get_world_size()} w={float(w):.2f}", flush=True)
+api.finish()
+'''
+
+
+def test_a_users_own_script_from_a_configmap_runs_under_torchrun(
+    k: Kubectl, operator: OperatorProcess, real_node: object
+) -> None:
+    k.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "train-script"},
+             "data": {"train.py": USER_SCRIPT}})
+    name = unique("mine")
+    job = real_job(name, args=[])
+    job["spec"]["command"] = ["python", "/scripts/train.py"]
+    job["spec"].pop("args")
+    job["spec"]["template"]["volumes"] = [{"name": "scripts", "configMap": {"name": "train-script"}}]
+    job["spec"]["template"]["volumeMounts"] = [{"name": "scripts", "mountPath": "/scripts"}]
+    k.apply(job)
+    wait_phase(k, name, "Succeeded")
+    logs = worker_logs(k, name)
+    assert "USER SCRIPT DONE world=4 w=-0.80" in logs, logs[-2000:]
+    assert phase(k, name) == "Succeeded"
