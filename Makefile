@@ -13,7 +13,8 @@ TORCH_PIN   := torch==2.13.0
 export LUDUS_CACHE_DIR := $(CACHE_DIR)
 
 .PHONY: help install wheelhouse test test-unit test-integration test-e2e test-trainer test-images manifests \
-        cluster-up cluster-down cluster-binaries demo demo-down trainer-image operator-image bench clean
+        cluster-up cluster-down cluster-binaries demo demo-down trainer-image operator-image bench bench-recovery \
+        bench-throughput bench-report clean
 
 help:
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | sort
@@ -80,6 +81,21 @@ demo: install cluster-binaries wheelhouse ## a local cluster with a real node, t
 
 demo-down: ## stop the demo cluster (same as cluster-down)
 	$(PY) -m tests.cluster down
+
+bench: bench-recovery bench-throughput ## every benchmark, then docs/benchmarks.md
+	$(PY) bench/report.py
+
+bench-report: install ## rewrite docs/benchmarks.md from docs/benchmarks/*.json
+	$(PY) bench/report.py
+
+bench-recovery: install cluster-binaries ## recovery and start-up timings on real pods -> docs/benchmarks/recovery.json
+	scripts/build-images.sh trainer
+	$(PY) bench/recovery.py
+	$(PY) bench/report.py
+
+bench-throughput: install ## GPT throughput, harness vs bare loop (GPU if present) -> docs/benchmarks/throughput-*.json
+	$(PY) bench/throughput.py
+	$(PY) bench/report.py
 
 clean: cluster-down
 	rm -rf $(VENV) .cluster
