@@ -31,6 +31,7 @@ CRD = REPO / "manifests" / "crd" / "trainingjobs.ludus.dev.yaml"
 
 @dataclass
 class TestCluster:
+    __test__ = False  # a fixture value, not a test class
     kubectl: Kubectl
     built_in: Cluster | None
 

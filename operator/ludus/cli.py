@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
+import zlib
 from pathlib import Path
 
 from ludus import __version__
@@ -24,11 +26,19 @@ def _parser() -> argparse.ArgumentParser:
     op.add_argument("--workers", type=int, default=16, help="concurrent reconcile workers")
     op.add_argument("--connections", type=int, default=64, help="API server connection pool size")
     op.add_argument("--peering", default=None, help="KopfPeering name for high availability (default: standalone)")
-    op.add_argument("--priority", type=int, default=0, help="peering priority; replicas need distinct ones")
+    op.add_argument("--priority", default="0",
+                    help="peering priority; replicas need distinct ones: 'auto' derives one from the pod name")
 
     crd = sub.add_parser("crd", help="print the TrainingJob CRD generated from the models")
     crd.add_argument("--output", type=Path, default=None, help="write to this file instead of stdout")
     return parser
+
+
+def peering_priority(value: str) -> int:
+    """Kopf freezes replicas of equal priority; `auto` gives each pod its own, from its hostname."""
+    if value == "auto":
+        return zlib.crc32(socket.gethostname().encode()) % 1_000_000 + 1
+    return int(value)
 
 
 def run_operator(args: argparse.Namespace) -> int:
@@ -46,7 +56,7 @@ def run_operator(args: argparse.Namespace) -> int:
         workers=args.workers,
         connections=args.connections,
         peering=args.peering,
-        priority=args.priority,
+        priority=peering_priority(args.priority),
     )
     kopf.configure(
         debug=args.log_level == "debug", verbose=args.log_level == "info", quiet=args.log_level == "error"

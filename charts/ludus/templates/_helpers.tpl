@@ -1,0 +1,37 @@
+{{- define "ludus.name" -}}ludus-operator{{- end -}}
+
+{{- define "ludus.labels" -}}
+app.kubernetes.io/name: ludus
+app.kubernetes.io/component: operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
+{{- end -}}
+
+{{- define "ludus.selector" -}}
+app.kubernetes.io/name: ludus
+app.kubernetes.io/component: operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The rules the operator needs in a namespace it watches: only the verbs it uses. */}}
+{{- define "ludus.namespacedRules" -}}
+- apiGroups: [ludus.dev]
+  resources: [trainingjobs]
+  verbs: [get, list, watch, delete]
+- apiGroups: [ludus.dev]
+  resources: [trainingjobs/status]
+  verbs: [patch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch, create, delete]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+- apiGroups: [kopf.dev]
+  resources: [kopfpeerings]
+  verbs: [list, watch, patch, get]
+{{- end -}}
