@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--vocab-size", type=int, default=4096)
     g.add_argument("--no-bf16", action="store_true")
     g.add_argument("--compile", action="store_true")
+    g.add_argument("--samples", type=int, default=1_000_000, help="sequences per epoch")
     return p
 
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
         cfg = GPTConfig(args.vocab_size, args.seq_len, args.d_model, args.n_layers, args.n_heads)
         workload = GPTWorkload(ctx, cfg, lr=args.lr or 3e-4, bf16=not args.no_bf16, compile_model=args.compile,
-                               seed=args.seed)
+                               samples=args.samples, seed=args.seed)
     config = LoopConfig(
         epochs=args.epochs, batch_size=args.batch_size, checkpoint_dir=args.checkpoint_dir,
         checkpoint_interval=args.checkpoint_interval, keep=args.keep, max_steps=args.max_steps,

@@ -48,8 +48,7 @@ class TrainerMetrics:
 
     def started(self, world_size: int, restarts: int) -> None:
         self._l(self._world).set(world_size)
-        if restarts:
-            self._l(self._restarts).inc(restarts)
+        self._l(self._restarts).inc(restarts)  # exported from the start, at 0 on a fresh run
 
     def step(self, step: int, epoch: int, loss: float, samples_per_s: float | None, tokens_per_s: float | None) -> None:
         self._l(self._step).set(step)
