@@ -65,7 +65,8 @@ def slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
                 "labels", "creationTimestamp", "deletionTimestamp",
             )
             if k in meta
-        },
+        }
+        | {"annotations": {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith(c.GROUP)}},
         "spec": dict(body.get("spec") or {}),
         "status": dict(body.get("status") or {}),
     }
@@ -234,6 +235,8 @@ class Controller:
             *(self._delete(key, d.name, d.uid, d.reason) for d in plan.delete),
             return_exceptions=True,
         )
+        if plan.suspend_for_queue:
+            await self.client.suspend_job_for_queue(key[0], key[1], uid)
         if plan.delete_job:
             await self.client.delete_job(key[0], key[1], uid)
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -166,6 +166,14 @@ class KubeClient:
             "PATCH", job_path(namespace, name, "status"), patch, content_type="application/merge-patch+json"
         )
 
+    async def suspend_job_for_queue(self, namespace: str, name: str, uid: str) -> None:
+        """Set spec.suspend as Kueue's webhook would, marking the job so it happens only once."""
+        patch = {
+            "metadata": {"uid": uid, "annotations": {c.ANNOTATION_QUEUED: "true"}},
+            "spec": {"suspend": True},
+        }
+        await self.request("PATCH", job_path(namespace, name), patch, content_type="application/merge-patch+json")
+
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:
         options = {
             "kind": "DeleteOptions",

@@ -45,6 +45,7 @@ class Plan:
     delete: list[PodDeletion] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     delete_job: bool = False
+    suspend_for_queue: bool = False
     requeue_after: float | None = None
 
 
@@ -96,6 +97,17 @@ def closes_rendezvous(pod: PodObservation) -> bool:
     good (torch keeps it open only when the agent dies by a signal, exit code >= 128): no replacement
     can join it, so the whole group must start again with a fresh store."""
     return pod.phase == "Failed" and not pod.disrupted and pod.exit_code is not None and pod.exit_code < 128
+
+
+def needs_queue_suspension(job: TrainingJob) -> bool:
+    """A job for a Kueue queue starts suspended until admitted, unless it was queued or started before."""
+    return (
+        c.LABEL_KUEUE_QUEUE in job.metadata.labels
+        and c.ANNOTATION_QUEUED not in job.metadata.annotations
+        and not job.spec.suspend
+        and job.status.start_time is None
+        and not any(cond.type == c.COND_CREATED for cond in job.status.conditions)
+    )
 
 
 def restart_limit(job: TrainingJob) -> int:
@@ -228,6 +240,12 @@ def reconcile(
 
     if job.status.phase in c.TERMINAL_PHASES:
         return _finished(job, pods, base, now)
+    if needs_queue_suspension(job):
+        # Kueue's webhook would have set suspend at creation; we do it on first sight instead, once
+        # (the annotation remembers), and Kueue admits the job by setting suspend back to false.
+        plan = _suspended(job, pods, base, now)
+        plan.suspend_for_queue = True
+        return plan
     if job.spec.suspend:
         return _suspended(job, pods, base, now)
 

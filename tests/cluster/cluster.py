@@ -128,7 +128,7 @@ class Cluster:
         self._make_pki()
         self._write_kubeconfigs(ports["apiserver"])
         pids: dict[str, int] = {}
-        self._save({"ports": ports, "pids": pids})
+        self._save({**self.state(), "ports": ports, "pids": pids})
 
         pids["etcd"] = self._spawn("etcd", [
             str(binaries["etcd"]),
@@ -142,7 +142,7 @@ class Cluster:
             "--quota-backend-bytes=4294967296",
             "--log-level=warn",
         ])
-        self._save({"ports": ports, "pids": pids})
+        self._save({**self.state(), "ports": ports, "pids": pids})
         pki = self.pki
         pids["kube-apiserver"] = self._spawn("kube-apiserver", [
             str(binaries["kube-apiserver"]),
@@ -170,7 +170,7 @@ class Cluster:
             "--v=1",
             *self._extra_args("APISERVER"),
         ])
-        self._save({"ports": ports, "pids": pids})
+        self._save({**self.state(), "ports": ports, "pids": pids})
         self._wait(lambda: self._readyz(ports["apiserver"]), 90, "kube-apiserver /readyz")
 
         scheduler_config = self.root / "scheduler.yaml"
@@ -212,7 +212,7 @@ class Cluster:
             f"--server-address=127.0.0.1:{ports['kwok']}",
             "--node-lease-duration-seconds=40",
         ])
-        self._save({"ports": ports, "pids": pids})
+        self._save({**self.state(), "ports": ports, "pids": pids})
         self.kubectl("apply", "-f", "-", input=self._fake_nodes_yaml())
         if wait_nodes:
             self._wait(self._fake_nodes_ready, 60, "fake nodes Ready")
@@ -260,7 +260,22 @@ class Cluster:
     def _save(self, state: dict[str, Any]) -> None:
         self.state_file.write_text(json.dumps(state, indent=2))
 
+    def restart(self, name: str) -> None:
+        """Stop one component and start it again with the same command (tests of outages use it)."""
+        state = self.state()
+        self._stop(state["pids"][name])
+        self._reap(state["pids"][name])
+        state = self.state()
+        state["pids"][name] = self._spawn(name, state["argv"][name])
+        self._save(state)
+        if name == "kube-apiserver":
+            self._wait(lambda: self._readyz(state["ports"]["apiserver"]), 90, "kube-apiserver /readyz")
+
     def _spawn(self, name: str, argv: list[str]) -> int:
+        state = self.state()
+        state.setdefault("argv", {})[name] = argv
+        if state.get("ports"):
+            self._save(state)
         log = open(self.logs / f"{name}.log", "ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)

@@ -18,7 +18,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "ludus.namespacedRules" -}}
 - apiGroups: [ludus.dev]
   resources: [trainingjobs]
-  verbs: [get, list, watch, delete]
+  verbs: [get, list, watch, patch, delete]
 - apiGroups: [ludus.dev]
   resources: [trainingjobs/status]
   verbs: [patch]

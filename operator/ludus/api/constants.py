@@ -35,6 +35,9 @@ ROLE_RENDEZVOUS: Final = "rendezvous"
 # Kueue's queue label: a job that carries it starts suspended until admitted.
 LABEL_KUEUE_QUEUE: Final = "kueue.x-k8s.io/queue-name"
 
+# Set when Ludus suspended a queued job on first sight, so it does not do it again after admission.
+ANNOTATION_QUEUED: Final = "ludus.dev/queued"
+
 # Ports inside the pods.
 RENDEZVOUS_PORT: Final = 29400
 TRAINER_METRICS_PORT: Final = 9090
