@@ -35,9 +35,15 @@ def render() -> str:
                 f"| demo job: apply → all workers Running | {_fmt(recovery['demo_job']['apply_to_running_s'])} s |",
                 f"| demo job: apply → Succeeded | {_fmt(recovery['demo_job']['apply_to_succeeded_s'])} s |",
                 f"| worker 0 pod deleted → training resumed | {_fmt(recovery['worker0_deleted']['delete_to_resumed_s'])} s |",
-                f"| … steps redone | {_fmt(recovery['worker0_deleted']['steps_redone'])} |",
+                f"| … steps redone (negative: the SIGTERM checkpoint kept steps made after the delete) | "
+                f"{_fmt(recovery['worker0_deleted']['steps_redone'])} |",
                 f"| local torchrun agent SIGKILLed → resumed | {_fmt(recovery['local_agent_killed']['kill_to_resumed_s'])} s |",
-                f"| … steps redone | {_fmt(recovery['local_agent_killed']['steps_redone'])} |", ""]
+                f"| … steps redone (SIGKILL: no chance to checkpoint; at most one interval) | "
+                f"{_fmt(recovery['local_agent_killed']['steps_redone'])} |", "",
+                "A deleted pod gets SIGTERM: torchrun passes it on, the trainer checkpoints at its next stop check",
+                "and exits; the operator replaces the pod and the group re-forms around the shared checkpoint volume.",
+                "A SIGKILLed agent (the local case) cannot checkpoint, so the survivors resume from the last",
+                "interval checkpoint.", ""]
     else:
         out += ["Not measured yet: run `make bench-recovery`.", ""]
     out += ["## GPT throughput: Ludus harness versus a bare loop", ""]
@@ -54,7 +60,9 @@ def render() -> str:
                 "| arm | tokens/s | MFU |", "|---|---|---|",
                 f"| bare loop | {data['bare_tokens_per_s']} | {data['mfu_bare'] if data['mfu_bare'] is not None else 'n/a'} |",
                 f"| Ludus harness | {data['ludus_tokens_per_s']} | {data['mfu_ludus'] if data['mfu_ludus'] is not None else 'n/a'} |",
-                "", f"Harness overhead: {data['harness_overhead'] * 100:.2f}% (target < 3%).", ""]
+                "", f"Harness overhead: {data['harness_overhead'] * 100:.2f}% (target < 3%); runs (tokens/s): "
+                f"bare {data.get('runs', {}).get('bare')}, Ludus {data.get('runs', {}).get('ludus')}. A negative "
+                "overhead is run-to-run noise: the harness syncs with the device only on logged steps.", ""]
     return "\n".join(out)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -80,6 +81,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None, help="measured steps (the same number warm up first)")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each arm; medians reported")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
 
@@ -94,12 +96,15 @@ def main() -> int:
         n_heads=args.n_heads or (16 if cuda else 4),
     )
     batch = args.batch_size or (8 if cuda else 8)
-    steps = args.steps or (50 if cuda else 20)
+    steps = args.steps or (50 if cuda else 60)
     bf16 = cuda
     if not cuda:
         torch.set_num_threads(1)
-    bare = bare_loop(cfg, device, batch, steps, steps, bf16, args.compile)
-    ludus = harness(cfg, device, batch, steps, steps, bf16, args.compile)
+    bares, ludi = [], []
+    for _ in range(args.repeats):  # alternate the arms so drift on the machine hits both alike
+        bares.append(bare_loop(cfg, device, batch, steps, steps, bf16, args.compile))
+        ludi.append(harness(cfg, device, batch, steps, steps, bf16, args.compile))
+    bare, ludus = statistics.median(bares), statistics.median(ludi)
     peak = next((v for k, v in PEAK_BF16_FLOPS.items() if cuda and k in torch.cuda.get_device_name()), None)
     report = {
         "command": "make bench-throughput" + (" (with --compile)" if args.compile else ""),
@@ -110,6 +115,7 @@ def main() -> int:
         "bare_tokens_per_s": round(bare, 1),
         "ludus_tokens_per_s": round(ludus, 1),
         "harness_overhead": round(1 - ludus / bare, 4),
+        "runs": {"bare": [round(v, 1) for v in bares], "ludus": [round(v, 1) for v in ludi]},
         "mfu_bare": round(bare * cfg.flops_per_token() / peak, 4) if peak else None,
         "mfu_ludus": round(ludus * cfg.flops_per_token() / peak, 4) if peak else None,
     }
