@@ -20,7 +20,8 @@ def test_sigkill_during_a_burst_of_100_jobs_converges_with_exactly_their_pods(
     k: Kubectl, operator: OperatorProcess
 ) -> None:
     rng = random.Random(11)
-    docs = [make_job(f"burst-{i:03d}").workers(2).on_fake_nodes().manifest() for i in range(BURST)]
+    small = {"cpu": "100m", "memory": "256Mi"}  # 200 workers must fit the fake nodes
+    docs = [make_job(f"burst-{i:03d}").workers(2).spec(resources=small).on_fake_nodes().manifest() for i in range(BURST)]
     k.run("apply", "-f", "-", input=yaml.safe_dump_all(docs))
     for _ in range(3):
         time.sleep(rng.uniform(0.5, 4.0))
