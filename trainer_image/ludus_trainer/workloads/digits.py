@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from sklearn.datasets import load_digits
@@ -12,9 +11,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ludus_trainer.dist import DistContext
+from ludus_trainer.workloads import ModelOptimizerState
 
 
-class DigitsWorkload:
+class DigitsWorkload(ModelOptimizerState):
     name = "digits"
     tokens_per_sample = 0
 
@@ -61,13 +61,6 @@ class DigitsWorkload:
             "recall": float(recall),
             "f1": float(f1),
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
 
     def flops_per_token(self) -> float:
         return 0.0

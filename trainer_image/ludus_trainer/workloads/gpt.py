@@ -9,10 +9,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from ludus_trainer.dist import DistContext
+from ludus_trainer.workloads import ModelOptimizerState
 from ludus_trainer.workloads.gpt_model import GPT, GPTConfig, lm_loss, synthetic_batch
 
 
-class GPTWorkload:
+class GPTWorkload(ModelOptimizerState):
     name = "gpt"
 
     def __init__(self, ctx: DistContext, cfg: GPTConfig, *, lr: float = 3e-4, bf16: bool = True,
@@ -50,13 +51,6 @@ class GPTWorkload:
         with self._autocast():
             loss = float(lm_loss(self.model, batch))
         return {"eval_loss": loss}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
 
     def flops_per_token(self) -> float:
         return self.cfg.flops_per_token()
