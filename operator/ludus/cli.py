@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     op.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     op.add_argument("--workers", type=int, default=16, help="concurrent reconcile workers")
     op.add_argument("--connections", type=int, default=64, help="API server connection pool size")
+    op.add_argument("--gang-scheduling", default="none", choices=["none", "volcano", "coscheduling", "kueue"],
+                    help="place each job's workers as one gang: a PodGroup for Volcano or scheduler-plugins' "
+                    "coscheduling, or Kueue pod-group labels")
     op.add_argument("--peering", default=None, help="KopfPeering name for high availability (default: standalone)")
     op.add_argument("--priority", default="0",
                     help="peering priority; replicas need distinct ones: 'auto' derives one from the pod name")
@@ -62,7 +65,7 @@ def run_operator(args: argparse.Namespace) -> int:
         debug=args.log_level == "debug", verbose=args.log_level == "info", quiet=args.log_level == "error"
     )
     logging.getLogger().setLevel(args.log_level.upper())
-    memo = kopf.Memo(config=config, controller=Controller(workers=config.workers))
+    memo = kopf.Memo(config=config, controller=Controller(workers=config.workers, gang=args.gang_scheduling))
     kopf.run(
         clusterwide=config.clusterwide,
         namespaces=list(config.namespaces),

@@ -89,7 +89,8 @@ def _old_status(body: Mapping[str, Any]) -> TrainingJobStatus:
 class Controller:
     """Owns the queue, the expectations and the last status it wrote for each job."""
 
-    def __init__(self, *, workers: int = 16) -> None:
+    def __init__(self, *, workers: int = 16, gang: str = "none") -> None:
+        self.gang = gang
         self.queue: WorkQueue[JobKey] = WorkQueue()
         self.client: KubeClient | None = None
         self._workers = workers
@@ -212,7 +213,7 @@ class Controller:
             )
             plan = invalid_spec_plan(_old_status(body), generation, message, now)
         else:
-            plan = reconcile(job, pods, now, self._expected_names(key, pods))
+            plan = reconcile(job, pods, now, self._expected_names(key, pods), self.gang)
         taken = await self.execute(key, body, plan, now)
         if taken:
             return min(plan.requeue_after or NAME_TAKEN_RETRY_SECONDS, NAME_TAKEN_RETRY_SECONDS)

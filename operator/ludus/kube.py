@@ -82,6 +82,8 @@ def collection_path(body: Mapping[str, Any]) -> str:
         return pod_path(namespace)
     if kind == "Service":
         return f"/api/v1/namespaces/{namespace}/services"
+    if kind == "PodGroup":
+        return f"/apis/{body['apiVersion']}/namespaces/{namespace}/podgroups"
     raise ValueError(f"no collection path for kind {kind}")
 
 

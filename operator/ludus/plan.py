@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from ludus.api import constants as c
 from ludus.api.models import TrainingJob, TrainingJobStatus
 from ludus.build import labels, pods as pod_builders
+from ludus.build.podgroup import build_pod_group
 from ludus.build.service import build_headless_service
 from ludus.observe import PodObservation
 from ludus.status import upsert_condition, with_phase
@@ -218,6 +219,7 @@ def reconcile(
     pods: list[PodObservation],
     now: datetime,
     expected: frozenset[str] = frozenset(),
+    gang: str = "none",
 ) -> Plan:
     """Decide one reconcile pass.
 
@@ -326,11 +328,12 @@ def reconcile(
     for index in range(desired):
         if index in workers or not store_live and rdzv is not None:
             continue
-        manifest = pod_builders.build_worker_pod(job, index)
+        manifest = pod_builders.build_worker_pod(job, index, gang)
         if manifest["metadata"]["name"] not in expected:
             create.append(manifest)
     if create:
-        create.insert(0, build_headless_service(job))
+        pod_group = build_pod_group(job, gang)
+        create[:0] = [build_headless_service(job), *([pod_group] if pod_group else [])]
 
     first_start = base.start_time is None and bool(create)
     start_time = now if first_start else base.start_time

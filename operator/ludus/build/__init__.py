@@ -1,0 +1,1 @@
+"""Pure builders: a TrainingJob in, Kubernetes manifests out. No API calls here."""

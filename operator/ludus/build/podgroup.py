@@ -1,0 +1,51 @@
+"""Gang scheduling: a PodGroup for Volcano or the scheduler-plugins coscheduling plugin, or Kueue's
+pod-group labels, so that a job's workers are placed all together or not at all.
+
+Which one is an operator setting (`ludus operator --gang-scheduling ...`): a cluster runs one such
+scheduler, and it is the platform team's choice, not each job's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ludus.api.models import TrainingJob
+from ludus.build import labels, names
+
+GANG_NONE: Final = "none"
+GANG_VOLCANO: Final = "volcano"
+GANG_COSCHEDULING: Final = "coscheduling"
+GANG_KUEUE: Final = "kueue"
+GANG_CHOICES: Final = (GANG_NONE, GANG_VOLCANO, GANG_COSCHEDULING, GANG_KUEUE)
+
+_POD_GROUP_API: Final = {
+    GANG_VOLCANO: "scheduling.volcano.sh/v1beta1",
+    GANG_COSCHEDULING: "scheduling.x-k8s.io/v1alpha1",
+}
+_SCHEDULER: Final = {GANG_VOLCANO: "volcano", GANG_COSCHEDULING: "scheduler-plugins-scheduler"}
+
+
+def build_pod_group(job: TrainingJob, gang: str) -> dict[str, Any] | None:
+    """The PodGroup for the job's workers; minMember is the fewest workers that may train."""
+    api = _POD_GROUP_API.get(gang)
+    if api is None:
+        return None
+    return {
+        "apiVersion": api,
+        "kind": "PodGroup",
+        "metadata": labels.child_metadata(job, names.service_name(job), labels.job_selector(job)),
+        "spec": {"minMember": job.spec.min_replicas},
+    }
+
+
+def worker_gang_fields(job: TrainingJob, gang: str) -> tuple[dict[str, str], dict[str, str], str | None]:
+    """(labels, annotations, schedulerName) a worker pod carries to join its gang."""
+    group = names.service_name(job)
+    if gang == GANG_VOLCANO:
+        return {}, {"scheduling.k8s.io/group-name": group}, _SCHEDULER[gang]
+    if gang == GANG_COSCHEDULING:
+        return {"scheduling.x-k8s.io/pod-group": group}, {}, _SCHEDULER[gang]
+    if gang == GANG_KUEUE:
+        return ({"kueue.x-k8s.io/pod-group-name": group},
+                {"kueue.x-k8s.io/pod-group-total-count": str(job.spec.replicas)}, None)
+    return {}, {}, None

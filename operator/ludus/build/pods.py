@@ -1,0 +1,169 @@
+"""Worker pods and the rendezvous store pod of a TrainingJob.
+
+Pods meet the restricted Pod Security Standard by default: non-root,
+no privilege escalation, all capabilities dropped, RuntimeDefault seccomp.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ludus.api import constants as c
+from ludus.api.models import TrainingJob
+from ludus.build import labels, names
+from ludus.build.podgroup import worker_gang_fields
+from ludus.frameworks import torch
+
+
+def _quantity(value: int | str) -> str:
+    return str(value)
+
+
+def pod_security_context(job: TrainingJob) -> dict[str, Any]:
+    context: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if job.spec.template.run_as_user is not None:
+        context["runAsUser"] = job.spec.template.run_as_user
+        context["runAsGroup"] = job.spec.template.run_as_user
+        context["fsGroup"] = job.spec.template.run_as_user
+    return context
+
+
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def worker_resources(job: TrainingJob) -> dict[str, Any]:
+    res = job.spec.resources
+    requests: dict[str, str] = {"cpu": _quantity(res.cpu), "memory": _quantity(res.memory)}
+    limits: dict[str, str] = {"memory": _quantity(res.memory)}
+    if res.gpus:
+        requests[c.EXTENDED_RESOURCE_GPU] = str(res.gpus)
+        limits[c.EXTENDED_RESOURCE_GPU] = str(res.gpus)
+    return {"requests": requests, "limits": limits}
+
+
+def _scheduling(job: TrainingJob) -> dict[str, Any]:
+    """Placement fields shared by the workers and the store, so both land where the user wants."""
+    t = job.spec.template
+    spec: dict[str, Any] = {}
+    if t.node_selector:
+        spec["nodeSelector"] = dict(t.node_selector)
+    if t.tolerations:
+        spec["tolerations"] = list(t.tolerations)
+    if t.affinity:
+        spec["affinity"] = dict(t.affinity)
+    if t.priority_class_name:
+        spec["priorityClassName"] = t.priority_class_name
+    if t.scheduler_name:
+        spec["schedulerName"] = t.scheduler_name
+    if t.service_account_name:
+        spec["serviceAccountName"] = t.service_account_name
+    return spec
+
+
+def _ludus_env(job: TrainingJob, index: int) -> list[dict[str, Any]]:
+    return [
+        {"name": c.ENV_JOB_NAME, "value": job.metadata.name},
+        {"name": c.ENV_JOB_NAMESPACE, "value": job.metadata.namespace},
+        {"name": c.ENV_REPLICA_INDEX, "value": str(index)},
+        {"name": c.ENV_CHECKPOINT_DIR, "value": job.spec.checkpoint.path},
+        {"name": c.ENV_CHECKPOINT_INTERVAL, "value": str(job.spec.checkpoint.interval_steps)},
+        {"name": c.ENV_METRICS_PORT, "value": str(c.TRAINER_METRICS_PORT)},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+
+
+def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": c.VOLUME_SHM, "emptyDir": {"medium": "Memory", "sizeLimit": _quantity(job.spec.resources.shared_memory)}}
+    ]
+    mounts: list[dict[str, Any]] = [{"name": c.VOLUME_SHM, "mountPath": "/dev/shm"}]
+    ckpt = job.spec.checkpoint
+    if ckpt.claim_name:
+        volumes.append({"name": c.VOLUME_CHECKPOINT, "persistentVolumeClaim": {"claimName": ckpt.claim_name}})
+    else:
+        volumes.append({"name": c.VOLUME_CHECKPOINT, "emptyDir": {}})
+    mounts.append({"name": c.VOLUME_CHECKPOINT, "mountPath": ckpt.path})
+    volumes.extend(job.spec.template.volumes)
+    mounts.extend(job.spec.template.volume_mounts)
+    return volumes, mounts
+
+
+def build_worker_pod(job: TrainingJob, index: int, gang: str = "none") -> dict[str, Any]:
+    """Worker `index`: torchrun in front of the user's command, wired by PET_* variables."""
+    name = names.worker_pod_name(job, index)
+    volumes, mounts = _volumes(job)
+    user_env = [e.model_dump(by_alias=True, exclude_none=True) for e in job.spec.env]
+    container: dict[str, Any] = {
+        "name": c.CONTAINER_TRAINER,
+        "image": job.spec.image,
+        "imagePullPolicy": job.spec.image_pull_policy,
+        "command": torch.worker_command(job),
+        "env": [*torch.torchrun_env(job, index), *_ludus_env(job, index), *user_env],
+        "resources": worker_resources(job),
+        "ports": [
+            {"name": "metrics", "containerPort": c.TRAINER_METRICS_PORT},
+        ],
+        "volumeMounts": mounts,
+        "securityContext": CONTAINER_SECURITY_CONTEXT,
+    }
+    if job.spec.args:
+        container["args"] = list(job.spec.args)
+    gang_labels, gang_annotations, gang_scheduler = worker_gang_fields(job, gang)
+    meta = labels.child_metadata(
+        job, name, {**job.spec.template.labels, **gang_labels, **labels.child_labels(job, c.ROLE_WORKER, index)}
+    )
+    if job.spec.template.annotations or gang_annotations:
+        meta["annotations"] = {**job.spec.template.annotations, **gang_annotations}
+    scheduling = _scheduling(job)
+    if gang_scheduler and "schedulerName" not in scheduling:
+        scheduling["schedulerName"] = gang_scheduler
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {
+            "restartPolicy": "Never",
+            "hostname": name,
+            "subdomain": names.service_name(job),
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 30,
+            "securityContext": pod_security_context(job),
+            "containers": [container],
+            "volumes": volumes,
+            **scheduling,
+        },
+    }
+
+
+def build_rendezvous_pod(job: TrainingJob) -> dict[str, Any]:
+    """The c10d TCPStore the workers meet at; small, and independent of every worker."""
+    name = names.rendezvous_pod_name(job)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": labels.child_metadata(job, name, labels.child_labels(job, c.ROLE_RENDEZVOUS)),
+        "spec": {
+            "restartPolicy": "Always",
+            "hostname": name,
+            "subdomain": names.service_name(job),
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 5,
+            "securityContext": pod_security_context(job),
+            "containers": [
+                {
+                    "name": c.CONTAINER_RENDEZVOUS,
+                    "image": job.spec.image,
+                    "imagePullPolicy": job.spec.image_pull_policy,
+                    "command": torch.store_command(),
+                    "ports": [{"name": "rendezvous", "containerPort": c.RENDEZVOUS_PORT}],
+                    "readinessProbe": {"tcpSocket": {"port": c.RENDEZVOUS_PORT}, "periodSeconds": 2},
+                    "resources": {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+                    "securityContext": CONTAINER_SECURITY_CONTEXT,
+                }
+            ],
+            **{k: v for k, v in _scheduling(job).items() if k != "serviceAccountName"},
+        },
+    }

@@ -1,0 +1,50 @@
+"""Gang scheduling hooks: the PodGroup and what each worker carries to join it."""
+
+from __future__ import annotations
+
+import pytest
+
+from ludus.build.podgroup import build_pod_group
+from ludus.build.pods import build_worker_pod
+from ludus.plan import reconcile
+from tests.factories import T0, make_job
+
+
+@pytest.mark.parametrize(
+    ("gang", "api", "label", "annotation", "scheduler"),
+    [
+        ("volcano", "scheduling.volcano.sh/v1beta1", None, ("scheduling.k8s.io/group-name", "digits"), "volcano"),
+        ("coscheduling", "scheduling.x-k8s.io/v1alpha1", ("scheduling.x-k8s.io/pod-group", "digits"), None,
+         "scheduler-plugins-scheduler"),
+        ("kueue", None, ("kueue.x-k8s.io/pod-group-name", "digits"), ("kueue.x-k8s.io/pod-group-total-count", "3"),
+         None),
+    ],
+    ids=["volcano: PodGroup and group-name annotation", "coscheduling: PodGroup and pod-group label",
+         "kueue: pod-group labels, no PodGroup"],
+)
+def test_gang_scheduling_per_scheduler(gang, api, label, annotation, scheduler) -> None:
+    job = make_job().workers(3).elastic(2, 4).build()
+    group = build_pod_group(job, gang)
+    if api:
+        assert group["apiVersion"] == api and group["kind"] == "PodGroup"
+        assert group["metadata"]["name"] == "digits" and group["spec"] == {"minMember": 2}
+        assert group["metadata"]["ownerReferences"][0]["uid"] == "uid-digits"
+    else:
+        assert group is None
+    pod = build_worker_pod(job, 0, gang)
+    if label:
+        assert pod["metadata"]["labels"][label[0]] == label[1]
+    if annotation:
+        assert pod["metadata"]["annotations"][annotation[0]] == annotation[1]
+    assert pod["spec"].get("schedulerName") == scheduler
+
+
+def test_a_users_scheduler_name_wins() -> None:
+    job = make_job().spec(template={"schedulerName": "my-volcano"}).build()
+    assert build_worker_pod(job, 0, "volcano")["spec"]["schedulerName"] == "my-volcano"
+
+
+def test_the_plan_creates_the_pod_group_before_the_pods() -> None:
+    plan = reconcile(make_job().workers(2).build(), [], T0, gang="volcano")
+    assert [m["kind"] for m in plan.create][:3] == ["Service", "PodGroup", "Pod"]
+    assert [m["kind"] for m in reconcile(make_job().workers(2).build(), [], T0).create].count("PodGroup") == 0

@@ -1,0 +1,179 @@
+"""Worker and rendezvous pods: whole manifests, the torchrun wiring, restricted security."""
+
+from __future__ import annotations
+
+from ludus.api import constants as c
+from ludus.build.pods import build_rendezvous_pod, build_worker_pod
+from tests.factories import make_job
+
+OWNER = {
+    "apiVersion": "ludus.dev/v1alpha1",
+    "kind": "TrainingJob",
+    "name": "digits",
+    "uid": "uid-digits",
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
+
+
+def test_worker_pod_whole_manifest_for_a_two_worker_elastic_job() -> None:
+    job = make_job().workers(2).nproc(2).elastic(1, 4, 10).build()
+    assert build_worker_pod(job, 1) == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "digits-worker-1",
+            "namespace": "team-a",
+            "labels": {
+                "ludus.dev/job-name": "digits",
+                "ludus.dev/role": "worker",
+                "app.kubernetes.io/managed-by": "ludus-operator",
+                "ludus.dev/replica-index": "1",
+            },
+            "ownerReferences": [OWNER],
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "hostname": "digits-worker-1",
+            "subdomain": "digits",
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 30,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "seccompProfile": {"type": "RuntimeDefault"},
+                "runAsUser": 1000,
+                "runAsGroup": 1000,
+                "fsGroup": 1000,
+            },
+            "containers": [
+                {
+                    "name": "trainer",
+                    "image": "ludus-trainer:test",
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["torchrun", "--no-python", "python", "-m", "ludus_trainer"],
+                    "env": [
+                        {"name": "PET_NNODES", "value": "1:4"},
+                        {"name": "PET_NPROC_PER_NODE", "value": "2"},
+                        {"name": "PET_RDZV_BACKEND", "value": "c10d"},
+                        {"name": "PET_RDZV_ENDPOINT", "value": "digits-rdzv.digits.team-a.svc:29400"},
+                        {"name": "PET_RDZV_ID", "value": "uid-digits"},
+                        {"name": "PET_RDZV_CONF", "value": "join_timeout=900,last_call_timeout=5"},
+                        {"name": "PET_MAX_RESTARTS", "value": "10"},
+                        {"name": "TORCH_DISABLE_SHARE_RDZV_TCP_STORE", "value": "1"},
+                        {"name": "LUDUS_JOB_NAME", "value": "digits"},
+                        {"name": "LUDUS_JOB_NAMESPACE", "value": "team-a"},
+                        {"name": "LUDUS_REPLICA_INDEX", "value": "1"},
+                        {"name": "LUDUS_CHECKPOINT_DIR", "value": "/checkpoints"},
+                        {"name": "LUDUS_CHECKPOINT_INTERVAL", "value": "100"},
+                        {"name": "LUDUS_METRICS_PORT", "value": "9090"},
+                        {"name": "PYTHONUNBUFFERED", "value": "1"},
+                    ],
+                    "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}},
+                    "ports": [{"name": "metrics", "containerPort": 9090}],
+                    "volumeMounts": [
+                        {"name": "dshm", "mountPath": "/dev/shm"},
+                        {"name": "checkpoint", "mountPath": "/checkpoints"},
+                    ],
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                }
+            ],
+            "volumes": [
+                {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+                {"name": "checkpoint", "emptyDir": {}},
+            ],
+        },
+    }
+
+
+def _env(pod: dict) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+
+
+def test_fixed_size_jobs_get_static_node_ranks() -> None:
+    job = make_job().workers(3).build()
+    envs = [_env(build_worker_pod(job, i)) for i in range(3)]
+    assert [e["PET_NODE_RANK"] for e in envs] == ["0", "1", "2"]
+    assert envs[0]["PET_NNODES"] == "3:3"
+
+
+def test_elastic_jobs_leave_node_rank_to_the_rendezvous() -> None:
+    job = make_job().workers(2).elastic(1, 4).build()
+    assert "PET_NODE_RANK" not in _env(build_worker_pod(job, 0))
+
+
+def test_gpus_become_nvidia_requests_and_limits_and_auto_nproc() -> None:
+    job = make_job().gpus(8).build()
+    pod = build_worker_pod(job, 0)
+    resources = pod["spec"]["containers"][0]["resources"]
+    assert resources["requests"][c.EXTENDED_RESOURCE_GPU] == "8"
+    assert resources["limits"][c.EXTENDED_RESOURCE_GPU] == "8"
+    assert _env(pod)["PET_NPROC_PER_NODE"] == "8"
+
+
+def test_auto_nproc_on_cpu_is_one_process() -> None:
+    assert _env(build_worker_pod(make_job().build(), 0))["PET_NPROC_PER_NODE"] == "1"
+
+
+def test_user_env_args_template_and_checkpoint_claim_are_applied() -> None:
+    job = (
+        make_job()
+        .spec(
+            env=[{"name": "LR", "value": "0.1"}, {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+            args=["--epochs", "3"],
+            checkpoint={"claimName": "ckpt", "path": "/ckpt", "intervalSteps": 5},
+            template={
+                "nodeSelector": {"pool": "a100"},
+                "tolerations": [{"key": "gpu", "operator": "Exists"}],
+                "labels": {"team": "vision"},
+                "annotations": {"note": "x"},
+                "schedulerName": "volcano",
+                "priorityClassName": "high",
+                "serviceAccountName": "trainer",
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+            },
+        )
+        .build()
+    )
+    pod = build_worker_pod(job, 0)
+    spec, container = pod["spec"], pod["spec"]["containers"][0]
+    assert container["args"] == ["--epochs", "3"]
+    assert {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}} in container["env"]
+    assert _env(pod)["LR"] == "0.1" and _env(pod)["LUDUS_CHECKPOINT_DIR"] == "/ckpt"
+    assert {"name": "checkpoint", "persistentVolumeClaim": {"claimName": "ckpt"}} in spec["volumes"]
+    assert {"name": "data", "mountPath": "/data"} in container["volumeMounts"]
+    assert spec["nodeSelector"] == {"pool": "a100"} and spec["schedulerName"] == "volcano"
+    assert spec["priorityClassName"] == "high" and spec["serviceAccountName"] == "trainer"
+    assert pod["metadata"]["labels"]["team"] == "vision" and pod["metadata"]["annotations"] == {"note": "x"}
+
+
+def test_our_labels_win_over_template_labels() -> None:
+    job = make_job().spec(template={"labels": {"ludus.dev/job-name": "spoof"}}).build()
+    assert build_worker_pod(job, 0)["metadata"]["labels"]["ludus.dev/job-name"] == "digits"
+
+
+def test_rendezvous_pod_hosts_the_store_apart_from_the_workers() -> None:
+    job = make_job().workers(2).spec(template={"nodeSelector": {"pool": "cpu"}, "serviceAccountName": "sa"}).build()
+    pod = build_rendezvous_pod(job)
+    assert pod["metadata"]["name"] == "digits-rdzv"
+    assert pod["metadata"]["labels"]["ludus.dev/role"] == "rendezvous"
+    assert pod["spec"]["hostname"] == "digits-rdzv" and pod["spec"]["subdomain"] == "digits"
+    assert pod["spec"]["restartPolicy"] == "Always"
+    assert pod["spec"]["nodeSelector"] == {"pool": "cpu"}
+    assert "serviceAccountName" not in pod["spec"]
+    container = pod["spec"]["containers"][0]
+    assert container["command"][:2] == ["python3", "-c"] and "TCPStore" in container["command"][2]
+    assert container["readinessProbe"]["tcpSocket"]["port"] == 29400
+    assert pod["metadata"]["ownerReferences"] == [OWNER]
+
+
+def test_pods_meet_the_restricted_pod_security_standard() -> None:
+    job = make_job().build()
+    for pod in (build_worker_pod(job, 0), build_rendezvous_pod(job)):
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in pod["spec"]["containers"]:
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        for volume in pod["spec"].get("volumes", []):
+            assert "hostPath" not in volume
