@@ -144,10 +144,14 @@ class RealNode:
         if image_id.replace(":", "-") in listed:
             return
         save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
-        imported = subprocess.run(self._ctr_cmd("images", "import", "-"), stdin=save.stdout, capture_output=True)
+        assert save.stdout is not None
+        ctr = subprocess.Popen(self._ctr_cmd("images", "import", "-"), stdin=save.stdout,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        save.stdout.close()  # only ctr reads the pipe: if it fails, docker save gets EPIPE instead of hanging
+        _, err = ctr.communicate()
         save.wait()
-        if imported.returncode != 0 or save.returncode != 0:
-            raise RuntimeError(f"importing {image} failed: {imported.stderr.decode()[-500:]}")
+        if ctr.returncode != 0 or save.returncode != 0:
+            raise RuntimeError(f"importing {image} failed: {err.decode()[-500:]}")
         self._ctr("images", "label", ref, f"ludus.dev/docker-id={image_id.replace(':', '-')}")
 
     # --- helpers --------------------------------------------------------------------------------
@@ -259,7 +263,9 @@ state = "{RUN / 'containerd-state'}"
             "serializeImagePulls": False,
             "imageGCHighThresholdPercent": 100,
             "imageGCLowThresholdPercent": 99,
-            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%",
+            # A test node on a shared disk: tiny absolute thresholds, so a build elsewhere on the disk
+            # never makes the kubelet garbage-collect the imported images in the middle of a test.
+            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "256Mi", "imagefs.available": "256Mi",
                              "nodefs.inodesFree": "1%"},
             "maxPods": 110,
             "podPidsLimit": -1,
