@@ -35,3 +35,5 @@ case $which in
   all) build ludus-trainer:latest trainer_image/Dockerfile; build ludus-operator:latest operator/Dockerfile; pause ;;
   *) echo "usage: $0 [trainer|operator|pause|all]" >&2; exit 2 ;;
 esac
+# Each rebuild leaves the previous image's layers dangling; a 5 GB torch image a time fills disks.
+docker image prune -f >/dev/null 2>&1 || true
