@@ -133,8 +133,7 @@ class Controller:
     def forget_job(self, key: JobKey, uid: str) -> None:
         self._expected.pop(key, None)
         self._written.pop(uid, None)
-        self._phases.pop(uid, None)
-        self._refresh_phase_gauge()
+        self._set_phase(uid, None)
 
     @property
     def healthy(self) -> bool:
@@ -289,15 +288,13 @@ class Controller:
             restarting = next((x for x in new.conditions if x.type == c.COND_RESTARTING), None)
             reason = restarting.reason if restarting and restarting.reason in _RESTART_REASONS else "WorkerReplaced"
             metrics.JOBS_RESTARTED.labels(namespace=namespace, reason=reason).inc(new.restarts - old.restarts)
-        self._phases[uid] = new.phase
-        self._refresh_phase_gauge()
+        self._set_phase(uid, new.phase)
 
-    def _refresh_phase_gauge(self) -> None:
-        counts: dict[str, int] = {}
-        for phase in self._phases.values():
-            counts[phase] = counts.get(phase, 0) + 1
-        for phase in (
-            c.PHASE_PENDING, c.PHASE_RUNNING, c.PHASE_RESTARTING,
-            c.PHASE_SUSPENDED, c.PHASE_SUCCEEDED, c.PHASE_FAILED,
-        ):
-            metrics.JOBS_BY_PHASE.labels(phase=phase).set(counts.get(phase, 0))
+    def _set_phase(self, uid: str, phase: str | None) -> None:
+        """Move one job between phases in the gauge: O(1) per write, never a recount of every job."""
+        old = self._phases.pop(uid, None)
+        if old is not None:
+            metrics.JOBS_BY_PHASE.labels(phase=old).dec()
+        if phase is not None:
+            self._phases[uid] = phase
+            metrics.JOBS_BY_PHASE.labels(phase=phase).inc()

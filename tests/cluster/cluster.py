@@ -107,7 +107,7 @@ class Cluster:
         except OSError:
             return False
 
-    def up(self, *, wait_nodes: bool = True) -> None:
+    def up(self) -> None:
         if self.is_up():
             print(f"cluster already running; export KUBECONFIG={self.kubeconfig}", file=sys.stderr)
             return
@@ -118,7 +118,7 @@ class Cluster:
             self.down(quiet=True)
             raise
 
-    def _start(self, *, wait_nodes: bool = True) -> None:
+    def _start(self) -> None:
         started = time.monotonic()
         binaries = {name: binary(name) for name in COMPONENTS}
         binary("kubectl")
@@ -214,10 +214,9 @@ class Cluster:
         ])
         self._save({**self.state(), "ports": ports, "pids": pids})
         self.kubectl("apply", "-f", "-", input=self._fake_nodes_yaml())
-        if wait_nodes:
-            self._wait(self._fake_nodes_ready, 60, "fake nodes Ready")
-            self._wait(lambda: self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
-                       60, "the default ServiceAccount")
+        self._wait(self._fake_nodes_ready, 60, "fake nodes Ready")
+        self._wait(lambda: self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
+                   60, "the default ServiceAccount")
         print(
             f"cluster up in {time.monotonic() - started:.1f}s\n  export KUBECONFIG={self.kubeconfig}",
             file=sys.stderr,

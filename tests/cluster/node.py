@@ -58,8 +58,11 @@ def host_problem() -> str | None:
     if not Path("/usr/lib/cni/bridge").exists():
         return "the CNI plugins are missing (Debian's containernetworking-plugins)"
     cgroup = Path("/sys/fs/cgroup")
-    if not ((cgroup / "memory").is_dir() or "memory" in (cgroup / "cgroup.controllers").read_text(errors="ignore")
-            if (cgroup / "cgroup.controllers").exists() else (cgroup / "memory").is_dir()):
+    v2_controllers = cgroup / "cgroup.controllers"
+    has_memory = (cgroup / "memory").is_dir() or (
+        v2_controllers.exists() and "memory" in v2_controllers.read_text(errors="ignore").split()
+    )
+    if not has_memory:
         return "no memory cgroup controller is available to the kubelet"
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         return "no Docker engine answers, so the images cannot be built here (scripts/engine.sh)"
