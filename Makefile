@@ -64,7 +64,8 @@ test-e2e: install ## end-to-end tests on real pods
 
 manifests: install ## regenerate the CRD (manifests/ and the chart) from the pydantic models
 	$(PY) -m ludus crd --output manifests/crd/trainingjobs.ludus.dev.yaml
-	@if [ -d charts/ludus/crds ]; then cp manifests/crd/trainingjobs.ludus.dev.yaml charts/ludus/crds/; fi
+	$(PY) -m ludus crd --peering --output manifests/crd/kopfpeerings.kopf.dev.yaml
+	cp manifests/crd/trainingjobs.ludus.dev.yaml manifests/crd/kopfpeerings.kopf.dev.yaml charts/ludus/crds/
 
 cluster-binaries: ## build the pinned control-plane binaries into the cache (once)
 	tests/cluster/build.sh

@@ -31,9 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     op.add_argument("--peering", default=None, help="KopfPeering name for high availability (default: standalone)")
     op.add_argument("--priority", default="0",
                     help="peering priority; replicas need distinct ones: 'auto' derives one from the pod name")
+    op.add_argument("--progress-poll-seconds", type=float, default=10.0,
+                    help="how often to read worker 0's step for jobs with progressDeadlineSeconds (at most)")
 
     crd = sub.add_parser("crd", help="print the TrainingJob CRD generated from the models")
     crd.add_argument("--output", type=Path, default=None, help="write to this file instead of stdout")
+    crd.add_argument("--peering", action="store_true", help="print Kopf's peering CRDs (for --peering) instead")
     return parser
 
 
@@ -49,6 +52,7 @@ def run_operator(args: argparse.Namespace) -> int:
 
     import ludus.handlers  # noqa: F401 - registers the handlers
     from ludus.controller import Controller
+    from ludus.peering import own_identity
     from ludus.settings import OperatorConfig
 
     config = OperatorConfig(
@@ -60,18 +64,22 @@ def run_operator(args: argparse.Namespace) -> int:
         connections=args.connections,
         peering=args.peering,
         priority=peering_priority(args.priority),
+        identity=own_identity(),
+        progress_poll_seconds=args.progress_poll_seconds,
     )
     kopf.configure(
         debug=args.log_level == "debug", verbose=args.log_level == "info", quiet=args.log_level == "error"
     )
     logging.getLogger().setLevel(args.log_level.upper())
-    memo = kopf.Memo(config=config, controller=Controller(workers=config.workers, gang=args.gang_scheduling))
+    memo = kopf.Memo(config=config, controller=Controller(
+        workers=config.workers, gang=args.gang_scheduling, progress_poll_seconds=config.progress_poll_seconds))
     kopf.run(
         clusterwide=config.clusterwide,
         namespaces=list(config.namespaces),
         standalone=config.peering is None,
         peering_name=config.peering,
         priority=config.priority,
+        identity=config.identity,  # type: ignore[arg-type]  # Kopf's Identity is a NewType of str
         liveness_endpoint=f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None,
         memo=memo,
     )
@@ -79,9 +87,9 @@ def run_operator(args: argparse.Namespace) -> int:
 
 
 def write_crd(args: argparse.Namespace) -> int:
-    from ludus.api.crd import render_crd_yaml
+    from ludus.api.crd import render_crd_yaml, render_peering_crds_yaml
 
-    text = render_crd_yaml()
+    text = render_peering_crds_yaml() if args.peering else render_crd_yaml()
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Final, Mapping
+from typing import Any, Callable, Coroutine, Final, Mapping
 
 from pydantic import ValidationError
 
@@ -24,6 +24,7 @@ from ludus.api.models import TrainingJob, TrainingJobStatus
 from ludus.kube import ApiError, KubeClient
 from ludus.observe import PodObservation
 from ludus.plan import Plan, invalid_spec_plan, reconcile
+from ludus.progress import ProgressPoller, ProgressTarget, poll_interval
 from ludus.workqueue import WorkQueue
 
 logger = logging.getLogger("ludus.controller")
@@ -37,7 +38,7 @@ CONFLICT_RETRY_SECONDS: Final = 0.2
 # Delay before creating again a pod whose name is still held by a terminating or foreign pod.
 NAME_TAKEN_RETRY_SECONDS: Final = 1.0
 _RESTART_REASONS: Final = frozenset(
-    {c.REASON_POD_FAILED, c.REASON_POD_DELETED, c.REASON_POD_EVICTED, c.REASON_NODE_LOST}
+    {c.REASON_POD_FAILED, c.REASON_POD_DELETED, c.REASON_POD_EVICTED, c.REASON_NODE_LOST, c.REASON_STALLED}
 )
 
 
@@ -89,8 +90,9 @@ def _old_status(body: Mapping[str, Any]) -> TrainingJobStatus:
 class Controller:
     """Owns the queue, the expectations and the last status it wrote for each job."""
 
-    def __init__(self, *, workers: int = 16, gang: str = "none") -> None:
+    def __init__(self, *, workers: int = 16, gang: str = "none", progress_poll_seconds: float = 10.0) -> None:
         self.gang = gang
+        self._poll_seconds = progress_poll_seconds
         self.queue: WorkQueue[JobKey] = WorkQueue()
         self.client: KubeClient | None = None
         self._workers = workers
@@ -100,7 +102,13 @@ class Controller:
         self._expected: dict[JobKey, dict[str, float]] = {}
         self._written: dict[str, tuple[int, dict[str, Any]]] = {}
         self._phases: dict[str, str] = {}
+        # Jobs whose progress is polled (Running, with progressDeadlineSeconds): key -> (uid, deadline).
+        self._watched: dict[JobKey, tuple[str, int]] = {}
         self.now: Callable[[], datetime] = utcnow
+        self.progress = ProgressPoller(self._progress_targets, self.enqueue, utcnow)
+        # Cleared while another replica is the active one (peering); reconcile waits for it.
+        self.active = asyncio.Event()
+        self.active.set()
 
     # --- wiring -----------------------------------------------------------------------------------
     def bind_indexes(self, jobs: Mapping[Any, Any], pods: Mapping[Any, Any]) -> None:
@@ -111,6 +119,11 @@ class Controller:
     def start(self, client: KubeClient) -> None:
         self.client = client
         self._tasks = [asyncio.create_task(self._worker(i), name=f"ludus-reconcile-{i}") for i in range(self._workers)]
+        self._tasks.append(asyncio.create_task(self.progress.run(), name="ludus-progress"))
+
+    def follow(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a background loop (the peering gate) for the controller's lifetime."""
+        self._tasks.append(asyncio.create_task(coroutine, name="ludus-background"))
 
     async def stop(self) -> None:
         self.queue.shutdown()
@@ -133,7 +146,30 @@ class Controller:
     def forget_job(self, key: JobKey, uid: str) -> None:
         self._expected.pop(key, None)
         self._written.pop(uid, None)
+        self._watched.pop(key, None)
+        self.progress.forget(uid)
         self._set_phase(uid, None)
+
+    def _progress_targets(self) -> list[ProgressTarget]:
+        """Worker 0 of each Running job with a progress deadline (only while this replica is active)."""
+        if not self.active.is_set():
+            return []
+        out = []
+        for key, (uid, deadline) in self._watched.items():
+            worker0 = next(
+                (p for p in self._pods_of(key) if p.role == c.ROLE_WORKER and p.index == 0 and p.ip and not p.deleting),
+                None,
+            )
+            if worker0 is not None:
+                out.append(ProgressTarget(key, uid, worker0.ip, poll_interval(deadline, self._poll_seconds)))
+        return out
+
+    def _watch_progress(self, key: JobKey, job: TrainingJob, plan: Plan) -> None:
+        deadline = job.spec.progress_deadline_seconds
+        if deadline is not None and plan.status.phase == c.PHASE_RUNNING:
+            self._watched[key] = (job.metadata.uid, deadline)
+        else:
+            self._watched.pop(key, None)
 
     @property
     def healthy(self) -> bool:
@@ -143,6 +179,12 @@ class Controller:
     async def _worker(self, number: int) -> None:
         while True:
             key = await self.queue.get()
+            if not self.active.is_set():
+                # Standby: leave the key queued for when this replica becomes the active one.
+                self.queue.done(key)
+                self.queue.add(key)
+                await self.active.wait()
+                continue
             started = time.perf_counter()
             try:
                 requeue = await self.sync(key)
@@ -212,7 +254,9 @@ class Controller:
             )
             plan = invalid_spec_plan(_old_status(body), generation, message, now)
         else:
-            plan = reconcile(job, pods, now, self._expected_names(key, pods), self.gang)
+            sample = self.progress.samples.get(job.metadata.uid)
+            plan = reconcile(job, pods, now, self._expected_names(key, pods), self.gang, sample)
+            self._watch_progress(key, job, plan)
         taken = await self.execute(key, body, plan, now)
         if taken:
             return min(plan.requeue_after or NAME_TAKEN_RETRY_SECONDS, NAME_TAKEN_RETRY_SECONDS)

@@ -33,6 +33,7 @@ class PodObservation:
     node_name: str = ""
     created_at: datetime | None = None
     owner_uid: str = ""
+    ip: str = ""
 
     @property
     def finished(self) -> bool:
@@ -100,4 +101,5 @@ def observe_pod(body: Mapping[str, Any]) -> PodObservation:
         node_name=str((body.get("spec") or {}).get("nodeName") or ""),
         created_at=_parse_time(meta.get("creationTimestamp")),
         owner_uid=owner_uid,
+        ip=str(status.get("podIP") or ""),
     )

@@ -17,8 +17,10 @@ from ludus.api.models import TrainingJob, TrainingJobStatus
 from ludus.build import labels, pods as pod_builders
 from ludus.build.podgroup import build_pod_group
 from ludus.build.service import build_headless_service
+from ludus.api.models import Progress, RestartRecord
 from ludus.observe import PodObservation
-from ludus.status import upsert_condition, with_phase
+from ludus.progress import ProgressSample
+from ludus.status import get_condition, upsert_condition, with_phase
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,35 @@ def _cleanup(pods: Iterable[PodObservation], policy: str, why: str) -> list[PodD
     return out
 
 
+def progress_status(old: Progress | None, sample: ProgressSample | None) -> Progress | None:
+    """The status' progress record; it moves only with the step, so a steady job costs no writes."""
+    if sample is None or (old is not None and old.step == sample.step):
+        return old
+    return Progress(
+        step=sample.step,
+        epoch=sample.epoch,
+        loss=None if sample.loss is None else round(sample.loss, 6),
+        samples_per_second=None if sample.samples_per_second is None else round(sample.samples_per_second, 2),
+        updated_at=sample.observed_at,
+    )
+
+
+def stall_deadline(job: TrainingJob, status: TrainingJobStatus) -> datetime | None:
+    """When a Running job counts as stalled: progressDeadlineSeconds after the later of its last
+    step and the moment all its workers last became Running (a hang before the first step counts)."""
+    seconds = job.spec.progress_deadline_seconds
+    running = get_condition(status, c.COND_RUNNING)
+    if seconds is None or status.phase != c.PHASE_RUNNING or running is None or running.status != "True":
+        return None
+    since = running.last_transition_time
+    if since is None:
+        return None
+    moved = status.progress.updated_at if status.progress else None
+    if moved is not None and moved > since:
+        since = moved
+    return since + timedelta(seconds=seconds)
+
+
 def _counts(job: TrainingJob, workers: dict[int, PodObservation], desired: int) -> dict[str, Any]:
     in_range = [p for i, p in workers.items() if i < desired]
     ready = sum(1 for p in in_range if p.ready and p.phase == "Running" and not p.deleting)
@@ -220,6 +251,7 @@ def reconcile(
     now: datetime,
     expected: frozenset[str] = frozenset(),
     gang: str = "none",
+    progress: ProgressSample | None = None,
 ) -> Plan:
     """Decide one reconcile pass.
 
@@ -237,6 +269,7 @@ def reconcile(
             **_counts(job, workers, desired),
             "observed_generation": job.metadata.generation,
             "counted_failures": [u for u in job.status.counted_failures if u in observed_uids],
+            "progress": progress_status(job.status.progress, progress),
         }
     )
 
@@ -268,6 +301,7 @@ def reconcile(
     deletions: list[PodDeletion] = []
     replacing: set[int] = set()
     group_restart = False
+    cause: tuple[str, str] | None = None  # reason and message of the first restart counted in this pass
     for index, pod in sorted(workers.items()):
         if index >= desired:
             continue
@@ -286,6 +320,7 @@ def reconcile(
             group_restart = group_restart or closes_rendezvous(pod)
             scope = "restarting the worker group" if closes_rendezvous(pod) else "replacing it"
             events.append(Event("Warning", failure.reason, f"{failure.message}; {scope} (restart {restarts})"))
+            cause = cause or (failure.reason, events[-1].message)
         if not pod.deleting:
             deletions.append(PodDeletion(pod.name, pod.uid, failure.reason))
     if group_restart:
@@ -298,6 +333,28 @@ def reconcile(
                 counted.append(pod.uid)
                 if pod.index is not None:
                     replacing.add(pod.index)
+
+    # Stall: Running, and the step has not moved for progressDeadlineSeconds (a hung collective keeps
+    # every pod Running). The whole group restarts from its checkpoint, counted like any restart.
+    stall_at = stall_deadline(job, base)
+    stalled = not replacing and stall_at is not None and now >= stall_at
+    if stalled:
+        seconds = job.spec.progress_deadline_seconds
+        step = base.progress.step if base.progress else 0
+        message = f"no training progress for {seconds}s (step {step})"
+        if restarts + 1 > restart_limit(job):
+            message = f"{message}; restart limit {restart_limit(job)} reached after {restarts} restarts"
+            return _finish(job, base, pods, c.PHASE_FAILED, c.REASON_BACKOFF_LIMIT, message, now)
+        restarts += 1
+        for pod in pods:
+            if not pod.deleting and not pod.finished:
+                deletions.append(PodDeletion(pod.name, pod.uid, c.REASON_STALLED))
+                counted.append(pod.uid)
+                if pod.index is not None:
+                    replacing.add(pod.index)
+        message = f"{message}; restarting the worker group (restart {restarts})"
+        events.append(Event("Warning", c.REASON_STALLED, message))
+        cause = (c.REASON_STALLED, message)
 
     # Success: all workers exited 0 (elastic: worker 0 did, as torchrun's agents finish together).
     if job.spec.elastic is None:
@@ -340,6 +397,15 @@ def reconcile(
     rendezvous_ready = rdzv is not None and rdzv.ready and not rdzv.deleting
     counts = _counts(job, workers, desired)
     phase, reason, message = _next_phase(job, counts, bool(replacing), rendezvous_ready)
+    if stalled:
+        phase = c.PHASE_RESTARTING
+    if phase == c.PHASE_RESTARTING:
+        # The Restarting condition says why until the group is whole again, not just "waiting".
+        previous = get_condition(job.status, c.COND_RESTARTING)
+        if cause is not None:
+            reason, message = cause
+        elif previous is not None and previous.status == "True":
+            reason, message = previous.reason, previous.message
     conditions = list(base.conditions)
     if first_start:
         conditions = upsert_condition(
@@ -361,11 +427,18 @@ def reconcile(
             "restarts": restarts,
             "counted_failures": counted,
             "start_time": start_time,
+            "last_restart": RestartRecord(reason=cause[0], message=cause[1], time=now) if cause else base.last_restart,
         }
     )
     plan = Plan(status=status, create=create, delete=deletions, events=events)
+    wake = []
     if deadline is not None and start_time is not None:
-        plan.requeue_after = max((start_time + timedelta(seconds=deadline) - now).total_seconds(), 0.0)
+        wake.append(max((start_time + timedelta(seconds=deadline) - now).total_seconds(), 0.0))
+    stall_at = None if stalled else stall_deadline(job, status)
+    if stall_at is not None:
+        wake.append(max((stall_at - now).total_seconds(), 0.0))
+    if wake:
+        plan.requeue_after = min(wake)
     return plan
 
 

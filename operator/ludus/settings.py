@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import kopf
 
 from ludus.api import constants as c
+from ludus.peering import PEERING_LIFETIME_SECONDS
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class OperatorConfig:
     connections: int = 64
     peering: str | None = None
     priority: int = 0
+    identity: str = ""
+    progress_poll_seconds: float = 10.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -42,3 +45,5 @@ def tune_kopf(settings: kopf.OperatorSettings) -> None:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 30
+    # A killed replica's peering entry expires this soon, so a standby takes over within it.
+    settings.peering.lifetime = PEERING_LIFETIME_SECONDS

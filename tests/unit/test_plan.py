@@ -122,6 +122,8 @@ def test_a_worker_killed_by_a_signal_is_replaced_alone() -> None:
     assert plan.create == []  # the replacement waits until the failed pod is gone
     assert plan.status.phase == c.PHASE_RESTARTING
     assert "replacing it" in plan.events[0].message
+    assert plan.status.last_restart.reason == c.REASON_POD_FAILED
+    assert _cond(plan, c.COND_RESTARTING).reason == c.REASON_POD_FAILED
 
     # The same failed pod seen again (stale view, or after an operator restart): no second count.
     again = reconcile(job.model_copy(update={"status": plan.status}), [store("digits"), pod("digits", 0), failed], NOW)
@@ -378,3 +380,72 @@ def test_a_job_for_a_kueue_queue_starts_suspended_once() -> None:
     builder._body["metadata"]["annotations"] = {c.ANNOTATION_QUEUED: "true"}
     admitted = reconcile(builder.build(), [], NOW)
     assert not admitted.suspend_for_queue and len(admitted.create) == 4
+
+
+# --- stall detection ------------------------------------------------------------------------------
+def _stall_job(seconds: int = 60, step: int | None = 40, moved: int = 0, restarts: int = 0):
+    status = {
+        "phase": "Running", "startTime": T0.isoformat(), "restarts": restarts,
+        "conditions": [{"type": "Running", "status": "True", "reason": c.REASON_ALL_RUNNING,
+                        "lastTransitionTime": T0.isoformat()}],
+    }
+    if step is not None:
+        status["progress"] = {"step": step, "updatedAt": (T0 + timedelta(seconds=moved)).isoformat()}
+    return make_job().workers(2).spec(progressDeadlineSeconds=seconds, backoffLimit=3).status(**status).build()
+
+
+def test_progress_enters_the_status_only_when_the_step_moves() -> None:
+    from ludus.progress import ProgressSample
+
+    job = _stall_job(600, step=40, moved=10)
+    same = reconcile(job, running("digits", 2), NOW, progress=ProgressSample(40, loss=0.1, observed_at=NOW))
+    assert same.status.progress == job.status.progress  # no write for an unchanged step
+    moved = reconcile(job, running("digits", 2), NOW, progress=ProgressSample(41, 1, 0.25, 90.0, NOW))
+    assert moved.status.progress.step == 41 and moved.status.progress.updated_at == NOW
+    assert moved.status.progress.loss == 0.25 and moved.status.progress.samples_per_second == 90.0
+
+
+def test_a_job_whose_step_stopped_moving_restarts_its_group_as_stalled() -> None:
+    job = _stall_job(60, step=40, moved=100)
+    before = reconcile(job, running("digits", 2), T0 + timedelta(seconds=159))
+    assert before.delete == [] and before.status.phase == c.PHASE_RUNNING
+    assert before.requeue_after == 1.0  # woken exactly at the deadline
+
+    plan = reconcile(job, running("digits", 2), T0 + timedelta(seconds=160))
+    assert sorted(d.name for d in plan.delete) == ["digits-rdzv", "digits-worker-0", "digits-worker-1"]
+    assert {d.reason for d in plan.delete} == {c.REASON_STALLED}
+    assert plan.status.restarts == 1 and plan.status.phase == c.PHASE_RESTARTING
+    restarting = _cond(plan, c.COND_RESTARTING)
+    assert restarting.reason == c.REASON_STALLED and "no training progress for 60s (step 40)" in restarting.message
+    assert [e.reason for e in plan.events] == [c.REASON_STALLED]
+    assert plan.status.last_restart.reason == c.REASON_STALLED and plan.status.last_restart.time is not None
+
+    # The deleted pods are part of this one restart: seen terminating, they are not counted again,
+    # and the condition keeps saying why until the group is whole.
+    doomed = [p.__class__(**{**p.__dict__, "deleting": True}) for p in running("digits", 2)]
+    later = reconcile(job.model_copy(update={"status": plan.status}), doomed, T0 + timedelta(seconds=161))
+    assert later.status.restarts == 1 and later.events == [] and later.create == []
+    assert _cond(later, c.COND_RESTARTING).reason == c.REASON_STALLED
+
+
+def test_a_hang_before_the_first_step_counts_from_when_the_group_was_running() -> None:
+    job = _stall_job(60, step=None)
+    assert reconcile(job, running("digits", 2), T0 + timedelta(seconds=59)).delete == []
+    assert reconcile(job, running("digits", 2), T0 + timedelta(seconds=60)).status.restarts == 1
+
+
+def test_a_stall_past_the_restart_limit_fails_the_job() -> None:
+    job = _stall_job(60, step=40, moved=0, restarts=3)
+    plan = reconcile(job, running("digits", 2), NOW)
+    assert plan.status.phase == c.PHASE_FAILED
+    assert _cond(plan, c.COND_FAILED).reason == c.REASON_BACKOFF_LIMIT
+    assert "no training progress" in _cond(plan, c.COND_FAILED).message
+
+
+def test_without_a_progress_deadline_nothing_is_ever_stalled() -> None:
+    job = make_job().workers(2).status(
+        phase="Running", startTime=T0.isoformat(),
+        conditions=[{"type": "Running", "status": "True", "lastTransitionTime": T0.isoformat()}],
+    ).build()
+    plan = reconcile(job, running("digits", 2), T0 + timedelta(days=3))
+    assert plan.delete == [] and plan.requeue_after is None

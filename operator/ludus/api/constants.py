@@ -85,6 +85,7 @@ REASON_SUSPENDED: Final = "Suspended"  # spec.suspend is true
 REASON_RESUMED: Final = "Resumed"  # spec.suspend went back to false
 REASON_INVALID_SPEC: Final = "InvalidSpec"  # the operator's own validation refused the spec
 REASON_SCALED: Final = "Scaled"  # spec.replicas changed
+REASON_STALLED: Final = "Stalled"  # no training progress for progressDeadlineSeconds
 REASON_TTL_EXPIRED: Final = "TTLExpired"  # ttlSecondsAfterFinished passed; the job is deleted
 
 # Restart policies and clean-pod policies (spec enums).

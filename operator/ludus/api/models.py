@@ -295,6 +295,14 @@ class Progress(Model):
     updated_at: datetime | None = Field(default=None, description="When rank 0 last reported.")
 
 
+class RestartRecord(Model):
+    """The most recent restart, kept after the Restarting condition has turned False again."""
+
+    reason: str = Field(description="Why: WorkerFailed, WorkerDeleted, WorkerEvicted, NodeLost or Stalled.")
+    message: str = Field(default="", description="What happened, for a person.")
+    time: datetime | None = Field(default=None, description="When the operator decided the restart.")
+
+
 class TrainingJobStatus(Model):
     """What the operator observed; it never holds anything the pods do not show."""
 
@@ -309,6 +317,7 @@ class TrainingJobStatus(Model):
     failed: int = Field(default=0, description="Worker pods that failed and are not yet replaced.")
     workers: str = Field(default="0/0", description="Ready/desired workers, for kubectl get.")
     restarts: int = Field(default=0, description="Worker recreations so far; counted against backoffLimit.")
+    last_restart: RestartRecord | None = Field(default=None, description="The most recent restart and its cause.")
     counted_failures: list[str] = Field(
         default_factory=list,
         description="UIDs of failed pods already counted in restarts and not yet gone (exactly-once counting).",

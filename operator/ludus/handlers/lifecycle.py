@@ -10,6 +10,7 @@ from prometheus_client import start_http_server
 
 from ludus.controller import Controller
 from ludus.kube import KubeClient
+from ludus.peering import follow as peering_follow, peering_path
 from ludus.settings import OperatorConfig, tune_kopf
 
 logger = logging.getLogger("ludus")
@@ -29,7 +30,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     if info is None:
         raise kopf.PermanentError("no credentials: neither a service account nor a kubeconfig was found")
     controller: Controller = memo.controller
-    controller.start(KubeClient(info, connections=config.connections))
+    client = KubeClient(info, connections=config.connections)
+    controller.start(client)
+    if config.peering:
+        namespace = None if config.clusterwide else config.namespaces[0]
+        path = peering_path(config.peering, namespace)
+        controller.active.clear()  # stand by until the peering object says otherwise
+        controller.follow(peering_follow(client, path, config.identity, config.priority, controller.active))
     if config.metrics_port:
         start_http_server(config.metrics_port)
     logger.info(

@@ -7,7 +7,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from ludus.api.crd import build_crd, render_crd_yaml
+from ludus.api.crd import build_crd, render_crd_yaml, render_peering_crds_yaml
 
 REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / "manifests" / "crd" / "trainingjobs.ludus.dev.yaml"
@@ -34,6 +34,14 @@ def test_chart_crd_matches_the_models_when_the_chart_exists() -> None:
     chart_copy = REPO / "charts" / "ludus" / "crds" / COMMITTED.name
     if chart_copy.exists():
         assert chart_copy.read_text() == render_crd_yaml(), "run `make manifests` and commit the result"
+
+
+def test_committed_peering_crds_match_the_generator() -> None:
+    for copy in (REPO / "manifests" / "crd", REPO / "charts" / "ludus" / "crds"):
+        text = (copy / "kopfpeerings.kopf.dev.yaml").read_text()
+        assert text == render_peering_crds_yaml(), "run `make manifests` and commit the result"
+    kinds = {(d["spec"]["names"]["kind"], d["spec"]["scope"]) for d in yaml.safe_load_all(text)}
+    assert kinds == {("ClusterKopfPeering", "Cluster"), ("KopfPeering", "Namespaced")}
 
 
 def test_schema_is_structural() -> None:
@@ -73,7 +81,7 @@ def test_subresources_columns_and_names() -> None:
         "statusReplicasPath": ".status.active",
         "labelSelectorPath": ".status.selector",
     }
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Workers", "Restarts", "Age"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Workers", "Restarts", "Step", "Age"]
     assert crd["spec"]["names"]["shortNames"] == ["tj"]
     assert "ludus" in crd["spec"]["names"]["categories"]
 
