@@ -14,7 +14,7 @@ export LUDUS_CACHE_DIR := $(CACHE_DIR)
 
 .PHONY: help install wheelhouse test test-unit test-integration test-e2e test-trainer test-images manifests \
         cluster-up cluster-down cluster-binaries demo demo-down trainer-image operator-image bench bench-recovery \
-        bench-throughput bench-report clean
+        bench-throughput bench-report bench-all clean
 
 help:
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | sort
@@ -83,8 +83,11 @@ demo: install cluster-binaries wheelhouse ## a local cluster with a real node, t
 demo-down: ## stop the demo cluster (same as cluster-down)
 	$(PY) -m tests.cluster down
 
-bench: bench-recovery bench-throughput ## every benchmark, then docs/benchmarks.md
+bench: install cluster-binaries ## scale benchmark (N=100/500/1000 jobs x 4 workers) -> docs/benchmarks/scale.json + docs/benchmarks.md
+	$(PY) bench/scale.py $(BENCH_ARGS)
 	$(PY) bench/report.py
+
+bench-all: bench bench-recovery bench-throughput ## every benchmark, then docs/benchmarks.md
 
 bench-report: install ## rewrite docs/benchmarks.md from docs/benchmarks/*.json
 	$(PY) bench/report.py

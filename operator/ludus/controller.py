@@ -190,13 +190,16 @@ class Controller:
                 requeue = await self.sync(key)
             except ApiError as err:
                 if err.conflict:
+                    metrics.RECONCILE_RETRIES.labels(reason="conflict").inc()
                     self.queue.add_after(key, CONFLICT_RETRY_SECONDS)
                 else:
+                    metrics.RECONCILE_RETRIES.labels(reason="error").inc()
                     metrics.RECONCILE_ERRORS.labels(kind=f"http_{err.status}").inc()
                     delay = self.queue.add_rate_limited(key)
                     logger.warning("reconcile of %s/%s failed, retrying in %.2fs: %s", *key, delay, err)
             except Exception as err:  # noqa: BLE001 - the worker must outlive any one job's bug
                 metrics.RECONCILE_ERRORS.labels(kind=type(err).__name__).inc()
+                metrics.RECONCILE_RETRIES.labels(reason="error").inc()
                 delay = self.queue.add_rate_limited(key)
                 logger.exception("reconcile of %s/%s raised, retrying in %.2fs", *key, delay)
             else:

@@ -25,6 +25,9 @@ RECONCILE_SECONDS: Final = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 RECONCILE_ERRORS: Final = Counter("ludus_reconcile_errors_total", "Reconcile passes that raised", ["kind"])
+RECONCILE_RETRIES: Final = Counter(
+    "ludus_reconcile_retries_total", "Reconcile passes queued again after a conflict or an error", ["reason"]
+)
 TIME_TO_RUNNING: Final = Histogram(
     "ludus_job_time_to_running_seconds",
     "Time from a TrainingJob's creation to all of its workers running",

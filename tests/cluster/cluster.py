@@ -177,7 +177,7 @@ class Cluster:
         scheduler_config.write_text(yaml.safe_dump({
             "apiVersion": "kubescheduler.config.k8s.io/v1",
             "kind": "KubeSchedulerConfiguration",
-            "clientConnection": {"kubeconfig": str(self.root / "kube-scheduler.kubeconfig"), "qps": 500, "burst": 1000},
+            "clientConnection": {"kubeconfig": str(self.root / "kube-scheduler.kubeconfig"), "qps": self._client_qps(), "burst": 2 * self._client_qps()},
             "leaderElection": {"leaderElect": False},
         }))
         pids["kube-scheduler"] = self._spawn("kube-scheduler", [
@@ -198,8 +198,8 @@ class Cluster:
             f"--root-ca-file={pki / 'ca.crt'}",
             f"--cluster-signing-cert-file={pki / 'ca.crt'}",
             f"--cluster-signing-key-file={pki / 'ca.key'}",
-            "--kube-api-qps=500",
-            "--kube-api-burst=1000",
+            f"--kube-api-qps={self._client_qps()}",
+            f"--kube-api-burst={2 * self._client_qps()}",
             "--concurrent-gc-syncs=20",
             "--v=1",
         ])
@@ -209,6 +209,7 @@ class Cluster:
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--config={HERE / 'config' / 'kwok-stages.yaml'}",
+            f"--config={HERE / 'config' / 'kwok-options.yaml'}",
             f"--server-address=127.0.0.1:{ports['kwok']}",
             "--node-lease-duration-seconds=40",
         ])
@@ -255,6 +256,11 @@ class Cluster:
         """LUDUS_<COMPONENT>_ARGS adds flags (the benchmark raises limits this way, for every arm alike)."""
         raw = os.environ.get(f"LUDUS_{component}_ARGS", "")
         return raw.split() if raw else []
+
+    @staticmethod
+    def _client_qps() -> int:
+        """kube-scheduler's and kube-controller-manager's client rate, raised alike (LUDUS_CONTROL_PLANE_QPS)."""
+        return int(os.environ.get("LUDUS_CONTROL_PLANE_QPS", "500"))
 
     def _save(self, state: dict[str, Any]) -> None:
         self.state_file.write_text(json.dumps(state, indent=2))
