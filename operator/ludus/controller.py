@@ -37,6 +37,11 @@ EXPECTATION_TTL_SECONDS: Final = 30.0
 CONFLICT_RETRY_SECONDS: Final = 0.2
 # Delay before creating again a pod whose name is still held by a terminating or foreign pod.
 NAME_TAKEN_RETRY_SECONDS: Final = 1.0
+# Status fields that only count pods: a change in them alone is written at most this often per job,
+# so pods turning Running one by one cost one write, not one each. Phase, conditions and restart
+# counts are always written at once.
+COUNTS_WRITE_INTERVAL_SECONDS: Final = 5.0
+_COUNT_FIELDS: Final = frozenset({"active", "ready", "succeeded", "failed", "workers", "progress"})
 _RESTART_REASONS: Final = frozenset(
     {c.REASON_POD_FAILED, c.REASON_POD_DELETED, c.REASON_POD_EVICTED, c.REASON_NODE_LOST, c.REASON_STALLED}
 )
@@ -101,6 +106,7 @@ class Controller:
         self._pods: Mapping[Any, Any] | None = None
         self._expected: dict[JobKey, dict[str, float]] = {}
         self._written: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._written_at: dict[str, float] = {}
         self._phases: dict[str, str] = {}
         # Jobs whose progress is polled (Running, with progressDeadlineSeconds): key -> (uid, deadline).
         self._watched: dict[JobKey, tuple[str, int]] = {}
@@ -146,6 +152,7 @@ class Controller:
     def forget_job(self, key: JobKey, uid: str) -> None:
         self._expected.pop(key, None)
         self._written.pop(uid, None)
+        self._written_at.pop(uid, None)
         self._watched.pop(key, None)
         self.progress.forget(uid)
         self._set_phase(uid, None)
@@ -260,10 +267,28 @@ class Controller:
             sample = self.progress.samples.get(job.metadata.uid)
             plan = reconcile(job, pods, now, self._expected_names(key, pods), self.gang, sample)
             self._watch_progress(key, job, plan)
+        deferred = self._defer_counts(body, plan)
         taken = await self.execute(key, body, plan, now)
-        if taken:
-            return min(plan.requeue_after or NAME_TAKEN_RETRY_SECONDS, NAME_TAKEN_RETRY_SECONDS)
-        return plan.requeue_after
+        wake = [w for w in (plan.requeue_after, deferred, NAME_TAKEN_RETRY_SECONDS if taken else None) if w is not None]
+        return min(wake) if wake else None
+
+    def _defer_counts(self, body: Mapping[str, Any], plan: Plan) -> float | None:
+        """Hold back a status change that only moves pod counts, if this job's status was written
+        less than COUNTS_WRITE_INTERVAL_SECONDS ago; returns when to look again."""
+        uid = body["metadata"].get("uid", "")
+        last = self._written_at.get(uid)
+        if last is None:
+            return None
+        left = last + COUNTS_WRITE_INTERVAL_SECONDS - time.monotonic()
+        if left <= 0:
+            return None
+        old = _status_dump(_old_status(body))
+        new = _status_dump(plan.status)
+        changed = {k for k in new.keys() | old.keys() if new.get(k) != old.get(k)}
+        if not changed or not changed <= _COUNT_FIELDS:
+            return None
+        plan.status = _old_status(body)
+        return left
 
     async def execute(self, key: JobKey, body: Mapping[str, Any], plan: Plan, now: datetime) -> bool:
         """Carry out a plan; True when a pod name was still taken (the caller retries shortly)."""
@@ -275,6 +300,7 @@ class Controller:
         if new_status != _status_dump(old):
             response = await self.client.patch_job_status(key[0], key[1], meta["resourceVersion"], new_status)
             self._written[uid] = (_rv(response["metadata"]["resourceVersion"]), response.get("status") or {})
+            self._written_at[uid] = time.monotonic()
             self._record_transition(key, body, old, plan.status, now)
 
         results = await asyncio.gather(

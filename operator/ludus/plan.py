@@ -411,14 +411,15 @@ def reconcile(
         conditions = upsert_condition(
             conditions, c.COND_CREATED, "True", c.REASON_CREATED, f"created {desired} worker pods", now
         )
-        events.append(Event("Normal", c.REASON_CREATED, f"creating the Service and {desired} worker pods"))
+        # No Event here: the Created condition records it, and an Event per job is one more write.
     if job.status.phase == c.PHASE_SUSPENDED:
         events.append(Event("Normal", c.REASON_RESUMED, "spec.suspend is false: recreating the pods"))
     if job.status.desired and job.status.desired != desired:
         events.append(Event("Normal", c.REASON_SCALED, f"scaled from {job.status.desired} to {desired} workers"))
     conditions = with_phase(conditions, phase, reason, message, now)
-    if phase != job.status.phase and phase == c.PHASE_RUNNING:
-        events.append(Event("Normal", c.REASON_ALL_RUNNING, message))
+    if phase == c.PHASE_RUNNING and job.status.phase == c.PHASE_RESTARTING:
+        # A first start is in the Running condition; a recovery is worth an Event in the history.
+        events.append(Event("Normal", c.REASON_ALL_RUNNING, f"{message} again after {restarts} restarts"))
 
     status = base.model_copy(
         update={
