@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import kopf
 
@@ -32,6 +33,22 @@ class OperatorConfig:
         return not self.namespaces
 
 
+class NoDiffBaseStorage(kopf.DiffBaseStorage):
+    """Kopf builds a diff base for every watch event by deep-copying the whole body (status and
+    managedFields included) - about a fifth of the operator's CPU under a burst of pods. Only
+    on.create/update/delete handlers read it, and Ludus has none (level-based reconcile from
+    on.event; tests/unit/test_settings.py keeps it that way), so this storage keeps nothing."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def tune_kopf(settings: kopf.OperatorSettings) -> None:
     """Kopf settings chosen for scale (see shared research): few writes, bounded waits."""
     # Kopf's own INFO messages would be posted as Events: two extra writes per object.
@@ -39,7 +56,7 @@ def tune_kopf(settings: kopf.OperatorSettings) -> None:
     # Storage under our own prefix from the first release; switching later re-runs handlers.
     settings.persistence.finalizer = c.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=c.GROUP, key="last-handled")
+    settings.persistence.diffbase_storage = NoDiffBaseStorage()
     # Watches behind load balancers can stall silently; reconnect instead of waiting forever.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
