@@ -19,10 +19,77 @@ def _fmt(stat: dict) -> str:
     return f"{stat['median']} (min {stat['min']}, max {stat['max']}, n={len(stat['runs'])})"
 
 
+def _m(stat: dict) -> str:
+    return f"{stat['median']} ({stat['min']}–{stat['max']})"
+
+
+def _scale() -> list[str]:
+    data = _load("scale.json")
+    out = ["## Scale: N TrainingJobs at once, against the API server's ceiling", ""]
+    if not data:
+        return out + ["Not measured yet: run `make bench`.", ""]
+    m, st, v = data["machine"], data["settings"], data["versions"]
+    out += [f"Command: `{data['command']}` ({data['date']}, {data['duration_s']} s) on {m['cpus']} CPUs "
+            f"({m['cpu_model']}) / {m['memory_gib']} GiB, Python {m['python']}; Kubernetes "
+            f"{v['KUBERNETES_VERSION']}, etcd {v['ETCD_VERSION']} ({st['etcd']}), kwok {v['KWOK_VERSION']}, "
+            f"kopf {v['kopf']}, aiohttp {v['aiohttp']}.", "",
+            f"Each job has {st['workers_per_job']} workers, so {st['pods_per_job']} pods (the workers and the "
+            "rendezvous store) and a headless Service. The **operator** arm POSTs the N TrainingJobs "
+            "concurrently and ends when every job reports Running; the **ceiling** arm POSTs the very same "
+            "Services and pods (rendered by Ludus's builders) from a plain concurrent client and ends when every "
+            f"pod is Running. {st['identity']}; kube-scheduler and kube-controller-manager run at "
+            f"{st['scheduler_and_controller_manager_qps']} QPS in both; {st['fake_nodes']}. Requests are counted "
+            "from the API server's audit log by user agent. "
+            f"One warm-up run per size is discarded; each cell is the median of {st['runs']} runs (min–max).", "",
+            "| N jobs | operator: apply → all Running (s) | ceiling: create → all Running (s) | operator / ceiling "
+            "| pods/s operator | pods/s ceiling | job → all pods p50 / p99 (s), operator | … ceiling "
+            "| operator writes per job | ceiling writes per job | operator peak RSS (MB) | operator CPU (s) "
+            "| delete → clean, operator / ceiling (s) | reconcile errors / retries |",
+            "|" + "---|" * 14]
+    for n, r in sorted(data["results"].items(), key=lambda kv: int(kv[0])):
+        op, ce = r["operator"], r["ceiling"]
+        out.append(
+            f"| {n} | {_m(op['first_apply_to_all_running_s'])} | {_m(ce['first_create_to_all_running_s'])} "
+            f"| **{_m(r['operator_over_ceiling'])}** | {op['pods_created_per_s']['median']} "
+            f"| {ce['pods_created_per_s']['median']} "
+            f"| {op['job_created_to_all_pods_p50_s']['median']} / {op['job_created_to_all_pods_p99_s']['median']} "
+            f"| {ce['job_created_to_all_pods_p50_s']['median']} / {ce['job_created_to_all_pods_p99_s']['median']} "
+            f"| {_m(op['operator_writes_per_job'])} | {ce['writes_per_job']['median']} "
+            f"| {_m(op['operator_peak_rss_mb'])} | {_m(op['operator_cpu_s_to_running'])} "
+            f"| {op['delete_to_clean_s']['median']} / {ce['delete_to_clean_s']['median']} "
+            f"| {op['reconcile_errors']['max']:g} / {op['reconcile_retries']['max']:g} |")
+    out += ["", "Operator requests by verb until every job ran (first measured run; watches and lists are Kopf's own):", ""]
+    for n, r in sorted(data["results"].items(), key=lambda kv: int(kv[0])):
+        counts = ", ".join(f"{k}: {c}" for k, c in r["operator"]["operator_requests_to_running"].items())
+        out.append(f"- N={n}: {counts}")
+    out += ["", "Per job that is the ceiling's own creates (one Service, the store and the workers) plus the status "
+            "patches: one when the job is accepted (Pending) and one when it runs; pod counts alone are written at "
+            "most every 5 s, so jobs that wait longer for their pods get a third. CPU is the operator's own, "
+            "apply → all Running; peak RSS is the kernel's VmHWM over the whole arm, delete included.", ""]
+    out += [
+        "What was changed to get here (single development runs on this machine, same harness):",
+        "",
+        "- From the start: level-based reconcile from `on.event` and Kopf indexes (no `on.create` annotation "
+        "patches, no pod list per event), a deduplicating work queue with expectations, Kopf's own Events "
+        "posted only at WARNING, children created concurrently through one pooled aiohttp session.",
+        "- A status write per pod transition (0/4, 1/4, … 4/4) cost 10.4 writes per job at N=100: pod counts "
+        "alone are now written at most every 5 s per job (phase, conditions and restart counts at once), and "
+        "a first start posts no Normal Event (the Created and Running conditions hold it; a recovery still "
+        "does). 8.0 writes per job at N=100 after.",
+        "- py-spy showed a fifth of the operator's CPU in Kopf deep-copying every watch event's body into a "
+        "diff base that only on.create/update handlers read; Ludus has none, so it keeps none "
+        "(`NoDiffBaseStorage`). What is left is mostly Kopf decoding watch events (about 20%) and its "
+        "per-event machinery; Ludus's own reconcile is under 10%.",
+        "",
+    ]
+    return out
+
+
 def render() -> str:
     out = ["# Benchmarks", "",
            "Measured, never asserted: tests check behaviour, these files record speed. Each section names the",
            "command that produced it; the raw results are the JSON files beside this page.", ""]
+    out += _scale()
     recovery = _load("recovery.json")
     out += ["## Start-up and recovery on real pods", ""]
     if recovery:

@@ -44,6 +44,12 @@ def test_lint_template_and_server_side_dry_run(cluster: TestCluster, k: Kubectl,
                     *_values(values, namespace)).stdout
     kinds = {doc["kind"] for doc in yaml.safe_load_all(rendered) if doc}
     assert {"Deployment", "ServiceAccount", "Service", "ClusterRole"} <= kinds
+    if "leader" in values:
+        assert kinds & {"KopfPeering", "ClusterKopfPeering"}, "replicas need the peering object to elect one"
+        # helm install puts the chart's crds/ first; a dry run of the templates needs them already there.
+        cluster.kubectl.run("apply", "-f", str(CHART / "crds" / "kopfpeerings.kopf.dev.yaml"))
+        cluster.kubectl.run("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev",
+                            "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s")
     accepted = k.run("apply", "--dry-run=server", "-f", "-", input=rendered)
     assert "(server dry run)" in accepted.stdout
 
