@@ -57,6 +57,7 @@ AUDIT_POLICY = {
     "rules": [{"level": "Metadata", "users": ["ludus-admin"]}, {"level": "None"}],
 }
 JOB_TIMEOUT_S = 900.0
+OPERATOR_ARGS: list[str] = []  # extra `ludus operator` flags (--operator-args), the same for every run
 
 
 # --- the API client ------------------------------------------------------------------------------
@@ -308,7 +309,8 @@ class OperatorArm:
         self.log = log
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ludus", "operator", "--namespace", namespace, "--log-level", "warning",
-             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port)],
+             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
+             *OPERATOR_ARGS],
             env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PYTHONPATH": str(REPO / "operator")},
             stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -549,7 +551,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="W: workers per job")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per size (plus one warm-up)")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--operator-args", default="", help="extra flags for `ludus operator`, e.g. '--workers 64'")
     args = parser.parse_args()
+    OPERATOR_ARGS[:] = args.operator_args.split()
     started = time.time()
     results = asyncio.run(bench(args.jobs, args.workers, args.runs))
     document = {
@@ -564,7 +568,8 @@ def main() -> int:
             "runs": args.runs,
             "warm_up_runs_discarded": 1,
             "bench_client_concurrency": CONCURRENCY,
-            "operator": "defaults (--workers 16 --connections 64), its own process, the bench's admin identity",
+            "operator": "its own process with the bench's admin identity; flags: "
+                        + (" ".join(OPERATOR_ARGS) or "the defaults"),
             "identity": "both arms use the same client certificate (system:masters: APF's exempt level)",
             "scheduler_and_controller_manager_qps": QPS,
             "etcd": "--unsafe-no-fsync",

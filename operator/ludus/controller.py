@@ -297,15 +297,24 @@ class Controller:
         uid = meta.get("uid", "")
         old = _old_status(body)
         new_status = _status_dump(plan.status)
-        if new_status != _status_dump(old):
+        async def write_status() -> None:
+            assert self.client is not None
             response = await self.client.patch_job_status(key[0], key[1], meta["resourceVersion"], new_status)
             self._written[uid] = (_rv(response["metadata"]["resourceVersion"]), response.get("status") or {})
             self._written_at[uid] = time.monotonic()
             self._record_transition(key, body, old, plan.status, now)
 
+        changed = new_status != _status_dump(old)
+        # Status lands before anything is deleted: a crash in between may repeat work but never lose a
+        # restart count. A pass that only creates has nothing to lose (the next pass recomputes its
+        # status from the pods), so it writes status and children at once, one round trip less.
+        together = changed and not plan.delete and not plan.delete_job and plan.status.restarts == old.restarts
+        if changed and not together:
+            await write_status()
         results = await asyncio.gather(
             *(self._create(key, manifest) for manifest in plan.create),
             *(self._delete(key, d.name, d.uid, d.reason) for d in plan.delete),
+            *([write_status()] if together else []),
             return_exceptions=True,
         )
         if plan.suspend_for_queue:

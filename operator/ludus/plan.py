@@ -392,7 +392,8 @@ def reconcile(
         pod_group = build_pod_group(job, gang)
         create[:0] = [build_headless_service(job), *([pod_group] if pod_group else [])]
 
-    first_start = base.start_time is None and bool(create)
+    # Pods already there without a start time: created by a pass whose status write was lost.
+    first_start = base.start_time is None and (bool(create) or any(not p.deleting for p in workers.values()))
     start_time = now if first_start else base.start_time
     rendezvous_ready = rdzv is not None and rdzv.ready and not rdzv.deleting
     counts = _counts(job, workers, desired)

@@ -451,3 +451,11 @@ def test_without_a_progress_deadline_nothing_is_ever_stalled() -> None:
     ).build()
     plan = reconcile(job, running("digits", 2), T0 + timedelta(days=3))
     assert plan.delete == [] and plan.requeue_after is None
+
+
+def test_pods_created_by_a_pass_whose_status_was_lost_still_start_the_job() -> None:
+    """Creation writes status and pods at once; if only the pods landed, the next pass records the start."""
+    plan = reconcile(make_job().workers(2).build(), running("digits", 2), NOW)
+    assert plan.create == [] and plan.status.start_time == NOW
+    assert _cond(plan, c.COND_CREATED).status == "True"
+    assert plan.status.phase == c.PHASE_RUNNING
