@@ -170,32 +170,29 @@ class Tracker:
     services_live: set[str] = field(default_factory=set)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def on_pod(self, kind: str, obj: dict[str, Any], now: float) -> None:
+    def _follow(self, live: set[str], running: dict[str, float], kind: str, obj: dict[str, Any], now: float) -> str:
+        """Track one object's existence and the first time it was seen Running; returns its name."""
         name = obj["metadata"]["name"]
         if kind == "DELETED":
-            self.pods_live.discard(name)
+            live.discard(name)
         else:
-            self.pods_live.add(name)
+            live.add(name)
+            if (obj.get("status") or {}).get("phase") == "Running":
+                running.setdefault(name, now)
+        self.changed.set()
+        return name
+
+    def on_pod(self, kind: str, obj: dict[str, Any], now: float) -> None:
+        name = self._follow(self.pods_live, self.pods_running, kind, obj, now)
+        if kind != "DELETED":
             self.pods_seen.setdefault(name, now)
             self.pod_job[name] = obj["metadata"].get("labels", {}).get("ludus.dev/job-name", "")
-            if (obj.get("status") or {}).get("phase") == "Running":
-                self.pods_running.setdefault(name, now)
-        self.changed.set()
 
     def on_job(self, kind: str, obj: dict[str, Any], now: float) -> None:
-        name = obj["metadata"]["name"]
-        if kind == "DELETED":
-            self.jobs_live.discard(name)
-        else:
-            self.jobs_live.add(name)
-            if (obj.get("status") or {}).get("phase") == "Running":
-                self.jobs_running.setdefault(name, now)
-        self.changed.set()
+        self._follow(self.jobs_live, self.jobs_running, kind, obj, now)
 
     def on_service(self, kind: str, obj: dict[str, Any], now: float) -> None:
-        name = obj["metadata"]["name"]
-        (self.services_live.discard if kind == "DELETED" else self.services_live.add)(name)
-        self.changed.set()
+        self._follow(self.services_live, {}, kind, obj, now)
 
     async def until(self, condition: Any, timeout: float = JOB_TIMEOUT_S) -> float:
         deadline = time.monotonic() + timeout

@@ -258,21 +258,23 @@ class Controller:
         try:
             job = TrainingJob.model_validate(body)
         except ValidationError as err:
+            old = _old_status(body)
             message = "; ".join(
                 f"spec.{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" if e["loc"][:1] == ("spec",) else e["msg"]
                 for e in err.errors()
             )
-            plan = invalid_spec_plan(_old_status(body), generation, message, now)
+            plan = invalid_spec_plan(old, generation, message, now)
         else:
+            old = job.status  # parsed once per pass; defer and execute compare against it
             sample = self.progress.samples.get(job.metadata.uid)
             plan = reconcile(job, pods, now, self._expected_names(key, pods), self.gang, sample)
             self._watch_progress(key, job, plan)
-        deferred = self._defer_counts(body, plan)
-        taken = await self.execute(key, body, plan, now)
+        deferred = self._defer_counts(body, old, plan)
+        taken = await self.execute(key, body, old, plan, now)
         wake = [w for w in (plan.requeue_after, deferred, NAME_TAKEN_RETRY_SECONDS if taken else None) if w is not None]
         return min(wake) if wake else None
 
-    def _defer_counts(self, body: Mapping[str, Any], plan: Plan) -> float | None:
+    def _defer_counts(self, body: Mapping[str, Any], old_status: TrainingJobStatus, plan: Plan) -> float | None:
         """Hold back a status change that only moves pod counts, if this job's status was written
         less than COUNTS_WRITE_INTERVAL_SECONDS ago; returns when to look again."""
         uid = body["metadata"].get("uid", "")
@@ -282,20 +284,21 @@ class Controller:
         left = last + COUNTS_WRITE_INTERVAL_SECONDS - time.monotonic()
         if left <= 0:
             return None
-        old = _status_dump(_old_status(body))
+        old = _status_dump(old_status)
         new = _status_dump(plan.status)
         changed = {k for k in new.keys() | old.keys() if new.get(k) != old.get(k)}
         if not changed or not changed <= _COUNT_FIELDS:
             return None
-        plan.status = _old_status(body)
+        plan.status = old_status
         return left
 
-    async def execute(self, key: JobKey, body: Mapping[str, Any], plan: Plan, now: datetime) -> bool:
+    async def execute(
+        self, key: JobKey, body: Mapping[str, Any], old: TrainingJobStatus, plan: Plan, now: datetime
+    ) -> bool:
         """Carry out a plan; True when a pod name was still taken (the caller retries shortly)."""
         assert self.client is not None
         meta = body["metadata"]
         uid = meta.get("uid", "")
-        old = _old_status(body)
         new_status = _status_dump(plan.status)
         async def write_status() -> None:
             assert self.client is not None
