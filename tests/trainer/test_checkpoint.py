@@ -67,3 +67,27 @@ def test_kill_9_during_writes_never_leaves_a_loadable_corrupt_checkpoint(tmp_pat
         assert state is not None, f"round {round_}: no loadable checkpoint"
         weights = state["weights"]
         assert weights.numel() == 2_000_000 and bool((weights == float(state["step"])).all()), "corrupt contents"
+
+
+def _run_alone(ckpt: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MASTER_", "PET_", "RANK", "WORLD_SIZE"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ludus_trainer", "--workload", "digits", "--epochs", "2",
+         "--checkpoint-dir", str(ckpt)],
+        env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_a_run_restarted_after_its_final_checkpoint_reports_the_same_evaluation(tmp_path: Path) -> None:
+    """torchrun may restart a group after the final save; the rerun must not lose the metrics."""
+    import json
+
+    first = _run_alone(tmp_path)
+    second = _run_alone(tmp_path)
+    results = [json.loads(line.split(" ", 1)[1]) for text in (first, second)
+               for line in text.splitlines() if line.startswith("LUDUS_RESULT ")]
+    assert len(results) == 2
+    assert {"accuracy", "precision", "recall", "f1"} <= results[1].keys()
+    assert results[1] == results[0]
+    assert "LUDUS_PROGRESS" not in second, "the rerun trained again instead of resuming the finished run"

@@ -127,10 +127,14 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
     metrics.started(ctx.world_size, ctx.env.restart_count)
 
     step, epoch, consumed = 0, 0, 0
+    # The last evaluation travels in the checkpoint: a group restarted after the final save
+    # (an agent leaving during shutdown) resumes past the last epoch and must still report it.
+    results: dict[str, float] = {}
     state = agree_on_checkpoint(ctx, manager)
     if state is not None:
         workload.load_state_dict(state["workload"])
         step, epoch, consumed = int(state["step"]), int(state["epoch"]), int(state["consumed"])
+        results = dict(state.get("results") or {})
         _restore_rng(state["rng"])
         logger.info("resumed from step %d (epoch %d, %d samples in) with world size %d",
                     step, epoch, consumed, ctx.world_size)
@@ -149,11 +153,10 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
         if not ctx.is_main:
             return
         manager.save(step, {"workload": workload.state_dict(), "epoch": epoch, "consumed": consumed,
-                            "rng": _rng_state(), "world_size": ctx.world_size})
+                            "rng": _rng_state(), "world_size": ctx.world_size, "results": results})
         metrics.checkpoint(manager.last_duration or 0.0)
         record_event(ctx, config, "checkpoint", step=step)
 
-    results: dict[str, float] = {}
     window_start, window_steps = time.perf_counter(), 0
     done = False
     while epoch < config.epochs and not done:
@@ -194,6 +197,9 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
         if ctx.is_main:
             print(f"LUDUS_EVAL epoch={epoch} step={step} " + " ".join(f"{k}={v:.4f}" for k, v in results.items()),
                   flush=True)
+    if not results:  # resumed from a final checkpoint written before results were kept in it
+        results = workload.evaluate()
+        metrics.evaluation(results)
     save()
     final = {"step": step, "epoch": epoch, "world_size": ctx.world_size, **results}
     record_event(ctx, config, "result", **final)
