@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     op.add_argument("--peering", default=None, help="KopfPeering name for high availability (default: standalone)")
     op.add_argument("--priority", default="0",
                     help="peering priority; replicas need distinct ones: 'auto' derives one from the pod name")
+    op.add_argument("--status-batch-seconds", type=float, default=5.0,
+                    help="write pod counts and a Pending job's bookkeeping at most this often per job "
+                         "(phase changes and restarts are always written at once); 0 writes every change")
     op.add_argument("--progress-poll-seconds", type=float, default=10.0,
                     help="how often to read worker 0's step for jobs with progressDeadlineSeconds (at most)")
 
@@ -53,7 +56,7 @@ def run_operator(args: argparse.Namespace) -> int:
     import ludus.handlers  # noqa: F401 - registers the handlers
     from ludus.controller import Controller
     from ludus.peering import own_identity
-    from ludus.settings import OperatorConfig
+    from ludus.settings import OperatorConfig, tune_gc
 
     config = OperatorConfig(
         namespaces=tuple(args.namespace) if not args.all_namespaces else (),
@@ -66,13 +69,16 @@ def run_operator(args: argparse.Namespace) -> int:
         priority=peering_priority(args.priority),
         identity=own_identity(),
         progress_poll_seconds=args.progress_poll_seconds,
+        status_batch_seconds=args.status_batch_seconds,
     )
     kopf.configure(
         debug=args.log_level == "debug", verbose=args.log_level == "info", quiet=args.log_level == "error"
     )
     logging.getLogger().setLevel(args.log_level.upper())
     memo = kopf.Memo(config=config, controller=Controller(
-        workers=config.workers, gang=args.gang_scheduling, progress_poll_seconds=config.progress_poll_seconds))
+        workers=config.workers, gang=args.gang_scheduling, progress_poll_seconds=config.progress_poll_seconds,
+        status_batch_seconds=config.status_batch_seconds))
+    tune_gc()
     kopf.run(
         clusterwide=config.clusterwide,
         namespaces=list(config.namespaces),

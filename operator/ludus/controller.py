@@ -25,6 +25,7 @@ from ludus.kube import ApiError, KubeClient
 from ludus.observe import PodObservation
 from ludus.plan import Plan, invalid_spec_plan, reconcile
 from ludus.progress import ProgressPoller, ProgressTarget, poll_interval
+from ludus.status import can_wait
 from ludus.workqueue import WorkQueue
 
 logger = logging.getLogger("ludus.controller")
@@ -37,11 +38,11 @@ EXPECTATION_TTL_SECONDS: Final = 30.0
 CONFLICT_RETRY_SECONDS: Final = 0.2
 # Delay before creating again a pod whose name is still held by a terminating or foreign pod.
 NAME_TAKEN_RETRY_SECONDS: Final = 1.0
-# Status fields that only count pods: a change in them alone is written at most this often per job,
-# so pods turning Running one by one cost one write, not one each. Phase, conditions and restart
-# counts are always written at once.
-COUNTS_WRITE_INTERVAL_SECONDS: Final = 5.0
-_COUNT_FIELDS: Final = frozenset({"active", "ready", "succeeded", "failed", "workers", "progress"})
+# Status changes that can wait (`ludus.status.can_wait`: pod counts, the step, a Pending job's
+# bookkeeping) are written at most this often per job, the clock starting when this replica first
+# sees the job: pods turning Running one by one cost one write, not one each, and a job that runs
+# within the window costs one in all. Phase changes and restarts are always written at once.
+STATUS_BATCH_SECONDS: Final = 5.0
 _RESTART_REASONS: Final = frozenset(
     {c.REASON_POD_FAILED, c.REASON_POD_DELETED, c.REASON_POD_EVICTED, c.REASON_NODE_LOST, c.REASON_STALLED}
 )
@@ -95,8 +96,16 @@ def _old_status(body: Mapping[str, Any]) -> TrainingJobStatus:
 class Controller:
     """Owns the queue, the expectations and the last status it wrote for each job."""
 
-    def __init__(self, *, workers: int = 16, gang: str = "none", progress_poll_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int = 16,
+        gang: str = "none",
+        progress_poll_seconds: float = 10.0,
+        status_batch_seconds: float = STATUS_BATCH_SECONDS,
+    ) -> None:
         self.gang = gang
+        self._batch_seconds = status_batch_seconds
         self._poll_seconds = progress_poll_seconds
         self.queue: WorkQueue[JobKey] = WorkQueue()
         self.client: KubeClient | None = None
@@ -106,6 +115,7 @@ class Controller:
         self._pods: Mapping[Any, Any] | None = None
         self._expected: dict[JobKey, dict[str, float]] = {}
         self._written: dict[str, tuple[int, dict[str, Any]]] = {}
+        # Per job uid: when its status was last written, or first seen if never (the batch clock).
         self._written_at: dict[str, float] = {}
         self._phases: dict[str, str] = {}
         # Jobs whose progress is polled (Running, with progressDeadlineSeconds): key -> (uid, deadline).
@@ -269,25 +279,18 @@ class Controller:
             sample = self.progress.samples.get(job.metadata.uid)
             plan = reconcile(job, pods, now, self._expected_names(key, pods), self.gang, sample)
             self._watch_progress(key, job, plan)
-        deferred = self._defer_counts(body, old, plan)
+        deferred = self._defer_status(body, old, plan)
         taken = await self.execute(key, body, old, plan, now)
         wake = [w for w in (plan.requeue_after, deferred, NAME_TAKEN_RETRY_SECONDS if taken else None) if w is not None]
         return min(wake) if wake else None
 
-    def _defer_counts(self, body: Mapping[str, Any], old_status: TrainingJobStatus, plan: Plan) -> float | None:
-        """Hold back a status change that only moves pod counts, if this job's status was written
-        less than COUNTS_WRITE_INTERVAL_SECONDS ago; returns when to look again."""
+    def _defer_status(self, body: Mapping[str, Any], old_status: TrainingJobStatus, plan: Plan) -> float | None:
+        """Hold back a status change that can wait, if this job's batch window is still open;
+        returns when to look again."""
         uid = body["metadata"].get("uid", "")
-        last = self._written_at.get(uid)
-        if last is None:
-            return None
-        left = last + COUNTS_WRITE_INTERVAL_SECONDS - time.monotonic()
-        if left <= 0:
-            return None
-        old = _status_dump(old_status)
-        new = _status_dump(plan.status)
-        changed = {k for k in new.keys() | old.keys() if new.get(k) != old.get(k)}
-        if not changed or not changed <= _COUNT_FIELDS:
+        opened = self._written_at.setdefault(uid, time.monotonic())
+        left = opened + self._batch_seconds - time.monotonic()
+        if left <= 0 or not can_wait(_status_dump(old_status), _status_dump(plan.status)):
             return None
         plan.status = old_status
         return left

@@ -10,7 +10,6 @@ Credentials come from Kopf's own login, so both agree on the cluster.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import ssl
 import tempfile
@@ -19,7 +18,7 @@ from typing import Any, Final, Mapping
 
 import aiohttp
 
-from ludus import __version__, metrics
+from ludus import __version__, fastjson, metrics
 from ludus.api import constants as c
 
 USER_AGENT: Final = f"ludus-operator/{__version__}"
@@ -124,19 +123,20 @@ class KubeClient:
         params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         headers = {**self._headers(), "Content-Type": content_type, "Accept": "application/json"}
-        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        data = None if body is None else fastjson.dumps(body)
         async with self._session.request(
             verb, self._server + path, data=data, headers=headers, params=params, auth=self._basic
         ) as response:
-            text = await response.text()
+            raw = await response.read()
             metrics.API_REQUESTS.labels(verb=verb, code=str(response.status)).inc()
             if response.status >= 400:
+                text = raw.decode("utf-8", "replace")
                 try:
-                    message = json.loads(text).get("message", text)
-                except ValueError:
+                    message = fastjson.loads(raw).get("message", text)
+                except (ValueError, AttributeError):
                     message = text
                 raise ApiError(response.status, verb, path, message)
-            return json.loads(text) if text else {}
+            return fastjson.loads(raw) if raw else {}
 
     async def create(self, body: Mapping[str, Any]) -> bool:
         """Create a child; True if created, False if it already existed (deterministic names make 409 success)."""

@@ -161,6 +161,13 @@ def stall_deadline(job: TrainingJob, status: TrainingJobStatus) -> datetime | No
     return since + timedelta(seconds=seconds)
 
 
+def _first_created(pods: Iterable[PodObservation], now: datetime) -> datetime:
+    """When the job started: its oldest live pod's creation, which an earlier pass may have made
+    without writing status (that write can wait), else now."""
+    created = [p.created_at for p in pods if p.created_at is not None and not p.deleting]
+    return min([*created, now])
+
+
 def _counts(job: TrainingJob, workers: dict[int, PodObservation], desired: int) -> dict[str, Any]:
     in_range = [p for i, p in workers.items() if i < desired]
     ready = sum(1 for p in in_range if p.ready and p.phase == "Running" and not p.deleting)
@@ -394,7 +401,7 @@ def reconcile(
 
     # Pods already there without a start time: created by a pass whose status write was lost.
     first_start = base.start_time is None and (bool(create) or any(not p.deleting for p in workers.values()))
-    start_time = now if first_start else base.start_time
+    start_time = _first_created(pods, now) if first_start else base.start_time
     rendezvous_ready = rdzv is not None and rdzv.ready and not rdzv.deleting
     counts = _counts(job, workers, desired)
     phase, reason, message = _next_phase(job, counts, bool(replacing), rendezvous_ready)
@@ -410,7 +417,7 @@ def reconcile(
     conditions = list(base.conditions)
     if first_start:
         conditions = upsert_condition(
-            conditions, c.COND_CREATED, "True", c.REASON_CREATED, f"created {desired} worker pods", now
+            conditions, c.COND_CREATED, "True", c.REASON_CREATED, f"created {desired} worker pods", start_time or now
         )
         # No Event here: the Created condition records it, and an Event per job is one more write.
     if job.status.phase == c.PHASE_SUSPENDED:

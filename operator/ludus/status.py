@@ -69,3 +69,27 @@ def with_phase(
             if existing.status == "True":
                 conditions = upsert_condition(conditions, cond_type, "False", reason, message, now)
     return conditions
+
+
+# Status fields that only count pods or report the step.
+_COUNT_FIELDS = frozenset({"active", "ready", "succeeded", "failed", "workers", "progress"})
+# What a Pending job's first write adds besides counts: its Created/Pending bookkeeping.
+_FIRST_SIGHT_FIELDS = _COUNT_FIELDS | {"phase", "conditions", "startTime", "observedGeneration", "desired", "selector"}
+
+
+def can_wait(old: dict[str, object], new: dict[str, object]) -> bool:
+    """Whether a status change (both as written, camelCase) may be batched with a later one.
+
+    Pod counts and the step may, and so may everything a job gains while it stays Pending
+    (its conditions, start time, first observedGeneration): a job that reaches Running soon
+    after its pods are created then costs one status write, not one per pod event. Phase
+    changes, restarts, failures and a newly observed spec generation never wait.
+    """
+    changed = {k for k in new.keys() | old.keys() if new.get(k) != old.get(k)}
+    if not changed:
+        return False
+    if changed <= _COUNT_FIELDS:
+        return True
+    still_pending = old.get("phase", c.PHASE_PENDING) == c.PHASE_PENDING and new.get("phase") == c.PHASE_PENDING
+    first_generation = not old.get("observedGeneration")
+    return still_pending and first_generation and changed <= _FIRST_SIGHT_FIELDS

@@ -49,6 +49,15 @@ def test_only_missing_workers_are_created() -> None:
     assert plan.status.start_time == T0  # unchanged: the job had started
 
 
+def test_pods_made_by_a_pass_whose_status_waited_date_the_start() -> None:
+    """The creation pass's status write may wait (batched); the start is still when pods were made."""
+    job = make_job().workers(2).build()
+    pods = [store("digits"), pod("digits", 0, "Pending", age=3), pod("digits", 1, "Pending", age=1)]
+    plan = reconcile(job, pods, NOW)
+    assert plan.status.start_time == T0  # the oldest pod (the store, age 0)
+    assert _cond(plan, c.COND_CREATED).last_transition_time == T0
+
+
 # --- running ----------------------------------------------------------------------------------------
 def test_all_workers_ready_and_store_ready_is_running() -> None:
     job = make_job().workers(2).status(phase="Pending", startTime=T0.isoformat()).build()
@@ -454,8 +463,8 @@ def test_without_a_progress_deadline_nothing_is_ever_stalled() -> None:
 
 
 def test_pods_created_by_a_pass_whose_status_was_lost_still_start_the_job() -> None:
-    """Creation writes status and pods at once; if only the pods landed, the next pass records the start."""
+    """If only the pods landed (a lost or batched write), the next pass records the start, dated by the pods."""
     plan = reconcile(make_job().workers(2).build(), running("digits", 2), NOW)
-    assert plan.create == [] and plan.status.start_time == NOW
+    assert plan.create == [] and plan.status.start_time == T0
     assert _cond(plan, c.COND_CREATED).status == "True"
     assert plan.status.phase == c.PHASE_RUNNING

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ludus.api import constants as c
-from ludus.status import upsert_condition, with_phase
+from ludus.api.models import TrainingJobStatus as make_status
+from ludus.status import can_wait, upsert_condition, with_phase
 from tests.factories import T0
 
 
@@ -30,3 +31,39 @@ def test_with_phase_sets_one_phase_condition_and_clears_the_others() -> None:
     conds = with_phase(conds, c.PHASE_SUCCEEDED, "S", "", T0)
     assert {x.type: x.status for x in conds}[c.COND_SUCCEEDED] == "True"
     assert {x.type: x.status for x in conds}[c.COND_RESTARTING] == "False"
+
+
+# --- which changes may wait for a batched write -------------------------------------------------------
+def _dump(status) -> dict:
+    return status.model_dump(by_alias=True, mode="json")
+
+
+def test_a_new_jobs_first_pass_and_its_pod_counts_can_wait() -> None:
+    from ludus.plan import reconcile
+    from tests.factories import make_job, pod, store
+
+    job = make_job().workers(2).build()
+    created = reconcile(job, [], T0)
+    assert can_wait(_dump(job.status), _dump(created.status))
+    counting = reconcile(job, [store("digits", ready=False), pod("digits", 0), pod("digits", 1, "Pending")], T0)
+    assert counting.status.phase == c.PHASE_PENDING and can_wait(_dump(job.status), _dump(counting.status))
+
+
+def test_running_restarts_and_spec_edits_never_wait() -> None:
+    from ludus.plan import reconcile
+    from tests.factories import make_job, pod, running
+
+    job = make_job().workers(2).status(phase="Pending", startTime=T0.isoformat(), observedGeneration=1).build()
+    assert not can_wait(_dump(job.status), _dump(reconcile(job, running("digits", 2), T0).status))
+
+    run = make_job().workers(2).status(phase="Running", startTime=T0.isoformat(), observedGeneration=1).build()
+    failed = reconcile(run, [*running("digits", 2)[:2], pod("digits", 1, "Failed", exit_code=1)], T0)
+    assert failed.status.restarts == 1 and not can_wait(_dump(run.status), _dump(failed.status))
+
+    edited = job.model_copy(update={"metadata": job.metadata.model_copy(update={"generation": 2})})
+    assert not can_wait(_dump(job.status), _dump(reconcile(edited, [], T0).status))
+
+
+def test_no_change_is_nothing_to_wait_for() -> None:
+    status = make_status()
+    assert not can_wait(_dump(status), _dump(status))
