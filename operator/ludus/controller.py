@@ -1,7 +1,8 @@
 """The reconcile loop: a work queue of job keys, drained by a few async workers.
 
 Kopf's handlers only feed this queue (they are thin glue). Each pass reads the
-job and its pods from Kopf's in-memory indexes (never a list call), asks the
+job from Kopf's in-memory index and its pods from the operator's own pod watch
+(`ludus.podwatch`; never a list call), asks the
 pure `ludus.plan.reconcile` what to do, and carries the plan out in a fixed
 order: status first (guarded by resourceVersion), then children, then Events.
 Status is written before children so that a crash in between can only repeat
@@ -24,6 +25,7 @@ from ludus.api.models import TrainingJob, TrainingJobStatus
 from ludus.kube import ApiError, KubeClient
 from ludus.observe import PodObservation
 from ludus.plan import Plan, invalid_spec_plan, reconcile
+from ludus.podwatch import PodIndex, PodWatch
 from ludus.progress import ProgressPoller, ProgressTarget, poll_interval
 from ludus.status import can_wait
 from ludus.workqueue import WorkQueue
@@ -112,7 +114,7 @@ class Controller:
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: Mapping[Any, Any] | None = None
-        self._pods: Mapping[Any, Any] | None = None
+        self.pods = PodIndex()
         self._expected: dict[JobKey, dict[str, float]] = {}
         self._written: dict[str, tuple[int, dict[str, Any]]] = {}
         # Per job uid: when its status was last written, or first seen if never (the batch clock).
@@ -127,15 +129,26 @@ class Controller:
         self.active.set()
 
     # --- wiring -----------------------------------------------------------------------------------
-    def bind_indexes(self, jobs: Mapping[Any, Any], pods: Mapping[Any, Any]) -> None:
-        """Kopf hands its live indexes to handlers only; the first handler call passes them here."""
+    def bind_jobs(self, jobs: Mapping[Any, Any]) -> None:
+        """Kopf hands its live indexes to handlers only; the first handler call passes the job index here."""
         if self._jobs is None:
-            self._jobs, self._pods = jobs, pods
+            self._jobs = jobs
 
-    def start(self, client: KubeClient) -> None:
+    def start(self, client: KubeClient, namespaces: tuple[str, ...] = ()) -> None:
+        """Start the pod watch, the reconcile workers (they wait for the pods' first listing) and the poller."""
         self.client = client
-        self._tasks = [asyncio.create_task(self._worker(i), name=f"ludus-reconcile-{i}") for i in range(self._workers)]
+        watch = PodWatch(self.pods, namespaces, self._pod_changed)
+        self._tasks = [asyncio.create_task(watch.run(client), name="ludus-pod-watch")]
+        self._tasks += [
+            asyncio.create_task(self._worker(i, watch.synced), name=f"ludus-reconcile-{i}")
+            for i in range(self._workers)
+        ]
         self._tasks.append(asyncio.create_task(self.progress.run(), name="ludus-progress"))
+
+    def _pod_changed(self, key: JobKey, pod_name: str | None) -> None:
+        if pod_name:
+            self.observed_pod(key, pod_name)
+        self.enqueue(key)
 
     def follow(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run a background loop (the peering gate) for the controller's lifetime."""
@@ -193,7 +206,9 @@ class Controller:
         return bool(self._tasks) and all(not t.done() for t in self._tasks)
 
     # --- the loop ---------------------------------------------------------------------------------
-    async def _worker(self, number: int) -> None:
+    async def _worker(self, number: int, pods_listed: asyncio.Event) -> None:
+        # A pass before the pods are listed would see none and create them again.
+        await pods_listed.wait()
         while True:
             key = await self.queue.get()
             if not self.active.is_set():
@@ -243,9 +258,7 @@ class Controller:
         return body
 
     def _pods_of(self, key: JobKey) -> list[PodObservation]:
-        if self._pods is None or key not in self._pods:
-            return []
-        return list(self._pods[key])
+        return self.pods.pods_of(key)
 
     def _expected_names(self, key: JobKey, pods: list[PodObservation]) -> frozenset[str]:
         expected = self._expected.get(key)

@@ -14,7 +14,7 @@ import os
 import ssl
 import tempfile
 import time
-from typing import Any, Final, Mapping
+from typing import Any, AsyncIterator, Final, Mapping
 
 import aiohttp
 
@@ -137,6 +137,32 @@ class KubeClient:
                     message = text
                 raise ApiError(response.status, verb, path, message)
             return fastjson.loads(raw) if raw else {}
+
+    async def watch(
+        self, path: str, params: Mapping[str, str], *, read_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Stream a watch's events, decoded; ends when the server closes the watch.
+
+        Lines are split by hand rather than with aiohttp's readline, which refuses
+        lines above its buffer size (a pod with a large spec can exceed it)."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
+        headers = {**self._headers(), "Accept": "application/json"}
+        async with self._session.get(
+            self._server + path, params=params, headers=headers, auth=self._basic, timeout=timeout
+        ) as response:
+            metrics.API_REQUESTS.labels(verb="WATCH", code=str(response.status)).inc()
+            if response.status >= 400:
+                raw = await response.read()
+                raise ApiError(response.status, "WATCH", path, raw.decode("utf-8", "replace"))
+            tail = b""
+            async for chunk in response.content.iter_any():
+                lines = (tail + chunk).split(b"\n")
+                tail = lines.pop()
+                for line in lines:
+                    if line.strip():
+                        yield fastjson.loads(line)
+            if tail.strip():
+                yield fastjson.loads(tail)
 
     async def create(self, body: Mapping[str, Any]) -> bool:
         """Create a child; True if created, False if it already existed (deterministic names make 409 success)."""

@@ -1,8 +1,9 @@
 """Kopf handlers: thin glue that feeds the controller's work queue.
 
-Importing this package registers every handler with Kopf.
+Importing this package registers every handler with Kopf. Pods have none: the
+operator follows them with its own watch (`ludus.podwatch`), Kopf only the jobs.
 """
 
-from ludus.handlers import lifecycle, pods, trainingjobs
+from ludus.handlers import lifecycle, trainingjobs
 
-__all__ = ["lifecycle", "pods", "trainingjobs"]
+__all__ = ["lifecycle", "trainingjobs"]

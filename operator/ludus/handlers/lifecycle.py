@@ -31,7 +31,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
         raise kopf.PermanentError("no credentials: neither a service account nor a kubeconfig was found")
     controller: Controller = memo.controller
     client = KubeClient(info, connections=config.connections)
-    controller.start(client)
+    controller.start(client, config.namespaces)
     if config.peering:
         namespace = None if config.clusterwide else config.namespaces[0]
         path = peering_path(config.peering, namespace)

@@ -28,11 +28,10 @@ async def trainingjob_event(
     uid: str,
     memo: kopf.Memo,
     jobs: kopf.Index[tuple[str, str], dict[str, Any]],
-    pods: kopf.Index[tuple[str, str], Any],
     **_: Any,
 ) -> None:
     controller: Controller = memo.controller
-    controller.bind_indexes(jobs, pods)
+    controller.bind_jobs(jobs)
     if type == "DELETED":
         controller.forget_job((namespace, name), uid)
         return
