@@ -131,14 +131,11 @@ class PodWatch:
                 version = await self._relist(client, path, in_scope, scope)
                 while True:
                     version = await self._watch(client, path, version, in_scope)
-            except asyncio.CancelledError:
-                raise
             except _Relist as why:
+                metrics.POD_WATCH_RELISTS.labels(reason="expired").inc()
                 logger.info("pod watch %s: %s; relisting", path, why)
-            except (ApiError, OSError, asyncio.TimeoutError, ValueError) as err:
-                logger.warning("pod watch %s failed, relisting in %.0fs: %s", path, RELIST_DELAY_SECONDS, err)
-                await asyncio.sleep(RELIST_DELAY_SECONDS)
-            except Exception as err:  # noqa: BLE001 - aiohttp's own errors; the watch must outlive them
+            except Exception as err:  # noqa: BLE001 - an API server restart, a network blip: the watch outlives it
+                metrics.POD_WATCH_RELISTS.labels(reason="error").inc()
                 logger.warning("pod watch %s failed, relisting in %.0fs: %r", path, RELIST_DELAY_SECONDS, err)
                 await asyncio.sleep(RELIST_DELAY_SECONDS)
 

@@ -64,3 +64,5 @@ def test_an_api_server_restart_is_survived_without_restarting_the_operator(
     wait_for(lambda: (k.json("tj", "outage").get("status") or {}).get("workers") == "2/2", what="Running again")
     assert operator.proc is not None and operator.proc.pid == pid and operator.proc.poll() is None
     assert k.json("tj", "outage")["status"]["restarts"] == 1
+    relists = [line for line in operator.metrics().splitlines() if line.startswith("ludus_pod_watch_relists_total{")]
+    assert any(float(line.rsplit(" ", 1)[1]) >= 1 for line in relists), "the pod watch relisted after the outage"
