@@ -32,8 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     op.add_argument("--priority", default="0",
                     help="peering priority; replicas need distinct ones: 'auto' derives one from the pod name")
     op.add_argument("--status-batch-seconds", type=float, default=5.0,
-                    help="write pod counts and a Pending job's bookkeeping at most this often per job "
-                         "(phase changes and restarts are always written at once); 0 writes every change")
+                    help="write pod counts and a Pending job's bookkeeping once its pods were quiet this long "
+                         "(at most 30 s late; phase changes and restarts are always written at once); "
+                         "0 writes every change")
     op.add_argument("--progress-poll-seconds", type=float, default=10.0,
                     help="how often to read worker 0's step for jobs with progressDeadlineSeconds (at most)")
 

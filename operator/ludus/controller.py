@@ -41,10 +41,13 @@ CONFLICT_RETRY_SECONDS: Final = 0.2
 # Delay before creating again a pod whose name is still held by a terminating or foreign pod.
 NAME_TAKEN_RETRY_SECONDS: Final = 1.0
 # Status changes that can wait (`ludus.status.can_wait`: pod counts, the step, a Pending job's
-# bookkeeping) are written at most this often per job, the clock starting when this replica first
-# sees the job: pods turning Running one by one cost one write, not one each, and a job that runs
-# within the window costs one in all. Phase changes and restarts are always written at once.
+# bookkeeping) are written once the job's pods have been quiet this long, and at most this often:
+# pods turning Running one by one cost one write, not one each, and a job whose pods move steadily
+# until it runs costs one in all. Phase changes and restarts are always written at once.
 STATUS_BATCH_SECONDS: Final = 5.0
+# ... but such a change is never held longer than this after the job's last write (or first sight),
+# however busy its pods are: a job's counts are at most this stale.
+STATUS_MAX_HOLD_SECONDS: Final = 30.0
 _RESTART_REASONS: Final = frozenset(
     {c.REASON_POD_FAILED, c.REASON_POD_DELETED, c.REASON_POD_EVICTED, c.REASON_NODE_LOST, c.REASON_STALLED}
 )
@@ -105,9 +108,11 @@ class Controller:
         gang: str = "none",
         progress_poll_seconds: float = 10.0,
         status_batch_seconds: float = STATUS_BATCH_SECONDS,
+        status_max_hold_seconds: float = STATUS_MAX_HOLD_SECONDS,
     ) -> None:
         self.gang = gang
         self._batch_seconds = status_batch_seconds
+        self._max_hold = status_max_hold_seconds
         self._poll_seconds = progress_poll_seconds
         self.queue: WorkQueue[JobKey] = WorkQueue()
         self.client: KubeClient | None = None
@@ -119,6 +124,8 @@ class Controller:
         self._written: dict[str, tuple[int, dict[str, Any]]] = {}
         # Per job uid: when its status was last written, or first seen if never (the batch clock).
         self._written_at: dict[str, float] = {}
+        # Per job: when one of its pods last changed (the quiet period runs from here).
+        self._pod_changed_at: dict[JobKey, float] = {}
         self._phases: dict[str, str] = {}
         # Jobs whose progress is polled (Running, with progressDeadlineSeconds): key -> (uid, deadline).
         self._watched: dict[JobKey, tuple[str, int]] = {}
@@ -146,6 +153,7 @@ class Controller:
         self._tasks.append(asyncio.create_task(self.progress.run(), name="ludus-progress"))
 
     def _pod_changed(self, key: JobKey, pod_name: str | None) -> None:
+        self._pod_changed_at[key] = time.monotonic()
         if pod_name:
             self.observed_pod(key, pod_name)
         self.enqueue(key)
@@ -176,6 +184,7 @@ class Controller:
         self._expected.pop(key, None)
         self._written.pop(uid, None)
         self._written_at.pop(uid, None)
+        self._pod_changed_at.pop(key, None)
         self._watched.pop(key, None)
         self.progress.forget(uid)
         self._set_phase(uid, None)
@@ -292,17 +301,21 @@ class Controller:
             sample = self.progress.samples.get(job.metadata.uid)
             plan = reconcile(job, pods, now, self._expected_names(key, pods), self.gang, sample)
             self._watch_progress(key, job, plan)
-        deferred = self._defer_status(body, old, plan)
+        deferred = self._defer_status(key, body, old, plan)
         taken = await self.execute(key, body, old, plan, now)
         wake = [w for w in (plan.requeue_after, deferred, NAME_TAKEN_RETRY_SECONDS if taken else None) if w is not None]
         return min(wake) if wake else None
 
-    def _defer_status(self, body: Mapping[str, Any], old_status: TrainingJobStatus, plan: Plan) -> float | None:
-        """Hold back a status change that can wait, if this job's batch window is still open;
-        returns when to look again."""
+    def _defer_status(
+        self, key: JobKey, body: Mapping[str, Any], old_status: TrainingJobStatus, plan: Plan
+    ) -> float | None:
+        """Hold back a status change that can wait while the job's pods are still moving (see
+        STATUS_BATCH_SECONDS); returns when to look again."""
         uid = body["metadata"].get("uid", "")
-        opened = self._written_at.setdefault(uid, time.monotonic())
-        left = opened + self._batch_seconds - time.monotonic()
+        now = time.monotonic()
+        since = self._written_at.setdefault(uid, now)
+        quiet_from = max(since, self._pod_changed_at.get(key, since))
+        left = min(quiet_from + self._batch_seconds, since + max(self._max_hold, self._batch_seconds)) - now
         if left <= 0 or not can_wait(_status_dump(old_status), _status_dump(plan.status)):
             return None
         plan.status = old_status
