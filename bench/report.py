@@ -40,7 +40,9 @@ def _scale() -> list[str]:
             f"pod is Running. {st['identity']}; kube-scheduler and kube-controller-manager run at "
             f"{st['scheduler_and_controller_manager_qps']} QPS in both; {st['fake_nodes']}. Requests are counted "
             "from the API server's audit log by user agent. "
-            f"One warm-up run per size is discarded; each cell is the median of {st['runs']} runs (min–max).", "",
+            + (f"Each arm starts once the last arm's namespace is gone ({st['between_arms']}); the arms take turns "
+               "going first. " if "between_arms" in st else "")
+            + f"One warm-up run per size is discarded; each cell is the median of {st['runs']} runs (min–max).", "",
             "| N jobs | operator: apply → all Running (s) | ceiling: create → all Running (s) | operator / ceiling "
             "| pods/s operator | pods/s ceiling | job → all pods p50 / p99 (s), operator | … ceiling "
             "| operator writes per job | ceiling writes per job | operator peak RSS (MB) | operator CPU (s) "

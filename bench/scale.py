@@ -58,6 +58,8 @@ AUDIT_POLICY = {
     "rules": [{"level": "Metadata", "users": ["ludus-admin"]}, {"level": "None"}],
 }
 JOB_TIMEOUT_S = 900.0
+NAMESPACE_GONE_TIMEOUT_S = 300.0
+SETTLE_S = 3.0  # quiet time between arms, after the last arm's namespace is gone
 OPERATOR_ARGS: list[str] = []  # extra `ludus operator` flags (--operator-args), the same for every run
 
 
@@ -398,8 +400,7 @@ async def run_operator_arm(api: Api, cluster: Cluster, n: int, w: int, tag: str)
     operator.stop()
     for task in watches:
         task.cancel()
-    await api.call("DELETE", f"/api/v1/namespaces/{namespace}", ok=(404,))
-    await asyncio.sleep(2.0)  # let the audit log's batch flush
+    await _drop_namespace(api, namespace)
     run_counts = audit_counts(namespace, OPERATOR_AGENTS, wall0, wall_running)
     all_counts = audit_counts(namespace, OPERATOR_AGENTS, wall0, wall_clean)
     latencies = per_job_latency(tracker, created, w + 1)
@@ -450,8 +451,7 @@ async def run_bare_arm(api: Api, n: int, w: int, tag: str) -> dict[str, Any]:
     clean = await tracker.until(lambda: not tracker.pods_live and not tracker.services_live)
     for task in watches:
         task.cancel()
-    await api.call("DELETE", f"/api/v1/namespaces/{namespace}", ok=(404,))
-    await asyncio.sleep(2.0)
+    await _drop_namespace(api, namespace)
     counts = audit_counts(namespace, (USER_AGENT,), wall0, wall_running)
     latencies = per_job_latency(tracker, started, w + 1)
     return {
@@ -522,6 +522,18 @@ def package_versions() -> dict[str, str]:
     return {name: version(name) for name in ("kopf", "aiohttp", "pydantic", "prometheus-client", "ludus")}
 
 
+async def _drop_namespace(api: Api, name: str) -> None:
+    """Delete an arm's namespace and wait until it is gone, so the next arm never shares the cluster
+    with the namespace controller still deleting the last one's Events."""
+    await api.call("DELETE", f"/api/v1/namespaces/{name}", ok=(404,))
+    deadline = time.monotonic() + NAMESPACE_GONE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if (await api.call("GET", f"/api/v1/namespaces/{name}", ok=(404,))).get("kind") != "Namespace":
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(SETTLE_S)  # the audit log's batch flushes; controllers finish their last syncs
+
+
 async def bench(sizes: list[int], workers: int, runs: int) -> dict[str, Any]:
     cluster = bench_cluster()
     api = Api(cluster.kubeconfig)
@@ -588,6 +600,7 @@ def main() -> int:
             "etcd": "--unsafe-no-fsync",
             "api_server": "APF on, default inflight limits, metadata audit log of the admin user (blocking mode: none dropped)",
             "fake_nodes": f"{BENCH_NODES} kwok nodes x 1000 pods / 1000 CPUs, plus the harness's 4",
+            "between_arms": f"the last arm's namespace deleted and gone, then {SETTLE_S:g} s",
         },
         "results": results,
     }
