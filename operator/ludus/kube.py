@@ -91,6 +91,18 @@ def job_path(namespace: str, name: str, subresource: str = "") -> str:
     return f"{path}/{subresource}" if subresource else path
 
 
+class JsonLines:
+    """Splits a watch stream into its JSON documents, one per line, whatever the chunk boundaries."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        lines = (self._tail + chunk).split(b"\n")
+        self._tail = lines.pop()
+        return [fastjson.loads(line) for line in lines if line.strip()]
+
+
 class KubeClient:
     """One pooled HTTP session to the API server, shared by all reconcile workers."""
 
@@ -143,7 +155,7 @@ class KubeClient:
     ) -> AsyncIterator[dict[str, Any]]:
         """Stream a watch's events, decoded; ends when the server closes the watch.
 
-        Lines are split by hand rather than with aiohttp's readline, which refuses
+        Lines are split by `JsonLines` rather than aiohttp's readline, which refuses
         lines above its buffer size (a pod with a large spec can exceed it)."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
         headers = {**self._headers(), "Accept": "application/json"}
@@ -154,15 +166,12 @@ class KubeClient:
             if response.status >= 400:
                 raw = await response.read()
                 raise ApiError(response.status, "WATCH", path, raw.decode("utf-8", "replace"))
-            tail = b""
+            lines = JsonLines()
             async for chunk in response.content.iter_any():
-                lines = (tail + chunk).split(b"\n")
-                tail = lines.pop()
-                for line in lines:
-                    if line.strip():
-                        yield fastjson.loads(line)
-            if tail.strip():
-                yield fastjson.loads(tail)
+                for event in lines.feed(chunk):
+                    yield event
+            for event in lines.feed(b"\n"):
+                yield event
 
     async def create(self, body: Mapping[str, Any]) -> bool:
         """Create a child; True if created, False if it already existed (deterministic names make 409 success)."""
