@@ -32,7 +32,7 @@ logger = logging.getLogger("ludus.podwatch")
 JobKey = tuple[str, str]  # (namespace, job name)
 
 LABEL_SELECTOR: Final = f"{c.LABEL_JOB_NAME},{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
-# Items per list page: one relist never holds more than this many bodies at once.
+# Items per list page: no single response grows with the number of pods.
 LIST_PAGE_SIZE: Final = 500
 # The API server closes a watch after this long; we resume it from the last resourceVersion.
 WATCH_TIMEOUT_SECONDS: Final = 300
@@ -112,7 +112,9 @@ class _Relist(Exception):
 class PodWatch:
     """Keeps a PodIndex current and tells the controller which job each event touched."""
 
-    def __init__(self, index: PodIndex, namespaces: tuple[str, ...], on_change: Callable[[JobKey, str | None], None]) -> None:
+    def __init__(
+        self, index: PodIndex, namespaces: tuple[str, ...], on_change: Callable[[JobKey, str | None], None]
+    ) -> None:
         self.index = index
         self.synced = asyncio.Event()  # set once every scope has been listed
         self._scopes = watch_scopes(namespaces)
