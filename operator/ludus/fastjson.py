@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 
-
 loads = orjson.loads
 
 
@@ -43,5 +42,5 @@ def speed_up_kopf() -> bool:
         return True
     if current is not json:
         return False
-    api.json = _KopfJson()  # type: ignore[attr-defined]
+    api.json = _KopfJson()  # type: ignore[attr-defined, assignment]
     return True

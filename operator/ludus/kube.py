@@ -9,12 +9,15 @@ Credentials come from Kopf's own login, so both agree on the cluster.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import ssl
 import tempfile
 import time
-from typing import Any, AsyncIterator, Final, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 import aiohttp
 
@@ -24,14 +27,17 @@ from ludus.api import constants as c
 USER_AGENT: Final = f"ludus-operator/{__version__}"
 _SA_TOKEN_PATH: Final = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 _TOKEN_REREAD_SECONDS: Final = 60.0
+# Credentials with an expiry are renewed this long before it.
+_EXPIRY_MARGIN: Final = timedelta(seconds=30)
 
 
 class ApiError(Exception):
     """A response the caller may want to branch on (conflict, not found, server trouble)."""
 
-    def __init__(self, status: int, verb: str, path: str, message: str) -> None:
+    def __init__(self, status: int, verb: str, path: str, message: str, *, token: str | None = None) -> None:
         super().__init__(f"{verb} {path}: HTTP {status}: {message}")
         self.status = status
+        self.token = token  # the bearer token the request carried (a 401 makes it stale)
 
     @property
     def conflict(self) -> bool:
@@ -42,29 +48,40 @@ class ApiError(Exception):
         return self.status == 429 or self.status >= 500
 
 
-def _materialise(data: str | bytes | None, path: Any) -> str | None:
-    """Kubeconfig `*-data` fields are base64; ssl wants files, so decode them into private temp files."""
-    if path:
-        return os.fspath(path) if not isinstance(path, bytes) else path.decode()
-    if not data:
-        return None
-    raw = base64.b64decode(data) if isinstance(data, str) else data
-    handle = tempfile.NamedTemporaryFile(prefix="ludus-", suffix=".pem", delete=False)
-    with handle:
-        handle.write(raw)
-    os.chmod(handle.name, 0o600)
-    return handle.name
+def _pem(data: str | bytes) -> bytes:
+    """Kubeconfig `*-data` fields are base64 of PEM; exec plugins hand PEM itself."""
+    raw = data.encode() if isinstance(data, str) else data
+    return raw if raw.lstrip().startswith(b"-----BEGIN") else base64.b64decode(raw)
 
 
-def _ssl_context(info: Any) -> ssl.SSLContext | bool:
+def _load_cert_chain(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
+    """ssl reads a client certificate and key only from files: they live in a private directory
+    for the duration of this call and are removed at once, so no decoded key stays on disk."""
+    with tempfile.TemporaryDirectory(prefix="ludus-tls-") as private:
+        os.chmod(private, 0o700)
+        cert_path, key_path = os.path.join(private, "client.crt"), os.path.join(private, "client.key")
+        for path, content in ((cert_path, cert), (key_path, key)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+        context.load_cert_chain(cert_path, key_path)
+
+
+def ssl_context(info: Any) -> ssl.SSLContext | bool:
+    """TLS settings from a Kopf ConnectionInfo: CA and client certificate from paths or inline data."""
     if info.insecure:
         return False
-    ca_file = _materialise(info.ca_data, info.ca_path)
-    context = ssl.create_default_context(cafile=ca_file)
-    cert = _materialise(info.certificate_data, info.certificate_path)
-    key = _materialise(info.private_key_data, info.private_key_path)
-    if cert:
-        context.load_cert_chain(cert, key)
+    if info.ca_path:
+        context = ssl.create_default_context(cafile=os.fsdecode(info.ca_path))
+    elif info.ca_data:
+        context = ssl.create_default_context(cadata=_pem(info.ca_data).decode())
+    else:
+        context = ssl.create_default_context()
+    if info.certificate_path:
+        key = os.fsdecode(info.private_key_path) if info.private_key_path else None
+        context.load_cert_chain(os.fsdecode(info.certificate_path), key)
+    elif info.certificate_data:
+        _load_cert_chain(context, _pem(info.certificate_data), _pem(info.private_key_data or b""))
     return context
 
 
@@ -103,19 +120,62 @@ class JsonLines:
         return [fastjson.loads(line) for line in lines if line.strip()]
 
 
-class KubeClient:
-    """One pooled HTTP session to the API server, shared by all reconcile workers."""
+Relogin = Callable[[], Any]  # returns a fresh kopf.ConnectionInfo, or None
 
-    def __init__(self, info: Any, *, connections: int = 64) -> None:
+
+class KubeClient:
+    """One pooled HTTP session to the API server, shared by all reconcile workers.
+
+    Credentials that expire (exec plugins, OIDC, rotated service-account tokens) are
+    renewed by `relogin` when the API server answers 401 or their expiry is near;
+    the request is then sent once more."""
+
+    def __init__(self, info: Any, *, connections: int = 64, relogin: Relogin | None = None) -> None:
         self._server = str(info.server).rstrip("/")
+        self._connections = connections
+        self._relogin = relogin
+        self._refreshing = asyncio.Lock()
+        self._retired: list[aiohttp.ClientSession] = []
+        self._use(info)
+
+    def _use(self, info: Any) -> None:
+        self._info = info
         self._token = info.token
         self._token_read_at = time.monotonic()
+        self._expires: datetime | None = getattr(info, "expiration", None)
         self._basic = aiohttp.BasicAuth(info.username, info.password or "") if info.username else None
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=_ssl_context(info), limit=connections, keepalive_timeout=60),
+            connector=aiohttp.TCPConnector(ssl=ssl_context(info), limit=self._connections, keepalive_timeout=60),
             timeout=aiohttp.ClientTimeout(total=30),
             headers={"User-Agent": USER_AGENT},
         )
+
+    async def refresh(self, stale_token: str | None) -> bool:
+        """Log in again (once for many concurrent 401s); False when there is nothing to log in with."""
+        if self._relogin is None:
+            return False
+        async with self._refreshing:
+            if self._token != stale_token:
+                return True  # another request refreshed while this one waited
+            info = await asyncio.to_thread(self._relogin)
+            if info is None:
+                return False
+            metrics.CREDENTIAL_REFRESHES.inc()
+            same_tls = (info.certificate_data, info.certificate_path) == (
+                self._info.certificate_data, self._info.certificate_path,
+            )
+            if same_tls:
+                self._info, self._token = info, info.token
+                self._expires = getattr(info, "expiration", None)
+                self._basic = aiohttp.BasicAuth(info.username, info.password or "") if info.username else None
+            else:
+                # A new client certificate needs a new connection pool; in-flight requests finish on the old one.
+                self._retired.append(self._session)
+                self._use(info)
+            return True
+
+    def _expiring(self) -> bool:
+        return self._expires is not None and datetime.now(UTC) >= self._expires - _EXPIRY_MARGIN
 
     def _headers(self) -> dict[str, str]:
         # Projected service-account tokens rotate; kubelet rewrites the file, we re-read it.
@@ -134,6 +194,19 @@ class KubeClient:
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
+        if self._expiring():
+            await self.refresh(self._token)
+        try:
+            return await self._send(verb, path, body, content_type, params)
+        except ApiError as err:
+            if err.status != 401 or not await self.refresh(err.token):
+                raise
+        return await self._send(verb, path, body, content_type, params)
+
+    async def _send(
+        self, verb: str, path: str, body: Any, content_type: str, params: Mapping[str, str] | None
+    ) -> dict[str, Any]:
+        token = self._token
         headers = {**self._headers(), "Content-Type": content_type, "Accept": "application/json"}
         data = None if body is None else fastjson.dumps(body)
         async with self._session.request(
@@ -147,8 +220,9 @@ class KubeClient:
                     message = fastjson.loads(raw).get("message", text)
                 except (ValueError, AttributeError):
                     message = text
-                raise ApiError(response.status, verb, path, message)
-            return fastjson.loads(raw) if raw else {}
+                raise ApiError(response.status, verb, path, message, token=token)
+            result: dict[str, Any] = fastjson.loads(raw) if raw else {}
+            return result
 
     async def watch(
         self, path: str, params: Mapping[str, str], *, read_timeout: float
@@ -158,6 +232,9 @@ class KubeClient:
         Lines are split by `JsonLines` rather than aiohttp's readline, which refuses
         lines above its buffer size (a pod with a large spec can exceed it)."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
+        if self._expiring():
+            await self.refresh(self._token)
+        token = self._token
         headers = {**self._headers(), "Accept": "application/json"}
         async with self._session.get(
             self._server + path, params=params, headers=headers, auth=self._basic, timeout=timeout
@@ -165,7 +242,9 @@ class KubeClient:
             metrics.API_REQUESTS.labels(verb="WATCH", code=str(response.status)).inc()
             if response.status >= 400:
                 raw = await response.read()
-                raise ApiError(response.status, "WATCH", path, raw.decode("utf-8", "replace"))
+                if response.status == 401:
+                    await self.refresh(token)  # the caller's relist then goes out with the new credentials
+                raise ApiError(response.status, "WATCH", path, raw.decode("utf-8", "replace"), token=token)
             lines = JsonLines()
             async for chunk in response.content.iter_any():
                 for event in lines.feed(chunk):
@@ -251,4 +330,5 @@ class KubeClient:
         await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", event)
 
     async def close(self) -> None:
-        await self._session.close()
+        for session in [*self._retired, self._session]:
+            await session.close()

@@ -36,6 +36,9 @@ TIME_TO_RUNNING: Final = Histogram(
 API_REQUESTS: Final = Counter(
     "ludus_api_requests_total", "Requests the reconcile made to the API server", ["verb", "code"]
 )
+CREDENTIAL_REFRESHES: Final = Counter(
+    "ludus_credential_refreshes_total", "Times the operator logged in again (a 401, or credentials about to expire)"
+)
 QUEUE_DEPTH: Final = Gauge("ludus_workqueue_depth", "Jobs waiting for a reconcile pass")
 LAST_WATCH_EVENT: Final = Gauge(
     "ludus_last_watch_event_timestamp_seconds", "When the operator last received a watch event (stalls show here)"

@@ -6,9 +6,10 @@ with managedFields is kilobytes, and a thousand jobs hold thousands of pods.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from ludus.api import constants as c
 
@@ -103,3 +104,25 @@ def observe_pod(body: Mapping[str, Any]) -> PodObservation:
         owner_uid=owner_uid,
         ip=str(status.get("podIP") or ""),
     )
+
+
+def own_pods(job_uid: str, pods: Iterable[PodObservation]) -> list[PodObservation]:
+    """Pods left by an earlier job of the same name (deleted and re-created) share our labels until
+    garbage collection removes them: they are not ours to count or replace."""
+    return [p for p in pods if not p.owner_uid or p.owner_uid == job_uid]
+
+
+def current_workers(pods: Iterable[PodObservation]) -> dict[int, PodObservation]:
+    """Worker pods by index; of two with one index, the newer wins (the older is being replaced)."""
+    out: dict[int, PodObservation] = {}
+    for pod in pods:
+        if pod.role != c.ROLE_WORKER or pod.index is None:
+            continue
+        seen = out.get(pod.index)
+        if seen is None or (pod.created_at or datetime.min) >= (seen.created_at or datetime.min):
+            out[pod.index] = pod
+    return out
+
+
+def rendezvous_pod(pods: Iterable[PodObservation]) -> PodObservation | None:
+    return next((p for p in pods if p.role == c.ROLE_RENDEZVOUS), None)

@@ -18,7 +18,8 @@ import os
 import random
 import socket
 import string
-from typing import Any, Final, Mapping
+from collections.abc import Mapping
+from typing import Any, Final
 
 from ludus.kube import ApiError, KubeClient
 
@@ -34,7 +35,7 @@ def own_identity() -> str:
     pod = os.environ.get("POD_ID")
     if pod:
         return pod
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H%M%S")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
     suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=3))
     return f"{getpass.getuser()}@{socket.gethostname()}/{stamp}/{suffix}"
 
@@ -44,7 +45,7 @@ def _parse(value: Any) -> dt.datetime | None:
         parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def is_active(peers: Mapping[str, Any], identity: str, priority: int, now: dt.datetime) -> bool:
@@ -73,15 +74,16 @@ async def follow(
 ) -> None:
     """Keep `active` set exactly while this replica is the one that should act."""
     while True:
+        body: dict[str, Any] | None
         try:
             body = await client.request("GET", path)
         except ApiError as err:
             # No peering object: Kopf runs unpaused too. Other errors: keep the last decision.
             body = {} if err.status == 404 else None
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             body = None
         if body is not None:
-            now = dt.datetime.now(dt.timezone.utc)
+            now = dt.datetime.now(dt.UTC)
             if is_active(body.get("status") or {}, identity, priority, now):
                 if not active.is_set():
                     logger.info("this replica is now the active one (%s)", identity)

@@ -20,7 +20,8 @@ import asyncio
 import fnmatch
 import logging
 import time
-from typing import Any, Callable, Final, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
 
 from ludus import metrics
 from ludus.api import constants as c

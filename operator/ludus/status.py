@@ -1,95 +1,156 @@
-"""Status bookkeeping that follows Kubernetes conventions.
+"""The one place a TrainingJob's status is computed.
 
-Conditions are upserted by type; `lastTransitionTime` moves only when a
-condition's status flips, so `kubectl describe` shows when things changed,
-not when the operator last looked.
+`compute_status(job, pods, decision, now)` turns what was observed (the job's
+pods, the trainer's progress) and what the policies decided (a finish, a
+suspension, restarts) into the whole status. Nothing else assembles a status:
+the controller only decides when to write it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from ludus.api import constants as c
-from ludus.api.models import Condition, TrainingJobStatus
-
-# Which condition is True in each phase; every other phase condition is False.
-_PHASE_CONDITION = {
-    c.PHASE_RUNNING: c.COND_RUNNING,
-    c.PHASE_RESTARTING: c.COND_RESTARTING,
-    c.PHASE_SUSPENDED: c.COND_SUSPENDED,
-    c.PHASE_SUCCEEDED: c.COND_SUCCEEDED,
-    c.PHASE_FAILED: c.COND_FAILED,
-}
+from ludus.api.models import Progress, RestartRecord, TrainingJob, TrainingJobStatus
+from ludus.builders import labels
+from ludus.conditions import get_condition, upsert_condition, with_phase
+from ludus.observe import PodObservation, current_workers, rendezvous_pod
+from ludus.policies.decision import Decision
+from ludus.policies.suspension import SUSPENDED_MESSAGE
+from ludus.progress import ProgressSample
 
 
-def upsert_condition(
-    conditions: list[Condition], type_: str, status: str, reason: str, message: str, now: datetime
-) -> list[Condition]:
-    """Return conditions with `type_` set; keeps lastTransitionTime unless status flips."""
-    out: list[Condition] = []
-    found = False
-    for cond in conditions:
-        if cond.type != type_:
-            out.append(cond)
-            continue
-        found = True
-        moved = cond.status != status
-        out.append(
-            Condition(
-                type=type_,
-                status=status,  # type: ignore[arg-type]
-                reason=reason,
-                message=message,
-                last_transition_time=now if moved or cond.last_transition_time is None else cond.last_transition_time,
-            )
+def progress_status(old: Progress | None, sample: ProgressSample | None) -> Progress | None:
+    """The status' progress record; it moves only with the step, so a steady job costs no writes."""
+    if sample is None or (old is not None and old.step == sample.step):
+        return old
+    return Progress(
+        step=sample.step,
+        epoch=sample.epoch,
+        loss=None if sample.loss is None else round(sample.loss, 6),
+        samples_per_second=None if sample.samples_per_second is None else round(sample.samples_per_second, 2),
+        updated_at=sample.observed_at,
+    )
+
+
+def worker_counts(job: TrainingJob, workers: dict[int, PodObservation]) -> dict[str, Any]:
+    """The status' pod counts (camelCase-free field names of TrainingJobStatus)."""
+    desired = job.spec.replicas
+    in_range = [p for i, p in workers.items() if i < desired]
+    ready = sum(1 for p in in_range if p.ready and p.phase == "Running" and not p.deleting)
+    return {
+        "desired": desired,
+        "active": sum(1 for p in in_range if not p.finished and not p.deleting),
+        "ready": ready,
+        "succeeded": sum(1 for p in in_range if p.phase == "Succeeded"),
+        "failed": sum(1 for p in in_range if p.phase == "Failed"),
+        "workers": f"{ready}/{desired}",
+        "selector": labels.selector_string(labels.worker_selector(job)),
+    }
+
+
+def first_created(pods: Iterable[PodObservation], now: datetime) -> datetime:
+    """When the job started: its oldest live pod's creation, which an earlier pass may have made
+    without writing status (that write can wait), else now."""
+    created = [p.created_at for p in pods if p.created_at is not None and not p.deleting]
+    return min([*created, now])
+
+
+def next_phase(
+    job: TrainingJob, counts: dict[str, Any], restarted: bool, rendezvous_ready: bool
+) -> tuple[str, str, str]:
+    """Phase, reason and message for a job that is neither terminal nor suspended."""
+    previous = job.status.phase
+    ready, desired = counts["ready"], counts["desired"]
+    # Workers that already exited 0 are done, not missing: the others are finishing their last steps.
+    progressing = ready + counts["succeeded"]
+    if progressing >= desired and (rendezvous_ready or counts["succeeded"]):
+        return c.PHASE_RUNNING, c.REASON_ALL_RUNNING, f"{ready}/{desired} workers running"
+    was_running = previous in (c.PHASE_RUNNING, c.PHASE_RESTARTING)
+    if was_running and (restarted or previous == c.PHASE_RESTARTING):
+        return c.PHASE_RESTARTING, c.REASON_WAITING, f"{ready}/{desired} workers running; replacing the rest"
+    if previous == c.PHASE_RUNNING:
+        # Nothing failed: workers finishing their last step or joining after a scale-up. A job that
+        # trained does not go back to Pending.
+        return c.PHASE_RUNNING, c.REASON_WAITING, f"{ready}/{desired} workers running; waiting for the rest"
+    return c.PHASE_PENDING, c.REASON_WAITING, f"{ready}/{desired} workers running"
+
+
+def compute_status(
+    job: TrainingJob,
+    pods: list[PodObservation],
+    decision: Decision,
+    now: datetime,
+    progress: ProgressSample | None = None,
+) -> TrainingJobStatus:
+    """The job's whole status after this pass. `pods` are the job's own pods (see `own_pods`)."""
+    old = job.status
+    workers = current_workers(pods)
+    observed = {p.uid for p in pods}
+    # Exactly-once counting: a uid stays counted while its pod exists, whichever restart counted it.
+    counted = [u for u in old.counted_failures if u in observed]
+    counted += [u for r in decision.restarts for u in r.counted if u not in counted]
+    counts = worker_counts(job, workers)
+    base = old.model_copy(
+        update={
+            **counts,
+            "observed_generation": job.metadata.generation,
+            "counted_failures": counted,
+            "progress": progress_status(old.progress, progress),
+            "restarts": old.restarts + len(decision.restarts),
+        }
+    )
+    if decision.restarts:
+        first = decision.restarts[0]
+        record = RestartRecord(reason=first.reason, message=first.message, time=now)
+        base = base.model_copy(update={"last_restart": record})
+
+    if old.phase in c.TERMINAL_PHASES:
+        return base
+    if decision.finish is not None:
+        finish = decision.finish
+        conditions = with_phase(list(base.conditions), finish.phase, finish.reason, finish.message, now)
+        return base.model_copy(
+            update={"phase": finish.phase, "conditions": conditions, "completion_time": base.completion_time or now}
         )
-    if not found:
-        out.append(
-            Condition(type=type_, status=status, reason=reason, message=message, last_transition_time=now)  # type: ignore[arg-type]
+    if decision.suspend:
+        conditions = with_phase(list(base.conditions), c.PHASE_SUSPENDED, c.REASON_SUSPENDED, SUSPENDED_MESSAGE, now)
+        return base.model_copy(update={"phase": c.PHASE_SUSPENDED, "conditions": conditions, "start_time": None})
+
+    first_start = base.start_time is None and decision.starting
+    start_time = first_created(pods, now) if first_start else base.start_time
+    rdzv = rendezvous_pod(pods)
+    rendezvous_ready = rdzv is not None and rdzv.ready and not rdzv.deleting
+    phase, reason, message = next_phase(job, counts, bool(decision.replacing), rendezvous_ready)
+    if decision.restarts:
+        # Pods being stopped for a restart may still look ready: the job restarts all the same, and
+        # the Restarting condition says why until the group is whole again, not just "waiting".
+        phase, reason, message = c.PHASE_RESTARTING, decision.restarts[0].reason, decision.restarts[0].message
+    elif phase == c.PHASE_RESTARTING:
+        previous = get_condition(old, c.COND_RESTARTING)
+        if previous is not None and previous.status == "True":
+            reason, message = previous.reason, previous.message
+    conditions = list(base.conditions)
+    if first_start:
+        # No Event for this: the Created condition records it, and an Event per job is one more write.
+        conditions = upsert_condition(
+            conditions, c.COND_CREATED, "True", c.REASON_CREATED, f"created {counts['desired']} worker pods",
+            start_time or now,
         )
-    return out
+    conditions = with_phase(conditions, phase, reason, message, now)
+    return base.model_copy(update={"phase": phase, "conditions": conditions, "start_time": start_time})
 
 
-def get_condition(status: TrainingJobStatus, type_: str) -> Condition | None:
-    return next((cond for cond in status.conditions if cond.type == type_), None)
-
-
-def with_phase(
-    conditions: list[Condition], phase: str, reason: str, message: str, now: datetime
-) -> list[Condition]:
-    """Set the phase's own condition True and the other phase conditions False (only if present)."""
-    wanted = _PHASE_CONDITION.get(phase)
-    for p, cond_type in _PHASE_CONDITION.items():
-        if cond_type == wanted:
-            conditions = upsert_condition(conditions, cond_type, "True", reason, message, now)
-        elif any(existing.type == cond_type for existing in conditions):
-            if p in c.TERMINAL_PHASES:
-                continue  # Succeeded/Failed are never un-set once True; they are not set False either.
-            existing = next(x for x in conditions if x.type == cond_type)
-            if existing.status == "True":
-                conditions = upsert_condition(conditions, cond_type, "False", reason, message, now)
-    return conditions
-
-
-# Status fields that only count pods or report the step.
-_COUNT_FIELDS = frozenset({"active", "ready", "succeeded", "failed", "workers", "progress"})
-# What a Pending job's first write adds besides counts: its Created/Pending bookkeeping.
-_FIRST_SIGHT_FIELDS = _COUNT_FIELDS | {"phase", "conditions", "startTime", "observedGeneration", "desired", "selector"}
-
-
-def can_wait(old: dict[str, object], new: dict[str, object]) -> bool:
-    """Whether a status change (both as written, camelCase) may be batched with a later one.
-
-    Pod counts and the step may, and so may everything a job gains while it stays Pending
-    (its conditions, start time, first observedGeneration): a job that reaches Running soon
-    after its pods are created then costs one status write, not one per pod event. Phase
-    changes, restarts, failures and a newly observed spec generation never wait.
-    """
-    changed = {k for k in new.keys() | old.keys() if new.get(k) != old.get(k)}
-    if not changed:
-        return False
-    if changed <= _COUNT_FIELDS:
-        return True
-    still_pending = old.get("phase", c.PHASE_PENDING) == c.PHASE_PENDING and new.get("phase") == c.PHASE_PENDING
-    first_generation = not old.get("observedGeneration")
-    return still_pending and first_generation and changed <= _FIRST_SIGHT_FIELDS
+def invalid_spec_status(old: TrainingJobStatus, generation: int, message: str, now: datetime) -> TrainingJobStatus:
+    """A spec the operator refuses: Failed with InvalidSpec and the message; nothing else changes."""
+    conditions = with_phase(list(old.conditions), c.PHASE_FAILED, c.REASON_INVALID_SPEC, message, now)
+    return old.model_copy(
+        update={
+            "phase": c.PHASE_FAILED,
+            "conditions": conditions,
+            "observed_generation": generation,
+            "completion_time": old.completion_time or now,
+        }
+    )

@@ -8,7 +8,8 @@ collapse into one pass. Delays (requeue-after, error backoff) are timers.
 from __future__ import annotations
 
 import asyncio
-from typing import Generic, Hashable, TypeVar
+from collections.abc import Hashable
+from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
@@ -55,7 +56,7 @@ class WorkQueue(Generic[K]):
         """Retry after an error, backing off exponentially per key; returns the delay used."""
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
-        delay = min(self._base_backoff * (2**failures), self._max_backoff)
+        delay = min(self._base_backoff * 2.0**failures, self._max_backoff)
         self.add_after(key, delay)
         return delay
 

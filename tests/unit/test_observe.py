@@ -44,7 +44,8 @@ def test_exit_code_comes_from_the_trainer_container() -> None:
 
 
 def test_exit_code_from_last_state_when_state_is_waiting() -> None:
-    status = {"containerStatuses": [{"name": "trainer", "state": {"waiting": {}}, "lastState": {"terminated": {"exitCode": 2}}}]}
+    trainer = {"name": "trainer", "state": {"waiting": {}}, "lastState": {"terminated": {"exitCode": 2}}}
+    status = {"containerStatuses": [trainer]}
     assert observe_pod(_pod(status=status)).exit_code == 2
 
 

@@ -49,7 +49,9 @@ def test_a_pod_without_our_job_label_is_ignored() -> None:
 
 def test_a_relist_replaces_its_scope_and_names_the_jobs_that_changed() -> None:
     index = PodIndex()
-    before = [_pod("a-0", job="a"), _pod("b-0", job="b"), _pod("c-0", job="c"), _pod("x-0", job="x", namespace="team-b")]
+    before = [
+        _pod("a-0", job="a"), _pod("b-0", job="b"), _pod("c-0", job="c"), _pod("x-0", job="x", namespace="team-b"),
+    ]
     for body in before:
         index.apply("ADDED", body)
     # While the watch was down: a-0 started running, b-0 was deleted, d-0 was created; c-0 is unchanged.

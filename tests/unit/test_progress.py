@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
@@ -57,3 +57,24 @@ def test_polling_sees_a_stall_within_a_third_of_the_deadline() -> None:
     assert poll_interval(15) == 5.0
     assert poll_interval(2) == 1.0
     assert poll_interval(60, default=30.0) == 20.0
+
+
+def test_the_poller_owns_its_targets_and_polls_only_jobs_with_an_address() -> None:
+    from datetime import datetime
+
+    from ludus.poller import ProgressPoller
+
+    addresses = {("ns", "a"): "10.0.0.5", ("ns", "b"): None}
+    active = [True]
+    poller = ProgressPoller(addresses.get, lambda key: None, lambda: datetime.now(UTC),
+                            active=lambda: active[0])
+    poller.follow(("ns", "a"), "uid-a", 2.0)
+    poller.follow(("ns", "b"), "uid-b", 2.0)  # worker 0 has no IP yet
+    assert [(t.key, t.address, t.interval) for t in poller.targets()] == [(("ns", "a"), "10.0.0.5", 2.0)]
+    active[0] = False  # a standby replica polls nothing
+    assert poller.targets() == []
+    active[0] = True
+    poller.unfollow(("ns", "a"))
+    poller.samples["uid-b"] = ProgressSample(3)
+    poller.forget(("ns", "b"), "uid-b")
+    assert poller.targets() == [] and poller.samples == {}

@@ -37,8 +37,8 @@ def test_kopf_watch_events_decode_with_orjson() -> None:
     assert "json.loads(" in inspect.getsource(api.stream), "Kopf moved its watch decoding: revisit ludus.fastjson"
     assert api.json.loads is fastjson.loads
     line = b'{"type":"ADDED","object":{"metadata":{"name":"p","labels":{"a":"b"}},"status":{"phase":"Running"}}}'
-    assert api.json.loads(line.decode()) == {"type": "ADDED", "object": {"metadata": {"name": "p", "labels": {"a": "b"}},
-                                                                       "status": {"phase": "Running"}}}
+    pod = {"metadata": {"name": "p", "labels": {"a": "b"}}, "status": {"phase": "Running"}}
+    assert api.json.loads(line.decode()) == {"type": "ADDED", "object": pod}
     assert api.json.dumps({"a": 1}) == '{"a": 1}'  # everything else is still the standard library
 
 

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from ludus.api import constants as c
 from ludus.api.models import TrainingJobStatus as make_status
-from ludus.status import can_wait, upsert_condition, with_phase
+from ludus.conditions import upsert_condition, with_phase
+from ludus.controller.batching import can_wait
 from tests.factories import T0
 
 

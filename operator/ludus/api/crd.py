@@ -140,7 +140,7 @@ def _strip_titles(node: Any) -> Any:
 
 
 def _status_schema() -> dict[str, Any]:
-    schema = _without_defaults(model_schema(TrainingJobStatus))
+    schema: dict[str, Any] = _without_defaults(model_schema(TrainingJobStatus))
     conditions = schema["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"
     conditions["x-kubernetes-list-map-keys"] = ["type"]
@@ -257,7 +257,8 @@ def build_peering_crds() -> list[dict[str, Any]]:
                     "storage": True,
                     "schema": {"openAPIV3Schema": {
                         "type": "object",
-                        "description": "Keep-alives of Kopf operator replicas; the live one with the top priority acts.",
+                        "description": "Keep-alives of Kopf operator replicas; "
+                        "the live one with the top priority acts.",
                         "properties": {"status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
                     }},
                 }],

@@ -11,17 +11,36 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from ludus.api import constants as c
 
-# A Kubernetes quantity such as "500m", "2", "1.5", "2Gi" or "1e3".
-_QUANTITY = re.compile(r"^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+# A Kubernetes quantity ("500m", "2", "1.5", "2Gi", "1e3"), non-negative, in the grammar of
+# k8s.io/apimachinery's resource.Quantity. The model and the CRD's CEL rule share this pattern
+# (written without backslashes, so it reads the same inside a CEL string).
+QUANTITY_PATTERN = r"^[+]?([0-9]+([.][0-9]*)?|[.][0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+_QUANTITY = re.compile(QUANTITY_PATTERN)
+QUANTITY_MESSAGE = "must be a Kubernetes quantity such as '2', '500m' or '4Gi'"
 
 IntOrString = Annotated[
     int | str,
     Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+]
+
+Quantity = Annotated[
+    int | str,
+    Field(
+        json_schema_extra={
+            "x-kubernetes-int-or-string": True,
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"type(self) == int ? int(self) >= 0 : string(self).matches('{QUANTITY_PATTERN}')",
+                    "message": QUANTITY_MESSAGE,
+                }
+            ],
+        }
+    ),
 ]
 
 
@@ -41,8 +60,8 @@ def _check_quantity(value: int | str, field: str) -> int | str:
         if value < 0:
             raise ValueError(f"{field} must not be negative")
         return value
-    if not _QUANTITY.match(value):
-        raise ValueError(f"{field} must be a Kubernetes quantity such as '2', '500m' or '4Gi', not {value!r}")
+    if not _QUANTITY.fullmatch(value):
+        raise ValueError(f"{field} {QUANTITY_MESSAGE}, not {value!r}")
     return value
 
 
@@ -70,11 +89,11 @@ class Resources(Model):
         le=64,
         description="NVIDIA GPUs per worker pod (the nvidia.com/gpu extended resource). 0 trains on the CPU.",
     )
-    cpu: IntOrString = Field(default="1", description="CPU request per worker pod, a Kubernetes quantity.")
-    memory: IntOrString = Field(
+    cpu: Quantity = Field(default="1", description="CPU request per worker pod, a Kubernetes quantity.")
+    memory: Quantity = Field(
         default="2Gi", description="Memory request and limit per worker pod, a Kubernetes quantity."
     )
-    shared_memory: IntOrString = Field(
+    shared_memory: Quantity = Field(
         default="1Gi",
         description="Size of the in-memory /dev/shm volume each worker gets (data loaders and NCCL need it).",
     )
@@ -229,7 +248,7 @@ class TrainingJobSpec(Model):
         default="Running",
         description="Pods deleted once the job finishes: Running (those still running), All, or None.",
     )
-    suspend: bool = Field(
+    suspend: StrictBool = Field(
         default=False, description="true deletes the pods and keeps the job; false recreates them and resumes."
     )
     checkpoint: Checkpoint = Field(default_factory=Checkpoint, description="Checkpoint location and interval.")
@@ -271,11 +290,14 @@ class TrainingJobSpec(Model):
         return self.elastic.max_replicas if self.elastic else self.replicas
 
 
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
 class Condition(Model):
     """A Kubernetes-style condition; lastTransitionTime moves only when status flips."""
 
     type: str = Field(description="Condition type, e.g. Running or Failed.")
-    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(default="", description="One CamelCase word for the cause.")
     message: str = Field(default="", description="What happened, for a person.")
     last_transition_time: datetime | None = Field(default=None, description="When status last changed.")

@@ -9,11 +9,11 @@ with it. A separate store pod outlives any single worker.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from ludus.api import constants as c
 from ludus.api.models import TrainingJob
-from ludus.build import names
+from ludus.builders import names
 
 TORCHRUN: Final = ("torchrun", "--no-python")
 DEFAULT_COMMAND: Final = ("python", "-m", "ludus_trainer")
@@ -84,8 +84,3 @@ def worker_command(job: TrainingJob) -> list[str]:
 
 def store_command() -> list[str]:
     return ["python3", "-c", store_program()]
-
-
-def reserved_env_names(env: list[dict[str, Any]]) -> list[str]:
-    """User variables that would clash with the wiring above."""
-    return [e["name"] for e in env if str(e.get("name", "")).startswith(c.RESERVED_ENV_PREFIX)]

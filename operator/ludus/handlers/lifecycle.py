@@ -8,9 +8,11 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
+from ludus import credentials
 from ludus.controller import Controller
 from ludus.kube import KubeClient
-from ludus.peering import follow as peering_follow, peering_path
+from ludus.peering import follow as peering_follow
+from ludus.peering import peering_path
 from ludus.settings import OperatorConfig, tune_kopf
 
 logger = logging.getLogger("ludus")
@@ -18,8 +20,8 @@ logger = logging.getLogger("ludus")
 
 @kopf.on.login(id="ludus-login")
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In a pod: the ServiceAccount; elsewhere: the current kubeconfig."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """In a pod: the ServiceAccount; elsewhere: the current kubeconfig (exec plugins included)."""
+    return credentials.login(**kwargs)
 
 
 @kopf.on.startup(id="ludus-startup")
@@ -30,7 +32,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     if info is None:
         raise kopf.PermanentError("no credentials: neither a service account nor a kubeconfig was found")
     controller: Controller = memo.controller
-    client = KubeClient(info, connections=config.connections)
+    client = KubeClient(info, connections=config.connections, relogin=lambda: login(settings=settings, **kwargs))
     controller.start(client, config.namespaces)
     if config.peering:
         namespace = None if config.clusterwide else config.namespaces[0]

@@ -31,11 +31,8 @@ def test_rendezvous_endpoint_is_the_store_pod_not_worker_zero() -> None:
     assert "worker-0" not in endpoint
 
 
-def test_reserved_names() -> None:
-    assert torch.reserved_env_names([{"name": "PET_X"}, {"name": "OK"}]) == ["PET_X"]
-
-
 def test_max_restarts_defaults_for_fixed_jobs_and_follows_elastic() -> None:
     fixed = dict((e["name"], e["value"]) for e in torch.torchrun_env(make_job().build(), 0))
-    elastic = dict((e["name"], e["value"]) for e in torch.torchrun_env(make_job().workers(2).elastic(1, 2, 7).build(), 0))
+    elastic_job = make_job().workers(2).elastic(1, 2, 7).build()
+    elastic = dict((e["name"], e["value"]) for e in torch.torchrun_env(elastic_job, 0))
     assert fixed["PET_MAX_RESTARTS"] == "3" and elastic["PET_MAX_RESTARTS"] == "7"

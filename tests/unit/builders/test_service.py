@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from ludus.build.labels import selector_string, worker_selector
-from ludus.build.names import pod_fqdn, rendezvous_pod_name, service_name, worker_pod_name
-from ludus.build.service import build_headless_service
+from ludus.builders.labels import selector_string, worker_selector
+from ludus.builders.names import pod_fqdn, rendezvous_pod_name, service_name, worker_pod_name
+from ludus.builders.service import build_headless_service
 from tests.factories import make_job
 
 

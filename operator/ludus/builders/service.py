@@ -6,7 +6,7 @@ from typing import Any
 
 from ludus.api import constants as c
 from ludus.api.models import TrainingJob
-from ludus.build import labels, names
+from ludus.builders import labels, names
 
 
 def build_headless_service(job: TrainingJob) -> dict[str, Any]:

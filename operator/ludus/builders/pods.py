@@ -10,8 +10,8 @@ from typing import Any
 
 from ludus.api import constants as c
 from ludus.api.models import TrainingJob
-from ludus.build import labels, names
-from ludus.build.podgroup import worker_gang_fields
+from ludus.builders import labels, names
+from ludus.builders.podgroup import worker_gang_fields
 from ludus.frameworks import torch
 
 
@@ -77,7 +77,10 @@ def _ludus_env(job: TrainingJob, index: int) -> list[dict[str, Any]]:
 
 def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     volumes: list[dict[str, Any]] = [
-        {"name": c.VOLUME_SHM, "emptyDir": {"medium": "Memory", "sizeLimit": _quantity(job.spec.resources.shared_memory)}}
+        {
+            "name": c.VOLUME_SHM,
+            "emptyDir": {"medium": "Memory", "sizeLimit": _quantity(job.spec.resources.shared_memory)},
+        }
     ]
     mounts: list[dict[str, Any]] = [{"name": c.VOLUME_SHM, "mountPath": "/dev/shm"}]
     ckpt = job.spec.checkpoint

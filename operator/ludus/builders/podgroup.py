@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from ludus.api.models import TrainingJob
-from ludus.build import labels, names
+from ludus.builders import labels, names
 
 GANG_NONE: Final = "none"
 GANG_VOLCANO: Final = "volcano"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ludus.build.podgroup import build_pod_group
-from ludus.build.pods import build_worker_pod
+from ludus.builders.podgroup import build_pod_group
+from ludus.builders.pods import build_worker_pod
 from ludus.plan import reconcile
 from tests.factories import T0, make_job
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ludus.api import constants as c
-from ludus.build.pods import build_rendezvous_pod, build_worker_pod
+from ludus.builders.pods import build_rendezvous_pod, build_worker_pod
 from tests.factories import make_job
 
 OWNER = {
@@ -118,7 +118,10 @@ def test_user_env_args_template_and_checkpoint_claim_are_applied() -> None:
     job = (
         make_job()
         .spec(
-            env=[{"name": "LR", "value": "0.1"}, {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+            env=[
+                {"name": "LR", "value": "0.1"},
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            ],
             args=["--epochs", "3"],
             checkpoint={"claimName": "ckpt", "path": "/ckpt", "intervalSteps": 5},
             template={

@@ -1,0 +1,101 @@
+"""Carrying out a plan against the API server, in the one order that loses nothing.
+
+Status first (guarded by resourceVersion), then children, then Events: a crash
+in between can only repeat work, never lose a restart count. A pass that only
+creates has nothing to lose (the next pass recomputes its status from the
+pods), so it writes status and children at once, one round trip less.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from ludus import metrics
+from ludus.api import constants as c
+from ludus.api.models import TrainingJobStatus
+from ludus.controller.expectations import Expectations
+from ludus.kube import ApiError, KubeClient
+from ludus.plan import Plan
+
+logger = logging.getLogger("ludus.controller")
+
+JobKey = tuple[str, str]  # (namespace, name)
+
+
+def status_dump(status: TrainingJobStatus) -> dict[str, Any]:
+    """The status as written: camelCase JSON."""
+    return status.model_dump(by_alias=True, mode="json")
+
+
+class PlanExecutor:
+    def __init__(self, client: KubeClient, expectations: Expectations) -> None:
+        self.client = client
+        self.expectations = expectations
+
+    async def execute(
+        self,
+        key: JobKey,
+        body: Mapping[str, Any],
+        status: dict[str, Any] | None,
+        plan: Plan,
+        now: datetime,
+        on_written: Callable[[Mapping[str, Any]], None] = lambda _: None,
+    ) -> bool:
+        """Carry out a plan, writing `status` (None: nothing to write; `on_written` gets the API
+        server's response); True when a pod name was still taken (the caller retries shortly)."""
+        meta = body["metadata"]
+
+        async def write_status() -> None:
+            assert status is not None
+            response = await self.client.patch_job_status(key[0], key[1], meta["resourceVersion"], status)
+            on_written(response)
+
+        together = status is not None and not plan.delete and not plan.delete_job and not _restarts_moved(body, status)
+        if status is not None and not together:
+            await write_status()
+        results: list[Any] = await asyncio.gather(
+            *(self._create(key, manifest) for manifest in plan.create),
+            *(self._delete(d.name, key[0], d.uid, d.reason) for d in plan.delete),
+            *([write_status()] if together else []),
+            return_exceptions=True,
+        )
+        uid = str(meta.get("uid", ""))
+        if plan.suspend_for_queue:
+            await self.client.suspend_job_for_queue(key[0], key[1], uid)
+        if plan.delete_job:
+            await self.client.delete_job(key[0], key[1], uid)
+        await self._record(key, body, plan, now)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
+        return any(result is False for result in results[: len(plan.create)])
+
+    async def _record(self, key: JobKey, body: Mapping[str, Any], plan: Plan, now: datetime) -> None:
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for event in plan.events:
+            try:
+                await self.client.post_event(body, event.type, event.reason, event.message, stamp)
+            except ApiError as err:  # Events are best effort; the status already says it.
+                logger.warning("could not record event %s on %s/%s: %s", event.reason, *key, err)
+
+    async def _create(self, key: JobKey, manifest: dict[str, Any]) -> bool:
+        """Create a child; False when a pod of that name already exists (ours, not yet seen, or a leftover)."""
+        created = await self.client.create(manifest)
+        if manifest["kind"] != "Pod":
+            return True
+        if created:
+            self.expectations.created(key, manifest["metadata"]["name"])
+            metrics.PODS_CREATED.labels(role=manifest["metadata"]["labels"][c.LABEL_ROLE]).inc()
+        return created
+
+    async def _delete(self, name: str, namespace: str, uid: str, reason: str) -> None:
+        if await self.client.delete_pod(namespace, name, uid):
+            metrics.PODS_DELETED.labels(reason=reason).inc()
+
+
+def _restarts_moved(body: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    return bool((body.get("status") or {}).get("restarts", 0) != status.get("restarts", 0))

@@ -1,0 +1,244 @@
+"""The reconcile loop: a work queue of job keys, drained by a few async workers.
+
+Kopf's handlers only feed this queue (they are thin glue). Each pass reads the
+job from Kopf's in-memory index (with our own newer write over it, see
+`written`) and its pods from the operator's own pod watch (`ludus.podwatch`;
+never a list call), asks the pure `ludus.plan.reconcile` what to do, lets the
+batcher decide whether the status goes out now, and hands the plan to the
+executor (`apply`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from ludus import metrics
+from ludus.api import constants as c
+from ludus.api.models import TrainingJob, TrainingJobStatus
+from ludus.controller.apply import PlanExecutor, status_dump
+from ludus.controller.batching import STATUS_BATCH_SECONDS, STATUS_MAX_HOLD_SECONDS, StatusBatcher
+from ludus.controller.expectations import Expectations
+from ludus.controller.transitions import TransitionMetrics
+from ludus.controller.written import WrittenStatus
+from ludus.kube import ApiError, KubeClient
+from ludus.plan import invalid_spec_plan, reconcile
+from ludus.podwatch import PodIndex, PodWatch
+from ludus.poller import ProgressPoller
+from ludus.progress import poll_interval
+from ludus.workqueue import WorkQueue
+
+logger = logging.getLogger("ludus.controller")
+
+JobKey = tuple[str, str]  # (namespace, name)
+
+# Delay before retrying after our own status write raced the watch.
+CONFLICT_RETRY_SECONDS: Final = 0.2
+# Delay before creating again a pod whose name is still held by a terminating or foreign pod.
+NAME_TAKEN_RETRY_SECONDS: Final = 1.0
+
+__all__ = ["Controller", "STATUS_BATCH_SECONDS", "STATUS_MAX_HOLD_SECONDS", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _old_status(body: Mapping[str, Any]) -> TrainingJobStatus:
+    try:
+        return TrainingJob.model_validate(body).status
+    except ValidationError:
+        try:
+            return TrainingJobStatus.model_validate(body.get("status") or {})
+        except ValidationError:
+            return TrainingJobStatus()
+
+
+def _invalid_spec_message(err: ValidationError) -> str:
+    return "; ".join(
+        f"spec.{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" if e["loc"][:1] == ("spec",) else e["msg"]
+        for e in err.errors()
+    )
+
+
+class Controller:
+    """Task lifecycle and retries; each other concern lives in its own object."""
+
+    def __init__(
+        self,
+        *,
+        workers: int = 16,
+        gang: str = "none",
+        progress_poll_seconds: float = 10.0,
+        status_batch_seconds: float = STATUS_BATCH_SECONDS,
+        status_max_hold_seconds: float = STATUS_MAX_HOLD_SECONDS,
+    ) -> None:
+        self.gang = gang
+        self._poll_seconds = progress_poll_seconds
+        self._workers = workers
+        self.queue: WorkQueue[JobKey] = WorkQueue()
+        self.client: KubeClient | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: Mapping[Any, Any] | None = None
+        self.pods = PodIndex()
+        self.expectations = Expectations()
+        self.batcher = StatusBatcher(status_batch_seconds, status_max_hold_seconds)
+        self.written = WrittenStatus()
+        self.transitions = TransitionMetrics()
+        self.executor: PlanExecutor | None = None
+        self.now: Callable[[], datetime] = utcnow
+        # Cleared while another replica is the active one (peering); reconcile waits for it.
+        self.active = asyncio.Event()
+        self.active.set()
+        self.progress = ProgressPoller(self._worker0_address, self.enqueue, utcnow, active=self.active.is_set)
+
+    # --- wiring -----------------------------------------------------------------------------------
+    def bind_jobs(self, jobs: Mapping[Any, Any]) -> None:
+        """Kopf hands its live indexes to handlers only; the first handler call passes the job index here."""
+        if self._jobs is None:
+            self._jobs = jobs
+
+    def start(self, client: KubeClient, namespaces: tuple[str, ...] = ()) -> None:
+        """Start the pod watch, the reconcile workers (they wait for the pods' first listing) and the poller."""
+        self.client = client
+        self.executor = PlanExecutor(client, self.expectations)
+        watch = PodWatch(self.pods, namespaces, self.pod_changed)
+        self._tasks = [asyncio.create_task(watch.run(client), name="ludus-pod-watch")]
+        self._tasks += [
+            asyncio.create_task(self._worker(i, watch.synced), name=f"ludus-reconcile-{i}")
+            for i in range(self._workers)
+        ]
+        self._tasks.append(asyncio.create_task(self.progress.run(), name="ludus-progress"))
+
+    def follow(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a background loop (the peering gate) for the controller's lifetime."""
+        self._tasks.append(asyncio.create_task(coroutine, name="ludus-background"))
+
+    async def stop(self) -> None:
+        self.queue.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.client is not None:
+            await self.client.close()
+
+    def enqueue(self, key: JobKey) -> None:
+        self.queue.add(key)
+        metrics.QUEUE_DEPTH.set(len(self.queue))
+
+    def pod_changed(self, key: JobKey, pod_name: str | None) -> None:
+        """The pod watch saw one of the job's pods move (None: a relist changed the job's pods)."""
+        self.batcher.pod_changed(key)
+        if pod_name:
+            self.expectations.observed(key, pod_name)
+        self.enqueue(key)
+
+    def forget_job(self, key: JobKey, uid: str) -> None:
+        self.expectations.forget(key)
+        self.written.forget(uid)
+        self.batcher.forget(key, uid)
+        self.progress.forget(key, uid)
+        self.transitions.set_phase(uid, None)
+
+    def _worker0_address(self, key: JobKey) -> str | None:
+        worker0 = next(
+            (p for p in self.pods.pods_of(key) if p.role == c.ROLE_WORKER and p.index == 0 and p.ip and not p.deleting),
+            None,
+        )
+        return worker0.ip if worker0 else None
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self._tasks) and all(not t.done() for t in self._tasks)
+
+    # --- the loop ---------------------------------------------------------------------------------
+    async def _worker(self, number: int, pods_listed: asyncio.Event) -> None:
+        # A pass before the pods are listed would see none and create them again.
+        await pods_listed.wait()
+        while True:
+            key = await self.queue.get()
+            if not self.active.is_set():
+                # Standby: leave the key queued for when this replica becomes the active one.
+                self.queue.done(key)
+                self.queue.add(key)
+                await self.active.wait()
+                continue
+            started = time.perf_counter()
+            try:
+                requeue = await self.sync(key)
+            except ApiError as err:
+                if err.conflict:
+                    metrics.RECONCILE_RETRIES.labels(reason="conflict").inc()
+                    self.queue.add_after(key, CONFLICT_RETRY_SECONDS)
+                else:
+                    metrics.RECONCILE_RETRIES.labels(reason="error").inc()
+                    metrics.RECONCILE_ERRORS.labels(kind=f"http_{err.status}").inc()
+                    delay = self.queue.add_rate_limited(key)
+                    logger.warning("reconcile of %s/%s failed, retrying in %.2fs: %s", *key, delay, err)
+            except Exception as err:  # noqa: BLE001 - the worker must outlive any one job's bug
+                metrics.RECONCILE_ERRORS.labels(kind=type(err).__name__).inc()
+                metrics.RECONCILE_RETRIES.labels(reason="error").inc()
+                delay = self.queue.add_rate_limited(key)
+                logger.exception("reconcile of %s/%s raised, retrying in %.2fs", *key, delay)
+            else:
+                self.queue.forget(key)
+                if requeue is not None:
+                    self.queue.add_after(key, requeue)
+            finally:
+                self.queue.done(key)
+                metrics.RECONCILE_SECONDS.labels(handler="reconcile").observe(time.perf_counter() - started)
+                metrics.QUEUE_DEPTH.set(len(self.queue))
+
+    def _current_body(self, key: JobKey) -> Mapping[str, Any] | None:
+        if self._jobs is None or key not in self._jobs:
+            return None
+        body = next(iter(self._jobs[key]), None)
+        return None if body is None else self.written.current(body)
+
+    async def sync(self, key: JobKey) -> float | None:
+        """One reconcile pass for one job; returns seconds until it wants another, if any."""
+        body = self._current_body(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        assert self.executor is not None
+        pods = self.pods.pods_of(key)
+        now = self.now()
+        uid = str(body["metadata"].get("uid", ""))
+        try:
+            job = TrainingJob.model_validate(body)
+        except ValidationError as err:
+            old = _old_status(body)
+            generation = int(body["metadata"].get("generation") or 0)
+            plan = invalid_spec_plan(old, generation, _invalid_spec_message(err), now)
+        else:
+            old = job.status  # parsed once per pass
+            sample = self.progress.samples.get(uid)
+            plan = reconcile(job, pods, now, self.expectations.pending(key, (p.name for p in pods)), self.gang, sample)
+            deadline = job.spec.progress_deadline_seconds
+            if deadline is not None and plan.status.phase == c.PHASE_RUNNING:
+                self.progress.follow(key, uid, poll_interval(deadline, self._poll_seconds))
+            else:
+                self.progress.unfollow(key)
+        old_dump, new_dump = status_dump(old), status_dump(plan.status)
+        hold = self.batcher.decide(key, uid, old_dump, new_dump)
+        write = new_dump if hold is None and new_dump != old_dump else None
+        new = plan.status
+
+        def written(response: Mapping[str, Any]) -> None:
+            self.written.remember(uid, response)
+            self.batcher.written(uid)
+            self.transitions.record(key[0], body["metadata"], old, new, now)
+
+        taken = await self.executor.execute(key, body, write, plan, now, written)
+        wake = [
+            w
+            for w in (plan.requeue_after, hold.seconds if hold else None, NAME_TAKEN_RETRY_SECONDS if taken else None)
+            if w is not None
+        ]
+        return min(wake) if wake else None
