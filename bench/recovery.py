@@ -18,19 +18,23 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.cluster.cluster import Cluster, binary, versions  # noqa: E402
-from tests.cluster.node import STATE, RealNode  # noqa: E402
-from tests.e2e.conftest import real_job  # noqa: E402
-from tests.e2e.helpers import events, progress_step  # noqa: E402
-from tests.fixtures import CRD, OperatorProcess  # noqa: E402
-from tests.kube import Kubectl, wait_for  # noqa: E402
-from tests.trainer.launch import Store, progress_steps, start_agent, starts, wait_for_step  # noqa: E402
+from devcluster.agents import Store, progress_steps, start_agent, wait_for_step  # noqa: E402
+from devcluster.cluster import Cluster, binary, versions  # noqa: E402
+from devcluster.jobs import (  # noqa: E402
+    events,
+    progress_step,
+    real_job,  # noqa: E402
+)
+from devcluster.kubectl import Kubectl, wait_for  # noqa: E402
+from devcluster.node import STATE, RealNode  # noqa: E402
+from devcluster.operator_process import CRD, OperatorProcess  # noqa: E402
 
 INTERVAL = 20
 
@@ -138,7 +142,8 @@ def main() -> int:
         demo_run(k)  # warm-up, discarded
         report = {
             "command": "make bench-recovery",
-            "machine": {"cpus": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30),
+            "machine": {"cpus": os.cpu_count(), "memory_gib": round(
+                os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30),
                         "platform": platform.platform()},
             "versions": {**versions(), "python": platform.python_version()},
             "demo_job": repeat(lambda: demo_run(k), args.runs),

@@ -40,10 +40,10 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 
+from devcluster.cluster import Cluster, free_port, versions  # noqa: E402
 from ludus.api.models import TrainingJob  # noqa: E402
-from ludus.build import pods as pod_builders  # noqa: E402
-from ludus.build.service import build_headless_service  # noqa: E402
-from tests.cluster.cluster import Cluster, free_port, versions  # noqa: E402
+from ludus.builders import pods as pod_builders  # noqa: E402
+from ludus.builders.service import build_headless_service  # noqa: E402
 
 RESULTS = REPO / "docs" / "benchmarks" / "scale.json"
 BENCH_ROOT = REPO / ".bench-cluster"
@@ -205,7 +205,7 @@ class Tracker:
                 raise TimeoutError("benchmark arm did not converge")
             try:
                 await asyncio.wait_for(self.changed.wait(), timeout=min(left, 1.0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return time.monotonic()
 
@@ -486,7 +486,8 @@ def bench_cluster() -> Cluster:
         nodes.append({
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": f"bench-node-{i}", "annotations": {"kwok.x-k8s.io/node": "fake"},
-                         "labels": {"type": "kwok", "ludus.dev/node-kind": "fake", "kubernetes.io/hostname": f"bench-node-{i}"}},
+                         "labels": {"type": "kwok", "ludus.dev/node-kind": "fake",
+                                    "kubernetes.io/hostname": f"bench-node-{i}"}},
             "spec": {"taints": [{"key": "ludus.dev/fake-node", "value": "true", "effect": "NoSchedule"}]},
             "status": {"capacity": capacity, "allocatable": capacity},
         })
@@ -556,7 +557,7 @@ async def bench(sizes: list[int], workers: int, runs: int) -> dict[str, Any]:
                           f"{json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)})}", flush=True)
             op, bare = summarise(op_runs), summarise(bare_runs)
             ratios = [o["first_apply_to_all_running_s"] / b["first_create_to_all_running_s"]
-                      for o, b in zip(op_runs, bare_runs)]
+                      for o, b in zip(op_runs, bare_runs, strict=True)]
             results[str(n)] = {
                 "operator": op,
                 "ceiling": bare,
@@ -598,7 +599,8 @@ def main() -> int:
             "identity": "Both arms use the same client certificate (system:masters: APF's exempt level)",
             "scheduler_and_controller_manager_qps": QPS,
             "etcd": "--unsafe-no-fsync",
-            "api_server": "APF on, default inflight limits, metadata audit log of the admin user (blocking mode: none dropped)",
+            "api_server": "APF on, default inflight limits, "
+            "metadata audit log of the admin user (blocking mode: none dropped)",
             "fake_nodes": f"{BENCH_NODES} kwok nodes x 1000 pods / 1000 CPUs, plus the harness's 4",
             "between_arms": f"the last arm's namespace deleted and gone, then {SETTLE_S:g} s",
         },

@@ -1,15 +1,15 @@
-"""`python -m tests.cluster up|down|status`: what `make cluster-up` and `make cluster-down` run."""
+"""`python -m devcluster up|down|status`: what `make cluster-up` and `make cluster-down` run."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from tests.cluster.cluster import Cluster
+from devcluster.cluster import Cluster
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.cluster")
+    parser = argparse.ArgumentParser(prog="python -m devcluster")
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--with-node", action="store_true", help="also start the real node (kubelet, containerd)")
     args = parser.parse_args()
@@ -17,7 +17,7 @@ def main() -> int:
     if args.action == "up":
         cluster.up()
         if args.with_node:
-            from tests.cluster.node import RealNode
+            from devcluster.node import RealNode
 
             RealNode(cluster).up()
     elif args.action == "down":

@@ -7,15 +7,14 @@ import re
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
+from devcluster.cluster import free_port
+from devcluster.kubectl import wait_for
+from ludus.api.models import TrainingJob
 from ludus.frameworks import torch as torch_wiring
-from tests.cluster.cluster import free_port
-from tests.factories import make_job
-from tests.kube import wait_for
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -92,7 +91,15 @@ def start_agent(
     name: str, *, store: Store, tmp: Path, nnodes: tuple[int, int], nproc: int, trainer_args: list[str],
     checkpoint_dir: Path, metrics_port: int = 0,
 ) -> Agent:
-    job = make_job("local").workers(nnodes[1]).nproc(nproc).elastic(*nnodes, max_restarts=5).build()
+    job = TrainingJob.model_validate({
+        "metadata": {"name": "local", "namespace": "local", "uid": "uid-local"},
+        "spec": {
+            "image": "ludus-trainer:latest",
+            "replicas": nnodes[1],
+            "nprocPerNode": nproc,
+            "elastic": {"minReplicas": nnodes[0], "maxReplicas": nnodes[1], "maxRestarts": 5},
+        },
+    })
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     env.update({e["name"]: e["value"] for e in torch_wiring.torchrun_env(job, 0)})
     env["PET_RDZV_ENDPOINT"] = f"127.0.0.1:{store.port}"

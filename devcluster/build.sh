@@ -31,7 +31,21 @@ build "kubernetes-$KUBERNETES_VERSION-2" bash -c "cd '$here/gomod/kubernetes' &&
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet \
   k8s.io/kubernetes/cmd/kube-proxy"
 build "etcd-$ETCD_VERSION" bash -c "cd '$here/gomod/etcd' && go build -ldflags '-s -w' -o \"\$out/etcd\" go.etcd.io/etcd/server/v3"
-build "kwok-$KWOK_VERSION" bash -c "GOBIN=\"\$out\" go install -ldflags '-s -w' sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+# kwok from its pinned module with our patches applied: its fake kubelet deleted pods by name, so
+# a late delete could remove a replacement pod of the same name (see patches/).
+kwok_build() {
+  set -euo pipefail
+  local src dir
+  src=$(mktemp -d)
+  dir=$(cd "$src" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -d "$dir" ] || { echo "could not download sigs.k8s.io/kwok@$KWOK_VERSION" >&2; return 1; }
+  cp -r "$dir/." "$src/" && chmod -R u+w "$src"
+  for p in "$here"/patches/kwok-*.patch; do (cd "$src" && git apply -p1 "$p"); done
+  (cd "$src" && go build -ldflags '-s -w' -o "$out/kwok" ./cmd/kwok)
+  rm -rf "$src"
+}
+export -f kwok_build; export here KWOK_VERSION
+build "kwok-$KWOK_VERSION-p$KWOK_PATCHES" bash -c kwok_build
 build "coredns-$COREDNS_VERSION" bash -c "GOBIN=\"\$out\" go install -ldflags '-s -w' github.com/coredns/coredns@$COREDNS_VERSION"
 build "helm-$HELM_VERSION" bash -c "GOBIN=\"\$out\" go install \
   -ldflags '-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION' helm.sh/helm/v3/cmd/helm@$HELM_VERSION"

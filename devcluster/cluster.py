@@ -1,7 +1,7 @@
 """The built-in test cluster: a real control plane on loopback, with kwok's fake nodes.
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler are the real
-binaries built from the Go module proxy (tests/cluster/build.sh); kwok plays
+binaries built from the Go module proxy (devcluster/build.sh); kwok plays
 the kubelet for fake nodes. Everything listens on 127.0.0.1 only. etcd runs
 with `--unsafe-no-fsync`, as envtest does: the data is thrown away anyway.
 """
@@ -25,12 +25,12 @@ from typing import Any
 import yaml
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
+REPO = HERE.parent
 FAKE_NODE_TAINT = {"key": "ludus.dev/fake-node", "value": "true", "effect": "NoSchedule"}
 FAKE_NODE_LABEL = ("ludus.dev/node-kind", "fake")
 GPU_NODES = ("kwok-gpu-0", "kwok-gpu-1")
 CPU_NODES = ("kwok-cpu-0", "kwok-cpu-1")
-NODE_IP = "10.244.0.1"  # the real node's bridge address (tests/cluster/node.py)
+NODE_IP = "10.244.0.1"  # the real node's bridge address (devcluster/node.py)
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
 
@@ -52,7 +52,7 @@ def binary(name: str) -> Path:
     v = versions()
     folder = {
         "etcd": f"etcd-{v['ETCD_VERSION']}",
-        "kwok": f"kwok-{v['KWOK_VERSION']}",
+        "kwok": f"kwok-{v['KWOK_VERSION']}-p{v['KWOK_PATCHES']}",
         "helm": f"helm-{v['HELM_VERSION']}",
         "coredns": f"coredns-{v['COREDNS_VERSION']}",
     }.get(name, f"kubernetes-{v['KUBERNETES_VERSION']}-2")
@@ -148,7 +148,7 @@ class Cluster:
             str(binaries["kube-apiserver"]),
             f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
             # Pods on the real node reach the API server through kube-proxy at the bridge address
-            # (tests/cluster/node.py); clients on this host use 127.0.0.1.
+            # (devcluster/node.py); clients on this host use 127.0.0.1.
             "--bind-address=0.0.0.0",
             f"--advertise-address={NODE_IP}",
             f"--secure-port={ports['apiserver']}",
@@ -177,7 +177,11 @@ class Cluster:
         scheduler_config.write_text(yaml.safe_dump({
             "apiVersion": "kubescheduler.config.k8s.io/v1",
             "kind": "KubeSchedulerConfiguration",
-            "clientConnection": {"kubeconfig": str(self.root / "kube-scheduler.kubeconfig"), "qps": self._client_qps(), "burst": 2 * self._client_qps()},
+            "clientConnection": {
+                "kubeconfig": str(self.root / "kube-scheduler.kubeconfig"),
+                "qps": self._client_qps(),
+                "burst": 2 * self._client_qps(),
+            },
             "leaderElection": {"leaderElect": False},
         }))
         pids["kube-scheduler"] = self._spawn("kube-scheduler", [
@@ -225,7 +229,7 @@ class Cluster:
 
     def down(self, *, quiet: bool = False) -> None:
         if any(name in self.state().get("pids", {}) for name in ("kubelet", "containerd")):
-            from tests.cluster.node import RealNode
+            from devcluster.node import RealNode
 
             RealNode(self).down()
         state = self.state()

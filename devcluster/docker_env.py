@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from functools import lru_cache
+from functools import cache
 
 
-@lru_cache(maxsize=None)
+@cache
 def docker_problem(image: str = "ludus-trainer:latest") -> str | None:
     """None when Docker answers and `image` exists; otherwise why not."""
     if shutil.which("docker") is None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
-from tests.kube import Kubectl, wait_for
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.node import NODE_LABEL
 
 _RESULT = re.compile(r"LUDUS_RESULT (\{.*\})")
 
@@ -59,3 +61,32 @@ def wait_step(volume: Path, step: int, timeout: float = 240) -> int:
 
 def now() -> float:
     return time.time()
+
+
+def real_job(name: str, *, workers: int = 2, nproc: int = 2, args: list[str] | None = None,
+             elastic: tuple[int, int] | None = None, claim: str | None = None, interval: int = 20,
+             **spec: Any) -> dict[str, Any]:
+    """A digits TrainingJob for the real node (no fake-node toleration, so kwok nodes are excluded)."""
+    body: dict[str, Any] = {
+        "apiVersion": "ludus.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": {
+            "image": "ludus-trainer:latest",
+            "command": ["python", "-m", "ludus_trainer", "--workload", "digits"],
+            "args": args or ["--epochs", "30"],
+            "replicas": workers,
+            "nprocPerNode": nproc,
+            "resources": {"cpu": "200m", "memory": "3Gi", "sharedMemory": "256Mi"},
+            "checkpoint": {"intervalSteps": interval, **({"claimName": claim} if claim else {})},
+            "template": {"nodeSelector": {NODE_LABEL[0]: NODE_LABEL[1]}},
+            **spec,
+        },
+    }
+    if elastic:
+        body["spec"]["elastic"] = {"minReplicas": elastic[0], "maxReplicas": elastic[1], "maxRestarts": 5}
+    return body
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:4]}"

@@ -6,9 +6,8 @@ import json
 import os
 import subprocess
 import time
-from typing import Any, Callable, TypeVar
-
-import yaml
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -32,7 +31,10 @@ class Kubectl:
         return result
 
     def apply(self, *docs: dict[str, Any], check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run("apply", "-f", "-", input=yaml.safe_dump_all(docs), check=check)
+        """Apply objects as JSON: YAML written by PyYAML (1.2 rules) can mean something else to
+        kubectl's YAML 1.1 parser (an env var named N or a value y would arrive as a boolean)."""
+        stream = "\n".join(json.dumps(doc) for doc in docs)
+        return self.run("apply", "-f", "-", input=stream, check=check)
 
     def json(self, *args: str) -> Any:
         return json.loads(self.run("get", *args, "-o", "json").stdout)

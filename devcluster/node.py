@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.cluster.cluster import HERE, Cluster, binary
+from devcluster.cluster import HERE, Cluster, binary
 
 NODE_NAME = "ludus-node-0"
 NODE_LABEL = ("ludus.dev/node-kind", "real")

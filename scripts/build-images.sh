@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
 wheelhouse=${WHEELHOUSE:-${LUDUS_CACHE_DIR:-$HOME/.cache/ludus}/wheelhouse}
-scripts/engine.sh
+docker info >/dev/null 2>&1 || { echo "no container engine answers: make host starts one" >&2; exit 1; }
 scripts/base-image.sh
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 -m http.server "$port" --bind 127.0.0.1 --directory "$wheelhouse" >/dev/null 2>&1 &
@@ -19,11 +19,11 @@ build() {  # build <tag> <dockerfile>
 }
 pause() {  # Kubernetes' pause.c from the pinned module, compiled static, in an image FROM scratch
   local src ctx
-  source tests/cluster/versions.env
-  src=$(cd tests/cluster/gomod/kubernetes && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c
+  source devcluster/versions.env
+  src=$(cd devcluster/gomod/kubernetes && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c
   ctx=$(mktemp -d)
   gcc -Os -static -DVERSION=ludus -o "$ctx/pause" "$src"
-  cp tests/cluster/pause/Dockerfile "$ctx/"
+  cp devcluster/pause/Dockerfile "$ctx/"
   echo ">> building ludus.local/pause:3.10" >&2
   docker build --quiet -t ludus.local/pause:3.10 "$ctx" >/dev/null
   rm -rf "$ctx"

@@ -16,8 +16,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.cluster.cluster import Cluster, binary  # noqa: E402
-from tests.cluster.node import RealNode, host_problem  # noqa: E402
+from devcluster.cluster import Cluster, binary  # noqa: E402
+from devcluster.node import RealNode, host_problem  # noqa: E402
 
 NAMESPACE = "ludus-demo"
 JOB = "digits"

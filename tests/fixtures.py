@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from tests.cluster.cluster import Cluster, binary, free_port
-from tests.kube import Kubectl, wait_for
-
-REPO = Path(__file__).resolve().parent.parent
-CRD = REPO / "manifests" / "crd" / "trainingjobs.ludus.dev.yaml"
+from devcluster.cluster import Cluster, binary
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import CRD, OperatorProcess
 
 
 @dataclass
@@ -93,59 +86,10 @@ def k(cluster: TestCluster, namespace: str) -> Kubectl:
     return cluster.kubectl.in_namespace(namespace)
 
 
-class OperatorProcess:
-    """`ludus operator` as its own process, as in production, so a test can kill and restart it."""
-
-    def __init__(self, kubeconfig: str, namespace: str, log_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
-        self.kubeconfig, self.namespace, self.extra_args = kubeconfig, namespace, extra_args
-        self.log_path = log_dir / f"operator-{namespace}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.metrics_port = 0
-        self.health_port = 0
-
-    def start(self) -> OperatorProcess:
-        self.metrics_port, self.health_port = free_port(), free_port()
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ludus", "operator", "--namespace", self.namespace,
-             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
-             *self.extra_args],
-            env={**os.environ, "KUBECONFIG": self.kubeconfig},
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        wait_for(self.healthy, timeout=60, what=f"operator /healthz (log: {self.log_path})")
-        return self
-
-    def healthy(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"operator exited with {self.proc.returncode}; log: {self.log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
-            return resp.read().decode()
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @pytest.fixture
-def operator(cluster: TestCluster, namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator(
+    cluster: TestCluster, namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
     """The operator watching the test's namespace."""
     proc = OperatorProcess(cluster.kubeconfig, namespace, tmp_path_factory.mktemp("operator")).start()
     yield proc

@@ -7,16 +7,15 @@ kwok-only integration tests still run there.
 from __future__ import annotations
 
 import shutil
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
 
 import pytest
 
-from tests.cluster.node import NODE_LABEL, STATE, RealNode, host_problem
-from tests.docker_env import docker_problem
+from devcluster.docker_env import docker_problem
+from devcluster.kubectl import Kubectl
+from devcluster.node import NODE_LABEL, STATE, RealNode, host_problem
 from tests.fixtures import TestCluster, cluster, k, namespace, operator  # noqa: F401 - fixtures
-from tests.kube import Kubectl
 
 IMAGES = ("ludus-trainer:latest",)
 
@@ -73,32 +72,3 @@ def shared_volume(real_node: RealNode, k: Kubectl, namespace: str) -> Iterator[t
     k.run("delete", "pvc", "checkpoints", "--wait=false", check=False)
     k.run("delete", "pv", pv_name, "--wait=false", check=False)
     shutil.rmtree(path, ignore_errors=True)
-
-
-def real_job(name: str, *, workers: int = 2, nproc: int = 2, args: list[str] | None = None,
-             elastic: tuple[int, int] | None = None, claim: str | None = None, interval: int = 20,
-             **spec: Any) -> dict[str, Any]:
-    """A digits TrainingJob for the real node (no fake-node toleration, so kwok nodes are excluded)."""
-    body: dict[str, Any] = {
-        "apiVersion": "ludus.dev/v1alpha1",
-        "kind": "TrainingJob",
-        "metadata": {"name": name},
-        "spec": {
-            "image": "ludus-trainer:latest",
-            "command": ["python", "-m", "ludus_trainer", "--workload", "digits"],
-            "args": args or ["--epochs", "30"],
-            "replicas": workers,
-            "nprocPerNode": nproc,
-            "resources": {"cpu": "200m", "memory": "3Gi", "sharedMemory": "256Mi"},
-            "checkpoint": {"intervalSteps": interval, **({"claimName": claim} if claim else {})},
-            "template": {"nodeSelector": {NODE_LABEL[0]: NODE_LABEL[1]}},
-            **spec,
-        },
-    }
-    if elastic:
-        body["spec"]["elastic"] = {"minReplicas": elastic[0], "maxReplicas": elastic[1], "maxRestarts": 5}
-    return body
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:4]}"

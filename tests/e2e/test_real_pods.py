@@ -7,10 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import real_job, unique
-from tests.e2e.helpers import events, now, phase, progress_step, result_from_logs, wait_phase, wait_step, worker_logs
-from tests.fixtures import OperatorProcess
-from tests.kube import Kubectl, wait_for
+from devcluster.jobs import (
+    events,
+    now,
+    phase,
+    progress_step,
+    real_job,
+    result_from_logs,
+    unique,
+    wait_phase,
+    wait_step,
+    worker_logs,
+)
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
 
 INTERVAL = 20
 SLOW = ["--epochs", "30", "--log-every", "1", "--step-delay", "0.1"]

@@ -9,9 +9,10 @@ from collections import Counter
 import pytest
 import yaml
 
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
-from tests.fixtures import OperatorProcess, TestCluster
-from tests.kube import Kubectl, wait_for
+from tests.fixtures import TestCluster
 
 BURST = 100
 
@@ -21,7 +22,9 @@ def test_sigkill_during_a_burst_of_100_jobs_converges_with_exactly_their_pods(
 ) -> None:
     rng = random.Random(11)
     small = {"cpu": "100m", "memory": "256Mi"}  # 200 workers must fit the fake nodes
-    docs = [make_job(f"burst-{i:03d}").workers(2).spec(resources=small).on_fake_nodes().manifest() for i in range(BURST)]
+    docs = [
+        make_job(f"burst-{i:03d}").workers(2).spec(resources=small).on_fake_nodes().manifest() for i in range(BURST)
+    ]
     k.run("apply", "-f", "-", input=yaml.safe_dump_all(docs))
     for _ in range(3):
         time.sleep(rng.uniform(0.5, 4.0))

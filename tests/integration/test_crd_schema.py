@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from devcluster.kubectl import Kubectl
 from tests.factories import make_job
-from tests.kube import Kubectl
 
 
 def test_crd_is_established_with_short_name_and_category(k: Kubectl) -> None:

@@ -4,14 +4,15 @@ what Ludus creates, and that the API server accepts it)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
-from tests.fixtures import OperatorProcess, TestCluster
-from tests.kube import Kubectl, wait_for
+from tests.fixtures import TestCluster
 
 GROUPS = {"volcano": ("scheduling.volcano.sh", "v1beta1"), "coscheduling": ("scheduling.x-k8s.io", "v1alpha1")}
 

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.cluster import binary
+from devcluster.cluster import REPO, binary
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
-from tests.fixtures import REPO, OperatorProcess, TestCluster
-from tests.kube import Kubectl, wait_for
+from tests.fixtures import TestCluster
 
 CHART = REPO / "charts" / "ludus"
 VALUE_SETS = {

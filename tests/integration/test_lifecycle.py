@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
-from tests.fixtures import OperatorProcess
-from tests.kube import Kubectl, wait_for
 
 
 def _status(k: Kubectl, name: str) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def test_backoff_limit_counts_every_recreation_and_fails_the_job(k: Kubectl, ope
         _running(k, "flaky")
         old = _uid(k, "flaky-worker-0")
         _exit(k, "flaky-worker-0", 137)
-        wait_for(lambda: _replaced(k, "flaky-worker-0", old), what=f"restart {restart}")
+        wait_for(lambda old=old: _replaced(k, "flaky-worker-0", old), what=f"restart {restart}")
         assert _status(k, "flaky")["restarts"] == restart
     _running(k, "flaky")
     _exit(k, "flaky-worker-0", 137)

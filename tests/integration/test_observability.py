@@ -13,16 +13,17 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.cluster.cluster import free_port
+from devcluster.cluster import REPO, free_port
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
-from tests.fixtures import REPO, OperatorProcess
-from tests.kube import Kubectl, wait_for
 
 CHART = REPO / "charts" / "ludus"
 RULES = CHART / "rules"

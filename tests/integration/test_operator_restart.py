@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
-from tests.fixtures import OperatorProcess
-from tests.kube import Kubectl, wait_for
 
 
 def test_operator_restart_mid_job_keeps_exactly_its_pods(k: Kubectl, operator: OperatorProcess) -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
+from devcluster.cluster import REPO
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
-from tests.fixtures import REPO, OperatorProcess, TestCluster
-from tests.kube import Kubectl, wait_for
+from tests.fixtures import TestCluster
 
 PEERING_CRDS = REPO / "manifests" / "crd" / "kopfpeerings.kopf.dev.yaml"
 
@@ -41,7 +43,7 @@ def test_one_replica_acts_and_a_killed_one_hands_over_within_30s(
     k: Kubectl, replicas: tuple[OperatorProcess, OperatorProcess]
 ) -> None:
     active, standby = replicas
-    peers = wait_for(lambda: len((s := (k.json("kopfpeering", "ludus").get("status") or {}))) == 2 and s,
+    peers = wait_for(lambda: len(s := (k.json("kopfpeering", "ludus").get("status") or {})) == 2 and s,
                      what="both replicas in the peering object")
     assert sorted(p["priority"] for p in peers.values()) == [10, 20]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
-from tests.fixtures import OperatorProcess
-from tests.kube import Kubectl, wait_for
 
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",

@@ -11,14 +11,16 @@ import ipaddress
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
-from tests.fixtures import OperatorProcess, TestCluster
-from tests.kube import Kubectl, wait_for
+from tests.fixtures import TestCluster
 
 METRICS_PORT = 9090  # ludus.api.constants.TRAINER_METRICS_PORT
 
@@ -56,7 +58,9 @@ class FakeTrainer:
 
 
 @pytest.fixture
-def stall_operator(cluster: TestCluster, namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def stall_operator(
+    cluster: TestCluster, namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
     proc = OperatorProcess(cluster.kubeconfig, namespace, tmp_path_factory.mktemp("operator"),
                            ("--progress-poll-seconds", "1")).start()
     yield proc

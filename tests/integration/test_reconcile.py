@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
-from tests.fixtures import OperatorProcess
-from tests.kube import Kubectl, wait_for
 
 JOB_LABEL = "ludus.dev/job-name"
 
@@ -24,7 +24,7 @@ def _workers(k: Kubectl, name: str) -> list[dict[str, Any]]:
 
 
 def _exit(k: Kubectl, pod: str, code: int) -> None:
-    """Make kwok end a running pod with this exit code (see tests/cluster/config/kwok-stages.yaml)."""
+    """Make kwok end a running pod with this exit code (see devcluster/config/kwok-stages.yaml)."""
     k.run("annotate", "pod", pod, f"ludus.dev/kwok-exit-code={code}", "--overwrite")
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
-from tests.fixtures import OperatorProcess
-from tests.kube import Kubectl, wait_for
 
 
 def _workers_status(k: Kubectl, name: str) -> str:
@@ -27,7 +27,8 @@ def test_scale_adds_a_worker_within_range_and_refuses_beyond(k: Kubectl, operato
 
     k.run("scale", "tj/elastic", "--replicas=1")
     wait_for(lambda: _workers_status(k, "elastic") == "1/1", what="1/1 after scale down")
-    wait_for(lambda: k.get_or_none("pod", "elastic-worker-2") is None and k.get_or_none("pod", "elastic-worker-1") is None,
+    wait_for(lambda: k.get_or_none("pod", "elastic-worker-2") is None
+             and k.get_or_none("pod", "elastic-worker-1") is None,
              what="highest workers removed")
     assert k.json("tj", "elastic")["status"]["restarts"] == 0
     # The scale subresource reports the worker selector and count, as HPA-style tooling reads them.

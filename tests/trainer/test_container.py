@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
+from devcluster.agents import result
+from devcluster.docker_env import docker_problem
 from ludus.frameworks import torch as torch_wiring
-from tests.docker_env import docker_problem
 from tests.factories import make_job
-from tests.trainer.launch import result
 
 IMAGE = "ludus-trainer:latest"
 pytestmark = [pytest.mark.docker, pytest.mark.skipif(docker_problem() is not None, reason=str(docker_problem()))]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.trainer.launch import Store, progress_steps, result, start_agent, starts, wait_for_step
+from devcluster.agents import Store, progress_steps, result, start_agent, starts, wait_for_step
 
 INTERVAL = 20
 FAST = ["--workload", "digits", "--epochs", "30", "--log-every", "1", "--checkpoint-interval", str(INTERVAL)]
