@@ -12,7 +12,7 @@ WHEELHOUSE  ?= $(CACHE_DIR)/wheelhouse
 TORCH_PIN   := torch==2.13.0
 export LUDUS_CACHE_DIR := $(CACHE_DIR)
 
-.PHONY: help install wheelhouse test test-unit test-integration test-e2e test-trainer test-images manifests \
+.PHONY: help install wheelhouse host lint test test-unit test-integration test-e2e test-trainer test-images manifests \
         cluster-up cluster-down cluster-binaries demo demo-down trainer-image operator-image bench bench-recovery \
         bench-throughput bench-report bench-all clean
 
@@ -33,21 +33,37 @@ $(VENV)/.installed: pyproject.toml $(WHEELHOUSE)/.complete-$(REQ_KEY)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet --no-index --find-links $(WHEELHOUSE) $(TORCH_PIN)
-	$(PY) -m pip install --quiet -e '.[trainer,test]'
+	$(PY) -m pip install --quiet -e '.[trainer,test,lint]'
 	touch $@
 
-test: install cluster-binaries test-images ## all tests: unit, integration (built-in control plane), e2e
+# Host set-up is its own step, visible and skippable: Debian packages (container engine, CNI
+# plugins, Prometheus) and a running containerd + dockerd. LUDUS_SKIP_HOST=1 skips it on a
+# machine set up by other means; the tests that need what is missing then skip with the reason.
+host: ## host set-up: Debian packages and a running container engine (LUDUS_SKIP_HOST=1 skips)
+ifeq ($(LUDUS_SKIP_HOST),1)
+	@echo ">> host set-up skipped (LUDUS_SKIP_HOST=1)"
+else
+	scripts/host-packages.sh
+	@scripts/engine.sh || echo "!! no container engine here: container and e2e tests will skip"
+endif
+
+lint: install ## ruff, mypy --strict on the operator and the trainer, and the operator's import layers
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy operator/ludus trainer_image/ludus_trainer
+	$(VENV)/bin/lint-imports
+
+test: install cluster-binaries host test-images ## all tests: unit, integration (built-in control plane), e2e
 	$(PY) -m pytest tests
 
 # The container and e2e tests need an engine and the images; where the host cannot run
 # one, those tests skip with the reason and everything else still runs.
-test-images: wheelhouse
+test-images: wheelhouse host
 	@scripts/build-images.sh all || echo "!! no container engine or image build here: container and e2e tests will skip"
 
-trainer-image: wheelhouse ## build ludus-trainer:latest (installs and starts a container engine if needed)
+trainer-image: wheelhouse host ## build ludus-trainer:latest
 	scripts/build-images.sh trainer
 
-operator-image: wheelhouse ## build ludus-operator:latest
+operator-image: wheelhouse host ## build ludus-operator:latest
 	scripts/build-images.sh operator
 
 test-trainer: install ## trainer tests on real processes (torchrun, and Docker where it runs)
@@ -59,7 +75,7 @@ test-unit: install ## the fast unit tests alone
 test-integration: install cluster-binaries ## integration tests on the built-in control plane
 	$(PY) -m pytest tests/integration
 
-test-e2e: install ## end-to-end tests on real pods
+test-e2e: install cluster-binaries host test-images ## end-to-end tests on real pods
 	$(PY) -m pytest tests/e2e
 
 manifests: install ## regenerate the CRD (manifests/ and the chart) from the pydantic models
@@ -68,20 +84,20 @@ manifests: install ## regenerate the CRD (manifests/ and the chart) from the pyd
 	cp manifests/crd/trainingjobs.ludus.dev.yaml manifests/crd/kopfpeerings.kopf.dev.yaml charts/ludus/crds/
 
 cluster-binaries: ## build the pinned control-plane binaries into the cache (once)
-	tests/cluster/build.sh
+	devcluster/build.sh
 
 cluster-up: install cluster-binaries ## start the built-in cluster (etcd, apiserver, controllers, scheduler, kwok)
-	$(PY) -m tests.cluster up
+	$(PY) -m devcluster up
 
 cluster-down: ## stop the built-in cluster; leaves no process behind
-	$(PY) -m tests.cluster down
+	$(PY) -m devcluster down
 
-demo: install cluster-binaries wheelhouse ## a local cluster with a real node, the operator, the digits job trained to completion
+demo: install cluster-binaries wheelhouse host ## a local cluster with a real node, the operator, the digits job trained to completion
 	scripts/build-images.sh all
 	$(PY) scripts/demo.py
 
 demo-down: ## stop the demo cluster (same as cluster-down)
-	$(PY) -m tests.cluster down
+	$(PY) -m devcluster down
 
 bench: install cluster-binaries ## scale benchmark (N=100/500/1000 jobs x 4 workers) -> docs/benchmarks/scale.json + docs/benchmarks.md
 	$(PY) bench/scale.py $(BENCH_ARGS)
@@ -92,7 +108,7 @@ bench-all: bench bench-recovery bench-throughput ## every benchmark, then docs/b
 bench-report: install ## rewrite docs/benchmarks.md from docs/benchmarks/*.json
 	$(PY) bench/report.py
 
-bench-recovery: install cluster-binaries ## recovery and start-up timings on real pods -> docs/benchmarks/recovery.json
+bench-recovery: install cluster-binaries host ## recovery and start-up timings on real pods -> docs/benchmarks/recovery.json
 	scripts/build-images.sh trainer
 	$(PY) bench/recovery.py
 	$(PY) bench/report.py

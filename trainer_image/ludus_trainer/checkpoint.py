@@ -76,7 +76,8 @@ class CheckpointManager:
         for step in self.steps():
             path = self.directory / checkpoint_name(step)
             try:
-                return torch.load(path, map_location=map_location, weights_only=True)
+                state: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
+                return state
             except Exception as err:  # noqa: BLE001 - any unreadable file means "try the previous one"
                 logger.warning("skipping unreadable checkpoint %s: %s", path, err)
         return None

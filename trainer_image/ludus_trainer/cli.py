@@ -66,13 +66,14 @@ def main(argv: list[str] | None = None) -> int:
             runpy.run_module(args.module, run_name="__main__", alter_sys=True)
         return 0
 
-    from ludus_trainer.loop import LoopConfig, run
+    from ludus_trainer.loop import LoopConfig, Workload, run
     from ludus_trainer.metrics import TrainerMetrics
 
     ctx = ludus_dist.init()
     metrics = TrainerMetrics(job=env.job, rank=env.rank)
     if env.local_rank == 0:
         metrics.serve(args.metrics_port)
+    workload: Workload
     if args.workload == "digits":
         from ludus_trainer.workloads.digits import DigitsWorkload
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         step_delay=args.step_delay, log_every=args.log_every, seed=args.seed, peak_flops=_peak_flops(),
     )
     try:
-        run(ctx, workload, config, metrics)  # type: ignore[arg-type]
+        run(ctx, workload, config, metrics)
     finally:
         ludus_dist.shutdown()
     return 0

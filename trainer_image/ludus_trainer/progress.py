@@ -10,7 +10,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ class ProgressReporter:
             "samplesPerSecond": None if samples_per_second is None else round(samples_per_second, 2),
             "etaSeconds": None if eta is None else round(eta, 1),
             "metrics": {k: round(v, 6) for k, v in (metrics or {}).items()},
-            "updatedAt": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "updatedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         if self.path is not None:
             tmp = self.path.with_name(f".{self.path.name}.tmp")

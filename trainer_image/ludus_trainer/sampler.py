@@ -8,7 +8,7 @@ repeated beyond the last checkpoint.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import Sampler

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 from sklearn.datasets import load_digits
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
@@ -44,8 +43,8 @@ class DigitsWorkload(ModelOptimizerState):
     def train_step(self, indices: list[int]) -> torch.Tensor:
         idx = torch.tensor(indices, device=self.ctx.device)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.ddp(self.x_train[idx]), self.y_train[idx])
-        loss.backward()
+        loss: torch.Tensor = self.loss_fn(self.ddp(self.x_train[idx]), self.y_train[idx])
+        loss.backward()  # type: ignore[no-untyped-call]
         self.optimizer.step()
         return loss.detach()
 

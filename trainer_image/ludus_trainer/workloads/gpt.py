@@ -41,7 +41,7 @@ class GPTWorkload(ModelOptimizerState):
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             loss = lm_loss(self.step_model, batch)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         self.optimizer.step()
         return loss.detach()
 

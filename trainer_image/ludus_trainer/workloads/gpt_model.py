@@ -6,6 +6,7 @@ very same model without Ludus.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -45,7 +46,8 @@ class Block(nn.Module):
         q, k, v = (z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (q, k, v))
         attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.proj(attn.transpose(1, 2).reshape(b, t, d))
-        return x + self.out(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+        out: torch.Tensor = x + self.out(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+        return out
 
 
 class GPT(nn.Module):
@@ -63,7 +65,8 @@ class GPT(nn.Module):
         x = self.embed(tokens) + self.pos[:, : tokens.shape[1]]
         for block in self.blocks:
             x = block(x)
-        return self.head(self.ln(x))
+        logits: torch.Tensor = self.head(self.ln(x))
+        return logits
 
 
 def synthetic_batch(indices: list[int], cfg: GPTConfig, device: torch.device) -> torch.Tensor:
@@ -73,6 +76,6 @@ def synthetic_batch(indices: list[int], cfg: GPTConfig, device: torch.device) ->
     return (idx * 7919 + pos * (idx % 13 + 1) + (pos * pos) % 17) % cfg.vocab_size
 
 
-def lm_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+def lm_loss(model: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> torch.Tensor:
     logits = model(batch[:, :-1])
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
