@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import kopf
 import pytest
 import yaml
 
 from devcluster.kubectl import Kubectl
 from ludus import credentials, metrics
-from ludus.kube import KubeClient, pod_path
+from ludus.kube import ApiError, KubeClient, pod_path
 from tests.fixtures import TestCluster
 
 PLUGIN = """#!/bin/sh
@@ -55,10 +56,12 @@ def test_a_401_runs_the_exec_plugin_again_and_the_request_goes_through(
     (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
 
+    settings = kopf.OperatorSettings()
+
     async def scenario() -> dict:
-        info = credentials.login()
+        info = credentials.login(settings=settings)
         assert info is not None and info.token == "expired-token"
-        client = KubeClient(info, relogin=credentials.login)
+        client = KubeClient(info, relogin=lambda: credentials.login(settings=settings))
         try:
             return await client.request("GET", pod_path(namespace))
         finally:
@@ -75,10 +78,6 @@ def test_without_a_way_to_log_in_again_the_401_reaches_the_caller(
     cluster: TestCluster, namespace: str
 ) -> None:
     admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
-    import kopf
-
-    from ludus.kube import ApiError
-
     cluster_entry = admin["clusters"][0]["cluster"]
     info = kopf.ConnectionInfo(server=cluster_entry["server"], ca_path=cluster_entry["certificate-authority"],
                                token="expired-token")
