@@ -10,7 +10,6 @@ from typing import Any, Final
 import kopf
 
 from ludus.api import constants as c
-from ludus.fastjson import speed_up_kopf
 from ludus.peering import PEERING_LIFETIME_SECONDS
 
 
@@ -67,8 +66,6 @@ def tune_kopf(settings: kopf.OperatorSettings) -> None:
     settings.networking.request_timeout = 30
     # A killed replica's peering entry expires this soon, so a standby takes over within it.
     settings.peering.lifetime = PEERING_LIFETIME_SECONDS
-    if not speed_up_kopf():
-        logging.getLogger("ludus").warning("Kopf's API client changed: watch events decode with the slower stdlib json")
 
 
 # Allocations between young-generation collections (CPython's default is 700).

@@ -25,23 +25,6 @@ def test_the_diff_base_costs_nothing() -> None:
     assert settings.posting.level >= 30  # Kopf's INFO lines are not posted as Events
 
 
-def test_kopf_watch_events_decode_with_orjson() -> None:
-    """The patch point: Kopf's `stream` still calls `json.loads`, and that name is orjson's after tuning."""
-    import inspect
-
-    from kopf._cogs.clients import api
-
-    from ludus import fastjson
-
-    tune_kopf(kopf.OperatorSettings())
-    assert "json.loads(" in inspect.getsource(api.stream), "Kopf moved its watch decoding: revisit ludus.fastjson"
-    assert api.json.loads is fastjson.loads
-    line = b'{"type":"ADDED","object":{"metadata":{"name":"p","labels":{"a":"b"}},"status":{"phase":"Running"}}}'
-    pod = {"metadata": {"name": "p", "labels": {"a": "b"}}, "status": {"phase": "Running"}}
-    assert api.json.loads(line.decode()) == {"type": "ADDED", "object": pod}
-    assert api.json.dumps({"a": 1}) == '{"a": 1}'  # everything else is still the standard library
-
-
 def test_gc_runs_rarely_and_skips_start_up_objects() -> None:
     import gc
 
