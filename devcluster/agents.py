@@ -106,7 +106,9 @@ def start_agent(
     env["PET_RDZV_ID"] = f"test-{store.port}"
     env["PET_MONITOR_INTERVAL"] = "0.5"
     env.update({"LUDUS_CHECKPOINT_DIR": str(checkpoint_dir), "LUDUS_METRICS_PORT": str(metrics_port),
-                "LUDUS_JOB_NAME": "local"})
+                "LUDUS_JOB_NAME": "local",
+                # What a pod's /dev/termination-log is: the kubelet hands it to the operator.
+                "LUDUS_TERMINATION_LOG": str(tmp / f"{name}.termination-log")})
     log = tmp / f"{name}.log"
     handle = open(log, "wb")
     cmd = [*torch_wiring.TORCHRUN, sys.executable, "-m", "ludus_trainer", *trainer_args]

@@ -6,6 +6,7 @@ with managedFields is kilobytes, and a thousand jobs hold thousands of pods.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,8 @@ class PodObservation:
     created_at: datetime | None = None
     owner_uid: str = ""
     ip: str = ""
+    # What the trainer left in its termination message (`ludusEvaluation`), once the container ended.
+    evaluation: Mapping[str, Any] | None = None
 
     @property
     def finished(self) -> bool:
@@ -66,6 +69,29 @@ def _exit_code(status: Mapping[str, Any]) -> int | None:
             terminated = (container.get(state_key) or {}).get("terminated")
             if terminated and terminated.get("exitCode") is not None:
                 return int(terminated["exitCode"])
+    return None
+
+
+# A termination message is at most 4096 bytes; anything longer did not come from the trainer.
+_MAX_MESSAGE = 4096
+
+
+def _evaluation(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The trainer's evaluation from its container's termination message; None for anything else
+    (no message, log lines, truncated or foreign JSON, non-finite numbers)."""
+    for container in status.get("containerStatuses") or []:
+        if container.get("name") != c.CONTAINER_TRAINER:
+            continue
+        for state_key in ("state", "lastState"):
+            message = ((container.get(state_key) or {}).get("terminated") or {}).get("message")
+            if not message or len(message) > _MAX_MESSAGE or not message.startswith('{"ludusEvaluation"'):
+                continue
+            try:
+                data = json.loads(message, parse_constant=lambda _: None)["ludusEvaluation"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if isinstance(data, dict):
+                return data
     return None
 
 
@@ -103,6 +129,7 @@ def observe_pod(body: Mapping[str, Any]) -> PodObservation:
         created_at=_parse_time(meta.get("creationTimestamp")),
         owner_uid=owner_uid,
         ip=str(status.get("podIP") or ""),
+        evaluation=_evaluation(status),
     )
 
 

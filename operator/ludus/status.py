@@ -8,12 +8,23 @@ the controller only decides when to write it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+import re
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from ludus.api import constants as c
-from ludus.api.models import Progress, RestartRecord, TrainingJob, TrainingJobStatus
+from ludus.api.models import (
+    Evaluation,
+    MetricValue,
+    Objective,
+    ObjectiveValue,
+    Progress,
+    RestartRecord,
+    TrainingJob,
+    TrainingJobStatus,
+)
 from ludus.builders import labels
 from ludus.conditions import get_condition, upsert_condition, with_phase
 from ludus.observe import PodObservation, current_workers, rendezvous_pod
@@ -32,6 +43,89 @@ def progress_status(old: Progress | None, sample: ProgressSample | None) -> Prog
         loss=None if sample.loss is None else round(sample.loss, 6),
         samples_per_second=None if sample.samples_per_second is None else round(sample.samples_per_second, 2),
         updated_at=sample.observed_at,
+    )
+
+
+_METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$")
+# Metrics kept per job: the status stays small whatever a script reports.
+MAX_METRICS: Final = 32
+
+
+def _metric_value(entry: Any) -> MetricValue | None:
+    """One reported metric, if it is well formed: a finite number and non-negative step and epoch."""
+    if not isinstance(entry, Mapping):
+        return None
+    value, step, epoch = entry.get("value"), entry.get("step", 0), entry.get("epoch", 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**53 for n in (step, epoch)):
+        return None
+    return MetricValue(value=float(value), step=step, epoch=epoch)
+
+
+def _reported_objective(report: Mapping[str, Any]) -> Objective | None:
+    raw = report.get("objective")
+    if not isinstance(raw, Mapping):
+        return None
+    metric, goal = raw.get("metric"), raw.get("goal")
+    if isinstance(metric, str) and _METRIC_NAME.match(metric) and goal in ("maximize", "minimize"):
+        return Objective(metric=metric, goal=goal)
+    return None
+
+
+def _minimized(metric: str, objective: Objective) -> bool:
+    if metric == objective.metric:
+        return objective.goal == "minimize"
+    return "loss" in metric or "error" in metric
+
+
+def _better(value: float, than: float, minimized: bool) -> bool:
+    return value < than if minimized else value > than
+
+
+def evaluation_status(
+    old: Evaluation | None, pods: Iterable[PodObservation], declared: Objective | None
+) -> Evaluation | None:
+    """The status' evaluation: the old one, updated by what the trainers left in their termination
+    messages. Latest values move only forward in steps; best values only get better; the objective
+    is the spec's, else the one the trainer reported, else loss (minimize)."""
+    reports = [p.evaluation for p in pods if p.evaluation is not None]
+    if not reports:
+        return old
+    latest = dict(old.latest) if old else {}
+    best = dict(old.best) if old else {}
+    reported = next((o for o in (_reported_objective(r) for r in reports) if o is not None), None)
+    kept = Objective(metric=old.objective.metric, goal=old.objective.goal) if old and old.objective else None
+    objective = declared or reported or kept or Objective()
+    for report in reports:
+        for part, target in (("latest", latest), ("best", best)):
+            entries = report.get(part)
+            if not isinstance(entries, Mapping):
+                continue
+            for metric, entry in entries.items():
+                value = _metric_value(entry)
+                if value is None or not isinstance(metric, str) or not _METRIC_NAME.match(metric):
+                    continue
+                if metric not in target and len(target) >= MAX_METRICS:
+                    continue
+                current = target.get(metric)
+                if current is None:
+                    target[metric] = value
+                elif part == "latest":
+                    if value.step >= current.step:
+                        target[metric] = value
+                elif _better(value.value, current.value, _minimized(metric, objective)):
+                    target[metric] = value
+    mine = latest.get(objective.metric)
+    best_value = best.get(objective.metric)
+    summary = f"{objective.metric} {mine.value:.4g}" if mine else ""
+    return Evaluation(
+        latest=latest,
+        best=best,
+        objective=ObjectiveValue(
+            metric=objective.metric, goal=objective.goal, value=mine.value if mine else None,
+            best=best_value.value if best_value else None, summary=summary[:63],
+        ),
     )
 
 
@@ -99,6 +193,7 @@ def compute_status(
             "observed_generation": job.metadata.generation,
             "counted_failures": counted,
             "progress": progress_status(old.progress, progress),
+            "evaluation": evaluation_status(old.evaluation, pods, job.spec.objective),
             "restarts": old.restarts + len(decision.restarts),
         }
     )

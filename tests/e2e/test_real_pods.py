@@ -43,6 +43,16 @@ def test_digits_trains_on_real_pods_through_the_headless_service(
     result = result_from_logs(worker_logs(k, name))
     assert result is not None and result["world_size"] == 4
     assert result["accuracy"] >= 0.95 and result["f1"] >= 0.9
+    # The evaluation outlives the pods: it reached the status through the trainer's termination
+    # message, not over the network, and equals what the trainer logged.
+    k.run("delete", "pods", "-l", f"ludus.dev/job-name={name}", "--wait=true")
+    evaluation = k.json("tj", name)["status"]["evaluation"]
+    for metric in ("accuracy", "precision", "recall", "f1"):
+        assert round(evaluation["latest"][metric]["value"], 4) == round(result[metric], 4), metric
+        assert evaluation["latest"][metric]["step"] == result["step"]
+    assert evaluation["objective"]["metric"] == "accuracy" and evaluation["objective"]["goal"] == "maximize"
+    assert evaluation["objective"]["best"] >= evaluation["objective"]["value"] >= 0.95
+    assert f"accuracy {result['accuracy']:.4g}" in k.run("get", "tj", name).stdout
 
 
 @pytest.mark.parametrize("victim", [0, 1], ids=["worker 0 deleted", "worker 1 deleted"])

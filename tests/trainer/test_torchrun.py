@@ -6,6 +6,7 @@ operator sets, meeting at a separate rendezvous store process.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from devcluster.agents import Store, progress_steps, result, start_agent, starts, wait_for_step
@@ -31,6 +32,16 @@ def test_two_agents_of_two_processes_train_digits_to_095(tmp_path: Path) -> None
     assert final["accuracy"] >= 0.95
     assert {"precision", "recall", "f1"} <= final.keys()
     assert (ckpt / "progress.json").exists()
+    # The agent holding global rank 0 leaves the evaluation for the TrainingJob's status: the same
+    # values the trainer logged, the objective on its own.
+    messages = [p.read_text() for p in tmp_path.glob("*.termination-log")]
+    assert len(messages) == 1, messages
+    evaluation = json.loads(messages[0])["ludusEvaluation"]
+    assert evaluation["objective"] == {"metric": "accuracy", "goal": "maximize"}
+    for metric in ("accuracy", "precision", "recall", "f1"):
+        assert evaluation["latest"][metric]["value"] == round(final[metric], 6), metric
+        assert evaluation["latest"][metric]["step"] == final["step"]
+    assert evaluation["best"]["accuracy"]["value"] >= evaluation["latest"]["accuracy"]["value"]
 
 
 def test_sigkill_of_one_agent_regroups_and_resumes_within_one_interval(tmp_path: Path) -> None:

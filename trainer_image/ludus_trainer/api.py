@@ -10,6 +10,7 @@ from ludus_trainer import dist as _dist
 from ludus_trainer.checkpoint import CheckpointManager
 from ludus_trainer.dist import DistContext
 from ludus_trainer.env import ENV_CHECKPOINT_DIR, ENV_METRICS_PORT, RunEnv
+from ludus_trainer.evaluation import EvaluationRecord, objective_from_env
 from ludus_trainer.metrics import TrainerMetrics
 from ludus_trainer.progress import ProgressReporter
 
@@ -25,7 +26,8 @@ def init() -> DistContext:
         metrics.serve(int(os.environ.get(ENV_METRICS_PORT, 0)))
     metrics.started(env.world_size, env.restart_count)
     _state.update(ctx=ctx, metrics=metrics, progress=ProgressReporter(
-        checkpoint_dir() / "progress.json" if env.rank == 0 else None))
+        checkpoint_dir() / "progress.json" if env.rank == 0 else None),
+        evaluation=EvaluationRecord(objective_from_env()), rank=env.rank)
     return ctx
 
 
@@ -46,6 +48,10 @@ def report(*, step: int, loss: float, epoch: int = 0, total_steps: int | None = 
     trainer_metrics.step(step, epoch, loss, samples_per_second, None)
     if metrics:
         trainer_metrics.evaluation(metrics)
+        evaluation: EvaluationRecord = _state["evaluation"]
+        evaluation.update(metrics, step, epoch)
+        if _state["rank"] == 0:
+            evaluation.publish()  # reaches status.evaluation through the termination message
     _state["progress"].record(step=step, total_steps=total_steps, epoch=epoch, loss=loss,
                               samples_per_second=samples_per_second, metrics=metrics)
 

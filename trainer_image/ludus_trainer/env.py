@@ -13,6 +13,8 @@ ENV_CHECKPOINT_DIR: Final = "LUDUS_CHECKPOINT_DIR"
 ENV_CHECKPOINT_INTERVAL: Final = "LUDUS_CHECKPOINT_INTERVAL"
 ENV_METRICS_PORT: Final = "LUDUS_METRICS_PORT"
 ENV_PROGRESS_FILE: Final = "LUDUS_PROGRESS_FILE"
+ENV_OBJECTIVE: Final = "LUDUS_OBJECTIVE"  # "<metric>:<goal>" when spec.objective is set
+ENV_TERMINATION_LOG: Final = "LUDUS_TERMINATION_LOG"  # where the evaluation is left for the operator
 
 
 @dataclass(frozen=True)

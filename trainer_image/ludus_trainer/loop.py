@@ -23,6 +23,7 @@ import torch.distributed as dist
 
 from ludus_trainer.checkpoint import CheckpointManager
 from ludus_trainer.dist import DistContext
+from ludus_trainer.evaluation import EvaluationRecord, Objective, objective_from_env
 from ludus_trainer.metrics import TrainerMetrics
 from ludus_trainer.progress import ProgressReporter
 from ludus_trainer.sampler import ResumableDistributedSampler
@@ -35,6 +36,7 @@ class Workload(Protocol):
 
     name: str
     tokens_per_sample: int
+    objective: Objective  # what "better" means when the job's spec names no objective
 
     def train_size(self) -> int: ...
     def train_step(self, indices: list[int]) -> torch.Tensor: ...
@@ -130,11 +132,13 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
     # The last evaluation travels in the checkpoint: a group restarted after the final save
     # (an agent leaving during shutdown) resumes past the last epoch and must still report it.
     results: dict[str, float] = {}
+    evaluation = EvaluationRecord(objective_from_env(workload.objective))
     state = agree_on_checkpoint(ctx, manager)
     if state is not None:
         workload.load_state_dict(state["workload"])
         step, epoch, consumed = int(state["step"]), int(state["epoch"]), int(state["consumed"])
         results = dict(state.get("results") or {})
+        evaluation = EvaluationRecord.from_dict(state.get("evaluation"), evaluation.objective)
         _restore_rng(state["rng"])
         logger.info("resumed from step %d (epoch %d, %d samples in) with world size %d",
                     step, epoch, consumed, ctx.world_size)
@@ -153,7 +157,8 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
         if not ctx.is_main:
             return
         manager.save(step, {"workload": workload.state_dict(), "epoch": epoch, "consumed": consumed,
-                            "rng": _rng_state(), "world_size": ctx.world_size, "results": results})
+                            "rng": _rng_state(), "world_size": ctx.world_size, "results": results,
+                            "evaluation": evaluation.as_dict()})
         metrics.checkpoint(manager.last_duration or 0.0)
         record_event(ctx, config, "checkpoint", step=step)
 
@@ -194,16 +199,20 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
             epoch, consumed = epoch + 1, 0
         results = workload.evaluate()
         metrics.evaluation(results)
+        evaluation.update(results, step, epoch)
         if ctx.is_main:
+            evaluation.publish()
             print(f"LUDUS_EVAL epoch={epoch} step={step} " + " ".join(f"{k}={v:.4f}" for k, v in results.items()),
                   flush=True)
     if not results:  # resumed from a final checkpoint written before results were kept in it
         results = workload.evaluate()
         metrics.evaluation(results)
+        evaluation.update(results, step, epoch)
     save()
     final = {"step": step, "epoch": epoch, "world_size": ctx.world_size, **results}
     record_event(ctx, config, "result", **final)
     if ctx.is_main:
+        evaluation.publish()
         (config.checkpoint_dir / "result.json").write_text(json.dumps(final))
         progress.record(step=step, total_steps=total_steps, epoch=epoch, loss=0.0, metrics=results)
         print(f"LUDUS_RESULT {json.dumps(final)}", flush=True)

@@ -106,6 +106,9 @@ ENV_REPLICA_INDEX: Final = "LUDUS_REPLICA_INDEX"
 ENV_CHECKPOINT_DIR: Final = "LUDUS_CHECKPOINT_DIR"
 ENV_CHECKPOINT_INTERVAL: Final = "LUDUS_CHECKPOINT_INTERVAL"
 ENV_METRICS_PORT: Final = "LUDUS_METRICS_PORT"
+ENV_OBJECTIVE: Final = "LUDUS_OBJECTIVE"  # "<metric>:<goal>" when spec.objective is set
+TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
+ENV_TERMINATION_LOG: Final = "LUDUS_TERMINATION_LOG"  # where the trainer leaves its evaluation for the status
 
 # Kopf finalizer and storage prefix, fixed from the first release (see STYLE.md).
 FINALIZER: Final = f"{GROUP}/finalizer"

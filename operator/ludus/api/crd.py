@@ -56,11 +56,15 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
 def _structural(node: dict[str, Any]) -> dict[str, Any]:
     """Rewrite one resolved JSON Schema node into Kubernetes' structural form."""
     node = dict(node)
+    unset_means_something = False
     if "anyOf" in node:
-        variants = [v for v in node.pop("anyOf") if v.get("type") != "null"]
+        alternatives = node.pop("anyOf")
+        variants = [v for v in alternatives if v.get("type") != "null"]
         if node.get("x-kubernetes-int-or-string"):
             node.pop("type", None)
         elif len(variants) == 1:
+            # Optional[X] = None: leaving it out means something, so the server must not default it.
+            unset_means_something = len(variants) < len(alternatives) and node.get("default", "absent") is None
             # Optional[X]: describe X, keep our own description and default.
             node = {**variants[0], **{k: v for k, v in node.items() if k != "default" or v is not None}}
         else:
@@ -94,6 +98,8 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
         out["x-kubernetes-preserve-unknown-fields"] = True
     if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
         out["x-kubernetes-preserve-unknown-fields"] = True
+    if unset_means_something:
+        out[_NO_DEFAULT] = True
     return out
 
 
@@ -101,7 +107,20 @@ def model_schema(model: type) -> dict[str, Any]:
     """The structural schema of one pydantic model, with aliases as field names."""
     raw = model.model_json_schema(by_alias=True, mode="validation")  # type: ignore[attr-defined]
     defs = raw.pop("$defs", {})
-    return _default_nested_objects(_strip_titles(_structural(_resolve(raw, defs))))
+    schema: dict[str, Any] = _strip_markers(_default_nested_objects(_strip_titles(_structural(_resolve(raw, defs)))))
+    return schema
+
+
+def _strip_markers(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_markers(v) for k, v in node.items() if k != _NO_DEFAULT}
+    if isinstance(node, list):
+        return [_strip_markers(v) for v in node]
+    return node
+
+
+# A marker `_structural` leaves on optional fields whose absence means something (see below).
+_NO_DEFAULT = "x-ludus-no-default"
 
 
 def _default_nested_objects(node: dict[str, Any]) -> dict[str, Any]:
@@ -114,6 +133,7 @@ def _default_nested_objects(node: dict[str, Any]) -> dict[str, Any]:
         _default_nested_objects(sub)
         if (
             sub.get("type") == "object"
+            and not sub.pop(_NO_DEFAULT, False)
             and "default" not in sub
             and not sub.get("required")
             and any("default" in leaf for leaf in sub.get("properties", {}).values())
@@ -180,9 +200,11 @@ def openapi_schema() -> dict[str, Any]:
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Where the job is."},
     {"name": "Workers", "type": "string", "jsonPath": ".status.workers", "description": "Ready/desired workers."},
-    {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts", "description": "Worker recreations."},
     {"name": "Step", "type": "integer", "jsonPath": ".status.progress.step",
      "description": "Training step last reported by worker 0 (jobs with progressDeadlineSeconds)."},
+    {"name": "Objective", "type": "string", "jsonPath": ".status.evaluation.objective.summary",
+     "description": "The objective's metric and latest value."},
+    {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts", "description": "Worker recreations."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

@@ -171,6 +171,20 @@ class Checkpoint(Model):
     interval_steps: int = Field(default=100, ge=1, description="Steps between checkpoints.")
 
 
+class Objective(Model):
+    """What "better" means for this job: one evaluation metric and its direction. The status reports
+    it on its own; sweeps optimise it and continuous training compares models by it."""
+
+    metric: str = Field(
+        default="loss",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Evaluation metric, as the trainer reports it (accuracy, f1, eval_loss, or a script's own).",
+    )
+    goal: Literal["maximize", "minimize"] = Field(default="minimize", description="maximize or minimize.")
+
+
 class TrainingJobSpec(Model):
     """What to train and how to run it."""
 
@@ -257,6 +271,11 @@ class TrainingJobSpec(Model):
         ge=1,
         description="Restart the workers when training reports no progress for this long (stall detection).",
     )
+    objective: Objective | None = Field(
+        default=None,
+        description="The metric that says how good the model is. Unset: the built-in workload's own "
+        "(accuracy, maximize, for digits), or loss, minimize.",
+    )
 
     @field_validator("nproc_per_node")
     @classmethod
@@ -317,6 +336,33 @@ class Progress(Model):
     updated_at: datetime | None = Field(default=None, description="When rank 0 last reported.")
 
 
+class MetricValue(Model):
+    """One evaluation metric's value and when (step, epoch) it was measured."""
+
+    value: float = Field(description="The metric's value.")
+    step: int = Field(default=0, description="Optimizer step it was measured at.")
+    epoch: int = Field(default=0, description="Epoch it was measured at.")
+
+
+class ObjectiveValue(Model):
+    """The job's objective, measured."""
+
+    metric: str = Field(description="The objective's metric.")
+    goal: Literal["maximize", "minimize"] = Field(description="maximize or minimize.")
+    value: float | None = Field(default=None, description="Its latest value.")
+    best: float | None = Field(default=None, description="Its best value so far.")
+    summary: str = Field(default="", description="For kubectl get: the metric and its latest value.")
+
+
+class Evaluation(Model):
+    """How good the model is, as the trainer last reported it. It survives the pods: the trainer hands
+    it over in its container's termination message, which the pod's status carries."""
+
+    latest: dict[str, MetricValue] = Field(default_factory=dict, description="Each metric's latest value.")
+    best: dict[str, MetricValue] = Field(default_factory=dict, description="Each metric's best value so far.")
+    objective: ObjectiveValue | None = Field(default=None, description="The objective's value on its own.")
+
+
 class RestartRecord(Model):
     """The most recent restart, kept after the Restarting condition has turned False again."""
 
@@ -349,6 +395,7 @@ class TrainingJobStatus(Model):
     completion_time: datetime | None = Field(default=None, description="When the job Succeeded or Failed.")
     observed_generation: int = Field(default=0, description="The spec generation this status reflects.")
     progress: Progress | None = Field(default=None, description="Latest training progress from rank 0.")
+    evaluation: Evaluation | None = Field(default=None, description="The model's evaluation metrics.")
 
 
 class ObjectMeta(BaseModel):

@@ -72,6 +72,11 @@ def _ludus_env(job: TrainingJob, index: int) -> list[dict[str, Any]]:
         {"name": c.ENV_CHECKPOINT_INTERVAL, "value": str(job.spec.checkpoint.interval_steps)},
         {"name": c.ENV_METRICS_PORT, "value": str(c.TRAINER_METRICS_PORT)},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
+        *(
+            [{"name": c.ENV_OBJECTIVE, "value": f"{job.spec.objective.metric}:{job.spec.objective.goal}"}]
+            if job.spec.objective
+            else []
+        ),
     ]
 
 
@@ -111,6 +116,9 @@ def build_worker_pod(job: TrainingJob, index: int, gang: str = "none") -> dict[s
         ],
         "volumeMounts": mounts,
         "securityContext": CONTAINER_SECURITY_CONTEXT,
+        # The trainer leaves its evaluation here; the kubelet copies it into the pod's status.
+        "terminationMessagePath": c.TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "File",
     }
     if job.spec.args:
         container["args"] = list(job.spec.args)

@@ -82,7 +82,9 @@ def test_subresources_columns_and_names() -> None:
         "statusReplicasPath": ".status.active",
         "labelSelectorPath": ".status.selector",
     }
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Workers", "Restarts", "Step", "Age"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+        "Phase", "Workers", "Step", "Objective", "Restarts", "Age",
+    ]
     assert crd["spec"]["names"]["shortNames"] == ["tj"]
     assert "ludus" in crd["spec"]["names"]["categories"]
 
@@ -98,3 +100,13 @@ def test_nested_objects_default_so_the_server_fills_them() -> None:
     for name in ("resources", "template", "checkpoint"):
         assert spec[name]["default"] == {}, name
     assert yaml.safe_load(render_crd_yaml())["kind"] == "CustomResourceDefinition"
+
+
+def test_optional_fields_whose_absence_means_something_get_no_server_default() -> None:
+    """resources and checkpoint are filled in by the API server; an unset objective means "the workload's
+    own" and an unset elastic "fixed size", so the server must leave them out."""
+    spec = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert spec["resources"]["default"] == {} and spec["checkpoint"]["default"] == {}
+    assert "default" not in spec["objective"] and "default" not in spec["elastic"]
+    assert spec["objective"]["properties"]["metric"]["default"] == "loss"  # once set, its own fields default
+    assert "x-ludus-no-default" not in render_crd_yaml()

@@ -75,6 +75,8 @@ def test_worker_pod_whole_manifest_for_a_two_worker_elastic_job() -> None:
                         {"name": "checkpoint", "mountPath": "/checkpoints"},
                     ],
                     "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                    "terminationMessagePath": "/dev/termination-log",
+                    "terminationMessagePolicy": "File",
                 }
             ],
             "volumes": [
@@ -180,3 +182,11 @@ def test_pods_meet_the_restricted_pod_security_standard() -> None:
             assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
         for volume in pod["spec"].get("volumes", []):
             assert "hostPath" not in volume
+
+
+def test_a_declared_objective_reaches_the_trainer() -> None:
+    job = make_job().spec(objective={"metric": "f1", "goal": "maximize"}).build()
+    env = {e["name"]: e.get("value") for e in build_worker_pod(job, 0)["spec"]["containers"][0]["env"]}
+    assert env["LUDUS_OBJECTIVE"] == "f1:maximize"
+    default = build_worker_pod(make_job().build(), 0)["spec"]["containers"][0]["env"]
+    assert "LUDUS_OBJECTIVE" not in {e["name"] for e in default}

@@ -10,12 +10,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ludus_trainer.dist import DistContext
+from ludus_trainer.evaluation import Objective
 from ludus_trainer.workloads import ModelOptimizerState
 
 
 class DigitsWorkload(ModelOptimizerState):
     name = "digits"
     tokens_per_sample = 0
+    objective = Objective("accuracy", "maximize")
 
     def __init__(self, ctx: DistContext, *, lr: float = 1e-3, hidden: int = 256, seed: int = 0) -> None:
         self.ctx = ctx
@@ -50,7 +52,9 @@ class DigitsWorkload(ModelOptimizerState):
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        predictions = self.model(self.x_test).argmax(dim=1).cpu().numpy()
+        logits = self.model(self.x_test)
+        eval_loss = float(self.loss_fn(logits, torch.as_tensor(self.y_test, device=logits.device)))
+        predictions = logits.argmax(dim=1).cpu().numpy()
         precision, recall, f1, _ = precision_recall_fscore_support(
             self.y_test, predictions, average="macro", zero_division=0
         )
@@ -59,6 +63,7 @@ class DigitsWorkload(ModelOptimizerState):
             "precision": float(precision),
             "recall": float(recall),
             "f1": float(f1),
+            "eval_loss": eval_loss,
         }
 
     def flops_per_token(self) -> float:

@@ -9,12 +9,14 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from ludus_trainer.dist import DistContext
+from ludus_trainer.evaluation import Objective
 from ludus_trainer.workloads import ModelOptimizerState
 from ludus_trainer.workloads.gpt_model import GPT, GPTConfig, lm_loss, synthetic_batch
 
 
 class GPTWorkload(ModelOptimizerState):
     name = "gpt"
+    objective = Objective("eval_loss", "minimize")
 
     def __init__(self, ctx: DistContext, cfg: GPTConfig, *, lr: float = 3e-4, bf16: bool = True,
                  compile_model: bool = False, samples: int = 1_000_000, seed: int = 0) -> None:
