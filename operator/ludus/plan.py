@@ -156,8 +156,7 @@ def reconcile(
     replacing = failures.replacing
     if not replacing:
         # The stall clock reads the step as this pass will record it.
-        current = job.status.model_copy(update={"progress": progress_status(job.status.progress, progress)})
-        stall = stalled(job, current, pods, job.status.restarts, now)
+        stall = stalled(job, progress_status(job.status.progress, progress), pods, job.status.restarts, now)
         if isinstance(stall, Finish):
             return _finish_job(job, pods, stall, now, progress)
         if stall is not None:
@@ -198,7 +197,7 @@ def _wake(job: TrainingJob, status: TrainingJobStatus, now: datetime) -> float |
     left = seconds_left(job, status.start_time, now)
     if left is not None:
         wake.append(max(left, 0.0))
-    stall_at = stall_deadline(job, status)  # None while Restarting
+    stall_at = stall_deadline(job, status, status.progress)  # None while Restarting
     if stall_at is not None:
         wake.append(max((stall_at - now).total_seconds(), 0.0))
     return min(wake) if wake else None

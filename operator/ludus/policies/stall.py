@@ -10,15 +10,16 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from ludus.api import constants as c
-from ludus.api.models import TrainingJob, TrainingJobStatus
+from ludus.api.models import Progress, TrainingJob, TrainingJobStatus
 from ludus.conditions import get_condition
 from ludus.observe import PodObservation
 from ludus.policies.decision import Finish, Restart, over_limit, stop_group
 
 
-def stall_deadline(job: TrainingJob, status: TrainingJobStatus) -> datetime | None:
+def stall_deadline(job: TrainingJob, status: TrainingJobStatus, progress: Progress | None) -> datetime | None:
     """When a Running job counts as stalled: progressDeadlineSeconds after the later of its last
-    step and the moment all its workers last became Running (a hang before the first step counts)."""
+    step (`progress`, as this pass records it) and the moment all its workers last became Running
+    (a hang before the first step counts)."""
     seconds = job.spec.progress_deadline_seconds
     running = get_condition(status, c.COND_RUNNING)
     if seconds is None or status.phase != c.PHASE_RUNNING or running is None or running.status != "True":
@@ -26,20 +27,20 @@ def stall_deadline(job: TrainingJob, status: TrainingJobStatus) -> datetime | No
     since = running.last_transition_time
     if since is None:
         return None
-    moved = status.progress.updated_at if status.progress else None
+    moved = progress.updated_at if progress else None
     if moved is not None and moved > since:
         since = moved
     return since + timedelta(seconds=seconds)
 
 
 def stalled(
-    job: TrainingJob, status: TrainingJobStatus, pods: list[PodObservation], restarts_so_far: int, now: datetime
+    job: TrainingJob, progress: Progress | None, pods: list[PodObservation], restarts_so_far: int, now: datetime
 ) -> Restart | Finish | None:
     """The stall restart (or the Failed finish past the limit) once the deadline has passed."""
-    deadline = stall_deadline(job, status)
+    deadline = stall_deadline(job, job.status, progress)
     if deadline is None or now < deadline:
         return None
-    step = status.progress.step if status.progress else 0
+    step = progress.step if progress else 0
     message = f"no training progress for {job.spec.progress_deadline_seconds}s (step {step})"
     finish = over_limit(job, restarts_so_far, message)
     if finish is not None:
