@@ -35,8 +35,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="write pod counts and a Pending job's bookkeeping once its pods were quiet this long "
                          "(at most 30 s late; phase changes and restarts are always written at once); "
                          "0 writes every change")
-    op.add_argument("--progress-poll-seconds", type=float, default=10.0,
-                    help="how often to read worker 0's step for jobs with progressDeadlineSeconds (at most)")
+    op.add_argument("--progress-interval", "--progress-poll-seconds", dest="progress_interval", type=float,
+                    default=30.0,
+                    help="seconds between reads of worker 0's progress for each Running job, and at least this "
+                         "long between two status writes of a job's progress (jobs with progressDeadlineSeconds "
+                         "are read at least three times per deadline)")
 
     crd = sub.add_parser("crd", help="print the TrainingJob CRD generated from the models")
     crd.add_argument("--output", type=Path, default=None, help="write to this file instead of stdout")
@@ -69,7 +72,7 @@ def run_operator(args: argparse.Namespace) -> int:
         peering=args.peering,
         priority=peering_priority(args.priority),
         identity=own_identity(),
-        progress_poll_seconds=args.progress_poll_seconds,
+        progress_seconds=args.progress_interval,
         status_batch_seconds=args.status_batch_seconds,
     )
     kopf.configure(
@@ -77,7 +80,7 @@ def run_operator(args: argparse.Namespace) -> int:
     )
     logging.getLogger().setLevel(args.log_level.upper())
     memo = kopf.Memo(config=config, controller=Controller(
-        workers=config.workers, gang=args.gang_scheduling, progress_poll_seconds=config.progress_poll_seconds,
+        workers=config.workers, gang=args.gang_scheduling, progress_seconds=config.progress_seconds,
         status_batch_seconds=config.status_batch_seconds))
     tune_gc()
     kopf.run(

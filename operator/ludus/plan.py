@@ -26,7 +26,7 @@ from ludus.policies.stall import stall_deadline, stalled
 from ludus.policies.success import succeeded
 from ludus.policies.suspension import SUSPENDED_MESSAGE, needs_queue_suspension, suspend_deletions
 from ludus.policies.ttl import ttl_seconds_left
-from ludus.progress import ProgressSample
+from ludus.progress import ProgressSample, Unavailable
 from ludus.status import compute_status, invalid_spec_status, progress_status
 
 __all__ = ["Event", "Plan", "PodDeletion", "invalid_spec_plan", "reconcile"]
@@ -46,11 +46,12 @@ class Plan:
 
 
 def _keep_finished(
-    job: TrainingJob, pods: list[PodObservation], now: datetime, progress: ProgressSample | None
+    job: TrainingJob, pods: list[PodObservation], now: datetime, progress: ProgressSample | None,
+    unavailable: Unavailable | None = None,
 ) -> Plan:
     """A terminal job: keep cleaning per policy and honour ttlSecondsAfterFinished."""
     plan = Plan(
-        status=compute_status(job, pods, Decision(), now, progress),
+        status=compute_status(job, pods, Decision(), now, progress, unavailable),
         delete=cleanup(pods, job.spec.clean_pod_policy, "JobFinished"),
     )
     left = ttl_seconds_left(job, job.status.completion_time, now)
@@ -63,19 +64,24 @@ def _keep_finished(
     return plan
 
 
-def _suspended(job: TrainingJob, pods: list[PodObservation], now: datetime, progress: ProgressSample | None) -> Plan:
-    plan = Plan(status=compute_status(job, pods, Decision(suspend=True), now, progress), delete=suspend_deletions(pods))
+def _suspended(
+    job: TrainingJob, pods: list[PodObservation], now: datetime, progress: ProgressSample | None,
+    unavailable: Unavailable | None = None,
+) -> Plan:
+    status = compute_status(job, pods, Decision(suspend=True), now, progress, unavailable)
+    plan = Plan(status=status, delete=suspend_deletions(pods))
     if job.status.phase != c.PHASE_SUSPENDED:
         plan.events.append(Event("Normal", c.REASON_SUSPENDED, SUSPENDED_MESSAGE))
     return plan
 
 
 def _finish_job(
-    job: TrainingJob, pods: list[PodObservation], finish: Finish, now: datetime, progress: ProgressSample | None
+    job: TrainingJob, pods: list[PodObservation], finish: Finish, now: datetime, progress: ProgressSample | None,
+    unavailable: Unavailable | None = None,
 ) -> Plan:
     """Move the job to a terminal phase, clean its pods and record why."""
     plan = Plan(
-        status=compute_status(job, pods, Decision(finish=finish), now, progress),
+        status=compute_status(job, pods, Decision(finish=finish), now, progress, unavailable),
         delete=cleanup(pods, job.spec.clean_pod_policy, finish.reason),
         events=[Event("Normal" if finish.phase == c.PHASE_SUCCEEDED else "Warning", finish.reason, finish.message)],
     )
@@ -127,6 +133,7 @@ def reconcile(
     expected: frozenset[str] = frozenset(),
     gang: str = "none",
     progress: ProgressSample | None = None,
+    unavailable: Unavailable | None = None,
 ) -> Plan:
     """Decide one reconcile pass.
 
@@ -135,40 +142,40 @@ def reconcile(
     """
     pods = own_pods(job.metadata.uid, pods)
     if job.status.phase in c.TERMINAL_PHASES:
-        return _keep_finished(job, pods, now, progress)
+        return _keep_finished(job, pods, now, progress, unavailable)
     if needs_queue_suspension(job):
-        plan = _suspended(job, pods, now, progress)
+        plan = _suspended(job, pods, now, progress, unavailable)
         plan.suspend_for_queue = True
         return plan
     if job.spec.suspend:
-        return _suspended(job, pods, now, progress)
+        return _suspended(job, pods, now, progress, unavailable)
     over = deadline_exceeded(job, job.status.start_time, now)
     if over is not None:
-        return _finish_job(job, pods, over, now, progress)
+        return _finish_job(job, pods, over, now, progress, unavailable)
 
     workers = current_workers(pods)
     observed = {p.uid for p in pods}
     counted = frozenset(u for u in job.status.counted_failures if u in observed)
     failures = failed_workers(job, workers, pods, counted, job.status.restarts)
     if failures.finish is not None:
-        return _finish_job(job, pods, failures.finish, now, progress)
+        return _finish_job(job, pods, failures.finish, now, progress, unavailable)
     restarts: tuple[Restart, ...] = failures.restarts
     replacing = failures.replacing
     if not replacing:
         # The stall clock reads the step as this pass will record it.
         stall = stalled(job, progress_status(job.status.progress, progress), pods, job.status.restarts, now)
         if isinstance(stall, Finish):
-            return _finish_job(job, pods, stall, now, progress)
+            return _finish_job(job, pods, stall, now, progress, unavailable)
         if stall is not None:
             restarts, replacing = (stall,), stall.indexes
     done = succeeded(job, workers, replacing)
     if done is not None:
-        return _finish_job(job, pods, done, now, progress)
+        return _finish_job(job, pods, done, now, progress, unavailable)
 
     create, surplus = _children(job, pods, workers, expected, gang)
     starting = bool(create) or any(not p.deleting for p in workers.values())
     decision = Decision(restarts=restarts, replacing=replacing, starting=starting)
-    status = compute_status(job, pods, decision, now, progress)
+    status = compute_status(job, pods, decision, now, progress, unavailable)
     deletions = [d for r in restarts for d in r.deletions] + list(failures.deletions) + surplus
     plan = Plan(status=status, create=create, delete=deletions, events=_events(job, status, restarts))
     plan.requeue_after = _wake(job, status, now)
@@ -176,8 +183,14 @@ def reconcile(
 
 
 def _events(job: TrainingJob, status: TrainingJobStatus, restarts: tuple[Restart, ...]) -> list[Event]:
-    """What a going job's pass records: its restarts, a resume, a scale, a recovery."""
+    """What a going job's pass records: its restarts, a resume, a scale, a recovery, progress lost or back."""
     events = [Event("Warning", r.reason, r.message) for r in restarts]
+    before, after = get_condition(job.status, c.COND_PROGRESS), get_condition(status, c.COND_PROGRESS)
+    if after is not None and (before is None or before.status != after.status):
+        if after.status == "False":
+            events.append(Event("Warning", after.reason, after.message))
+        elif before is not None:
+            events.append(Event("Normal", after.reason, after.message))
     if job.status.phase == c.PHASE_SUSPENDED:
         events.append(Event("Normal", c.REASON_RESUMED, "spec.suspend is false: recreating the pods"))
     if job.status.desired and job.status.desired != job.spec.replicas:

@@ -1,10 +1,10 @@
-"""Training progress as the trainer's own metrics page reports it: parsing, no I/O.
+"""Training progress as the trainer's own metrics page reports it: parsing and rates, no I/O.
 
-Every worker pod's local rank 0 serves `ludus_trainer_step` (and loss, epoch,
-throughput) on the metrics port; ranks step in lock-step, so worker 0's pod
-speaks for the job. The operator polls it only for jobs that set
-`spec.progressDeadlineSeconds`: it needs no RBAC for the trainer, no write per
-step, and sends no traffic to pods that nobody asked to watch.
+Every worker pod's local rank 0 serves `ludus_trainer_step` (with total steps,
+loss, epoch, throughput and seconds per phase) on the metrics port; ranks step
+in lock-step, so worker 0's pod speaks for the job. The operator reads it for
+every Running job: it needs no RBAC for the trainer and no connection from the
+pods to the operator, and the status write rate stays the operator's choice.
 
 `ludus.poller` is the small async loop that fetches the page.
 """
@@ -12,63 +12,150 @@ step, and sends no traffic to pods that nobody asked to watch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
 from prometheus_client.parser import text_string_to_metric_families
 
-# Poll at most this often per job, and at least three times per progress deadline.
-DEFAULT_POLL_SECONDS: Final = 10.0
+# How often status.progress is written for a job (at most), and polled for it.
+DEFAULT_PROGRESS_SECONDS: Final = 30.0
 MIN_POLL_SECONDS: Final = 1.0
 _FIELDS: Final = {
     "ludus_trainer_step": "step",
+    "ludus_trainer_total_steps": "total_steps",
+    "ludus_trainer_start_step": "start_step",
     "ludus_trainer_epoch": "epoch",
     "ludus_trainer_loss": "loss",
     "ludus_trainer_samples_per_second": "samples_per_second",
+    "ludus_trainer_tokens_per_second": "tokens_per_second",
 }
+_PHASES: Final = "ludus_trainer_phase_seconds"
+_RESTARTS: Final = "ludus_trainer_restarts"
+_KNOWN_PHASES: Final = frozenset({"startup", "rendezvous", "restore", "train", "checkpoint", "evaluation"})
+# Counts and steps beyond this are not a trainer's (and would not survive JSON as integers).
+_MAX_COUNT: Final = 2.0**53
+
+
+REASON_UNREACHABLE: Final = "EndpointUnreachable"
+REASON_INVALID: Final = "InvalidResponse"
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """Why a job's progress cannot be read (after several failed polls in a row)."""
+
+    reason: str
+    message: str
 
 
 @dataclass(frozen=True)
 class ProgressSample:
-    """What worker 0 reported, and when the operator saw its step move."""
+    """What worker 0 reported, when the operator saw its step move, and the step rate since
+    this run of the trainer began (`rate_from`: the first step and time the operator saw of it)."""
 
     step: int
     epoch: int = 0
     loss: float | None = None
     samples_per_second: float | None = None
+    tokens_per_second: float | None = None
+    total_steps: int | None = None
+    start_step: int | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    restarts: int = 0  # in-place restarts torchrun made of this pod's trainer
+    source: str = ""  # the worker 0 pod it came from (its uid)
     observed_at: datetime | None = None
+    rate_from: tuple[int, datetime] | None = None
+
+    @property
+    def run(self) -> str:
+        """One run of the trainer: a pod, torchrun's restart count in it, the step it began from."""
+        return f"{self.source}/{self.restarts}/{self.start_step if self.start_step is not None else '-'}"
+
+    @property
+    def steps_per_second(self) -> float | None:
+        if self.rate_from is None or self.observed_at is None:
+            return None
+        steps = self.step - self.rate_from[0]
+        seconds = (self.observed_at - self.rate_from[1]).total_seconds()
+        return steps / seconds if steps > 0 and seconds > 0 else None
+
+    @property
+    def percent(self) -> float | None:
+        if not self.total_steps:
+            return None
+        return round(min(100.0, 100.0 * self.step / self.total_steps), 1)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        rate = self.steps_per_second
+        if not self.total_steps or rate is None:
+            return None
+        return round(max(self.total_steps - self.step, 0) / rate, 0)
+
+
+def _count(value: float | None) -> int | None:
+    if value is None or not 0 <= value < _MAX_COUNT:
+        return None
+    return int(value)
 
 
 def parse_progress(text: str) -> ProgressSample | None:
-    """The trainer's metrics page reduced to its progress; None when it has no step yet."""
+    """The trainer's metrics page reduced to its progress; None when it has no step yet.
+    Raises ValueError on a page that is not Prometheus text."""
     values: dict[str, float] = {}
+    phases: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
-        field = _FIELDS.get(family.name)
-        if field is None:
+        if family.name == _PHASES:
+            for sample in family.samples:
+                phase = sample.labels.get("phase", "")
+                if phase in _KNOWN_PHASES and math.isfinite(sample.value) and sample.value >= 0:
+                    phases[phase] = max(phases.get(phase, 0.0), round(sample.value, 3))
+            continue
+        if family.name in (_RESTARTS, f"{_RESTARTS}_total"):
+            values["restarts"] = max((s.value for s in family.samples if s.name.endswith("_total")
+                                      and math.isfinite(s.value)), default=0.0)
+            continue
+        name = _FIELDS.get(family.name)
+        if name is None:
             continue
         for sample in family.samples:
             if sample.name == family.name and math.isfinite(sample.value):
                 # Several local ranks in one pod: they agree on the step; keep the largest.
-                values[field] = max(values.get(field, -math.inf), sample.value)
-    if "step" not in values:
+                values[name] = max(values.get(name, -math.inf), sample.value)
+    step = _count(values.get("step"))
+    if step is None:
         return None
+    rates = {k: values[k] if values.get(k, -1) >= 0 else None for k in ("samples_per_second", "tokens_per_second")}
     return ProgressSample(
-        step=int(values["step"]),
-        epoch=int(values.get("epoch", 0)),
+        step=step,
+        epoch=_count(values.get("epoch")) or 0,
         loss=values.get("loss"),
-        samples_per_second=values.get("samples_per_second"),
+        samples_per_second=rates["samples_per_second"],
+        tokens_per_second=rates["tokens_per_second"],
+        total_steps=_count(values.get("total_steps")) or None,
+        start_step=_count(values.get("start_step")),
+        phases=phases,
+        restarts=_count(values.get("restarts")) or 0,
     )
 
 
 def advance(previous: ProgressSample | None, current: ProgressSample, now: datetime) -> ProgressSample:
-    """Keep the time the step last moved: a stalled trainer keeps serving the same step."""
+    """Keep the time the step last moved (a stalled trainer keeps serving the same step) and where
+    the step rate is measured from (reset when the trainer starts over: a restart, a resume)."""
+    same_run = (
+        previous is not None
+        and previous.rate_from is not None
+        and current.step >= previous.step
+        and current.run == previous.run
+    )
+    rate_from = previous.rate_from if same_run and previous is not None else (current.step, now)
     if previous is not None and previous.step == current.step and previous.observed_at is not None:
-        return ProgressSample(current.step, current.epoch, current.loss, current.samples_per_second,
-                              previous.observed_at)
-    return ProgressSample(current.step, current.epoch, current.loss, current.samples_per_second, now)
+        return replace(current, observed_at=previous.observed_at, rate_from=rate_from)
+    return replace(current, observed_at=now, rate_from=rate_from)
 
 
-def poll_interval(deadline_seconds: int, default: float = DEFAULT_POLL_SECONDS) -> float:
-    """Often enough to see a stall within a third of the deadline, never more than once a second."""
-    return max(MIN_POLL_SECONDS, min(default, deadline_seconds / 3))
+def poll_interval(progress_seconds: float, deadline_seconds: int | None) -> float:
+    """Every progress interval; often enough to see a stall within a third of its deadline; at most once a second."""
+    wanted = progress_seconds if deadline_seconds is None else min(progress_seconds, deadline_seconds / 3)
+    return max(MIN_POLL_SECONDS, wanted)

@@ -26,7 +26,7 @@ class OperatorConfig:
     peering: str | None = None
     priority: int = 0
     identity: str = ""
-    progress_poll_seconds: float = 10.0
+    progress_seconds: float = 30.0
     status_batch_seconds: float = 5.0
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from ludus.api import constants as c
 from ludus.api.models import (
+    Condition,
     Evaluation,
     MetricValue,
     Objective,
@@ -27,23 +28,58 @@ from ludus.api.models import (
 )
 from ludus.builders import labels
 from ludus.conditions import get_condition, upsert_condition, with_phase
+from ludus.goodput import goodput_status
 from ludus.observe import PodObservation, current_workers, rendezvous_pod
 from ludus.policies.decision import Decision
 from ludus.policies.suspension import SUSPENDED_MESSAGE
-from ludus.progress import ProgressSample
+from ludus.progress import ProgressSample, Unavailable
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, digits)
 
 
 def progress_status(old: Progress | None, sample: ProgressSample | None) -> Progress | None:
     """The status' progress record; it moves only with the step, so a steady job costs no writes."""
     if sample is None or (old is not None and old.step == sample.step):
         return old
+    total = sample.total_steps
     return Progress(
         step=sample.step,
+        total_steps=total,
+        percent=sample.percent,
+        summary=f"{sample.step}/{total}" if total else str(sample.step),
         epoch=sample.epoch,
-        loss=None if sample.loss is None else round(sample.loss, 6),
-        samples_per_second=None if sample.samples_per_second is None else round(sample.samples_per_second, 2),
+        loss=_rounded(sample.loss, 6),
+        samples_per_second=_rounded(sample.samples_per_second, 2),
+        tokens_per_second=_rounded(sample.tokens_per_second, 1),
+        eta_seconds=sample.eta_seconds,
+        eta=_duration(sample.eta_seconds),
         updated_at=sample.observed_at,
     )
+
+
+def progress_condition(
+    conditions: list[Condition], unavailable: Unavailable | None, now: datetime
+) -> list[Condition]:
+    """ProgressReported False while worker 0 cannot be read; True again once it can (only if it was False)."""
+    if unavailable is not None:
+        return upsert_condition(conditions, c.COND_PROGRESS, "False", unavailable.reason,
+                                f"{unavailable.message}; keeping the last progress", now)
+    before = next((cond for cond in conditions if cond.type == c.COND_PROGRESS), None)
+    if before is None or before.status == "True":
+        return conditions
+    return upsert_condition(conditions, c.COND_PROGRESS, "True", c.REASON_PROGRESS_REPORTED,
+                            "worker 0's progress is read again", now)
 
 
 _METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$")
@@ -178,8 +214,23 @@ def compute_status(
     decision: Decision,
     now: datetime,
     progress: ProgressSample | None = None,
+    unavailable: Unavailable | None = None,
 ) -> TrainingJobStatus:
     """The job's whole status after this pass. `pods` are the job's own pods (see `own_pods`)."""
+    status = _compute_status(job, pods, decision, now, progress, unavailable)
+    moved = status.progress is not job.status.progress
+    goodput = goodput_status(job, status.phase, pods, progress, moved, now)
+    return status if goodput is job.status.goodput else status.model_copy(update={"goodput": goodput})
+
+
+def _compute_status(
+    job: TrainingJob,
+    pods: list[PodObservation],
+    decision: Decision,
+    now: datetime,
+    progress: ProgressSample | None,
+    unavailable: Unavailable | None,
+) -> TrainingJobStatus:
     old = job.status
     workers = current_workers(pods)
     observed = {p.uid for p in pods}
@@ -195,6 +246,8 @@ def compute_status(
             "progress": progress_status(old.progress, progress),
             "evaluation": evaluation_status(old.evaluation, pods, job.spec.objective),
             "restarts": old.restarts + len(decision.restarts),
+            "conditions": progress_condition(list(old.conditions), unavailable, now)
+            if old.phase not in c.TERMINAL_PHASES else old.conditions,
         }
     )
     if decision.restarts:

@@ -411,7 +411,8 @@ def test_progress_enters_the_status_only_when_the_step_moves() -> None:
     job = _stall_job(600, step=40, moved=10)
     same = reconcile(job, running("digits", 2), NOW, progress=ProgressSample(40, loss=0.1, observed_at=NOW))
     assert same.status.progress == job.status.progress  # no write for an unchanged step
-    moved = reconcile(job, running("digits", 2), NOW, progress=ProgressSample(41, 1, 0.25, 90.0, NOW))
+    sample = ProgressSample(41, epoch=1, loss=0.25, samples_per_second=90.0, observed_at=NOW)
+    moved = reconcile(job, running("digits", 2), NOW, progress=sample)
     assert moved.status.progress.step == 41 and moved.status.progress.updated_at == NOW
     assert moved.status.progress.loss == 0.25 and moved.status.progress.samples_per_second == 90.0
 

@@ -52,11 +52,12 @@ def test_the_time_moves_only_when_the_step_does() -> None:
     assert back.observed_at == T0 + timedelta(seconds=50)
 
 
-def test_polling_sees_a_stall_within_a_third_of_the_deadline() -> None:
-    assert poll_interval(600) == 10.0
-    assert poll_interval(15) == 5.0
-    assert poll_interval(2) == 1.0
-    assert poll_interval(60, default=30.0) == 20.0
+def test_every_job_is_polled_each_interval_and_stalls_are_seen_within_a_third_of_the_deadline() -> None:
+    assert poll_interval(30.0, None) == 30.0
+    assert poll_interval(30.0, 600) == 30.0
+    assert poll_interval(30.0, 15) == 5.0
+    assert poll_interval(30.0, 2) == 1.0
+    assert poll_interval(0.2, None) == 1.0
 
 
 def test_the_poller_owns_its_targets_and_polls_only_jobs_with_an_address() -> None:
@@ -64,13 +65,15 @@ def test_the_poller_owns_its_targets_and_polls_only_jobs_with_an_address() -> No
 
     from ludus.poller import ProgressPoller
 
-    addresses = {("ns", "a"): "10.0.0.5", ("ns", "b"): None}
+    addresses = {("ns", "a"): ("10.0.0.5", "pod-a"), ("ns", "b"): None}
     active = [True]
     poller = ProgressPoller(addresses.get, lambda key: None, lambda: datetime.now(UTC),
                             active=lambda: active[0])
     poller.follow(("ns", "a"), "uid-a", 2.0)
     poller.follow(("ns", "b"), "uid-b", 2.0)  # worker 0 has no IP yet
-    assert [(t.key, t.address, t.interval) for t in poller.targets()] == [(("ns", "a"), "10.0.0.5", 2.0)]
+    assert [(t.key, t.address, t.interval, t.source) for t in poller.targets()] == [
+        (("ns", "a"), "10.0.0.5", 2.0, "pod-a")
+    ]
     active[0] = False  # a standby replica polls nothing
     assert poller.targets() == []
     active[0] = True
@@ -78,3 +81,66 @@ def test_the_poller_owns_its_targets_and_polls_only_jobs_with_an_address() -> No
     poller.samples["uid-b"] = ProgressSample(3)
     poller.forget(("ns", "b"), "uid-b")
     assert poller.targets() == [] and poller.samples == {}
+
+
+def _full_page(step: int, *, total: int = 600, start: int = 0, restarts: int = 0, loss: str = "0.5") -> str:
+    return (
+        f'ludus_trainer_step{{job="j",rank="0"}} {step}\n'
+        f'ludus_trainer_total_steps{{job="j",rank="0"}} {total}\n'
+        f'ludus_trainer_start_step{{job="j",rank="0"}} {start}\n'
+        f'ludus_trainer_loss{{job="j",rank="0"}} {loss}\n'
+        f'ludus_trainer_tokens_per_second{{job="j",rank="0"}} 5000\n'
+        f'ludus_trainer_restarts_total{{job="j",rank="0"}} {restarts}\n'
+        'ludus_trainer_phase_seconds{job="j",rank="0",phase="train"} 12.5\n'
+        'ludus_trainer_phase_seconds{job="j",rank="0",phase="startup"} 3.25\n'
+        'ludus_trainer_phase_seconds{job="j",rank="0",phase="bogus"} 99\n'
+    )
+
+
+def test_totals_phases_and_the_run_are_read() -> None:
+    sample = parse_progress(_full_page(120, start=100, restarts=1))
+    assert sample is not None
+    assert (sample.step, sample.total_steps, sample.start_step, sample.restarts) == (120, 600, 100, 1)
+    assert sample.tokens_per_second == 5000 and sample.percent == 20.0
+    assert sample.phases == {"train": 12.5, "startup": 3.25}  # unknown phases are not the trainer's
+
+
+def test_a_non_finite_loss_is_left_out_and_the_step_still_counts() -> None:
+    for loss in ("NaN", "+Inf"):
+        sample = parse_progress(_full_page(7, loss=loss))
+        assert sample is not None and sample.step == 7 and sample.loss is None
+
+
+def test_what_is_not_a_metrics_page_raises_or_has_no_step() -> None:
+    for text in ("<html><body>502 Bad Gateway</body></html>", '{"step": 12, "loss": 0.'):
+        try:
+            assert parse_progress(text) is None
+        except ValueError:
+            pass
+    assert parse_progress('ludus_trainer_step{job="j",rank="0"} -3\n') is None
+    assert parse_progress('ludus_trainer_step{job="j",rank="0"} 1e300\n') is None
+
+
+def test_percent_and_eta_come_from_the_step_rate_the_operator_measured() -> None:
+    first = advance(None, parse_progress(_full_page(100)), T0)  # type: ignore[arg-type]
+    assert first.eta_seconds is None  # one look is no rate
+    later = advance(first, parse_progress(_full_page(160)), T0 + timedelta(seconds=30))  # type: ignore[arg-type]
+    assert later.steps_per_second == 2.0 and later.eta_seconds == 220.0 and later.percent == 26.7
+    # A new run (torchrun restarted the trainer in place) measures its rate afresh.
+    again = advance(later, parse_progress(_full_page(50, restarts=1)), T0 + timedelta(seconds=60))  # type: ignore[arg-type]
+    assert again.rate_from == (50, T0 + timedelta(seconds=60)) and again.eta_seconds is None
+
+
+def test_the_page_the_trainer_really_serves_is_read() -> None:
+    """ludus_trainer.metrics' own exposition, with its counters' _total and _created samples."""
+    from ludus_trainer.metrics import TrainerMetrics
+
+    metrics = TrainerMetrics(job="j", rank=0)
+    metrics.started(world_size=2, restarts=2)
+    metrics.plan(start_step=30, total_steps=90)
+    metrics.step(45, 1, 0.25, 100.0, None)
+    metrics.phases({"startup": 4.0, "train": 6.5})
+    sample = parse_progress(generate_latest(metrics.registry).decode())
+    assert sample is not None
+    assert (sample.step, sample.total_steps, sample.start_step, sample.restarts, sample.epoch) == (45, 90, 30, 2, 1)
+    assert sample.phases == {"startup": 4.0, "train": 6.5} and sample.loss == 0.25

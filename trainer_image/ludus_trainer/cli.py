@@ -66,10 +66,19 @@ def main(argv: list[str] | None = None) -> int:
             runpy.run_module(args.module, run_name="__main__", alter_sys=True)
         return 0
 
+    from ludus_trainer.goodput import PhaseClock, process_started_at, startup_origin
     from ludus_trainer.loop import LoopConfig, Workload, run
     from ludus_trainer.metrics import TrainerMetrics
 
-    ctx = ludus_dist.init()
+    # Start-up breakdown: container start -> this process -> imports done -> rendezvous -> data -> first step.
+    clock = PhaseClock(origin=startup_origin(env.restart_count))
+    started = process_started_at()
+    if started is not None:
+        clock.marks["process"] = round(max(0.0, started - clock.origin), 3)
+    clock.mark("imports")
+    with clock.phase("rendezvous"):
+        ctx = ludus_dist.init()
+    clock.mark("rendezvous")
     metrics = TrainerMetrics(job=env.job, rank=env.rank)
     if env.local_rank == 0:
         metrics.serve(args.metrics_port)
@@ -85,13 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         cfg = GPTConfig(args.vocab_size, args.seq_len, args.d_model, args.n_layers, args.n_heads)
         workload = GPTWorkload(ctx, cfg, lr=args.lr or 3e-4, bf16=not args.no_bf16, compile_model=args.compile,
                                samples=args.samples, seed=args.seed)
+    clock.mark("data")
     config = LoopConfig(
         epochs=args.epochs, batch_size=args.batch_size, checkpoint_dir=args.checkpoint_dir,
         checkpoint_interval=args.checkpoint_interval, keep=args.keep, max_steps=args.max_steps,
         step_delay=args.step_delay, log_every=args.log_every, seed=args.seed, peak_flops=_peak_flops(),
     )
     try:
-        run(ctx, workload, config, metrics)
+        run(ctx, workload, config, metrics, clock)
     finally:
         ludus_dist.shutdown()
     return 0

@@ -50,6 +50,8 @@ class EvaluationRecord:
     objective: Objective = field(default_factory=Objective)
     latest: dict[str, dict[str, float]] = field(default_factory=dict)
     best: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Where this process's time went (`ludus_trainer.goodput`): sent with the evaluation, not checkpointed.
+    goodput: dict[str, Any] = field(default_factory=dict)
 
     def update(self, results: dict[str, float], step: int, epoch: int) -> None:
         for metric, raw in results.items():
@@ -79,10 +81,11 @@ class EvaluationRecord:
     def message(self) -> str:
         """The termination message: compact JSON under the kubelet's size limit (the best values go first
         when there are too many metrics for both)."""
-        full = json.dumps({"ludusEvaluation": self.as_dict()}, separators=(",", ":"))
+        extra = {"goodput": self.goodput} if self.goodput else {}
+        full = json.dumps({"ludusEvaluation": {**self.as_dict(), **extra}}, separators=(",", ":"))
         if len(full.encode()) <= MAX_MESSAGE_BYTES:
             return full
-        slim = {"objective": self.as_dict()["objective"], "latest": {}, "best": {}}
+        slim = {"objective": self.as_dict()["objective"], "latest": {}, "best": {}, **extra}
         keys = [self.objective.metric, *sorted(k for k in self.latest if k != self.objective.metric)]
         for key in keys:
             for part in ("best", "latest"):

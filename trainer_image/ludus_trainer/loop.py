@@ -24,6 +24,7 @@ import torch.distributed as dist
 from ludus_trainer.checkpoint import CheckpointManager
 from ludus_trainer.dist import DistContext
 from ludus_trainer.evaluation import EvaluationRecord, Objective, objective_from_env
+from ludus_trainer.goodput import PhaseClock
 from ludus_trainer.metrics import TrainerMetrics
 from ludus_trainer.progress import ProgressReporter
 from ludus_trainer.sampler import ResumableDistributedSampler
@@ -122,8 +123,11 @@ def _stop_requested(ctx: DistContext) -> bool:
     return bool(flag.item())
 
 
-def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: TrainerMetrics) -> dict[str, Any]:
+def run(
+    ctx: DistContext, workload: Workload, config: LoopConfig, metrics: TrainerMetrics, clock: PhaseClock | None = None
+) -> dict[str, Any]:
     _Stop.install()
+    clock = clock or PhaseClock()
     manager = CheckpointManager(config.checkpoint_dir, keep=config.keep)
     progress = ProgressReporter(config.checkpoint_dir / "progress.json" if ctx.is_main else None)
     metrics.started(ctx.world_size, ctx.env.restart_count)
@@ -133,9 +137,11 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
     # (an agent leaving during shutdown) resumes past the last epoch and must still report it.
     results: dict[str, float] = {}
     evaluation = EvaluationRecord(objective_from_env(workload.objective))
-    state = agree_on_checkpoint(ctx, manager)
+    with clock.phase("restore"):
+        state = agree_on_checkpoint(ctx, manager)
     if state is not None:
-        workload.load_state_dict(state["workload"])
+        with clock.phase("restore"):
+            workload.load_state_dict(state["workload"])
         step, epoch, consumed = int(state["step"]), int(state["epoch"]), int(state["consumed"])
         results = dict(state.get("results") or {})
         evaluation = EvaluationRecord.from_dict(state.get("evaluation"), evaluation.objective)
@@ -147,21 +153,34 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
         random.seed(config.seed)
         logger.info("starting fresh with world size %d", ctx.world_size)
     record_event(ctx, config, "start", step=step, world_size=ctx.world_size)
+    start_step = step
 
     sampler = ResumableDistributedSampler(workload.train_size(), ctx.env.rank, ctx.world_size, seed=config.seed)
     global_batch = config.batch_size * ctx.world_size
     steps_per_epoch = workload.train_size() // global_batch
     total_steps = config.max_steps or (step + steps_per_epoch * (config.epochs - epoch) - consumed // global_batch)
+    metrics.plan(start_step, total_steps)
+    evaluation.goodput = {"startStep": start_step, "phases": clock.as_dict()}
+
+    def publish_phases() -> None:
+        clock.train_until_now()
+        phases = clock.as_dict()
+        metrics.phases(phases)
+        evaluation.goodput = {"startStep": start_step, "phases": phases}
 
     def save() -> None:
         if not ctx.is_main:
             return
-        manager.save(step, {"workload": workload.state_dict(), "epoch": epoch, "consumed": consumed,
-                            "rng": _rng_state(), "world_size": ctx.world_size, "results": results,
-                            "evaluation": evaluation.as_dict()})
+        with clock.phase("checkpoint"):
+            manager.save(step, {"workload": workload.state_dict(), "epoch": epoch, "consumed": consumed,
+                                "rng": _rng_state(), "world_size": ctx.world_size, "results": results,
+                                "evaluation": evaluation.as_dict()})
         metrics.checkpoint(manager.last_duration or 0.0)
         record_event(ctx, config, "checkpoint", step=step)
 
+    clock.close_startup()
+    clock.start_training()
+    publish_phases()
     window_start, window_steps = time.perf_counter(), 0
     done = False
     while epoch < config.epochs and not done:
@@ -170,6 +189,10 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
         for start in range(0, len(order) - config.batch_size + 1, config.batch_size):
             loss_tensor = workload.train_step(order[start:start + config.batch_size])
             step += 1
+            if step == start_step + 1:
+                clock.mark("first_step")
+                if ctx.is_main:
+                    print(f"LUDUS_STARTUP {json.dumps(clock.marks)}", flush=True)
             consumed += global_batch
             window_steps += 1
             if step % config.log_every == 0 or step == total_steps:
@@ -178,6 +201,7 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
                 rate = window_steps * global_batch / elapsed if elapsed > 0 else None
                 tokens = rate * workload.tokens_per_sample if rate and workload.tokens_per_sample else None
                 metrics.step(step, epoch, loss, rate, tokens)
+                publish_phases()
                 _gpu_metrics(ctx, metrics, tokens, workload, config)
                 if ctx.is_main:
                     record = progress.record(step=step, total_steps=total_steps, epoch=epoch, loss=loss,
@@ -197,9 +221,11 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
                 time.sleep(config.step_delay)
         if not done:
             epoch, consumed = epoch + 1, 0
-        results = workload.evaluate()
+        with clock.phase("evaluation"):
+            results = workload.evaluate()
         metrics.evaluation(results)
         evaluation.update(results, step, epoch)
+        publish_phases()
         if ctx.is_main:
             evaluation.publish()
             print(f"LUDUS_EVAL epoch={epoch} step={step} " + " ".join(f"{k}={v:.4f}" for k, v in results.items()),
@@ -209,6 +235,7 @@ def run(ctx: DistContext, workload: Workload, config: LoopConfig, metrics: Train
         metrics.evaluation(results)
         evaluation.update(results, step, epoch)
     save()
+    publish_phases()
     final = {"step": step, "epoch": epoch, "world_size": ctx.world_size, **results}
     record_event(ctx, config, "result", **final)
     if ctx.is_main:

@@ -34,6 +34,10 @@ class TrainerMetrics:
         self._gpu_mem = gauge("gpu_memory_bytes", "GPU memory allocated by this process")
         self._gpu_util = gauge("gpu_utilization_ratio", "GPU utilisation (0-1) where NVML is available")
         self._mfu = gauge("model_flops_utilization_ratio", "Model FLOPs utilisation (0-1), on a GPU")
+        self._start_step = gauge("start_step", "Step this process resumed from (0 on a fresh start)")
+        self._total_steps = gauge("total_steps", "Steps the run will take in all")
+        self._phase = gauge("phase_seconds", "Seconds this process spent per phase (startup, rendezvous, restore, "
+                            "train, checkpoint, evaluation)", ["phase"])
         self._restarts = Counter(
             "ludus_trainer_restarts", "Worker-group restarts this process has seen", labels, registry=r
         )
@@ -59,6 +63,15 @@ class TrainerMetrics:
             self._l(self._samples).set(samples_per_s)
         if tokens_per_s is not None:
             self._l(self._tokens).set(tokens_per_s)
+
+    def plan(self, start_step: int, total_steps: int | None) -> None:
+        self._l(self._start_step).set(start_step)
+        if total_steps is not None:
+            self._l(self._total_steps).set(total_steps)
+
+    def phases(self, seconds: dict[str, float]) -> None:
+        for phase, value in seconds.items():
+            self._l(self._phase, phase).set(value)
 
     def evaluation(self, results: dict[str, float]) -> None:
         for name, value in results.items():

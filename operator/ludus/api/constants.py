@@ -66,6 +66,9 @@ COND_RESTARTING: Final = "Restarting"
 COND_SUSPENDED: Final = "Suspended"
 COND_SUCCEEDED: Final = "Succeeded"
 COND_FAILED: Final = "Failed"
+# False while worker 0's progress cannot be read (the last progress stays in status).
+COND_PROGRESS: Final = "ProgressReported"
+REASON_PROGRESS_REPORTED: Final = "Reporting"
 
 # Reasons (conditions and Events). One constant per cause a user can act on.
 REASON_CREATED: Final = "WorkersCreated"  # the Service and pods were created

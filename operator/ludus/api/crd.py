@@ -200,12 +200,16 @@ def openapi_schema() -> dict[str, Any]:
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Where the job is."},
     {"name": "Workers", "type": "string", "jsonPath": ".status.workers", "description": "Ready/desired workers."},
-    {"name": "Step", "type": "integer", "jsonPath": ".status.progress.step",
-     "description": "Training step last reported by worker 0 (jobs with progressDeadlineSeconds)."},
+    {"name": "Step", "type": "string", "jsonPath": ".status.progress.summary",
+     "description": "Training step/total steps, as worker 0 last reported it."},
     {"name": "Objective", "type": "string", "jsonPath": ".status.evaluation.objective.summary",
      "description": "The objective's metric and latest value."},
     {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts", "description": "Worker recreations."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "ETA", "type": "string", "jsonPath": ".status.progress.eta", "priority": 1,
+     "description": "Time left at the measured step rate."},
+    {"name": "Goodput", "type": "number", "jsonPath": ".status.goodput.fraction", "priority": 1,
+     "description": "Share of the wall time that went into training progress kept."},
 ]
 
 

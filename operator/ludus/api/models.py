@@ -329,11 +329,47 @@ class Progress(Model):
 
     step: int = Field(default=0, description="Optimizer steps done.")
     total_steps: int | None = Field(default=None, description="Steps the run will take in all.")
+    percent: float | None = Field(default=None, description="step / totalSteps, in percent.")
+    summary: str = Field(default="", description="step/totalSteps (or the step alone), for kubectl get.")
     epoch: int = Field(default=0, description="Current epoch.")
-    loss: float | None = Field(default=None, description="Latest training loss.")
+    loss: float | None = Field(default=None, description="Latest training loss (absent when not finite).")
     samples_per_second: float | None = Field(default=None, description="Training throughput.")
-    eta_seconds: float | None = Field(default=None, description="Estimated seconds left.")
-    updated_at: datetime | None = Field(default=None, description="When rank 0 last reported.")
+    tokens_per_second: float | None = Field(default=None, description="Tokens/s, where the workload has tokens.")
+    eta_seconds: float | None = Field(
+        default=None, description="Seconds left, from the step rate the operator measured since this run began."
+    )
+    eta: str = Field(default="", description="eta_seconds for people (for example 4m10s).")
+    updated_at: datetime | None = Field(default=None, description="When the operator saw the step move.")
+
+
+class Badput(Model):
+    """Time that went into something other than training progress kept."""
+
+    seconds: float = Field(default=0.0, description="Seconds of the job's wall time.")
+    fraction: float = Field(default=0.0, description="Share of the job's wall time (0-1).")
+
+
+class Goodput(Model):
+    """How much of the job's wall time went into training progress that was kept, and where the
+    rest went. productive + every badput category = wall (fractions sum to 1)."""
+
+    wall_seconds: float = Field(default=0.0, description="Since the job was created (to completion once finished).")
+    productive_seconds: float = Field(default=0.0, description="Training steps whose progress was kept.")
+    fraction: float = Field(default=0.0, description="productiveSeconds / wallSeconds (0-1): the goodput.")
+    badput: dict[str, Badput] = Field(
+        default_factory=dict,
+        description="Badput by cause: queued (waiting for pods), startup, rendezvous, recovery (restart to "
+        "pods running again), checkpointSave, checkpointRestore, evaluation, wastedProgress (steps redone "
+        "x step time) and other (not accounted by the operator or the trainer).",
+    )
+    steps_redone: int = Field(default=0, description="Steps trained again after disruptions.")
+    # Bookkeeping carried from pass to pass (and across operator restarts) in the status itself.
+    queued_seconds: float | None = Field(default=None, description="Creation to all workers first Running.")
+    recovery_seconds: float = Field(default=0.0, description="Restarts to all workers Running again, summed.")
+    high_water_step: int = Field(default=0, description="The furthest step any run reached.")
+    run: str = Field(default="", description="The trainer run the phases below belong to (worker 0 pod/restart/step).")
+    run_phases: dict[str, float] = Field(default_factory=dict, description="The current run's seconds per phase.")
+    earlier_phases: dict[str, float] = Field(default_factory=dict, description="Earlier runs' seconds per phase.")
 
 
 class MetricValue(Model):
@@ -396,6 +432,7 @@ class TrainingJobStatus(Model):
     observed_generation: int = Field(default=0, description="The spec generation this status reflects.")
     progress: Progress | None = Field(default=None, description="Latest training progress from rank 0.")
     evaluation: Evaluation | None = Field(default=None, description="The model's evaluation metrics.")
+    goodput: Goodput | None = Field(default=None, description="Where the job's wall time went.")
 
 
 class ObjectMeta(BaseModel):

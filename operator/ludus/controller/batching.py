@@ -2,8 +2,12 @@
 
 Pod counts and the step may wait, and so may everything a job gains while it
 stays Pending: pods turning Running one by one then cost one write, not one
-each. Phase changes, restarts, failures and a newly observed spec generation
-never wait. The decision is a value (`Hold` or None); the clock is injectable.
+each. Progress alone (the step, and the goodput that moves with it) waits for
+the progress interval since the job's last write: at most one progress write
+per job per interval, and any other write carries the latest progress with
+it. Phase changes, restarts, failures, conditions and a newly observed spec
+generation never wait. The decision is a value (`Hold` or None); the clock is
+injectable.
 """
 
 from __future__ import annotations
@@ -22,17 +26,28 @@ STATUS_BATCH_SECONDS: Final = 5.0
 # ... but never held longer than this after the job's last write (or first sight).
 STATUS_MAX_HOLD_SECONDS: Final = 30.0
 
-# Status fields that only count pods or report the step.
-_COUNT_FIELDS: Final = frozenset({"active", "ready", "succeeded", "failed", "workers", "progress"})
+# Status fields that report training progress, and those that only count pods or report the step.
+_PROGRESS_FIELDS: Final = frozenset({"progress", "goodput"})
+_COUNT_FIELDS: Final = frozenset({"active", "ready", "succeeded", "failed", "workers"}) | _PROGRESS_FIELDS
 # What a Pending job's first write adds besides counts: its Created/Pending bookkeeping.
 _FIRST_SIGHT_FIELDS: Final = _COUNT_FIELDS | {
     "phase", "conditions", "startTime", "observedGeneration", "desired", "selector",
 }
 
 
+def _changed(old: Mapping[str, object], new: Mapping[str, object]) -> set[str]:
+    return {k for k in new.keys() | old.keys() if new.get(k) != old.get(k)}
+
+
+def only_progress(old: Mapping[str, object], new: Mapping[str, object]) -> bool:
+    """Whether the change is progress alone (it waits for the progress interval)."""
+    changed = _changed(old, new)
+    return bool(changed) and changed <= _PROGRESS_FIELDS
+
+
 def can_wait(old: Mapping[str, object], new: Mapping[str, object]) -> bool:
     """Whether a status change (both as written, camelCase) may be batched with a later one."""
-    changed = {k for k in new.keys() | old.keys() if new.get(k) != old.get(k)}
+    changed = _changed(old, new)
     if not changed:
         return False
     if changed <= _COUNT_FIELDS:
@@ -57,8 +72,10 @@ class StatusBatcher:
         batch_seconds: float = STATUS_BATCH_SECONDS,
         max_hold_seconds: float = STATUS_MAX_HOLD_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        progress_seconds: float = 30.0,
     ) -> None:
         self.batch_seconds = batch_seconds
+        self.progress_seconds = progress_seconds
         self.max_hold_seconds = max(max_hold_seconds, batch_seconds)
         self.clock = clock
         self._written_at: dict[str, float] = {}
@@ -78,6 +95,9 @@ class StatusBatcher:
         """None: write `new` now. Hold: keep `old` and look again later."""
         now = self.clock()
         since = self._written_at.setdefault(uid, now)
+        if only_progress(old, new):
+            left = since + self.progress_seconds - now
+            return Hold(left) if left > 0 else None
         quiet_from = max(since, self._pod_changed_at.get(key, since))
         left = min(quiet_from + self.batch_seconds, since + self.max_hold_seconds) - now
         if left <= 0 or not can_wait(old, new):

@@ -31,7 +31,7 @@ from ludus.kube import ApiError, KubeClient
 from ludus.plan import invalid_spec_plan, reconcile
 from ludus.podwatch import PodIndex, PodWatch
 from ludus.poller import ProgressPoller
-from ludus.progress import poll_interval
+from ludus.progress import DEFAULT_PROGRESS_SECONDS, poll_interval
 from ludus.workqueue import WorkQueue
 
 logger = logging.getLogger("ludus.controller")
@@ -75,12 +75,12 @@ class Controller:
         *,
         workers: int = 16,
         gang: str = "none",
-        progress_poll_seconds: float = 10.0,
+        progress_seconds: float = DEFAULT_PROGRESS_SECONDS,
         status_batch_seconds: float = STATUS_BATCH_SECONDS,
         status_max_hold_seconds: float = STATUS_MAX_HOLD_SECONDS,
     ) -> None:
         self.gang = gang
-        self._poll_seconds = progress_poll_seconds
+        self._progress_seconds = progress_seconds
         self._workers = workers
         self.queue: WorkQueue[JobKey] = WorkQueue()
         self.client: KubeClient | None = None
@@ -88,7 +88,7 @@ class Controller:
         self._jobs: Mapping[Any, Any] | None = None
         self.pods = PodIndex()
         self.expectations = Expectations()
-        self.batcher = StatusBatcher(status_batch_seconds, status_max_hold_seconds)
+        self.batcher = StatusBatcher(status_batch_seconds, status_max_hold_seconds, progress_seconds=progress_seconds)
         self.written = WrittenStatus()
         self.transitions = TransitionMetrics()
         self.executor: PlanExecutor | None = None
@@ -146,12 +146,13 @@ class Controller:
         self.progress.forget(key, uid)
         self.transitions.set_phase(uid, None)
 
-    def _worker0_address(self, key: JobKey) -> str | None:
+    def _worker0_address(self, key: JobKey) -> tuple[str, str] | None:
+        """Worker 0's IP and pod uid (a new pod is a new run of the trainer)."""
         worker0 = next(
             (p for p in self.pods.pods_of(key) if p.role == c.ROLE_WORKER and p.index == 0 and p.ip and not p.deleting),
             None,
         )
-        return worker0.ip if worker0 else None
+        return (worker0.ip, worker0.uid) if worker0 else None
 
     @property
     def healthy(self) -> bool:
@@ -219,10 +220,11 @@ class Controller:
         else:
             old = job.status  # parsed once per pass
             sample = self.progress.samples.get(uid)
-            plan = reconcile(job, pods, now, self.expectations.pending(key, (p.name for p in pods)), self.gang, sample)
-            deadline = job.spec.progress_deadline_seconds
-            if deadline is not None and plan.status.phase == c.PHASE_RUNNING:
-                self.progress.follow(key, uid, poll_interval(deadline, self._poll_seconds))
+            expected = self.expectations.pending(key, (p.name for p in pods))
+            plan = reconcile(job, pods, now, expected, self.gang, sample, self.progress.unavailable(uid))
+            if plan.status.phase == c.PHASE_RUNNING:
+                interval = poll_interval(self._progress_seconds, job.spec.progress_deadline_seconds)
+                self.progress.follow(key, uid, interval)
             else:
                 self.progress.unfollow(key)
         old_dump, new_dump = status_dump(old), status_dump(plan.status)

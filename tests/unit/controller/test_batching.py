@@ -98,3 +98,34 @@ def test_a_forgotten_job_starts_a_fresh_window() -> None:
     batcher.forget(KEY, UID)
     old = _pending()
     assert batcher.decide(KEY, UID, old, {**old, "active": 4}) is not None
+
+
+def _running() -> dict:
+    job = make_job().workers(2).status(phase="Running", workers="2/2", active=2, ready=2, observedGeneration=1,
+                                       progress={"step": 10})
+    return job.build().status.model_dump(by_alias=True, mode="json")
+
+
+def test_progress_alone_waits_for_the_progress_interval_since_the_last_write() -> None:
+    batcher, clock = _batcher(progress_seconds=30.0)
+    batcher.written(UID)
+    old = _running()
+    moved = {**old, "progress": {**old["progress"], "step": 20}, "goodput": {"fraction": 0.5}}
+    clock.now += 10
+    hold = batcher.decide(KEY, UID, old, moved)
+    assert hold is not None and hold.seconds == 20.0  # longer than the count window: progress has its own
+    clock.now += 20
+    assert batcher.decide(KEY, UID, old, moved) is None
+    batcher.written(UID)
+    clock.now += 29
+    assert batcher.decide(KEY, UID, old, {**old, "progress": {**old["progress"], "step": 30}}) is not None
+
+
+def test_progress_rides_along_with_any_other_change() -> None:
+    batcher, clock = _batcher(progress_seconds=30.0)
+    batcher.written(UID)
+    old = _running()
+    clock.now += 1
+    # A phase change goes out at once, and the write carries the step that moved with it.
+    finished = {**old, "phase": c.PHASE_SUCCEEDED, "progress": {**old["progress"], "step": 20}}
+    assert batcher.decide(KEY, UID, old, finished) is None
