@@ -155,7 +155,7 @@ class ProgressPoller:
             async with session.get(url) as response:
                 if response.status != 200:
                     raise _PollFailed(REASON_INVALID, f"{url} answered HTTP {response.status}")
-                body = await response.content.read(MAX_PAGE_BYTES + 1)
+                body = await _read_at_most(response, MAX_PAGE_BYTES + 1)
         except (TimeoutError, aiohttp.ClientError, OSError) as err:
             raise _PollFailed(REASON_UNREACHABLE, f"{url}: {type(err).__name__}") from err
         if len(body) > MAX_PAGE_BYTES:
@@ -171,3 +171,15 @@ class ProgressPoller:
         logger.debug("progress of %s/%s unavailable (%d): %s", *target.key, count, why.message)
         if count == FAILURES_BEFORE_UNAVAILABLE:
             self._changed(target.key)
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or its first `limit` bytes (one read returns what has arrived, not the whole body)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]

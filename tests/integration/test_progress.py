@@ -25,26 +25,48 @@ from tests.fixtures import TestCluster
 METRICS_PORT = 9090  # ludus.api.constants.TRAINER_METRICS_PORT
 
 
-class FakeTrainer:
-    """Worker 0's metrics endpoint with a step the test moves by hand."""
+def metrics_page(step: int, loss: str | None = None, total: int = 1000) -> tuple[bytes, str]:
+    """The trainer's metrics page (the names ludus_trainer.metrics exports)."""
+    body = (
+        "# TYPE ludus_trainer_step gauge\n"
+        f'ludus_trainer_step{{job="j",rank="0"}} {step}\n'
+        f'ludus_trainer_total_steps{{job="j",rank="0"}} {total}\n'
+        "# TYPE ludus_trainer_loss gauge\n"
+        f'ludus_trainer_loss{{job="j",rank="0"}} {loss if loss is not None else 1.0 / (1 + step)}\n'
+        f'ludus_trainer_phase_seconds{{job="j",rank="0",phase="train"}} {step * 0.1}\n'
+    )
+    return body.encode(), "text/plain; version=0.0.4"
 
-    def __init__(self, address: str) -> None:
-        self.address, self.step = address, 0
+
+# What a broken or foreign endpoint may serve instead of the trainer's page.
+GARBAGE: dict[str, tuple[bytes, str]] = {
+    "html": (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html"),
+    "truncated": (b'{"step": 12, "loss": 0.', "application/json"),
+    "huge": (b"ludus_trainer_step 1\n" + b"#" * (10 * 1024 * 1024), "text/plain"),
+}
+
+
+class FakeTrainer:
+    """Worker 0's metrics endpoint with a step the test moves by hand (or garbage, for `kind`)."""
+
+    def __init__(self, address: str, kind: str = "good") -> None:
+        self.address, self.step, self.kind = address, 0, kind
         page = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's API
-                body = (
-                    "# TYPE ludus_trainer_step gauge\n"
-                    f'ludus_trainer_step{{job="stall",rank="0"}} {page.step}\n'
-                    "# TYPE ludus_trainer_loss gauge\n"
-                    f'ludus_trainer_loss{{job="stall",rank="0"}} {1.0 / (1 + page.step)}\n'
-                ).encode()
+                if page.kind in GARBAGE:
+                    body, content_type = GARBAGE[page.kind]
+                else:
+                    body, content_type = metrics_page(page.step, "NaN" if page.kind == "nan" else None)
                 self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the operator stops reading a body that is too large
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -62,7 +84,7 @@ def stall_operator(
     cluster: TestCluster, namespace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     proc = OperatorProcess(cluster.kubeconfig, namespace, tmp_path_factory.mktemp("operator"),
-                           ("--progress-poll-seconds", "1")).start()
+                           ("--progress-interval", "1")).start()
     yield proc
     proc.stop()
 
@@ -130,3 +152,105 @@ def test_a_job_whose_step_stops_moving_is_restarted_as_stalled(
              what="worker 0 recreated")
     _running(k)
     assert _status(k)["restarts"] == 1
+
+
+@pytest.fixture
+def progress_operator(
+    cluster: TestCluster, namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    proc = OperatorProcess(cluster.kubeconfig, namespace, tmp_path_factory.mktemp("operator"),
+                           ("--progress-interval", str(INTERVAL))).start()
+    yield proc
+    proc.stop()
+
+
+INTERVAL = 3
+KINDS = ["good", "good", "good", "good", "nan", "html", "truncated", "huge", "unreachable"]
+
+
+class StatusWatch:
+    """`kubectl get tj -w`: every status write of every job in the namespace, as it happens."""
+
+    def __init__(self, k: Kubectl) -> None:
+        template = '{.type} {.object.metadata.name} {.object.metadata.resourceVersion} {.object.status.progress.step}{"\\n"}'
+        self.proc = subprocess.Popen(
+            [k.binary, "get", "tj", "-n", k.namespace or "", "-w", "--output-watch-events", "-o", f"jsonpath={template}"],
+            env=k.env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.strip())
+
+    def modified(self, name: str) -> list[tuple[str, int | None]]:
+        """(resourceVersion, step) of each write the watch saw for the job."""
+        out = []
+        for line in list(self.lines):
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == "MODIFIED" and parts[1] == name:
+                out.append((parts[2], int(parts[3]) if len(parts) > 3 else None))
+        return out
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def test_progress_of_many_jobs_is_written_at_most_once_per_interval_and_garbage_never_hurts(
+    k: Kubectl, progress_operator: OperatorProcess, on_loopback: Any
+) -> None:
+    names = [f"p{i}-{kind}" for i, kind in enumerate(KINDS)]
+    k.apply(*(make_job(name).workers(1).on_fake_nodes().manifest() for name in names))
+    wait_for(lambda: all((k.json("tj", n).get("status") or {}).get("phase") == "Running" for n in names),
+             timeout=90, what="every job Running")
+    trainers: dict[str, FakeTrainer] = {}
+    for name, kind in zip(names, KINDS, strict=True):
+        ip = k.json("pod", f"{name}-worker-0")["status"]["podIP"]
+        on_loopback(ip)
+        if kind != "unreachable":  # rank 0 crashed: nothing listens
+            trainers[name] = FakeTrainer(ip, kind)
+    watch = StatusWatch(k)
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 8 * INTERVAL:
+            for trainer in trainers.values():
+                trainer.step += 1
+            time.sleep(0.2)
+        window = time.monotonic() - started
+        time.sleep(1)
+    finally:
+        watch.stop()
+        for trainer in trainers.values():
+            trainer.close()
+    bound = window / INTERVAL + 1
+    for name, kind in zip(names, KINDS, strict=True):
+        status = k.json("tj", name)["status"]
+        writes = watch.modified(name)
+        assert len(writes) <= bound, (name, writes)  # the interval holds, whatever the endpoint serves
+        assert status["phase"] == "Running" and status["restarts"] == 0, (name, status)
+        condition = next((c for c in status["conditions"] if c["type"] == "ProgressReported"), None)
+        events = k.run("get", "events", "--field-selector", f"involvedObject.name={name}",
+                       "-o", "jsonpath={range .items[*]}{.reason}{'\\n'}{end}").stdout.split()
+        if kind in ("good", "nan"):
+            progress = status["progress"]
+            steps = [s for _, s in writes if s is not None]
+            assert len(set(steps)) >= 3 and steps == sorted(steps), (name, writes)  # it moved, never back
+            assert progress["totalSteps"] == 1000 and progress["summary"] == f"{progress['step']}/1000"
+            assert progress["percent"] == round(100 * progress["step"] / 1000, 1)
+            assert progress.get("etaSeconds") is not None and condition is None
+            assert ("loss" in progress) == (kind == "good")  # a NaN loss is left out, the step still counts
+            goodput = status["goodput"]  # kwok pods run at once: queued is ~0, the rest is unaccounted
+            parts = goodput["fraction"] + sum(b["fraction"] for b in goodput["badput"].values())
+            assert abs(parts - 1) <= 0.01 and goodput["productiveSeconds"] > 0, goodput
+        else:
+            assert "progress" not in status, (name, status)  # nothing made up
+            reason = "EndpointUnreachable" if kind == "unreachable" else "InvalidResponse"
+            assert condition is not None and condition["status"] == "False", (name, status["conditions"])
+            assert condition["reason"] == reason, (name, condition)
+            assert events.count(reason) == 1, (name, events)  # once, not per poll
+    assert progress_operator.healthy()
+    log = progress_operator.log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]

@@ -69,6 +69,7 @@ async def test_garbage_pages_are_invalid_responses_and_the_last_progress_is_kept
         (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html"),
         (b'{"step": 43, "loss": 0.', "application/json"),
         (b"x" * (10 * 1024 * 1024), "text/plain"),
+        (GOOD.encode() + b"#" * (10 * 1024 * 1024), "text/plain"),  # a valid start does not make it a page
         (b"\xff\xfe\x00garbage", "application/octet-stream"),
     ]:
         endpoint(body, kind)
@@ -81,7 +82,7 @@ async def test_garbage_pages_are_invalid_responses_and_the_last_progress_is_kept
         assert poller.unavailable("uid") is None
     assert MAX_PAGE_BYTES < 10 * 1024 * 1024
     # Each flip (unavailable, then available again) asked for one reconcile; repeated failures did not.
-    assert changed == [KEY] + [KEY, KEY] * 4
+    assert changed == [KEY] + [KEY, KEY] * 5
 
 
 async def test_an_unreachable_endpoint_is_reported_once_after_several_failures() -> None:
