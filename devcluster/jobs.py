@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -90,3 +94,59 @@ def real_job(name: str, *, workers: int = 2, nproc: int = 2, args: list[str] | N
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:4]}"
+
+
+class StatusWatch:
+    """`kubectl get tj -w`: every write of every TrainingJob in the namespace, as it happens."""
+
+    def __init__(self, k: Kubectl) -> None:
+        template = ('{.type} {.object.metadata.name} {.object.metadata.resourceVersion} '
+                    '{.object.status.progress.step} {.object.status.phase} {.object.status.workers}{"\\n"}')
+        self.proc = subprocess.Popen(
+            [k.binary, "get", "tj", "-n", k.namespace or "default", "-w", "--output-watch-events",
+             "-o", f"jsonpath={template}"],
+            env=k.env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def writes(self, name: str) -> list[dict[str, Any]]:
+        """Each write the watch saw of the job: resourceVersion, step (None before any), phase, workers."""
+        out = []
+        for line in list(self.lines):
+            parts = line.split(" ")
+            if len(parts) >= 6 and parts[0] == "MODIFIED" and parts[1] == name:
+                out.append({"rv": parts[2], "step": int(parts[3]) if parts[3] else None,
+                            "phase": parts[4], "workers": parts[5]})
+        return out
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def kill_pod_processes(pod_name: str) -> int:
+    """SIGKILL every process of a pod on the real node (a crash: no SIGTERM, no checkpoint).
+    The node's containers are this host's processes; each carries its pod's name as HOSTNAME."""
+    marker = f"HOSTNAME={pod_name}".encode()
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+        except OSError:
+            continue
+        if marker in environ:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    return killed

@@ -61,6 +61,22 @@ def _parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+def _effective_phase(status: Mapping[str, Any], role: str) -> str:
+    """The pod's phase, or where it is going: a worker's trainer container that has exited (workers
+    never restart in place) makes the pod Succeeded or Failed, but the kubelet first reports the
+    exit with the phase still Running, then the phase in a later update. Reading the exit at once
+    ends a job as soon as its last worker exits, never through a Running phase with 0 workers."""
+    phase = str(status.get("phase") or "Pending")
+    if phase != "Running" or role != c.ROLE_WORKER:
+        return phase
+    for container in status.get("containerStatuses") or []:
+        if container.get("name") == c.CONTAINER_TRAINER:
+            terminated = (container.get("state") or {}).get("terminated")
+            if terminated and terminated.get("exitCode") is not None:
+                return "Succeeded" if int(terminated["exitCode"]) == 0 else "Failed"
+    return phase
+
+
 def _exit_code(status: Mapping[str, Any]) -> int | None:
     for container in status.get("containerStatuses") or []:
         if container.get("name") != c.CONTAINER_TRAINER:
@@ -111,15 +127,16 @@ def observe_pod(body: Mapping[str, Any]) -> PodObservation:
         "",
     )
     raw_index = labels.get(c.LABEL_REPLICA_INDEX)
+    role = str(labels.get(c.LABEL_ROLE, ""))
     owner_uid = next(
         (str(ref.get("uid", "")) for ref in meta.get("ownerReferences") or [] if ref.get("controller")), ""
     )
     return PodObservation(
         name=str(meta.get("name", "")),
         uid=str(meta.get("uid", "")),
-        role=str(labels.get(c.LABEL_ROLE, "")),
+        role=role,
         index=int(raw_index) if raw_index is not None and str(raw_index).isdigit() else None,
-        phase=str(status.get("phase") or "Pending"),
+        phase=_effective_phase(status, role),
         ready=ready,
         deleting=bool(meta.get("deletionTimestamp")),
         exit_code=_exit_code(status),

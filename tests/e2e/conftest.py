@@ -15,7 +15,11 @@ import pytest
 from devcluster.docker_env import docker_problem
 from devcluster.kubectl import Kubectl
 from devcluster.node import NODE_LABEL, STATE, RealNode, host_problem
-from tests.fixtures import TestCluster, cluster, k, namespace, operator  # noqa: F401 - fixtures
+from devcluster.operator_process import OperatorProcess
+from tests.fixtures import TestCluster, cluster, k, namespace  # noqa: F401 - fixtures
+
+# Short enough that a job of some seconds shows its progress moving.
+PROGRESS_INTERVAL = "2"
 
 IMAGES = ("ludus-trainer:latest",)
 
@@ -41,6 +45,17 @@ def real_node(cluster: TestCluster) -> RealNode:  # noqa: F811
     for image in IMAGES:
         node.import_image(image)
     return node
+
+
+@pytest.fixture
+def operator(
+    cluster: TestCluster, namespace: str, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+) -> Iterator[OperatorProcess]:
+    """The operator watching the test's namespace, reading progress every PROGRESS_INTERVAL seconds."""
+    proc = OperatorProcess(cluster.kubeconfig, namespace, tmp_path_factory.mktemp("operator"),
+                           ("--progress-interval", PROGRESS_INTERVAL)).start()
+    yield proc
+    proc.stop()
 
 
 @pytest.fixture

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from devcluster.jobs import (
+    StatusWatch,
     events,
+    kill_pod_processes,
     now,
     phase,
     progress_step,
@@ -30,8 +33,20 @@ def test_digits_trains_on_real_pods_through_the_headless_service(
     k: Kubectl, operator: OperatorProcess, real_node: object
 ) -> None:
     name = unique("digits")
-    k.apply(real_job(name))
-    wait_phase(k, name, "Succeeded")
+    watch = StatusWatch(k)
+    try:
+        # Slowed down a little so that a 2 s progress interval sees the step move several times.
+        k.apply(real_job(name, args=["--epochs", "30", "--log-every", "5", "--step-delay", "0.03"]))
+        wait_phase(k, name, "Succeeded")
+        time.sleep(1)
+    finally:
+        watch.stop()
+    writes = watch.writes(name)
+    steps = [w["step"] for w in writes if w["step"] is not None]
+    assert len(set(steps)) >= 3 and steps == sorted(steps), writes  # progress moved, never back
+    # The end is not batched: no write shows a Running job with fewer workers than it ran with.
+    running = [w for w in writes if w["phase"] == "Running"]
+    assert running and all(w["workers"] == "2/2" for w in running), writes
     pods = k.items("pods", f"ludus.dev/job-name={name},ludus.dev/role=worker")
     assert len(pods) == 2
     for pod in pods:
@@ -53,6 +68,19 @@ def test_digits_trains_on_real_pods_through_the_headless_service(
     assert evaluation["objective"]["metric"] == "accuracy" and evaluation["objective"]["goal"] == "maximize"
     assert evaluation["objective"]["best"] >= evaluation["objective"]["value"] >= 0.95
     assert f"accuracy {result['accuracy']:.4g}" in k.run("get", "tj", name).stdout
+    status = k.json("tj", name)["status"]
+    assert status["progress"]["step"] == status["progress"]["totalSteps"] == result["step"]
+    _check_goodput(status["goodput"])
+    assert status["goodput"]["badput"]["recovery"]["seconds"] == 0 and status["goodput"]["stepsRedone"] == 0
+
+
+def _check_goodput(goodput: dict) -> None:
+    """Present, and its parts add up: productive + every badput category = the wall time."""
+    parts = goodput["fraction"] + sum(b["fraction"] for b in goodput["badput"].values())
+    assert abs(parts - 1) <= 0.01, goodput
+    seconds = goodput["productiveSeconds"] + sum(b["seconds"] for b in goodput["badput"].values())
+    assert abs(seconds - goodput["wallSeconds"]) <= 1, goodput
+    assert goodput["productiveSeconds"] > 0 and goodput["badput"]["startup"]["seconds"] > 0, goodput
 
 
 @pytest.mark.parametrize("victim", [0, 1], ids=["worker 0 deleted", "worker 1 deleted"])
@@ -86,10 +114,39 @@ def test_a_deleted_worker_is_replaced_and_training_resumes_from_the_shared_check
     assert status["restarts"] >= 1
     final = [e for e in history if e["event"] == "result"]
     assert final and final[-1]["accuracy"] >= 0.95
+    # The restart shows in the goodput: the time from the restart to the group running again.
+    _check_goodput(status["goodput"])
+    assert status["goodput"]["badput"]["recovery"]["seconds"] > 0, status["goodput"]
+    # A deleted pod gets SIGTERM and the trainer checkpoints first: at most one interval is redone.
+    assert 0 <= status["goodput"]["stepsRedone"] <= INTERVAL, status["goodput"]
     record_property("recovery_seconds", round(resumed["time"] - deleted_at, 1))
     record_property("steps_redone", redone)
     (volume / "recovery.json").write_text(json.dumps({"recovery_seconds": resumed["time"] - deleted_at,
                                                       "steps_redone": redone}))
+
+
+def test_a_crashed_worker_costs_steps_redone_in_the_goodput(
+    k: Kubectl, operator: OperatorProcess, shared_volume: tuple[str, Path]
+) -> None:
+    """A worker's processes SIGKILLed (as a node crash or the OOM killer would): no checkpoint on the way
+    out, so the group resumes from the last interval checkpoint and the steps since then are redone."""
+    claim, volume = shared_volume
+    name = unique("crash")
+    k.apply(real_job(name, args=SLOW, claim=claim, interval=INTERVAL, backoffLimit=3))
+    # Past a checkpoint and well into the next interval, so that the crash loses steps.
+    wait_for(lambda: ((k.json("tj", name).get("status") or {}).get("progress") or {}).get("step", 0)
+             >= 2 * INTERVAL + INTERVAL // 2, timeout=300, what="the step in status past 50")
+    assert kill_pod_processes(f"{name}-worker-1") > 0
+    wait_phase(k, name, "Succeeded", timeout=400)
+    status = k.json("tj", name)["status"]
+    assert status["restarts"] >= 1
+    goodput = status["goodput"]
+    _check_goodput(goodput)
+    assert goodput["stepsRedone"] > 0 and goodput["badput"]["wastedProgress"]["seconds"] > 0, goodput
+    assert goodput["badput"]["recovery"]["seconds"] > 0, goodput
+    history = events(volume)
+    resumed = [e["step"] for e in history if e["event"] == "start" and e["step"] > 0]
+    assert resumed and resumed[0] % INTERVAL == 0, history  # from an interval checkpoint, not a SIGTERM one
 
 
 def test_scale_from_one_to_two_workers_mid_run(

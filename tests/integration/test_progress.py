@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from devcluster.jobs import StatusWatch
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
@@ -168,37 +169,6 @@ INTERVAL = 3
 KINDS = ["good", "good", "good", "good", "nan", "html", "truncated", "huge", "unreachable"]
 
 
-class StatusWatch:
-    """`kubectl get tj -w`: every status write of every job in the namespace, as it happens."""
-
-    def __init__(self, k: Kubectl) -> None:
-        template = '{.type} {.object.metadata.name} {.object.metadata.resourceVersion} {.object.status.progress.step}{"\\n"}'
-        self.proc = subprocess.Popen(
-            [k.binary, "get", "tj", "-n", k.namespace or "", "-w", "--output-watch-events", "-o", f"jsonpath={template}"],
-            env=k.env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.strip())
-
-    def modified(self, name: str) -> list[tuple[str, int | None]]:
-        """(resourceVersion, step) of each write the watch saw for the job."""
-        out = []
-        for line in list(self.lines):
-            parts = line.split()
-            if len(parts) >= 3 and parts[0] == "MODIFIED" and parts[1] == name:
-                out.append((parts[2], int(parts[3]) if len(parts) > 3 else None))
-        return out
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
 def test_progress_of_many_jobs_is_written_at_most_once_per_interval_and_garbage_never_hurts(
     k: Kubectl, progress_operator: OperatorProcess, on_loopback: Any
 ) -> None:
@@ -228,7 +198,7 @@ def test_progress_of_many_jobs_is_written_at_most_once_per_interval_and_garbage_
     bound = window / INTERVAL + 1
     for name, kind in zip(names, KINDS, strict=True):
         status = k.json("tj", name)["status"]
-        writes = watch.modified(name)
+        writes = watch.writes(name)
         assert len(writes) <= bound, (name, writes)  # the interval holds, whatever the endpoint serves
         assert status["phase"] == "Running" and status["restarts"] == 0, (name, status)
         condition = next((c for c in status["conditions"] if c["type"] == "ProgressReported"), None)
@@ -236,7 +206,7 @@ def test_progress_of_many_jobs_is_written_at_most_once_per_interval_and_garbage_
                        "-o", "jsonpath={range .items[*]}{.reason}{'\\n'}{end}").stdout.split()
         if kind in ("good", "nan"):
             progress = status["progress"]
-            steps = [s for _, s in writes if s is not None]
+            steps = [w["step"] for w in writes if w["step"] is not None]
             assert len(set(steps)) >= 3 and steps == sorted(steps), (name, writes)  # it moved, never back
             assert progress["totalSteps"] == 1000 and progress["summary"] == f"{progress['step']}/1000"
             assert progress["percent"] == round(100 * progress["step"] / 1000, 1)

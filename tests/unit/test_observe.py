@@ -65,3 +65,21 @@ def test_a_pod_without_status_is_pending_and_the_store_has_no_index() -> None:
     body = {"metadata": {"name": "digits-rdzv", "labels": {c.LABEL_ROLE: "rendezvous"}}}
     obs = observe_pod(body)
     assert obs.phase == "Pending" and obs.index is None and obs.role == "rendezvous"
+
+
+def test_a_workers_exit_counts_before_the_kubelet_moves_the_phase() -> None:
+    """The kubelet reports the trainer's exit first (phase still Running), the phase in a later update."""
+    for code, phase in ((0, "Succeeded"), (137, "Failed")):
+        status = {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
+                  "containerStatuses": [{"name": "trainer", "state": {"terminated": {"exitCode": code}}}]}
+        obs = observe_pod(_pod(status=status))
+        assert obs.phase == phase and obs.finished and obs.exit_code == code
+    # A restarted-in-place container's earlier exit (lastState) does not end a running pod.
+    status = {"phase": "Running", "containerStatuses": [
+        {"name": "trainer", "state": {"running": {}}, "lastState": {"terminated": {"exitCode": 1}}}]}
+    assert observe_pod(_pod(status=status)).phase == "Running"
+    # The rendezvous store is not a worker: its phase is the kubelet's.
+    store = _pod(status={"phase": "Running", "containerStatuses": [
+        {"name": "trainer", "state": {"terminated": {"exitCode": 0}}}]})
+    store["metadata"]["labels"][c.LABEL_ROLE] = c.ROLE_RENDEZVOUS
+    assert observe_pod(store).phase == "Running"
