@@ -13,7 +13,7 @@ TORCH_PIN   := torch==2.13.0
 export LUDUS_CACHE_DIR := $(CACHE_DIR)
 
 .PHONY: help install wheelhouse host lint test test-unit test-integration test-e2e test-trainer test-images manifests \
-        cluster-up cluster-down cluster-binaries demo demo-down trainer-image operator-image bench bench-recovery \
+        cluster-up cluster-down cluster-binaries demo demo-down trainer-image operator-image bench bench-demo bench-progress bench-recovery \
         bench-throughput bench-report bench-all clean
 
 help:
@@ -103,7 +103,15 @@ bench: install cluster-binaries ## scale benchmark (N=100/500/1000 jobs x 4 work
 	$(PY) bench/scale.py $(BENCH_ARGS)
 	$(PY) bench/report.py
 
-bench-all: bench bench-recovery bench-throughput ## every benchmark, then docs/benchmarks.md
+bench-progress: install cluster-binaries ## N=200 Running jobs reporting progress: status writes and operator CPU per minute -> docs/benchmarks/progress.json
+	$(PY) bench/progress.py $(BENCH_ARGS)
+	$(PY) bench/report.py
+
+bench-demo: ## make demo, recording apply -> Running -> first step -> last step -> Succeeded -> docs/benchmarks/demo-timeline.json
+	LUDUS_DEMO_RECORD=$(CURDIR)/docs/benchmarks/demo-timeline.json $(MAKE) demo
+	$(PY) bench/report.py
+
+bench-all: bench bench-progress bench-recovery bench-throughput ## every benchmark, then docs/benchmarks.md
 
 bench-report: install ## rewrite docs/benchmarks.md from docs/benchmarks/*.json
 	$(PY) bench/report.py

@@ -184,12 +184,60 @@ def _restructure_check() -> list[str]:
     return out
 
 
+def _progress() -> list[str]:
+    data = _load("progress.json")
+    out = ["## Progress at scale: N Running jobs reporting a moving step", ""]
+    if not data:
+        return out + ["Not measured yet: run `make bench-progress`.", ""]
+    r, m = data["result"], data["machine"]
+    out += [f"Command: `{data['command']}` on {m['cpus']} CPUs / {m['memory_gib']} GiB ({m['platform']}); "
+            f"Kubernetes {data['versions']['KUBERNETES_VERSION']}. {r['jobs']} jobs × {r['workers_per_job']} "
+            f"workers on kwok nodes; one local server plays every worker 0 (step +10/s); the operator runs "
+            f"with --progress-interval={r['progress_interval_s']:g}; measured for {r['measured_s']:g} s after every "
+            "job was Running and had been polled.", "",
+            "| figure | value |", "|---|---|",
+            f"| jobs whose status.progress was written | {r['jobs_with_progress_in_status']} of {r['jobs']} |",
+            f"| status writes per minute (all jobs) | {r['status_writes_per_minute']} "
+            f"(bound: {r['bound_writes_per_minute']}) |",
+            f"| status writes per job per minute | {r['status_writes_per_job_per_minute']} |",
+            f"| all operator writes per minute | {r['all_writes_per_minute']} |",
+            f"| operator CPU seconds per minute | {r['operator_cpu_s_per_minute']} |",
+            f"| operator peak RSS | {r['operator_peak_rss_mb']} MB |",
+            f"| operator writes per job until Running | {r['writes_per_job_to_running']} |",
+            f"| reconcile errors | {r['reconcile_errors']:g} |", ""]
+    return out
+
+
+def _timeline() -> list[str]:
+    data = _load("demo-timeline.json")
+    out = ["## The demo job, apply to Succeeded", ""]
+    if not data:
+        return out + ["Not measured yet: run `make bench-demo`.", ""]
+    out += [f"Command: `{data['command']}` on {data['machine']['cpus']} CPUs ({data['date']}); the digits example "
+            "(2 pods × 2 processes, ~330 steps with a 30 ms step delay so that progress can be watched). Times in "
+            "seconds since `kubectl apply`, as the demo saw them (status polled every 0.2 s, logs followed).", "",
+            "| apply | Running | first step | last step | Succeeded |", "|---|---|---|---|---|",
+            "| 0 | " + " | ".join(f"{data['timeline'].get(k, float('nan')):.1f}"
+                              for k in ("Running", "first step", "last step", "Succeeded")) + " |", "",
+            "Where the time from the container's start to the first step goes (rank 0's `LUDUS_STARTUP` marks, "
+            "seconds since the container started):", "",
+            "| " + " | ".join(data["startup"]) + " |", "|" + "---|" * len(data["startup"]),
+            "| " + " | ".join(f"{v:.2f}" for v in data["startup"].values()) + " |", ""]
+    if data.get("goodput"):
+        g = data["goodput"]
+        out += [f"status.goodput of that run: {g['fraction']:.0%} of {g['wallSeconds']:.0f} s productive; badput "
+                + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in g["badput"].items() if v["seconds"]) + ".", ""]
+    return out
+
+
 def render() -> str:
     out = ["# Benchmarks", "",
            "Measured, never asserted: tests check behaviour, these files record speed. Each section names the",
            "command that produced it; the raw results are the JSON files beside this page.", ""]
     out += _scale()
     out += _restructure_check()
+    out += _progress()
+    out += _timeline()
     recovery = _load("recovery.json")
     out += ["## Start-up and recovery on real pods", ""]
     if recovery:

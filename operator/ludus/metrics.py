@@ -48,3 +48,16 @@ POD_WATCH_RELISTS: Final = Counter(
     "Times the pod watch listed again: its resume point expired (410 Gone), or it failed (e.g. an API server restart)",
     ["reason"],
 )
+JOB_PRODUCTIVE_SECONDS: Final = Counter(
+    "ludus_job_productive_seconds_total",
+    "Wall seconds of finished TrainingJobs that went into training progress kept (status.goodput)",
+    ["namespace"],
+)
+JOB_BADPUT_SECONDS: Final = Counter(
+    "ludus_job_badput_seconds_total",
+    "Wall seconds of finished TrainingJobs that went elsewhere, by cause (status.goodput.badput)",
+    ["namespace", "category"],
+)
+JOB_STEPS_REDONE: Final = Counter(
+    "ludus_job_steps_redone_total", "Training steps finished TrainingJobs ran again after disruptions", ["namespace"]
+)

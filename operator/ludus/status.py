@@ -68,6 +68,27 @@ def progress_status(old: Progress | None, sample: ProgressSample | None) -> Prog
     )
 
 
+def final_progress(progress: Progress | None, pods: Iterable[PodObservation], now: datetime) -> Progress | None:
+    """The last step, from worker 0's termination message: the last poll may be an interval old."""
+    worker0 = current_workers(pods).get(0)
+    report = (worker0.evaluation or {}).get("goodput") if worker0 is not None else None
+    step = report.get("step") if isinstance(report, Mapping) else None
+    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 2**53:
+        return progress
+    if progress is not None and progress.step >= step:
+        return progress
+    assert isinstance(report, Mapping)
+    total = report.get("totalSteps")
+    total = total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None
+    if total is None and progress is not None:
+        total = progress.total_steps
+    return (progress or Progress()).model_copy(update={
+        "step": step, "total_steps": total, "summary": f"{step}/{total}" if total else str(step),
+        "percent": round(min(100.0, 100.0 * step / total), 1) if total else None,
+        "eta_seconds": 0.0 if total else None, "eta": "0s" if total else "", "updated_at": now,
+    })
+
+
 def progress_condition(
     conditions: list[Condition], unavailable: Unavailable | None, now: datetime
 ) -> list[Condition]:
@@ -170,13 +191,15 @@ def worker_counts(job: TrainingJob, workers: dict[int, PodObservation]) -> dict[
     desired = job.spec.replicas
     in_range = [p for i, p in workers.items() if i < desired]
     ready = sum(1 for p in in_range if p.ready and p.phase == "Running" and not p.deleting)
+    succeeded = sum(1 for p in in_range if p.phase == "Succeeded")
     return {
         "desired": desired,
         "active": sum(1 for p in in_range if not p.finished and not p.deleting),
         "ready": ready,
-        "succeeded": sum(1 for p in in_range if p.phase == "Succeeded"),
+        "succeeded": succeeded,
         "failed": sum(1 for p in in_range if p.phase == "Failed"),
-        "workers": f"{ready}/{desired}",
+        # A worker that exited 0 has done its part: the column does not drop as a job ends.
+        "workers": f"{ready + succeeded}/{desired}",
         "selector": labels.selector_string(labels.worker_selector(job)),
     }
 
@@ -197,7 +220,9 @@ def next_phase(
     # Workers that already exited 0 are done, not missing: the others are finishing their last steps.
     progressing = ready + counts["succeeded"]
     if progressing >= desired and (rendezvous_ready or counts["succeeded"]):
-        return c.PHASE_RUNNING, c.REASON_ALL_RUNNING, f"{ready}/{desired} workers running"
+        # The workers that finished count as running here, so the condition does not change (and
+        # cost a write) while the others finish their last steps.
+        return c.PHASE_RUNNING, c.REASON_ALL_RUNNING, f"{progressing}/{desired} workers running"
     was_running = previous in (c.PHASE_RUNNING, c.PHASE_RESTARTING)
     if was_running and (restarted or previous == c.PHASE_RESTARTING):
         return c.PHASE_RESTARTING, c.REASON_WAITING, f"{ready}/{desired} workers running; replacing the rest"
@@ -218,6 +243,8 @@ def compute_status(
 ) -> TrainingJobStatus:
     """The job's whole status after this pass. `pods` are the job's own pods (see `own_pods`)."""
     status = _compute_status(job, pods, decision, now, progress, unavailable)
+    if status.phase == c.PHASE_SUCCEEDED and job.status.phase != c.PHASE_SUCCEEDED:
+        status = status.model_copy(update={"progress": final_progress(status.progress, pods, now)})
     moved = status.progress is not job.status.progress
     goodput = goodput_status(job, status.phase, pods, progress, moved, now)
     return status if goodput is job.status.goodput else status.model_copy(update={"goodput": goodput})

@@ -95,13 +95,16 @@ def test_the_end_takes_the_trainers_final_phases_from_the_termination_message() 
     at20 = T0 + timedelta(seconds=20)
     status = reconcile(job, running("digits", 2), at20, progress=_sample(10, 20, train=5.0)).status
     job = job.model_copy(update={"status": status})
-    report = {"latest": {}, "best": {}, "goodput": {"startStep": 0, "phases": {
+    report = {"latest": {}, "best": {}, "goodput": {"startStep": 0, "step": 30, "totalSteps": 30, "phases": {
         "startup": 4.0, "rendezvous": 1.0, "restore": 0.0, "train": 20.0, "checkpoint": 1.0, "evaluation": 2.0}}}
     done = [store("digits")] + [replace(pod("digits", i, "Succeeded", exit_code=0), evaluation=report)
                                 for i in range(2)]
     final = reconcile(job, done, T0 + timedelta(seconds=40)).status
     assert final.phase == c.PHASE_SUCCEEDED and final.goodput is not None
     assert final.goodput.wall_seconds == 40.0 and final.goodput.productive_seconds == 20.0
+    # The last step comes from the termination message: the last poll saw step 10.
+    assert final.progress is not None and (final.progress.step, final.progress.summary) == (30, "30/30")
+    assert final.progress.percent == 100.0 and final.progress.eta == "0s"
     assert final.goodput.fraction == 0.5 and final.goodput.badput["evaluation"].seconds == 2.0
     _sums_to_one(final.goodput)
     finished = job.model_copy(update={"status": final})

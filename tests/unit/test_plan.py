@@ -469,3 +469,23 @@ def test_pods_created_by_a_pass_whose_status_was_lost_still_start_the_job() -> N
     assert plan.create == [] and plan.status.start_time == T0
     assert _cond(plan, c.COND_CREATED).status == "True"
     assert plan.status.phase == c.PHASE_RUNNING
+
+
+def test_a_job_whose_workers_finish_one_by_one_never_looks_degraded() -> None:
+    """One worker exited 0, the other finishes its last step: the status does not change in a way that
+    must be written at once (the count change waits), and the last exit ends the job."""
+    from ludus.controller.apply import status_dump
+    from ludus.controller.batching import can_wait
+
+    job = make_job().workers(2).status(phase="Running", startTime=T0.isoformat(), workers="2/2", ready=2,
+                                       active=2, observedGeneration=1, desired=2)
+    job = job.build()
+    first = reconcile(job, running("digits", 2), NOW)
+    job = job.model_copy(update={"status": first.status})
+    one_done = [store("digits"), pod("digits", 0), pod("digits", 1, "Succeeded", exit_code=0)]
+    plan = reconcile(job, one_done, NOW)
+    assert plan.status.phase == c.PHASE_RUNNING and plan.status.workers == "2/2"
+    assert can_wait(status_dump(job.status), status_dump(plan.status))
+    both = [store("digits"), pod("digits", 0, "Succeeded", exit_code=0), pod("digits", 1, "Succeeded", exit_code=0)]
+    done = reconcile(job, both, NOW)
+    assert done.status.phase == c.PHASE_SUCCEEDED and done.status.workers == "2/2"

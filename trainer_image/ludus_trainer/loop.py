@@ -166,7 +166,7 @@ def run(
         clock.train_until_now()
         phases = clock.as_dict()
         metrics.phases(phases)
-        evaluation.goodput = {"startStep": start_step, "phases": phases}
+        evaluation.goodput = {"startStep": start_step, "phases": phases, "step": step, "totalSteps": total_steps}
 
     def save() -> None:
         if not ctx.is_main:

@@ -419,7 +419,7 @@ class TrainingJobStatus(Model):
     ready: int = Field(default=0, description="Worker pods running and ready.")
     succeeded: int = Field(default=0, description="Worker pods that exited 0.")
     failed: int = Field(default=0, description="Worker pods that failed and are not yet replaced.")
-    workers: str = Field(default="0/0", description="Ready/desired workers, for kubectl get.")
+    workers: str = Field(default="0/0", description="Running or done (exit 0)/desired workers.")
     restarts: int = Field(default=0, description="Worker recreations so far; counted against backoffLimit.")
     last_restart: RestartRecord | None = Field(default=None, description="The most recent restart and its cause.")
     counted_failures: list[str] = Field(

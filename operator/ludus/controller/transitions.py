@@ -29,10 +29,12 @@ class TransitionMetrics:
         if new.phase != old.phase:
             if new.phase == c.PHASE_SUCCEEDED:
                 metrics.JOBS_SUCCEEDED.labels(namespace=namespace).inc()
-            elif new.phase == c.PHASE_FAILED:
+            if new.phase == c.PHASE_FAILED:
                 reason = next((x.reason for x in new.conditions if x.type == c.COND_FAILED), "")
                 metrics.JOBS_FAILED.labels(namespace=namespace, reason=reason).inc()
-            elif new.phase == c.PHASE_RUNNING and not any(x.type == c.COND_RUNNING for x in old.conditions):
+            if new.phase in c.TERMINAL_PHASES and old.phase not in c.TERMINAL_PHASES:
+                _count_goodput(namespace, new)
+            if new.phase == c.PHASE_RUNNING and not any(x.type == c.COND_RUNNING for x in old.conditions):
                 created = meta.get("creationTimestamp")
                 if created:
                     started = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
@@ -52,3 +54,14 @@ class TransitionMetrics:
         if phase is not None:
             self._phases[uid] = phase
             metrics.JOBS_BY_PHASE.labels(phase=phase).inc()
+
+
+def _count_goodput(namespace: str, status: TrainingJobStatus) -> None:
+    """A finished job adds its goodput to the fleet's: productive and badput seconds by cause."""
+    goodput = status.goodput
+    if goodput is None:
+        return
+    metrics.JOB_PRODUCTIVE_SECONDS.labels(namespace=namespace).inc(max(goodput.productive_seconds, 0.0))
+    for category, badput in goodput.badput.items():
+        metrics.JOB_BADPUT_SECONDS.labels(namespace=namespace, category=category).inc(max(badput.seconds, 0.0))
+    metrics.JOB_STEPS_REDONE.labels(namespace=namespace).inc(max(goodput.steps_redone, 0))
