@@ -98,6 +98,7 @@ async def run(n: int, workers: int, minutes: float, interval: float) -> dict[str
         await asyncio.sleep(minutes * 60)
         cpu, elapsed, w1 = operator.sampler.cpu_seconds() - cpu0, time.monotonic() - t0, time.time()
         text = await operator.metrics()
+        rss = operator.sampler.peak_rss_mb()
         operator.stop()
         for task in watches:
             task.cancel()
@@ -118,7 +119,7 @@ async def run(n: int, workers: int, minutes: float, interval: float) -> dict[str
             "bound_writes_per_minute": round(n * 60 / interval, 1),
             "all_writes_per_minute": round(scale.writes(window) * per_minute, 1),
             "operator_cpu_s_per_minute": round(cpu * per_minute, 2),
-            "operator_peak_rss_mb": round(operator.sampler.peak_rss_mb(), 1),
+            "operator_peak_rss_mb": round(rss, 1),
             "writes_per_job_to_running": round(scale.writes(to_running) / n, 2),
             "requests_in_window": window,
             "reconcile_errors": scale.metric_sum(text, "ludus_reconcile_errors_total"),
