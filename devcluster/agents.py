@@ -111,7 +111,10 @@ def start_agent(
                 "LUDUS_TERMINATION_LOG": str(tmp / f"{name}.termination-log")})
     log = tmp / f"{name}.log"
     handle = open(log, "wb")
-    cmd = [*torch_wiring.TORCHRUN, sys.executable, "-m", "ludus_trainer", *trainer_args]
+    # The command a worker pod runs for this job (the harness's own launcher), with this venv's python.
+    command = torch_wiring.worker_command(job.model_copy(
+        update={"spec": job.spec.model_copy(update={"command": ["python", "-m", "ludus_trainer", *trainer_args]})}))
+    cmd = [sys.executable if part == "python" else part for part in command]
     proc = subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
     return Agent(name, log, proc)
 

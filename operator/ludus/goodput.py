@@ -70,7 +70,9 @@ def _wall(job: TrainingJob, now: datetime) -> float:
 def account_transitions(
     old: Goodput, job: TrainingJob, old_phase: str, phase: str, now: datetime
 ) -> Goodput:
-    """Queued time on the first Running; recovery time on Running again after a restart."""
+    """Queued time on the first Running; recovery time on Running again after a restart. Both end
+    here for now, and earlier once the trainer's run says when it started (`account_run`): its
+    start-up is the trainer's to count, not twice."""
     if phase != c.PHASE_RUNNING or old_phase == c.PHASE_RUNNING:
         return old
     update: dict[str, Any] = {}
@@ -79,18 +81,38 @@ def account_transitions(
         update["queued_seconds"] = round(max((now - created).total_seconds(), 0.0), 3)
     restart = job.status.last_restart
     if old.queued_seconds is not None and restart is not None and restart.time is not None:
-        update["recovery_seconds"] = round(old.recovery_seconds + max((now - restart.time).total_seconds(), 0.0), 3)
+        down = round(max((now - restart.time).total_seconds(), 0.0), 3)
+        update["recovery_seconds"] = round(old.recovery_seconds + down, 3)
+        update["pending_recovery_seconds"] = down
     return old.model_copy(update=update) if update else old
 
 
-def account_run(old: Goodput, sample: ProgressSample | None, final: Mapping[str, Any] | None) -> Goodput:
+def _until_started(since: datetime | None, started_at: float | None, counted: float) -> float:
+    """`counted` seconds from `since` to Running, cut back to when the trainer's run started."""
+    if since is None or started_at is None:
+        return counted
+    return min(counted, max(started_at - since.timestamp(), 0.0))
+
+
+def account_run(
+    old: Goodput, job: TrainingJob, sample: ProgressSample | None, final: Mapping[str, Any] | None
+) -> Goodput:
     """Fold in what the trainer reported: the current run's phases, a new run, steps redone."""
     update: dict[str, Any] = {}
     if sample is not None:
+        if not old.run and old.queued_seconds is not None:
+            queued = _until_started(job.metadata.creation_timestamp, sample.started_at, old.queued_seconds)
+            update["queued_seconds"] = round(queued, 3)
         if old.run and sample.run != old.run:
             update["earlier_phases"] = _add(old.earlier_phases, old.run_phases)
             resumed = sample.start_step if sample.start_step is not None else 0
             update["steps_redone"] = old.steps_redone + max(old.high_water_step - resumed, 0)
+            restart = job.status.last_restart
+            pending = old.pending_recovery_seconds
+            if pending and restart is not None:
+                kept = _until_started(restart.time, sample.started_at, pending)
+                update["recovery_seconds"] = round(old.recovery_seconds - pending + kept, 3)
+                update["pending_recovery_seconds"] = 0.0
         update["run"] = sample.run
         update["run_phases"] = _phases(sample.phases) or (old.run_phases if sample.run == old.run else {})
         update["high_water_step"] = max(old.high_water_step, sample.step)
@@ -157,7 +179,8 @@ def goodput_status(
     if not (progress_moved or phase != old_phase or finished_now):
         return old
     goodput = account_transitions(old or Goodput(), job, old_phase, phase, now)
-    goodput = account_run(goodput, sample if progress_moved else None, _final_report(pods) if finished_now else None)
+    goodput = account_run(goodput, job, sample if progress_moved else None,
+                          _final_report(pods) if finished_now else None)
     if goodput.queued_seconds is None and phase not in c.TERMINAL_PHASES:
         return goodput if old is not None else None  # nothing to say before the job first runs
     end = now if finished_now else None

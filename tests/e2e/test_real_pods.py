@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,12 @@ def test_digits_trains_on_real_pods_through_the_headless_service(
     assert status["progress"]["step"] == status["progress"]["totalSteps"] == result["step"]
     _check_goodput(status["goodput"])
     assert status["goodput"]["badput"]["recovery"]["seconds"] == 0 and status["goodput"]["stepsRedone"] == 0
+    # Nothing counted twice (queued and the trainer's start-up overlap until it says when it started):
+    # the parts fit in the job's own wall time.
+    job = k.json("tj", name)
+    created = datetime.fromisoformat(job["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    finished = datetime.fromisoformat(status["completionTime"].replace("Z", "+00:00"))
+    assert status["goodput"]["wallSeconds"] <= (finished - created).total_seconds() + 1.5, status["goodput"]
 
 
 def _check_goodput(goodput: dict) -> None:

@@ -130,3 +130,27 @@ def test_an_unreadable_endpoint_sets_a_condition_and_one_event_and_keeps_the_pro
     assert cond.status == "True" and [e.reason for e in back.events] == [c.REASON_PROGRESS_REPORTED]
     # A job whose progress was always readable never carries the condition at all.
     assert all(x.type != c.COND_PROGRESS for x in status.conditions)
+
+
+def test_the_trainers_start_up_is_not_counted_twice_as_queued_or_recovery() -> None:
+    """Running waits for every worker and the store; the trainer's start-up began before that. Once a
+    run says when it started, queued and recovery end there."""
+    job = _pending_job()
+    job = job.model_copy(update={"status": reconcile(job, running("digits", 2), T0 + timedelta(seconds=7)).status})
+    assert job.status.goodput is not None and job.status.goodput.queued_seconds == 7.0  # until it reports
+    first = replace(_sample(10, 12, startup=4.0, train=1.0), started_at=(T0 + timedelta(seconds=2)).timestamp())
+    status = reconcile(job, running("digits", 2), T0 + timedelta(seconds=12), progress=first).status
+    assert status.goodput is not None and status.goodput.queued_seconds == 2.0
+    job = job.model_copy(update={"status": status})
+    pods = [store("digits"), pod("digits", 0), pod("digits", 1, deleting=True)]
+    job = job.model_copy(update={"status": reconcile(job, pods, T0 + timedelta(seconds=20), progress=first).status})
+    new_pods = [store("digits"), pod("digits", 0, uid="w0-b"), pod("digits", 1, uid="w1-b")]
+    again = reconcile(job, new_pods, T0 + timedelta(seconds=30), progress=first).status
+    assert again.goodput is not None and again.goodput.recovery_seconds == 10.0  # restart at 20, Running at 30
+    job = job.model_copy(update={"status": again})
+    second = replace(_sample(5, 34, source="w0-b", startup=5.0), started_at=(T0 + timedelta(seconds=24)).timestamp())
+    status = reconcile(job, new_pods, T0 + timedelta(seconds=34), progress=second).status
+    assert status.goodput is not None and status.goodput.recovery_seconds == 4.0  # to the new run's start
+    assert status.goodput.pending_recovery_seconds == 0.0
+    _sums_to_one(status.goodput)
+    assert status.goodput.wall_seconds == 34.0  # nothing counted twice: the parts fit in the wall time

@@ -57,7 +57,8 @@ def _publish_phases() -> None:
     phases = clock.as_dict()
     _state["metrics"].phases(phases)
     evaluation: EvaluationRecord = _state["evaluation"]
-    evaluation.goodput = {"startStep": _state.get("start_step", 0), "phases": phases}
+    evaluation.goodput = {"startStep": _state.get("start_step", 0), "phases": phases,
+                          "startedAt": round(clock.origin, 1)}
 
 
 def checkpoint_dir() -> Path:
@@ -76,7 +77,7 @@ def report(*, step: int, loss: float, epoch: int = 0, total_steps: int | None = 
     trainer_metrics: TrainerMetrics = _state["metrics"]
     if "start_step" not in _state:
         _state["start_step"] = max(step - 1, 0)
-        trainer_metrics.plan(_state["start_step"], total_steps)
+        trainer_metrics.plan(_state["start_step"], total_steps, _state["clock"].origin)
     trainer_metrics.step(step, epoch, loss, samples_per_second, None)
     _publish_phases()
     if metrics:

@@ -159,14 +159,15 @@ def run(
     global_batch = config.batch_size * ctx.world_size
     steps_per_epoch = workload.train_size() // global_batch
     total_steps = config.max_steps or (step + steps_per_epoch * (config.epochs - epoch) - consumed // global_batch)
-    metrics.plan(start_step, total_steps)
-    evaluation.goodput = {"startStep": start_step, "phases": clock.as_dict()}
+    metrics.plan(start_step, total_steps, clock.origin)
+    evaluation.goodput = {"startStep": start_step, "phases": clock.as_dict(), "startedAt": round(clock.origin, 1)}
 
     def publish_phases() -> None:
         clock.train_until_now()
         phases = clock.as_dict()
         metrics.phases(phases)
-        evaluation.goodput = {"startStep": start_step, "phases": phases, "step": step, "totalSteps": total_steps}
+        evaluation.goodput = {"startStep": start_step, "phases": phases, "step": step, "totalSteps": total_steps,
+                              "startedAt": round(clock.origin, 1)}
 
     def save() -> None:
         if not ctx.is_main:

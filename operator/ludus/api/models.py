@@ -364,8 +364,15 @@ class Goodput(Model):
     )
     steps_redone: int = Field(default=0, description="Steps trained again after disruptions.")
     # Bookkeeping carried from pass to pass (and across operator restarts) in the status itself.
-    queued_seconds: float | None = Field(default=None, description="Creation to all workers first Running.")
-    recovery_seconds: float = Field(default=0.0, description="Restarts to all workers Running again, summed.")
+    queued_seconds: float | None = Field(
+        default=None, description="Creation to the first trainer run's start (all workers Running, until it reports)."
+    )
+    recovery_seconds: float = Field(
+        default=0.0, description="Restarts to the next trainer run's start (all workers Running, until it reports)."
+    )
+    pending_recovery_seconds: float = Field(
+        default=0.0, description="The last restart's recovery until the new run reports when it started."
+    )
     high_water_step: int = Field(default=0, description="The furthest step any run reached.")
     run: str = Field(default="", description="The trainer run the phases below belong to (worker 0 pod/restart/step).")
     run_phases: dict[str, float] = Field(default_factory=dict, description="The current run's seconds per phase.")

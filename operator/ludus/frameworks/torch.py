@@ -17,6 +17,9 @@ from ludus.builders import names
 
 TORCHRUN: Final = ("torchrun", "--no-python")
 DEFAULT_COMMAND: Final = ("python", "-m", "ludus_trainer")
+HARNESS: Final = "ludus_trainer"
+LAUNCHER: Final = "ludus_trainer.launch"
+PYTHONS: Final = frozenset({"python", "python3"})
 
 # How long an agent waits for the group to form before giving up.
 RDZV_JOIN_TIMEOUT_SECONDS: Final = 900
@@ -78,8 +81,13 @@ def torchrun_env(job: TrainingJob, index: int) -> list[dict[str, str]]:
 
 
 def worker_command(job: TrainingJob) -> list[str]:
-    """torchrun in front of the user's command; `--no-python` runs it as given."""
-    return [*TORCHRUN, *(job.spec.command or DEFAULT_COMMAND)]
+    """torchrun in front of the user's command; `--no-python` runs it as given. The built-in harness
+    (`python -m ludus_trainer ...`) gets its own launcher: torchrun's agent, forking the workers
+    from a process that has already imported torch (seconds less to the first step)."""
+    command = list(job.spec.command or DEFAULT_COMMAND)
+    if len(command) >= 3 and command[0] in PYTHONS and command[1:3] == ["-m", HARNESS]:
+        return [command[0], "-m", LAUNCHER, *command[3:]]
+    return [*TORCHRUN, *command]
 
 
 def store_command() -> list[str]:

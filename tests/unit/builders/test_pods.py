@@ -50,7 +50,7 @@ def test_worker_pod_whole_manifest_for_a_two_worker_elastic_job() -> None:
                     "name": "trainer",
                     "image": "ludus-trainer:test",
                     "imagePullPolicy": "IfNotPresent",
-                    "command": ["torchrun", "--no-python", "python", "-m", "ludus_trainer"],
+                    "command": ["python", "-m", "ludus_trainer.launch"],
                     "env": [
                         {"name": "PET_NNODES", "value": "1:4"},
                         {"name": "PET_NPROC_PER_NODE", "value": "2"},

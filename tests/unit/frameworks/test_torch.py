@@ -20,9 +20,14 @@ def test_nproc_per_node(gpus: int, nproc: int | str, expected: int) -> None:
     assert torch.nproc_per_node(make_job().gpus(gpus).nproc(nproc).build()) == expected
 
 
-def test_default_command_is_the_ludus_trainer_under_torchrun() -> None:
+def test_the_harness_runs_under_its_own_launcher_and_any_other_command_under_torchrun() -> None:
     job = make_job().spec(command=[]).build()
-    assert torch.worker_command(job) == ["torchrun", "--no-python", "python", "-m", "ludus_trainer"]
+    assert torch.worker_command(job) == ["python", "-m", "ludus_trainer.launch"]
+    harness = make_job().spec(command=["python3", "-m", "ludus_trainer", "--workload", "gpt"]).build()
+    assert torch.worker_command(harness) == ["python3", "-m", "ludus_trainer.launch", "--workload", "gpt"]
+    for other in (["python", "train.py"], ["python", "-m", "ludus_trainer_fork"], ["bash", "-c", "x"]):
+        job = make_job().spec(command=other).build()
+        assert torch.worker_command(job) == ["torchrun", "--no-python", *other]
 
 
 def test_rendezvous_endpoint_is_the_store_pod_not_worker_zero() -> None:
