@@ -270,7 +270,8 @@ def _compute_status(
             **counts,
             "observed_generation": job.metadata.generation,
             "counted_failures": counted,
-            "progress": progress_status(old.progress, progress),
+            # A finished job keeps its final progress: the poller's last sample may be older.
+            "progress": old.progress if old.phase in c.TERMINAL_PHASES else progress_status(old.progress, progress),
             "evaluation": evaluation_status(old.evaluation, pods, job.spec.objective),
             "restarts": old.restarts + len(decision.restarts),
             "conditions": progress_condition(list(old.conditions), unavailable, now)

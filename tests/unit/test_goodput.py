@@ -108,7 +108,10 @@ def test_the_end_takes_the_trainers_final_phases_from_the_termination_message() 
     assert final.goodput.fraction == 0.5 and final.goodput.badput["evaluation"].seconds == 2.0
     _sums_to_one(final.goodput)
     finished = job.model_copy(update={"status": final})
-    assert reconcile(finished, done, T0 + timedelta(seconds=400)).status.goodput == final.goodput  # frozen
+    later = reconcile(finished, done, T0 + timedelta(seconds=400), progress=_sample(10, 20, train=5.0)).status
+    assert later.goodput == final.goodput  # frozen
+    # The poller's last sample (step 10) is older than the final step: it never overwrites it.
+    assert later.progress == final.progress and later.progress is not None and later.progress.step == 30
 
 
 def test_an_unreadable_endpoint_sets_a_condition_and_one_event_and_keeps_the_progress() -> None:
