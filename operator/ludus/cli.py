@@ -1,4 +1,5 @@
-"""`ludus operator` runs the operator; `ludus crd` prints the generated CRD."""
+"""`ludus operator` runs the operator; `ludus crd` prints the generated CRD; every other verb
+(`ludus run`, `ludus list`, ...) is the user's command line in `ludus.sdk.cli`."""
 
 from __future__ import annotations
 
@@ -108,8 +109,16 @@ def write_crd(args: argparse.Namespace) -> int:
     return 0
 
 
+OPERATOR_COMMANDS = frozenset({"operator", "crd"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words or words[0] not in OPERATOR_COMMANDS:
+        from ludus.sdk.cli import main as user_main  # typer, rich and kubernetes: never in the operator
+
+        return user_main(words)
+    args = _parser().parse_args(words)
     if args.command == "operator":
         return run_operator(args)
     return write_crd(args)

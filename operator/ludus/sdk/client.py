@@ -1,0 +1,334 @@
+"""LudusClient: every verb on TrainingJobs, through the official `kubernetes` client.
+
+It reuses the operator's pydantic models (`ludus.api.models.TrainingJob`), so what the SDK sends
+and reads is what the CRD is generated from and what the operator parses.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes import watch as k8s_watch
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from ludus.api import constants as c
+from ludus.api.models import TrainingJob
+from ludus.sdk.errors import Invalid, LudusError, WaitTimeout, translate
+from ludus.sdk.script import script_configmap, script_job
+
+T = TypeVar("T")
+TERMINAL = frozenset(c.TERMINAL_PHASES)
+
+
+def _job(body: Mapping[str, Any]) -> TrainingJob:
+    return TrainingJob.model_validate(body)
+
+
+def _manifest(job: TrainingJob | Mapping[str, Any] | str | Path) -> dict[str, Any]:
+    """A TrainingJob to send: a model (only the fields set), a dict, or a YAML file's path."""
+    if isinstance(job, TrainingJob):
+        body = job.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        body.pop("status", None)
+        return {"apiVersion": c.API_VERSION, "kind": c.KIND, **body}
+    if isinstance(job, str | Path):
+        path = Path(job)
+        if not path.exists():
+            raise Invalid(f"{path}: no such file")
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        jobs = [d for d in docs if isinstance(d, dict) and d.get("kind") == c.KIND]
+        if len(jobs) != 1:
+            raise Invalid(f"{path}: expected one TrainingJob, found {len(jobs)}")
+        return dict(jobs[0])
+    body = dict(job)
+    if body.get("kind", c.KIND) != c.KIND:
+        raise Invalid(f"expected kind {c.KIND}, got {body.get('kind')}")
+    return {"apiVersion": c.API_VERSION, "kind": c.KIND, **body}
+
+
+class LudusClient:
+    """TrainingJobs in one cluster. `api_client` wins; else the kubeconfig `context` (or the current
+    one); else the in-cluster service account."""
+
+    def __init__(self, api_client: k8s.ApiClient | None = None, *, context: str | None = None,
+                 namespace: str | None = None, config_file: str | None = None) -> None:
+        self.context = context
+        if api_client is None:
+            api_client = self._load(context, config_file)
+        self.api_client = api_client
+        self.custom = k8s.CustomObjectsApi(api_client)
+        self.core = k8s.CoreV1Api(api_client)
+        self.server = str(api_client.configuration.host)
+        self.namespace = namespace or self._default_namespace(context, config_file)
+
+    @staticmethod
+    def _load(context: str | None, config_file: str | None) -> k8s.ApiClient:
+        configuration = k8s.Configuration()
+        try:
+            k8s_config.load_kube_config(config_file=config_file, context=context,
+                                        client_configuration=configuration)
+        except (k8s_config.ConfigException, OSError) as err:
+            if context or config_file or "KUBERNETES_SERVICE_HOST" not in os.environ:
+                raise LudusError(f"no usable kubeconfig{f' context {context}' if context else ''}: {err}") from err
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        return k8s.ApiClient(configuration)
+
+    @staticmethod
+    def _default_namespace(context: str | None, config_file: str | None) -> str:
+        try:
+            _, active = k8s_config.list_kube_config_contexts(config_file=config_file)
+            contexts, _ = k8s_config.list_kube_config_contexts(config_file=config_file)
+            chosen = next((x for x in contexts if x["name"] == context), active) if context else active
+            return str((chosen or {}).get("context", {}).get("namespace") or "default")
+        except (k8s_config.ConfigException, OSError, TypeError):
+            path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+            return path.read_text().strip() if path.exists() else "default"
+
+    # --- plumbing ---------------------------------------------------------------------------------------
+    def _call(self, verb: str, resource: str, namespace: str | None, fn: Callable[[], T],
+              name: str | None = None) -> T:
+        try:
+            return fn()
+        except ApiException as err:
+            raise translate(err, verb=verb, resource=resource, namespace=namespace, server=self.server,
+                            context=self.context, name=name) from err
+        except (HTTPError, OSError) as err:
+            raise translate(err, verb=verb, resource=resource, namespace=namespace, server=self.server,
+                            context=self.context, name=name) from err
+
+    def _ns(self, namespace: str | None) -> str:
+        return namespace or self.namespace
+
+    def _patch(self, name: str, namespace: str | None, patch: dict[str, Any], verb: str) -> TrainingJob:
+        ns = self._ns(namespace)
+        body = self._call(verb, c.PLURAL, ns, lambda: self.custom.patch_namespaced_custom_object(
+            c.GROUP, c.VERSION, ns, c.PLURAL, name, patch), name)
+        return _job(body)
+
+    # --- verbs ------------------------------------------------------------------------------------------
+    def create(self, job: TrainingJob | Mapping[str, Any] | str | Path, namespace: str | None = None,
+               *, dry_run: bool = False) -> TrainingJob:
+        """Create from a model, a dict or a YAML file. `dry_run` asks the API server to check it
+        (schema, CEL rules) without storing it."""
+        body = _manifest(job)
+        ns = namespace or body.get("metadata", {}).get("namespace") or self.namespace
+        body.setdefault("metadata", {})["namespace"] = ns
+        kwargs = {"dry_run": "All"} if dry_run else {}
+        created = self._call("create", c.PLURAL, ns, lambda: self.custom.create_namespaced_custom_object(
+            c.GROUP, c.VERSION, ns, c.PLURAL, body, **kwargs), body["metadata"].get("name"))
+        return _job(created)
+
+    def get(self, name: str, namespace: str | None = None) -> TrainingJob:
+        ns = self._ns(namespace)
+        return _job(self._call("get", c.PLURAL, ns, lambda: self.custom.get_namespaced_custom_object(
+            c.GROUP, c.VERSION, ns, c.PLURAL, name), name))
+
+    def list(self, namespace: str | None = None, *, label_selector: str | None = None,
+             all_namespaces: bool = False) -> list[TrainingJob]:
+        kwargs = {"label_selector": label_selector} if label_selector else {}
+        if all_namespaces:
+            items = self._call("list", c.PLURAL, None, lambda: self.custom.list_cluster_custom_object(
+                c.GROUP, c.VERSION, c.PLURAL, **kwargs))
+        else:
+            ns = self._ns(namespace)
+            items = self._call("list", c.PLURAL, ns, lambda: self.custom.list_namespaced_custom_object(
+                c.GROUP, c.VERSION, ns, c.PLURAL, **kwargs))
+        return [_job(item) for item in items.get("items", [])]
+
+    def watch(self, name: str | None = None, namespace: str | None = None,
+              timeout: float | None = None) -> Iterator[tuple[str, TrainingJob]]:
+        """(event type, job) as the API server reports changes; one job when `name` is given."""
+        ns = self._ns(namespace)
+        kwargs: dict[str, Any] = {"field_selector": f"metadata.name={name}"} if name else {}
+        if timeout is not None:
+            kwargs["timeout_seconds"] = max(int(timeout), 1)
+        stream = k8s_watch.Watch()
+        try:
+            for event in self._call("watch", c.PLURAL, ns, lambda: stream.stream(
+                    self.custom.list_namespaced_custom_object, c.GROUP, c.VERSION, ns, c.PLURAL, **kwargs)):
+                yield str(event["type"]), _job(event["object"])
+        finally:
+            stream.stop()
+
+    def wait(self, name: str, namespace: str | None = None, *, phases: Iterable[str] = TERMINAL,
+             condition: str | None = None, timeout: float | None = None) -> TrainingJob:
+        """Until the job reaches one of `phases` (or `condition` is True); returns the job as it then is,
+        Failed included. Raises WaitTimeout."""
+        wanted = set(phases)
+
+        def done(job: TrainingJob) -> bool:
+            if condition is not None:
+                return any(x.type == condition and x.status == "True" for x in job.status.conditions)
+            return job.status.phase in wanted
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = self.get(name, namespace)
+        while not done(job):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise WaitTimeout(f"{name} is {job.status.phase} after {timeout:g}s, not "
+                                  f"{condition or ' or '.join(sorted(wanted))}")
+            for _, seen in self.watch(name, namespace, timeout=min(left, 30) if left is not None else 30):
+                job = seen
+                if done(job):
+                    break
+            else:
+                job = self.get(name, namespace)  # the watch ended: look again
+        return job
+
+    def events(self, name: str, namespace: str | None = None) -> builtins.list[dict[str, Any]]:
+        """The job's Events, oldest first."""
+        ns = self._ns(namespace)
+        events = self._call("list", "events", ns, lambda: self.core.list_namespaced_event(
+            ns, field_selector=f"involvedObject.name={name},involvedObject.kind={c.KIND}"))
+        out = [{"time": e.last_timestamp or e.event_time or e.first_timestamp, "type": e.type, "reason": e.reason,
+                "message": e.message, "count": e.count or 1} for e in events.items]
+        return sorted(out, key=lambda e: str(e["time"] or ""))
+
+    def suspend(self, name: str, namespace: str | None = None) -> TrainingJob:
+        return self._patch(name, namespace, {"spec": {"suspend": True}}, "patch")
+
+    def resume(self, name: str, namespace: str | None = None) -> TrainingJob:
+        return self._patch(name, namespace, {"spec": {"suspend": False}}, "patch")
+
+    def scale(self, name: str, replicas: int, namespace: str | None = None) -> TrainingJob:
+        if replicas < 1:
+            raise Invalid("replicas must be at least 1")
+        return self._patch(name, namespace, {"spec": {"replicas": replicas}}, "patch")
+
+    def delete(self, name: str, namespace: str | None = None, *, wait: bool = False,
+               timeout: float = 120) -> None:
+        """Delete the job (its pods go with it); `wait` returns once the job and its pods are gone."""
+        ns = self._ns(namespace)
+        self._call("delete", c.PLURAL, ns, lambda: self.custom.delete_namespaced_custom_object(
+            c.GROUP, c.VERSION, ns, c.PLURAL, name, propagation_policy="Foreground"), name)
+        if not wait:
+            return
+        deadline = time.monotonic() + timeout
+        selector = f"{c.LABEL_JOB_NAME}={name}"
+        while time.monotonic() < deadline:
+            pods = self._call("list", "pods", ns, lambda: self.core.list_namespaced_pod(ns, label_selector=selector))
+            try:
+                self.custom.get_namespaced_custom_object(c.GROUP, c.VERSION, ns, c.PLURAL, name)
+                gone = False
+            except ApiException as err:
+                gone = err.status == 404
+            if gone and not pods.items:
+                return
+            time.sleep(0.5)
+        raise WaitTimeout(f"{name} or its pods still exist after {timeout:g}s")
+
+    def logs(self, name: str, namespace: str | None = None, *, follow: bool = False, rank: int | None = None,
+             poll: float = 1.0) -> Iterator[str]:
+        """Every worker's lines, prefixed `[worker-N]`. With `follow`, it picks up replaced pods across
+        restarts and ends when the job has finished and every stream has ended."""
+        ns = self._ns(namespace)
+        selector = f"{c.LABEL_JOB_NAME}={name},{c.LABEL_ROLE}={c.ROLE_WORKER}"
+        if rank is not None:
+            selector += f",{c.LABEL_REPLICA_INDEX}={rank}"
+        lines: queue.Queue[str | None] = queue.Queue()
+        streaming: set[str] = set()
+        open_streams = [0]
+        lock = threading.Lock()
+
+        def stream(pod: str, index: str) -> None:
+            try:
+                if follow:
+                    response = self.core.read_namespaced_pod_log(pod, ns, container=c.CONTAINER_TRAINER,
+                                                                 follow=True, _preload_content=False)
+                    for raw in response.stream():
+                        for line in raw.decode(errors="replace").splitlines():
+                            lines.put(f"[worker-{index}] {line}")
+                else:
+                    text = self.core.read_namespaced_pod_log(pod, ns, container=c.CONTAINER_TRAINER)
+                    for line in str(text).splitlines():
+                        lines.put(f"[worker-{index}] {line}")
+            except (ApiException, HTTPError, OSError):
+                pass  # a pod not started yet, or gone: its replacement is picked up next
+            finally:
+                with lock:
+                    open_streams[0] -= 1
+                lines.put(None)
+
+        def started(pod: Any) -> bool:
+            statuses = pod.status.container_statuses or []
+            return any(s.state and (s.state.running or s.state.terminated) for s in statuses)
+
+        def look() -> None:
+            pods = self._call("list", "pods", ns, lambda: self.core.list_namespaced_pod(ns, label_selector=selector))
+            for pod in sorted(pods.items, key=lambda p: p.metadata.name):
+                if pod.metadata.uid in streaming or not started(pod):
+                    continue
+                streaming.add(pod.metadata.uid)
+                index = (pod.metadata.labels or {}).get(c.LABEL_REPLICA_INDEX, "?")
+                with lock:
+                    open_streams[0] += 1
+                threading.Thread(target=stream, args=(pod.metadata.name, index), daemon=True).start()
+
+        self.get(name, namespace)  # NotFound before anything else
+        look()
+        while True:
+            try:
+                line = lines.get(timeout=poll)
+            except queue.Empty:
+                line = None
+            if line is not None:
+                yield line
+                continue
+            with lock:
+                idle = open_streams[0] == 0
+            if not follow and idle and lines.empty():
+                return
+            if follow:
+                look()
+                if idle and lines.empty() and self.get(name, namespace).status.phase in TERMINAL:
+                    look()
+                    with lock:
+                        if open_streams[0] == 0 and lines.empty():
+                            return
+
+    def train(self, script: str | Path, *, name: str | None = None, namespace: str | None = None,
+              replicas: int = 1, nproc: int | str = "auto", gpus: int = 0, image: str = "ludus-trainer:latest",
+              args: Iterable[str] = (), cpu: str | None = None, memory: str | None = None,
+              restart_policy: str = "OnFailure", backoff_limit: int | None = None,
+              dry_run: bool = False) -> TrainingJob:
+        """Run a local script (or a package directory with a __main__.py) as a TrainingJob: its files
+        travel in a ConfigMap owned by the job, and `ludus_trainer --script` runs them."""
+        path = Path(script)
+        ns = self._ns(namespace)
+        job_name = name or _name_for(path)
+        data, items, entry = script_configmap(path)
+        body = script_job(job_name, ns, entry, replicas=replicas, nproc=nproc, gpus=gpus, image=image,
+                          args=list(args), cpu=cpu, memory=memory, suspended=not dry_run, items=items,
+                          restart_policy=restart_policy, backoff_limit=backoff_limit)
+        if dry_run:
+            return self.create(body, ns, dry_run=True)
+        created = self.create(body, ns)
+        owner = {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": job_name, "uid": created.metadata.uid,
+                 "controller": False, "blockOwnerDeletion": False}
+        configmap = {"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": f"{job_name}-script", "namespace": ns, "ownerReferences": [owner],
+                                  "labels": {c.LABEL_JOB_NAME: job_name}},
+                     "data": data}
+        self._call("create", "configmaps", ns, lambda: self.core.create_namespaced_config_map(ns, configmap))
+        return self.resume(job_name, ns)
+
+
+def _name_for(path: Path) -> str:
+    """A DNS-1035 name from the script's name, with a short random suffix."""
+    import re
+    import secrets
+
+    stem = re.sub(r"[^a-z0-9-]+", "-", path.stem.lower() if path.is_file() else path.name.lower()).strip("-")
+    stem = (stem if stem and stem[0].isalpha() else f"job-{stem}")[:40].rstrip("-")
+    return f"{stem}-{secrets.token_hex(2)}"

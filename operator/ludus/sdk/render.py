@@ -1,0 +1,81 @@
+"""How the CLI shows TrainingJobs: table rows, a description, durations. Pure functions."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from ludus.api.models import TrainingJob
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+def parse_duration(text: str) -> float:
+    """`30m`, `1h30m`, `90s`, `90` -> seconds."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise ValueError(f"not a duration: {text!r} (for example 90s, 30m, 1h)")
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+
+
+def age(created: datetime | None, now: datetime | None = None) -> str:
+    if created is None:
+        return ""
+    seconds = int(((now or datetime.now(UTC)) - created).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+COLUMNS = ("NAMESPACE", "NAME", "PHASE", "WORKERS", "STEP", "OBJECTIVE", "RESTARTS", "AGE")
+
+
+def row(job: TrainingJob, now: datetime | None = None) -> tuple[str, ...]:
+    s = job.status
+    objective = s.evaluation.objective.summary if s.evaluation and s.evaluation.objective else ""
+    step = s.progress.summary if s.progress else ""
+    created = job.metadata.creation_timestamp
+    return (job.metadata.namespace, job.metadata.name, s.phase, s.workers, step, objective, str(s.restarts),
+            age(created, now))
+
+
+def as_dict(job: TrainingJob) -> dict[str, Any]:
+    return job.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def describe(job: TrainingJob, events: list[dict[str, Any]]) -> str:
+    """Everything a person asks about a job, in the order they ask it."""
+    s, spec = job.status, job.spec
+    lines = [f"Name:        {job.metadata.namespace}/{job.metadata.name}",
+             f"Phase:       {s.phase}", f"Workers:     {s.workers} (replicas {spec.replicas}, "
+             f"{spec.nproc_per_node} processes each)", f"Image:       {spec.image}",
+             f"Restarts:    {s.restarts}"]
+    if s.last_restart:
+        lines.append(f"Last restart: {s.last_restart.reason}: {s.last_restart.message}")
+    if s.progress:
+        p = s.progress
+        percent = p.percent if p.percent is not None else "?"
+        lines.append(f"Progress:    step {p.summary} ({percent}%), epoch {p.epoch}, "
+                     f"loss {p.loss if p.loss is not None else '-'}, ETA {p.eta or '-'}")
+    if s.evaluation:
+        latest = ", ".join(f"{k} {v.value:.4g}" for k, v in sorted(s.evaluation.latest.items()))
+        lines.append(f"Evaluation:  {latest}")
+        if s.evaluation.objective:
+            o = s.evaluation.objective
+            lines.append(f"Objective:   {o.metric} ({o.goal}) {o.value if o.value is not None else '-'}, "
+                         f"best {o.best if o.best is not None else '-'}")
+    if s.goodput:
+        g = s.goodput
+        badput = ", ".join(f"{k} {v.seconds:.0f}s" for k, v in g.badput.items() if v.seconds >= 0.5)
+        lines.append(f"Goodput:     {g.fraction:.0%} of {g.wall_seconds:.0f}s; steps redone {g.steps_redone}; "
+                     f"badput: {badput or '-'}")
+    lines.append("Conditions:")
+    for cond in s.conditions:
+        lines.append(f"  {cond.type:<17} {cond.status:<6} {cond.reason}: {cond.message}")
+    lines.append("Events:")
+    for event in events[-15:]:
+        lines.append(f"  {event['type']:<8} {event['reason']:<20} {event['message']}")
+    return "\n".join(lines)

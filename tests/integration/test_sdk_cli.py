@@ -1,0 +1,146 @@
+"""The `ludus` command line and its SDK against the real API server, with the operator running.
+
+Every verb runs as the installed console script would (a subprocess with its exit code); pods are
+kwok's, finished by the exit-code annotation the fake nodes honour.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
+from tests.factories import make_job
+from tests.fixtures import TestCluster
+
+LUDUS = str(Path(sys.executable).parent / "ludus")
+
+
+def ludus(kubeconfig: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LUDUS, *args], env={**os.environ, "KUBECONFIG": kubeconfig, "COLUMNS": "200"},
+                          text=True, capture_output=True, timeout=timeout)
+
+
+def _job_file(tmp_path: Path, name: str, **spec: Any) -> Path:
+    manifest = make_job(name).workers(1).on_fake_nodes().spec(**spec).manifest()
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    return path
+
+
+def _running(k: Kubectl, name: str) -> None:
+    wait_for(lambda: (k.json("tj", name).get("status") or {}).get("phase") == "Running", what=f"{name} Running")
+
+
+def test_every_verb_on_real_trainingjobs(cluster: TestCluster, k: Kubectl, namespace: str,
+                                         operator: OperatorProcess, tmp_path: Path) -> None:
+    kc, ns = cluster.kubeconfig, namespace
+    applied = ludus(kc, "apply", "-f", str(_job_file(tmp_path, "cli-a", backoffLimit=0, restartPolicy="Never")),
+                    "-n", ns, "--detach")
+    assert applied.returncode == 0 and applied.stdout.strip() == "cli-a", applied.stderr
+    _running(k, "cli-a")
+
+    listed = ludus(kc, "list", "-n", ns)
+    assert listed.returncode == 0 and "cli-a" in listed.stdout and "Running" in listed.stdout
+    everywhere = ludus(kc, "list", "-A", "-o", "json")
+    rows = [(j["metadata"]["namespace"], j["metadata"]["name"]) for j in json.loads(everywhere.stdout)["items"]]
+    assert (ns, "cli-a") in rows
+    got = json.loads(ludus(kc, "get", "cli-a", "-n", ns, "-o", "json").stdout)
+    assert got["status"]["phase"] == "Running" and got["spec"]["replicas"] == 1
+    assert yaml.safe_load(ludus(kc, "get", "cli-a", "-n", ns, "-o", "yaml").stdout)["metadata"]["name"] == "cli-a"
+    described = ludus(kc, "describe", "cli-a", "-n", ns)
+    assert described.returncode == 0 and "Conditions:" in described.stdout and "Running" in described.stdout
+
+    # wait's timeout: exit 3, and the job is untouched.
+    timed_out = ludus(kc, "wait", "cli-a", "-n", ns, "--for", "Succeeded", "--timeout", "2s")
+    assert timed_out.returncode == 3 and "after 2s" in timed_out.stderr, timed_out
+    # scale, suspend, resume.
+    assert ludus(kc, "scale", "cli-a", "2", "-n", ns).returncode == 0
+    wait_for(lambda: k.json("tj", "cli-a")["status"].get("workers") == "2/2", what="2 workers")
+    assert ludus(kc, "suspend", "cli-a", "-n", ns).returncode == 0
+    wait_for(lambda: k.json("tj", "cli-a")["status"]["phase"] == "Suspended", what="Suspended")
+    assert ludus(kc, "wait", "cli-a", "-n", ns, "--for", "Suspended", "--timeout", "5s").returncode == 0
+    assert ludus(kc, "resume", "cli-a", "-n", ns).returncode == 0
+    wait_for(lambda: k.json("tj", "cli-a")["status"].get("workers") == "2/2", what="running again")
+    events = ludus(kc, "events", "cli-a", "-n", ns)
+    assert events.returncode == 0 and "Suspended" in events.stdout
+
+    # A worker fails (exit 2, restartPolicy Never): the job fails, and wait ends with exit 1.
+    k.run("annotate", "pod", "cli-a-worker-0", "ludus.dev/kwok-exit-code=2")
+    failed = ludus(kc, "wait", "cli-a", "-n", ns, "--timeout", "60s")
+    assert failed.returncode == 1 and "cli-a Failed" in failed.stdout, failed
+
+    # A job that succeeds: exit 0.
+    ludus(kc, "apply", "-f", str(_job_file(tmp_path, "cli-b")), "-n", ns, "--detach")
+    _running(k, "cli-b")
+    k.run("annotate", "pod", "cli-b-worker-0", "ludus.dev/kwok-exit-code=0")
+    assert ludus(kc, "wait", "cli-b", "-n", ns, "--timeout", "60s").returncode == 0
+
+    # delete --wait returns once the job and its pods are gone.
+    deleted = ludus(kc, "delete", "cli-a", "-n", ns, "--wait")
+    assert deleted.returncode == 0, deleted.stderr
+    assert k.get_or_none("tj", "cli-a") is None and not k.items("pods", "ludus.dev/job-name=cli-a")
+
+
+def test_run_ships_a_script_in_a_configmap_owned_by_the_job(cluster: TestCluster, k: Kubectl, namespace: str,
+                                                            operator: OperatorProcess, tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text("from ludus_trainer import api\nprint('hello')\n")
+    dry = ludus(cluster.kubeconfig, "run", str(script), "--dry-run", "-n", namespace, "--replicas", "2")
+    assert dry.returncode == 0, dry.stderr
+    manifest = yaml.safe_load(dry.stdout)
+    assert manifest["spec"]["command"][-2:] == ["--script", "/ludus/script/train.py"]
+    assert k.items("tj") == []  # a dry run creates nothing
+    ran = ludus(cluster.kubeconfig, "run", str(script), "--detach", "-n", namespace, "--name", "scripted",
+                "--", "--lr", "0.1")
+    assert ran.returncode == 0 and ran.stdout.strip() == "scripted", ran.stderr
+    job = k.json("tj", "scripted")
+    configmap = k.json("configmap", "scripted-script")
+    assert configmap["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    assert "print('hello')" in "".join(configmap["data"].values())
+    assert job["spec"]["suspend"] is False and job["spec"]["args"] == ["--lr", "0.1"]
+    wait_for(lambda: k.items("pods", "ludus.dev/job-name=scripted,ludus.dev/role=worker"), what="pods")
+    pod = k.items("pods", "ludus.dev/job-name=scripted,ludus.dev/role=worker")[0]
+    mounts = {m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    assert "/ludus/script" in mounts
+
+
+def test_errors_a_person_can_act_on(cluster: TestCluster, k: Kubectl, namespace: str, tmp_path: Path) -> None:
+    kc = cluster.kubeconfig
+    # A spec the API server refuses: its field path and message, exit 2, no stack trace.
+    bad = ludus(kc, "apply", "-f", str(_job_file(tmp_path, "bad", replicas=0)), "-n", namespace, "--detach")
+    assert bad.returncode == 2 and "spec.replicas" in bad.stderr and "Traceback" not in bad.stderr, bad
+    missing = ludus(kc, "get", "nothing-here", "-n", namespace)
+    assert missing.returncode == 2 and "not found" in missing.stderr
+    # An unreachable cluster: which context and server, exit 4.
+    config = yaml.safe_load(Path(kc).read_text())
+    config["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:1"
+    dead = tmp_path / "dead.kubeconfig"
+    dead.write_text(yaml.safe_dump(config))
+    unreachable = ludus(str(dead), "list", "-n", namespace)
+    assert unreachable.returncode == 4 and "https://127.0.0.1:1" in unreachable.stderr, unreachable
+    # RBAC: a service account with no rights names the verb, resource and namespace.
+    k.run("create", "serviceaccount", "nobody")
+    token = k.run("create", "token", "nobody").stdout.strip()
+    config = yaml.safe_load(Path(kc).read_text())
+    config["users"][0]["user"] = {"token": token}
+    nobody = tmp_path / "nobody.kubeconfig"
+    nobody.write_text(yaml.safe_dump(config))
+    forbidden = ludus(str(nobody), "list", "-n", namespace)
+    assert forbidden.returncode == 2 and f"may not list trainingjobs in namespace {namespace}" in forbidden.stderr
+    # No TrainingJob API at that version: Ludus is not installed (exit 4), said with how to install it.
+    from ludus.sdk import LudusClient, NotInstalled
+
+    client = LudusClient(namespace=namespace, config_file=kc)
+    with pytest.raises(NotInstalled, match="kubectl apply -k manifests/"):
+        client._call("list", "trainingjobs", namespace, lambda: client.custom.list_namespaced_custom_object(
+            "ludus.dev", "v9", namespace, "trainingjobs"))
+    assert ludus(kc, "--version").stdout.startswith("ludus ")

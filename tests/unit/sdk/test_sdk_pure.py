@@ -1,0 +1,127 @@
+"""The SDK's pure parts: a script as a ConfigMap, what the CLI prints, errors a person can act on."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ludus.sdk.errors import (
+    EXIT_CLUSTER,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    Invalid,
+    NotFound,
+    NotInstalled,
+    PermissionDenied,
+    TooLarge,
+    Unreachable,
+    WaitTimeout,
+    translate,
+)
+from ludus.sdk.render import age, parse_duration, row
+from ludus.sdk.script import MAX_BYTES, MOUNT, script_configmap, script_job
+from tests.factories import T0, make_job
+
+
+def test_a_script_file_travels_as_one_key_and_runs_from_the_mount(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text("print('hi')\n")
+    data, items, entry = script_configmap(script)
+    assert list(data.values()) == ["print('hi')\n"] and entry == f"{MOUNT}/train.py"
+    assert items == [{"key": next(iter(data)), "path": "train.py"}]
+
+
+def test_a_package_directory_keeps_its_layout_and_skips_caches(tmp_path: Path) -> None:
+    pkg = tmp_path / "mypkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__main__.py").write_text("from sub import model\n")
+    (pkg / "sub" / "model.py").write_text("X = 1\n")
+    (pkg / "__pycache__" / "x.pyc").write_bytes(b"\x00\x01")
+    data, items, entry = script_configmap(pkg)
+    assert sorted(i["path"] for i in items) == ["mypkg/__main__.py", "mypkg/sub/model.py"]
+    assert entry == f"{MOUNT}/mypkg" and len(data) == 2
+    assert all(k.replace("-", "").replace(".", "").replace("_", "").isalnum() for k in data)
+
+
+def test_what_cannot_travel_in_a_configmap_says_what_to_do(tmp_path: Path) -> None:
+    big = tmp_path / "big.py"
+    big.write_text("#" * (MAX_BYTES + 1))
+    with pytest.raises(TooLarge, match="image"):
+        script_configmap(big)
+    binary = tmp_path / "pkg"
+    binary.mkdir()
+    (binary / "__main__.py").write_text("")
+    (binary / "weights.bin").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(Invalid, match="volume"):
+        script_configmap(binary)
+    (tmp_path / "nomain").mkdir()
+    with pytest.raises(Invalid, match="__main__.py"):
+        script_configmap(tmp_path / "nomain")
+    with pytest.raises(Invalid, match="no such file"):
+        script_configmap(tmp_path / "missing.py")
+
+
+def test_the_script_job_is_a_valid_trainingjob_that_starts_suspended(tmp_path: Path) -> None:
+    from ludus.api.models import TrainingJob
+
+    body = script_job("train-ab12", "team-a", f"{MOUNT}/train.py", replicas=2, nproc=2, gpus=0,
+                      image="ludus-trainer:latest", args=["--lr", "0.1"], cpu="500m", memory=None, suspended=True,
+                      items=[{"key": "f0000-train.py", "path": "train.py"}])
+    job = TrainingJob.model_validate(body)
+    assert job.spec.suspend and job.spec.command[-2:] == ["--script", f"{MOUNT}/train.py"]
+    assert job.spec.args == ["--lr", "0.1"] and job.spec.replicas == 2
+    assert body["spec"]["template"]["volumes"][0]["configMap"]["name"] == "train-ab12-script"
+
+
+def test_durations_and_ages() -> None:
+    assert parse_duration("90s") == 90 and parse_duration("30m") == 1800 and parse_duration("1h30m") == 5400
+    assert parse_duration("2.5") == 2.5
+    for bad in ("", "soon", "5x"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    assert age(T0, T0 + timedelta(seconds=59)) == "59s" and age(T0, T0 + timedelta(hours=3)) == "3h"
+
+
+def test_a_row_reads_like_kubectl_get() -> None:
+    job = make_job().status(phase="Running", workers="2/2", restarts=1, progress={"step": 5, "summary": "5/10"},
+                            evaluation={"objective": {"metric": "accuracy", "goal": "maximize",
+                                                                   "summary": "accuracy 0.9"}}).build()
+    assert row(job, T0 + timedelta(seconds=30)) == (
+        "team-a", "digits", "Running", "2/2", "5/10", "accuracy 0.9", "1", "30s")
+
+
+def _api_error(status: int, body: dict) -> Exception:
+    error = Exception("api")
+    error.status, error.body, error.reason = status, json.dumps(body), "reason"  # type: ignore[attr-defined]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "words", "code"),
+    [
+        (404, {"message": "the server could not find the requested resource", "details": {}}, NotInstalled,
+         "not installed", EXIT_CLUSTER),
+        (404, {"message": "not found", "details": {"name": "x", "kind": "trainingjobs"}}, NotFound, "x not found",
+         EXIT_USAGE),
+        (403, {"message": "trainingjobs is forbidden"}, PermissionDenied, "may not list trainingjobs in namespace ns",
+         EXIT_USAGE),
+        (422, {"message": "invalid", "details": {"causes": [{"field": "spec.replicas", "message": "must be >= 1"}]}},
+         Invalid, "spec.replicas: must be >= 1", EXIT_USAGE),
+    ],
+)
+def test_api_errors_become_messages_with_exit_codes(status: int, body: dict, kind: type, words: str,
+                                                     code: int) -> None:
+    error = translate(_api_error(status, body), verb="list", resource="trainingjobs", namespace="ns",
+                      server="https://x", context="ctx", name="x")
+    assert isinstance(error, kind) and words in str(error) and error.exit_code == code
+
+
+def test_an_unreachable_cluster_names_the_context_and_server() -> None:
+    error = translate(ConnectionRefusedError("refused"), verb="list", resource="trainingjobs", namespace="ns",
+                      server="https://10.0.0.1:6443", context="prod", name=None)
+    assert isinstance(error, Unreachable) and "prod" in str(error) and "https://10.0.0.1:6443" in str(error)
+    assert error.exit_code == EXIT_CLUSTER and WaitTimeout("x").exit_code == EXIT_TIMEOUT
