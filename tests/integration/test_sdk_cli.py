@@ -144,3 +144,35 @@ def test_errors_a_person_can_act_on(cluster: TestCluster, k: Kubectl, namespace:
         client._call("list", "trainingjobs", namespace, lambda: client.custom.list_namespaced_custom_object(
             "ludus.dev", "v9", namespace, "trainingjobs"))
     assert ludus(kc, "--version").stdout.startswith("ludus ")
+
+
+def test_the_sdk_in_process_from_a_model_a_dict_and_a_dry_run(cluster: TestCluster, k: Kubectl, namespace: str,
+                                                              operator: OperatorProcess, tmp_path: Path) -> None:
+    from ludus.api.models import TrainingJob
+    from ludus.sdk import Invalid, LudusClient, WaitTimeout
+
+    client = LudusClient(namespace=namespace, config_file=cluster.kubeconfig)
+    model = TrainingJob.model_validate(make_job("from-model").workers(1).on_fake_nodes().manifest())
+    created = client.create(model)
+    assert created.metadata.uid and created.spec.replicas == 1
+    # Only the fields set travel: the API server filled in the CRD's defaults.
+    assert k.json("tj", "from-model")["spec"]["restartPolicy"] == "OnFailure"
+    checked = client.create(make_job("dry").workers(1).on_fake_nodes().manifest(), dry_run=True)
+    assert checked.metadata.name == "dry" and k.get_or_none("tj", "dry") is None  # checked, not stored
+    with pytest.raises(Invalid, match="spec.replicas"):
+        client.create({**make_job("bad").manifest(), "spec": {**make_job("bad").manifest()["spec"], "replicas": 0}})
+    running = client.wait("from-model", phases={"Running"}, timeout=60)
+    assert running.status.phase == "Running" and running.status.workers == "1/1"
+    with pytest.raises(WaitTimeout):
+        client.wait("from-model", timeout=2)
+    seen = [kind for kind, job in client.watch("from-model", timeout=2) if job.metadata.name == "from-model"]
+    assert seen and seen[0] == "ADDED"
+    assert [j.metadata.name for j in client.list()] == ["from-model"]
+    k.run("annotate", "pod", "from-model-worker-0", "ludus.dev/kwok-exit-code=0")
+    final = client.wait("from-model", timeout=60)
+    assert final.status.phase == "Succeeded"
+    # The operator posts Events after the status write that wait saw.
+    wait_for(lambda: any(e["reason"] == "AllWorkersSucceeded" for e in client.events("from-model")),
+             what="the Succeeded event")
+    client.delete("from-model", wait=True, timeout=60)
+    assert client.list() == []
