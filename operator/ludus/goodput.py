@@ -106,7 +106,9 @@ def account_run(
         if old.run and sample.run != old.run:
             update["earlier_phases"] = _add(old.earlier_phases, old.run_phases)
             resumed = sample.start_step if sample.start_step is not None else 0
-            update["steps_redone"] = old.steps_redone + max(old.high_water_step - resumed, 0)
+            # The trainer's own record of the furthest step beats the operator's polls (an interval apart).
+            reached = max(old.high_water_step, sample.previous_step or 0)
+            update["steps_redone"] = old.steps_redone + max(reached - resumed, 0)
             restart = job.status.last_restart
             pending = old.pending_recovery_seconds
             if pending and restart is not None:
@@ -115,7 +117,7 @@ def account_run(
                 update["pending_recovery_seconds"] = 0.0
         update["run"] = sample.run
         update["run_phases"] = _phases(sample.phases) or (old.run_phases if sample.run == old.run else {})
-        update["high_water_step"] = max(old.high_water_step, sample.step)
+        update["high_water_step"] = max(old.high_water_step, sample.step, sample.previous_step or 0)
     if final is not None:
         phases = _phases(final.get("phases"))
         if phases:

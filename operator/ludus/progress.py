@@ -26,6 +26,7 @@ _FIELDS: Final = {
     "ludus_trainer_total_steps": "total_steps",
     "ludus_trainer_start_step": "start_step",
     "ludus_trainer_start_timestamp_seconds": "started_at",
+    "ludus_trainer_previous_run_step": "previous_step",
     "ludus_trainer_epoch": "epoch",
     "ludus_trainer_loss": "loss",
     "ludus_trainer_samples_per_second": "samples_per_second",
@@ -64,6 +65,7 @@ class ProgressSample:
     start_step: int | None = None
     phases: dict[str, float] = field(default_factory=dict)
     restarts: int = 0  # in-place restarts torchrun made of this pod's trainer
+    previous_step: int | None = None  # the furthest step an earlier run recorded, as this run found it
     started_at: float | None = None  # when this run began (the trainer's clock, seconds since the epoch)
     source: str = ""  # the worker 0 pod it came from (its uid)
     observed_at: datetime | None = None
@@ -140,6 +142,7 @@ def parse_progress(text: str) -> ProgressSample | None:
         phases=phases,
         restarts=_count(values.get("restarts")) or 0,
         started_at=values["started_at"] if values.get("started_at", 0) > 0 else None,
+        previous_step=_count(values.get("previous_step")),
     )
 
 

@@ -157,3 +157,16 @@ def test_the_trainers_start_up_is_not_counted_twice_as_queued_or_recovery() -> N
     assert status.goodput.pending_recovery_seconds == 0.0
     _sums_to_one(status.goodput)
     assert status.goodput.wall_seconds == 34.0  # nothing counted twice: the parts fit in the wall time
+
+
+def test_steps_redone_use_the_trainers_own_record_of_the_furthest_step() -> None:
+    """The operator polls an interval apart; the new run read the furthest step the last run recorded."""
+    job = _pending_job()
+    job = job.model_copy(update={"status": reconcile(job, running("digits", 2), T0 + timedelta(seconds=5)).status})
+    polled = _sample(50, 20, train=10.0)
+    job = job.model_copy(update={"status": reconcile(job, running("digits", 2), T0 + timedelta(seconds=20),
+                                                     progress=polled).status})
+    resumed = replace(_sample(45, 40, start=40, source="w0-b", train=1.0), previous_step=58)
+    status = reconcile(job, running("digits", 2), T0 + timedelta(seconds=40), progress=resumed).status
+    assert status.goodput is not None and status.goodput.steps_redone == 18  # 58 reached, 40 resumed
+    assert status.goodput.high_water_step == 58

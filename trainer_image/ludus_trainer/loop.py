@@ -102,6 +102,15 @@ def agree_on_checkpoint(ctx: DistContext, manager: CheckpointManager) -> dict[st
     return box[0]
 
 
+def _previous_run_step(checkpoint_dir: Path) -> int | None:
+    """The furthest step an earlier run recorded (rank 0's progress.json beside the checkpoints): with
+    the step this run resumes from, the steps it must redo. None without shared storage."""
+    try:
+        return int(json.loads((checkpoint_dir / "progress.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def record_event(ctx: DistContext, config: LoopConfig, kind: str, **fields: Any) -> None:
     """Rank 0 logs an event line and appends it to events.jsonl beside the checkpoints.
 
@@ -154,12 +163,13 @@ def run(
         logger.info("starting fresh with world size %d", ctx.world_size)
     record_event(ctx, config, "start", step=step, world_size=ctx.world_size)
     start_step = step
+    previous_step = _previous_run_step(config.checkpoint_dir)
 
     sampler = ResumableDistributedSampler(workload.train_size(), ctx.env.rank, ctx.world_size, seed=config.seed)
     global_batch = config.batch_size * ctx.world_size
     steps_per_epoch = workload.train_size() // global_batch
     total_steps = config.max_steps or (step + steps_per_epoch * (config.epochs - epoch) - consumed // global_batch)
-    metrics.plan(start_step, total_steps, clock.origin)
+    metrics.plan(start_step, total_steps, clock.origin, previous_step)
     evaluation.goodput = {"startStep": start_step, "phases": clock.as_dict(), "startedAt": round(clock.origin, 1)}
 
     def publish_phases() -> None:

@@ -36,6 +36,7 @@ class TrainerMetrics:
         self._mfu = gauge("model_flops_utilization_ratio", "Model FLOPs utilisation (0-1), on a GPU")
         self._start_step = gauge("start_step", "Step this process resumed from (0 on a fresh start)")
         self._total_steps = gauge("total_steps", "Steps the run will take in all")
+        self._previous = gauge("previous_run_step", "The furthest step an earlier run of this job recorded")
         self._started = gauge("start_timestamp_seconds", "When this run began: the container's start, or the "
                               "process's after an in-place restart")
         self._phase = gauge("phase_seconds", "Seconds this process spent per phase (startup, rendezvous, restore, "
@@ -66,8 +67,11 @@ class TrainerMetrics:
         if tokens_per_s is not None:
             self._l(self._tokens).set(tokens_per_s)
 
-    def plan(self, start_step: int, total_steps: int | None, started_at: float | None = None) -> None:
+    def plan(self, start_step: int, total_steps: int | None, started_at: float | None = None,
+             previous_step: int | None = None) -> None:
         self._l(self._start_step).set(start_step)
+        if previous_step is not None:
+            self._l(self._previous).set(previous_step)
         if started_at is not None:
             self._l(self._started).set(started_at)
         if total_steps is not None:
