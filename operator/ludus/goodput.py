@@ -42,7 +42,7 @@ def _add(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
     return {k: round(a.get(k, 0.0) + b.get(k, 0.0), 3) for k in a.keys() | b.keys()}
 
 
-def _final_report(pods: Iterable[PodObservation]) -> Mapping[str, Any] | None:
+def final_report(pods: Iterable[PodObservation]) -> Mapping[str, Any] | None:
     """Worker 0's last phases from its termination message (`goodput` beside the evaluation)."""
     worker0 = current_workers(pods).get(0)
     report = (worker0.evaluation or {}).get("goodput") if worker0 is not None else None
@@ -182,7 +182,7 @@ def goodput_status(
         return old
     goodput = account_transitions(old or Goodput(), job, old_phase, phase, now)
     goodput = account_run(goodput, job, sample if progress_moved else None,
-                          _final_report(pods) if finished_now else None)
+                          final_report(pods) if finished_now else None)
     if goodput.queued_seconds is None and phase not in c.TERMINAL_PHASES:
         return goodput if old is not None else None  # nothing to say before the job first runs
     end = now if finished_now else None

@@ -28,7 +28,7 @@ from ludus.api.models import (
 )
 from ludus.builders import labels
 from ludus.conditions import get_condition, upsert_condition, with_phase
-from ludus.goodput import goodput_status
+from ludus.goodput import final_report, goodput_status
 from ludus.observe import PodObservation, current_workers, rendezvous_pod
 from ludus.policies.decision import Decision
 from ludus.policies.suspension import SUSPENDED_MESSAGE
@@ -70,14 +70,13 @@ def progress_status(old: Progress | None, sample: ProgressSample | None) -> Prog
 
 def final_progress(progress: Progress | None, pods: Iterable[PodObservation], now: datetime) -> Progress | None:
     """The last step, from worker 0's termination message: the last poll may be an interval old."""
-    worker0 = current_workers(pods).get(0)
-    report = (worker0.evaluation or {}).get("goodput") if worker0 is not None else None
-    step = report.get("step") if isinstance(report, Mapping) else None
+    report = final_report(pods)
+    step = report.get("step") if report is not None else None
     if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 2**53:
         return progress
     if progress is not None and progress.step >= step:
         return progress
-    assert isinstance(report, Mapping)
+    assert report is not None
     total = report.get("totalSteps")
     total = total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None
     if total is None and progress is not None:
