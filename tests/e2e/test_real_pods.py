@@ -143,6 +143,10 @@ def test_a_crashed_worker_costs_steps_redone_in_the_goodput(
     # Past a checkpoint and well into the next interval, so that the crash loses steps.
     wait_for(lambda: ((k.json("tj", name).get("status") or {}).get("progress") or {}).get("step", 0)
              >= 2 * INTERVAL + INTERVAL // 2, timeout=300, what="the step in status past 50")
+    # The status is a poll behind the trainer: crash on the trainer's own step, well inside an
+    # interval, never just after a checkpoint (which would leave nothing to redo).
+    wait_for(lambda: INTERVAL // 4 <= progress_step(volume) % INTERVAL <= INTERVAL // 2, timeout=60,
+             interval=0.1, what="the trainer inside a checkpoint interval")
     assert kill_pod_processes(f"{name}-worker-1") > 0
     wait_phase(k, name, "Succeeded", timeout=400)
     status = k.json("tj", name)["status"]
