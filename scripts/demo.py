@@ -23,6 +23,7 @@ from devcluster.node import RealNode, host_problem  # noqa: E402
 NAMESPACE = "ludus-demo"
 JOB = "digits"
 EXAMPLE = REPO / "manifests" / "examples" / "digits.yaml"
+LUDUS = Path(sys.executable).parent / "ludus"
 TIMEOUT_SECONDS = 600
 # The demo reads progress every 2 s so that `kubectl get tj -w` shows it move; the default is 30 s.
 PROGRESS_INTERVAL = "2"
@@ -36,34 +37,31 @@ def kubectl(cluster: Cluster, *args: str, check: bool = True) -> str:
     return cluster.kubectl(*args, check=check).stdout
 
 
-def stream_training_logs(cluster: Cluster, results: dict[str, dict]) -> None:
-    """Follow the workers' logs; print progress and evaluation lines as people want to read them."""
-    cmd = [str(binary("kubectl")), f"--kubeconfig={cluster.kubeconfig}", "-n", NAMESPACE, "logs", "-f",
-           "--max-log-requests=8", "-l", f"ludus.dev/job-name={JOB},ludus.dev/role=worker", "--tail=-1"]
+def follow_with_the_cli(cli: subprocess.Popen[str], results: dict[str, dict]) -> None:
+    """Read what `ludus apply` prints while it follows the job: the workers' lines, prefixed
+    `[worker-N]`, shown as people want to read them; the CLI's own lines shown as they are."""
+    assert cli.stdout is not None
     seen_eval: set[str] = set()
-    while "result" not in results:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("LUDUS_STARTUP ") and "first_step" not in results:
-                results["first_step"] = {"at": time.monotonic()}
-                marks = json.loads(line.split(" ", 1)[1])
-                results["startup"] = marks
-                say("  start-up (s since the container started): "
-                    + ", ".join(f"{k} {v:.1f}" for k, v in marks.items()))
-            elif line.startswith("LUDUS_PROGRESS "):
-                record = json.loads(line.split(" ", 1)[1])
-                say(f"  step {record['step']}/{record['totalSteps']}  epoch {record['epoch']}  "
-                    f"loss {record['loss']:.4f}  {record['samplesPerSecond'] or 0:.0f} samples/s"
-                    + (f"  eta {record['etaSeconds']:.0f}s" if record.get("etaSeconds") else ""))
-            elif line.startswith("LUDUS_EVAL ") and line not in seen_eval:
-                seen_eval.add(line)
-                say("  eval " + line.split(" ", 1)[1].strip())
-            elif line.startswith("LUDUS_RESULT "):
-                results["result_at"] = {"at": time.monotonic()}
-                results["result"] = json.loads(line.split(" ", 1)[1])
-        proc.wait()
-        time.sleep(1)
+    for raw in cli.stdout:
+        prefix, _, line = raw.rstrip("\n").partition(" ")
+        if not prefix.startswith("[worker-"):
+            say(f"  ludus | {raw.rstrip()}")
+        elif line.startswith("LUDUS_STARTUP ") and "first_step" not in results:
+            results["first_step"] = {"at": time.monotonic()}
+            marks = json.loads(line.split(" ", 1)[1])
+            results["startup"] = marks
+            say("  start-up (s since the container started): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in marks.items()))
+        elif line.startswith("LUDUS_PROGRESS "):
+            record = json.loads(line.split(" ", 1)[1])
+            say(f"  {prefix} step {record['step']}/{record['totalSteps']}  epoch {record['epoch']}  "
+                f"loss {record['loss']:.4f}  {record['samplesPerSecond'] or 0:.0f} samples/s")
+        elif line.startswith("LUDUS_EVAL ") and line not in seen_eval:
+            seen_eval.add(line)
+            say(f"  {prefix} eval " + line.split(" ", 1)[1].strip())
+        elif line.startswith("LUDUS_RESULT ") and "result" not in results:
+            results["result_at"] = {"at": time.monotonic()}
+            results["result"] = json.loads(line.split(" ", 1)[1])
 
 
 class Timeline:
@@ -124,35 +122,47 @@ def main() -> int:
 
     kubectl(cluster, "create", "namespace", NAMESPACE, check=False)
     kubectl(cluster, "-n", NAMESPACE, "delete", "trainingjob", JOB, "--ignore-not-found", "--wait=true")
-    say(f"applying {EXAMPLE.relative_to(REPO)} in namespace {NAMESPACE}")
+    # Dogfooding: the job is created and followed by the `ludus` CLI, as a user would.
+    say(f"ludus apply -f {EXAMPLE.relative_to(REPO)} -n {NAMESPACE}   (the CLI follows logs, status, evaluation)")
     applied = time.monotonic()
-    kubectl(cluster, "-n", NAMESPACE, "apply", "-f", str(EXAMPLE))
-
+    cli = subprocess.Popen([str(LUDUS), "apply", "-f", str(EXAMPLE), "-n", NAMESPACE],
+                           env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "COLUMNS": "160"},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results: dict[str, dict] = {}
-    threading.Thread(target=stream_training_logs, args=(cluster, results), daemon=True).start()
+    reader = threading.Thread(target=follow_with_the_cli, args=(cli, results), daemon=True)
+    reader.start()
+    threading.Thread(target=lambda: [say(f"  ludus | {line.rstrip()}") for line in cli.stderr or []],
+                     daemon=True).start()
     say(f"kubectl get tj {JOB} -w:")
     watch = subprocess.Popen([str(binary("kubectl")), f"--kubeconfig={cluster.kubeconfig}", "-n", NAMESPACE,
                               "get", "trainingjob", JOB, "-w"], stdout=subprocess.PIPE, text=True)
-    threading.Thread(target=lambda: [say(f"  | {line.rstrip()}") for line in watch.stdout or []],
+    threading.Thread(target=lambda: [say(f"  kubectl | {line.rstrip()}") for line in watch.stdout or []],
                      daemon=True).start()
     timeline = Timeline(applied)
-    phase = ""
-    while time.monotonic() - applied < TIMEOUT_SECONDS:
-        job = json.loads(kubectl(cluster, "-n", NAMESPACE, "get", "trainingjob", JOB, "-o", "json"))
+    phase, status = "", {}
+    while time.monotonic() - applied < TIMEOUT_SECONDS and cli.poll() is None:
+        job = json.loads(kubectl(cluster, "-n", NAMESPACE, "get", "trainingjob", JOB, "-o", "json", check=False)
+                         or "{}")
         status = job.get("status") or {}
         phase = status.get("phase", "")
         timeline.saw(phase, results)
-        if phase in ("Succeeded", "Failed"):
-            break
         time.sleep(0.2)
+    try:
+        cli_code = cli.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        cli.terminate()
+        cli_code = -1
+    reader.join(timeout=10)
     watch.terminate()
-    deadline = time.monotonic() + 20
-    while "result" not in results and phase == "Succeeded" and time.monotonic() < deadline:
-        time.sleep(0.5)
+    job = json.loads(kubectl(cluster, "-n", NAMESPACE, "get", "trainingjob", JOB, "-o", "json"))
+    status = job.get("status") or {}
+    phase = status.get("phase", "")
+    timeline.saw(phase, results)
     print()
     print(kubectl(cluster, "-n", NAMESPACE, "get", "trainingjob", JOB, "-o", "wide"), end="")
-    if phase != "Succeeded":
-        say(f"the job ended {phase or 'without finishing'}; see kubectl -n {NAMESPACE} describe tj {JOB}")
+    if phase != "Succeeded" or cli_code != 0:
+        say(f"the job ended {phase or 'without finishing'} (ludus exited {cli_code}); "
+            f"see: ludus describe {JOB} -n {NAMESPACE}")
         return 1
     result = results.get("result", {})
     say(f"TrainingJob {JOB} Succeeded on real pods in {time.monotonic() - applied:.0f}s "

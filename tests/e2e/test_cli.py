@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devcluster.kubectl import Kubectl
+from devcluster.jobs import real_job, unique, wait_phase, wait_step
+from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
 from tests.fixtures import TestCluster
 
@@ -67,3 +68,29 @@ def test_a_failing_script_makes_ludus_run_exit_1_with_the_failing_ranks_last_lin
                script_args=("--fail-at", "5"))
     assert job.returncode == 1, (job.stdout[-2000:], job.stderr[-2000:])
     assert "broken Failed" in job.stderr and "corrupt shard" in job.stderr  # the failing rank's last lines
+
+
+def test_ludus_logs_follows_a_replaced_worker_and_ends_with_the_job(
+    cluster: TestCluster, k: Kubectl, namespace: str, operator: OperatorProcess,
+    shared_volume: tuple[str, Path]
+) -> None:
+    claim, volume = shared_volume
+    name = unique("follow")
+    k.apply(real_job(name, args=["--epochs", "30", "--log-every", "5", "--step-delay", "0.05"], claim=claim))
+    logs = subprocess.Popen([LUDUS, "logs", name, "-f", "-n", namespace],
+                            env={**os.environ, "KUBECONFIG": cluster.kubeconfig}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_step(volume, 45)  # past the checkpoint at step 40
+    old_uid = k.json("pod", f"{name}-worker-1")["metadata"]["uid"]
+    k.run("delete", "pod", f"{name}-worker-1", "--wait=false")
+    wait_for(lambda: (k.get_or_none("pod", f"{name}-worker-1") or {"metadata": {"uid": old_uid}})
+             ["metadata"]["uid"] != old_uid, timeout=120, what="worker-1 replaced")
+    wait_phase(k, name, "Succeeded", timeout=400)
+    # It ends by itself once the job has ended and every stream is drained: no Ctrl-C needed.
+    stdout, stderr = logs.communicate(timeout=120)
+    assert logs.returncode == 0, stderr[-2000:]
+    worker1 = [line for line in stdout.splitlines() if line.startswith("[worker-1] ")]
+    # The first pod started fresh; its replacement resumed from the shared checkpoint.
+    assert any("starting fresh" in line for line in worker1), stdout[-3000:]
+    assert any("resumed from step" in line for line in worker1), stdout[-3000:]
+    assert any("LUDUS_RESULT" in line for line in stdout.splitlines()), stdout[-3000:]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +177,62 @@ def test_the_sdk_in_process_from_a_model_a_dict_and_a_dry_run(cluster: TestClust
              what="the Succeeded event")
     client.delete("from-model", wait=True, timeout=60)
     assert client.list() == []
+
+
+def _follow_then_ctrl_c(kubeconfig: str, *args: str) -> tuple[int, str]:
+    """Start a following verb, wait for its first status line, press Ctrl-C; its exit code and stderr."""
+    proc = subprocess.Popen([LUDUS, *args], env={**os.environ, "KUBECONFIG": kubeconfig, "COLUMNS": "200"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen: list[str] = []
+    for line in proc.stderr:  # the first status line: the follow loop is running
+        seen.append(line)
+        if ": Running" in line or ": Pending" in line or "following" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    return proc.returncode, "".join(seen) + rest
+
+
+def test_ctrl_c_while_following_detaches_or_deletes_when_asked(cluster: TestCluster, k: Kubectl, namespace: str,
+                                                               operator: OperatorProcess, tmp_path: Path) -> None:
+    kc, ns = cluster.kubeconfig, namespace
+    code, stderr = _follow_then_ctrl_c(kc, "apply", "-f", str(_job_file(tmp_path, "kept")), "-n", ns)
+    assert code == 130 and f"ludus logs -f kept -n {ns}" in stderr and "Traceback" not in stderr, stderr
+    _running(k, "kept")  # detached: the job goes on
+    code, stderr = _follow_then_ctrl_c(kc, "logs", "kept", "-f", "-n", ns)
+    assert code == 130 and "kept keeps running" in stderr, stderr
+    assert k.json("tj", "kept")["metadata"].get("deletionTimestamp") is None
+
+    code, stderr = _follow_then_ctrl_c(kc, "apply", "-f", str(_job_file(tmp_path, "dropped")), "-n", ns,
+                                       "--delete-on-interrupt")
+    assert code == 130 and "deleted dropped" in stderr, stderr
+    wait_for(lambda: k.get_or_none("tj", "dropped") is None, what="dropped deleted")
+
+
+def test_apply_dry_run_prints_what_the_server_would_store(cluster: TestCluster, k: Kubectl, namespace: str,
+                                                          tmp_path: Path) -> None:
+    checked = ludus(cluster.kubeconfig, "apply", "-f", str(_job_file(tmp_path, "checked")), "-n", namespace,
+                    "--dry-run")
+    assert checked.returncode == 0, checked.stderr
+    stored = yaml.safe_load(checked.stdout)
+    # The server's answer, defaults filled in by the CRD's schema, and nothing stored.
+    assert stored["metadata"]["name"] == "checked" and stored["spec"]["restartPolicy"] == "OnFailure"
+    assert k.get_or_none("tj", "checked") is None
+    refused = ludus(cluster.kubeconfig, "apply", "-f", str(_job_file(tmp_path, "refused", replicas=0)),
+                    "-n", namespace, "--dry-run")
+    assert refused.returncode == 2 and "spec.replicas" in refused.stderr
+
+
+def test_shell_completion_offers_the_jobs_in_the_namespace(cluster: TestCluster, k: Kubectl, namespace: str,
+                                                           tmp_path: Path) -> None:
+    for name in ("alpha-1", "alpha-2", "beta"):
+        k.apply(make_job(name).workers(1).on_fake_nodes().manifest())
+    env = {**os.environ, "KUBECONFIG": cluster.kubeconfig, "_LUDUS_COMPLETE": "complete_bash",
+           "COMP_WORDS": f"ludus logs -n {namespace} al", "COMP_CWORD": "4"}
+    bash = subprocess.run([LUDUS], env=env, text=True, capture_output=True, timeout=60)
+    assert bash.stdout.split() == ["alpha-1", "alpha-2"], bash
+    plugin = subprocess.run([str(Path(LUDUS).parent / "kubectl_complete-ludus"), "describe", "-n", namespace, ""],
+                            env={**os.environ, "KUBECONFIG": cluster.kubeconfig}, text=True, capture_output=True,
+                            timeout=60)
+    assert plugin.stdout.splitlines() == ["alpha-1", "alpha-2", "beta", ":4"], plugin

@@ -25,7 +25,7 @@ from ludus.api import constants as c
 from ludus.api.models import TrainingJob
 from ludus.sdk import render
 from ludus.sdk.client import LudusClient
-from ludus.sdk.errors import EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, LudusError
+from ludus.sdk.errors import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, LudusError
 
 # torchrun's agent logs in glog format: "E1204 07:20:55.725000 1 torch/distributed/...".
 _AGENT_LOG = re.compile(r"^[EWIF]\d{4} \d{2}:\d{2}:\d{2}\.\d+ ")
@@ -38,7 +38,19 @@ err = Console(stderr=True)
 Namespace = Annotated[str | None, typer.Option("--namespace", "-n", help="namespace (default: the context's)")]
 Context = Annotated[str | None, typer.Option("--context", help="kubeconfig context (default: the current one)")]
 Output = Annotated[str, typer.Option("--output", "-o", help="table, json or yaml")]
-Name = Annotated[str, typer.Argument(help="the TrainingJob's name")]
+
+
+def _complete_name(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of job names from the cluster; nothing (never an error) when it cannot list."""
+    try:
+        client = LudusClient(context=ctx.params.get("context"), namespace=ctx.params.get("namespace"),
+                             request_timeout=3)
+        return sorted(j.metadata.name for j in client.list() if j.metadata.name.startswith(incomplete))
+    except Exception:  # noqa: BLE001 - a completion must not print a traceback into the shell
+        return []
+
+
+Name = Annotated[str, typer.Argument(help="the TrainingJob's name", autocompletion=_complete_name)]
 
 
 def _client(namespace: str | None, context: str | None) -> LudusClient:
@@ -116,7 +128,7 @@ def follow(client: LudusClient, name: str, namespace: str | None, delete_on_inte
         else:
             err.print(f"detached; {name} keeps running. Follow it again: ludus logs -f {name}"
                       + (f" -n {namespace}" if namespace else ""))
-        return 130
+        return EXIT_INTERRUPTED
     time.sleep(1)  # the last lines
     stop.set()
     if job.status.evaluation:
@@ -172,6 +184,7 @@ def apply(
     file: Annotated[Path, typer.Option("--filename", "-f", help="a YAML file with one TrainingJob")],
     detach: Annotated[bool, typer.Option("--detach", "-d", help="print the name and return")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="check it on the API server, create nothing")] = False,
+    delete_on_interrupt: Annotated[bool, typer.Option(help="Ctrl-C deletes the job")] = False,
     namespace: Namespace = None,
     context: Context = None,
 ) -> None:
@@ -183,7 +196,7 @@ def apply(
         return
     out.print(job.metadata.name)
     if not detach:
-        raise typer.Exit(follow(client, job.metadata.name, job.metadata.namespace))
+        raise typer.Exit(follow(client, job.metadata.name, job.metadata.namespace, delete_on_interrupt))
 
 
 @app.command("list")
@@ -223,12 +236,16 @@ def logs(
 ) -> None:
     """Every worker's log lines. Example: ludus logs digits -f"""
     client = _client(namespace, context)
-    try:
+    try:  # the notice inside: a Ctrl-C right after it is still caught below
+        if follow_:
+            err.print(f"following {name}'s logs until it ends (Ctrl-C stops following; the job keeps running)",
+                      highlight=False)
         for line in client.logs(name, namespace, follow=follow_, rank=rank):
             out.print(line, markup=False, highlight=False)
     except KeyboardInterrupt:
-        err.print(f"stopped following; {name} keeps running")
-        raise typer.Exit(130) from None
+        err.print(f"stopped following; {name} keeps running. Follow it again: ludus logs -f {name}"
+                  + (f" -n {namespace}" if namespace else ""))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 @app.command()
@@ -305,17 +322,32 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_code
     except typer.Exit as done:
         return int(done.exit_code or 0)
-    except (typer.BadParameter, typer.Abort) as error:
-        err.print(f"error: {error}", markup=False, highlight=False)
+    except typer.Abort as error:
+        err.print(f"error: {error or 'aborted'}", markup=False, highlight=False)
         return EXIT_USAGE
-    except Exception as error:  # click's usage errors
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            return EXIT_USAGE
-        raise
+    except typer.TyperException as error:  # usage errors: an unknown option, a missing argument
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"error: {error}", markup=False, highlight=False)
+        return EXIT_USAGE
     return result if isinstance(result, int) else EXIT_OK
+
+
+def kubectl_complete(argv: list[str] | None = None) -> int:
+    """`kubectl_complete-ludus`: completion for `kubectl ludus ...`. kubectl runs it with the words so
+    far, the last being the one to complete, and reads one candidate per line and a `:directive`."""
+    # typer vendors click: its own completer is the one that understands its commands.
+    from typer._completion_classes import BashComplete
+
+    words = list(sys.argv[1:] if argv is None else argv)
+    incomplete = words.pop() if words else ""
+    completer = BashComplete(typer.main.get_command(app), {}, "ludus", "_LUDUS_COMPLETE")
+    for item in completer.get_completions(words, incomplete):
+        print(item.value)
+    print(":4")  # cobra's ShellCompDirectiveNoFileComp: offer these, not file names
+    return 0
 
 
 if __name__ == "__main__":

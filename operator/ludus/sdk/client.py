@@ -61,10 +61,12 @@ class LudusClient:
     one); else the in-cluster service account."""
 
     def __init__(self, api_client: k8s.ApiClient | None = None, *, context: str | None = None,
-                 namespace: str | None = None, config_file: str | None = None) -> None:
+                 namespace: str | None = None, config_file: str | None = None,
+                 request_timeout: float | None = None) -> None:
         self.context = context
         if api_client is None:
             api_client = self._load(context, config_file)
+        self.request_timeout = request_timeout  # seconds for list/get; None: the client's default
         self.api_client = api_client
         self.custom = k8s.CustomObjectsApi(api_client)
         self.core = k8s.CoreV1Api(api_client)
@@ -135,7 +137,9 @@ class LudusClient:
 
     def list(self, namespace: str | None = None, *, label_selector: str | None = None,
              all_namespaces: bool = False) -> list[TrainingJob]:
-        kwargs = {"label_selector": label_selector} if label_selector else {}
+        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        if self.request_timeout:
+            kwargs["_request_timeout"] = self.request_timeout
         if all_namespaces:
             items = self._call("list", c.PLURAL, None, lambda: self.custom.list_cluster_custom_object(
                 c.GROUP, c.VERSION, c.PLURAL, **kwargs))

@@ -14,6 +14,8 @@ EXIT_JOB_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_TIMEOUT: Final = 3
 EXIT_CLUSTER: Final = 4
+# Ctrl-C: the shell's convention (128 + SIGINT); the job keeps running unless asked otherwise.
+EXIT_INTERRUPTED: Final = 130
 
 INSTALL_HINT: Final = "install it with `kubectl apply -k manifests/` or `helm install ludus charts/ludus`"
 
