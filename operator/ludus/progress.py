@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 # How often status.progress is written for a job (at most), and polled for it.
 DEFAULT_PROGRESS_SECONDS: Final = 30.0
 MIN_POLL_SECONDS: Final = 1.0
+_EVAL_STEP: Final = "ludus_trainer_eval_step"
 _FIELDS: Final = {
     "ludus_trainer_step": "step",
     "ludus_trainer_total_steps": "total_steps",
@@ -31,8 +32,11 @@ _FIELDS: Final = {
     "ludus_trainer_loss": "loss",
     "ludus_trainer_samples_per_second": "samples_per_second",
     "ludus_trainer_tokens_per_second": "tokens_per_second",
+    _EVAL_STEP: "evaluation_step",
 }
 _PHASES: Final = "ludus_trainer_phase_seconds"
+_EVAL: Final = "ludus_trainer_eval_metric"
+_OBJECTIVE: Final = "ludus_trainer_objective"
 _RESTARTS: Final = "ludus_trainer_restarts"
 _KNOWN_PHASES: Final = frozenset({"startup", "rendezvous", "restore", "train", "checkpoint", "evaluation"})
 # Counts and steps beyond this are not a trainer's (and would not survive JSON as integers).
@@ -68,6 +72,9 @@ class ProgressSample:
     previous_step: int | None = None  # the furthest step an earlier run recorded, as this run found it
     started_at: float | None = None  # when this run began (the trainer's clock, seconds since the epoch)
     source: str = ""  # the worker 0 pod it came from (its uid)
+    evaluation: dict[str, float] = field(default_factory=dict)  # the latest evaluation while it trains
+    evaluation_step: int | None = None  # the step it was measured at
+    objective: tuple[str, str] | None = None  # (metric, goal) the trainer optimises
     observed_at: datetime | None = None
     rate_from: tuple[int, datetime] | None = None
 
@@ -109,7 +116,20 @@ def parse_progress(text: str) -> ProgressSample | None:
     Raises ValueError on a page that is not Prometheus text."""
     values: dict[str, float] = {}
     phases: dict[str, float] = {}
+    evaluation: dict[str, float] = {}
+    objective: tuple[str, str] | None = None
     for family in text_string_to_metric_families(text):
+        if family.name == _OBJECTIVE:
+            for sample in family.samples:
+                if sample.value == 1 and sample.labels.get("metric") and sample.labels.get("goal"):
+                    objective = (sample.labels["metric"], sample.labels["goal"])
+            continue
+        if family.name == _EVAL:
+            for sample in family.samples:
+                metric = sample.labels.get("metric", "")
+                if metric and math.isfinite(sample.value):
+                    evaluation[metric] = sample.value
+            continue
         if family.name == _PHASES:
             for sample in family.samples:
                 phase = sample.labels.get("phase", "")
@@ -143,6 +163,9 @@ def parse_progress(text: str) -> ProgressSample | None:
         restarts=_count(values.get("restarts")) or 0,
         started_at=values["started_at"] if values.get("started_at", 0) > 0 else None,
         previous_step=_count(values.get("previous_step")),
+        evaluation=evaluation if _count(values.get("evaluation_step")) is not None else {},
+        evaluation_step=_count(values.get("evaluation_step")),
+        objective=objective,
     )
 
 

@@ -139,13 +139,28 @@ def _better(value: float, than: float, minimized: bool) -> bool:
     return value < than if minimized else value > than
 
 
+def live_report(progress: ProgressSample | None) -> Mapping[str, Any] | None:
+    """The evaluation worker 0's metrics page shows while it trains, in a termination report's shape:
+    what a Sweep's early stopping compares before the trial ends."""
+    if progress is None or progress.evaluation_step is None or not progress.evaluation:
+        return None
+    entries = {m: {"value": v, "step": progress.evaluation_step, "epoch": progress.epoch}
+               for m, v in progress.evaluation.items()}
+    report: dict[str, Any] = {"latest": entries, "best": entries}
+    if progress.objective is not None:
+        report["objective"] = {"metric": progress.objective[0], "goal": progress.objective[1]}
+    return report
+
+
 def evaluation_status(
-    old: Evaluation | None, pods: Iterable[PodObservation], declared: Objective | None
+    old: Evaluation | None, pods: Iterable[PodObservation], declared: Objective | None,
+    live: Mapping[str, Any] | None = None,
 ) -> Evaluation | None:
     """The status' evaluation: the old one, updated by what the trainers left in their termination
-    messages. Latest values move only forward in steps; best values only get better; the objective
-    is the spec's, else the one the trainer reported, else loss (minimize)."""
-    reports = [p.evaluation for p in pods if p.evaluation is not None]
+    messages (and, while training, worker 0's latest evaluation). Latest values move only forward
+    in steps; best values only get better; the objective is the spec's, else the one the trainer
+    reported, else loss (minimize)."""
+    reports = [p.evaluation for p in pods if p.evaluation is not None] + ([live] if live else [])
     if not reports:
         return old
     latest = dict(old.latest) if old else {}
@@ -271,7 +286,8 @@ def _compute_status(
             "counted_failures": counted,
             # A finished job keeps its final progress: the poller's last sample may be older.
             "progress": old.progress if old.phase in c.TERMINAL_PHASES else progress_status(old.progress, progress),
-            "evaluation": evaluation_status(old.evaluation, pods, job.spec.objective),
+            "evaluation": evaluation_status(old.evaluation, pods, job.spec.objective,
+                                            live_report(progress) if old.phase not in c.TERMINAL_PHASES else None),
             "restarts": old.restarts + len(decision.restarts),
             "conditions": progress_condition(list(old.conditions), unavailable, now)
             if old.phase not in c.TERMINAL_PHASES else old.conditions,

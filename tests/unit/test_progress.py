@@ -144,3 +144,23 @@ def test_the_page_the_trainer_really_serves_is_read() -> None:
     assert sample is not None
     assert (sample.step, sample.total_steps, sample.start_step, sample.restarts, sample.epoch) == (45, 90, 30, 2, 1)
     assert sample.phases == {"startup": 4.0, "train": 6.5} and sample.loss == 0.25
+
+
+def test_the_evaluation_while_training_is_read_with_its_step_and_reaches_the_status() -> None:
+    """What a Sweep's early stopping compares before a trial ends."""
+    from ludus.status import evaluation_status, live_report
+    from ludus_trainer.metrics import TrainerMetrics
+
+    metrics = TrainerMetrics(job="j", rank=0)
+    metrics.step(45, 3, 0.25, 100.0, None)
+    assert parse_progress(generate_latest(metrics.registry).decode()).evaluation == {}  # none yet
+    metrics.evaluation({"accuracy": 0.9, "f1": 0.8}, step=40)
+    metrics.objective("accuracy", "maximize")
+    sample = parse_progress(generate_latest(metrics.registry).decode())
+    assert sample is not None and sample.evaluation == {"accuracy": 0.9, "f1": 0.8} and sample.evaluation_step == 40
+    evaluation = evaluation_status(None, [], None, live_report(sample))
+    assert evaluation is not None
+    assert evaluation.latest["accuracy"].value == 0.9 and evaluation.latest["accuracy"].step == 40
+    # The trainer's own objective, not the loss default, while it trains.
+    assert evaluation.objective is not None and evaluation.objective.metric == "accuracy"
+    assert evaluation.objective.goal == "maximize" and evaluation.objective.value == 0.9

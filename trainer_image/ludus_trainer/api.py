@@ -34,9 +34,11 @@ def init() -> DistContext:
     if env.local_rank == 0:
         metrics.serve(int(os.environ.get(ENV_METRICS_PORT, 0)))
     metrics.started(env.world_size, env.restart_count)
+    evaluation = EvaluationRecord(objective_from_env())
+    metrics.objective(evaluation.objective.metric, evaluation.objective.goal)
     _state.update(ctx=ctx, metrics=metrics, progress=ProgressReporter(
         checkpoint_dir() / "progress.json" if env.rank == 0 else None),
-        evaluation=EvaluationRecord(objective_from_env()), rank=env.rank, clock=clock)
+        evaluation=evaluation, rank=env.rank, clock=clock)
     return ctx
 
 
@@ -81,7 +83,7 @@ def report(*, step: int, loss: float, epoch: int = 0, total_steps: int | None = 
     trainer_metrics.step(step, epoch, loss, samples_per_second, None)
     _publish_phases()
     if metrics:
-        trainer_metrics.evaluation(metrics)
+        trainer_metrics.evaluation(metrics, step)
         evaluation: EvaluationRecord = _state["evaluation"]
         evaluation.update(metrics, step, epoch)
         if _state["rank"] == 0:

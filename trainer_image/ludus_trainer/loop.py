@@ -146,6 +146,7 @@ def run(
     # (an agent leaving during shutdown) resumes past the last epoch and must still report it.
     results: dict[str, float] = {}
     evaluation = EvaluationRecord(objective_from_env(workload.objective))
+    metrics.objective(evaluation.objective.metric, evaluation.objective.goal)
     with clock.phase("restore"):
         state = agree_on_checkpoint(ctx, manager)
     if state is not None:
@@ -234,7 +235,7 @@ def run(
             epoch, consumed = epoch + 1, 0
         with clock.phase("evaluation"):
             results = workload.evaluate()
-        metrics.evaluation(results)
+        metrics.evaluation(results, step)
         evaluation.update(results, step, epoch)
         publish_phases()
         if ctx.is_main:
@@ -243,7 +244,7 @@ def run(
                   flush=True)
     if not results:  # resumed from a final checkpoint written before results were kept in it
         results = workload.evaluate()
-        metrics.evaluation(results)
+        metrics.evaluation(results, step)
         evaluation.update(results, step, epoch)
     save()
     publish_phases()

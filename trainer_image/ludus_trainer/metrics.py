@@ -28,6 +28,8 @@ class TrainerMetrics:
         self._samples = gauge("samples_per_second", "Training samples per second across all ranks")
         self._tokens = gauge("tokens_per_second", "Training tokens per second across all ranks")
         self._eval = gauge("eval_metric", "Latest evaluation metric (accuracy, precision, recall, f1)", ["metric"])
+        self._eval_step = gauge("eval_step", "The optimizer step the latest evaluation was measured at")
+        self._objective = gauge("objective", "The job's objective: 1 for its metric and goal", ["metric", "goal"])
         self._ckpt_time = gauge("checkpoint_last_timestamp_seconds", "When the last checkpoint was written")
         self._ckpt_duration = gauge("checkpoint_duration_seconds", "How long the last checkpoint took to write")
         self._world = gauge("world_size", "Processes in the current group")
@@ -81,9 +83,14 @@ class TrainerMetrics:
         for phase, value in seconds.items():
             self._l(self._phase, phase).set(value)
 
-    def evaluation(self, results: dict[str, float]) -> None:
+    def objective(self, metric: str, goal: str) -> None:
+        """Which metric is the objective, and its direction, from the start: the status says it while training."""
+        self._l(self._objective, metric, goal).set(1)
+
+    def evaluation(self, results: dict[str, float], step: int) -> None:
         for name, value in results.items():
             self._l(self._eval, name).set(value)
+        self._l(self._eval_step).set(step)
 
     def checkpoint(self, duration: float) -> None:
         self._l(self._ckpt_time).set(time.time())

@@ -27,7 +27,7 @@ STATUS_BATCH_SECONDS: Final = 5.0
 STATUS_MAX_HOLD_SECONDS: Final = 30.0
 
 # Status fields that report training progress, and those that only count pods or report the step.
-_PROGRESS_FIELDS: Final = frozenset({"progress", "goodput"})
+_PROGRESS_FIELDS: Final = frozenset({"progress", "goodput", "evaluation"})  # evaluation: while it trains
 _COUNT_FIELDS: Final = frozenset({"active", "ready", "succeeded", "failed", "workers"}) | _PROGRESS_FIELDS
 # What a Pending job's first write adds besides counts: its Created/Pending bookkeeping.
 _FIRST_SIGHT_FIELDS: Final = _COUNT_FIELDS | {
