@@ -13,7 +13,7 @@ TORCH_PIN   := torch==2.13.0
 export LUDUS_CACHE_DIR := $(CACHE_DIR)
 
 .PHONY: help install wheelhouse host lint test test-unit test-integration test-e2e test-trainer test-images manifests \
-        cluster-up cluster-down cluster-binaries demo demo-down trainer-image operator-image bench bench-demo bench-progress bench-recovery \
+        cluster-up cluster-down cluster-binaries demo demo-down trainer-image operator-image bench bench-demo bench-progress bench-sweep bench-recovery \
         bench-throughput bench-report bench-all clean
 
 help:
@@ -80,8 +80,10 @@ test-e2e: install cluster-binaries host test-images ## end-to-end tests on real 
 
 manifests: install ## regenerate the CRD (manifests/ and the chart) from the pydantic models
 	$(PY) -m ludus crd --output manifests/crd/trainingjobs.ludus.dev.yaml
+	$(PY) -m ludus crd --sweep --output manifests/crd/sweeps.ludus.dev.yaml
 	$(PY) -m ludus crd --peering --output manifests/crd/kopfpeerings.kopf.dev.yaml
-	cp manifests/crd/trainingjobs.ludus.dev.yaml manifests/crd/kopfpeerings.kopf.dev.yaml charts/ludus/crds/
+	cp manifests/crd/trainingjobs.ludus.dev.yaml manifests/crd/sweeps.ludus.dev.yaml \
+	   manifests/crd/kopfpeerings.kopf.dev.yaml charts/ludus/crds/
 
 cluster-binaries: ## build the pinned control-plane binaries into the cache (once)
 	devcluster/build.sh
@@ -105,6 +107,10 @@ bench: install cluster-binaries ## scale benchmark (N=100/500/1000 jobs x 4 work
 
 bench-progress: install cluster-binaries ## N=200 Running jobs reporting progress: status writes and operator CPU per minute -> docs/benchmarks/progress.json
 	$(PY) bench/progress.py $(BENCH_ARGS)
+	$(PY) bench/report.py
+
+bench-sweep: install cluster-binaries ## sweeps on kwok nodes: trial-to-trial gap, and operator CPU/RSS for 200 trials -> docs/benchmarks/sweep.json
+	$(PY) bench/sweep.py $(BENCH_ARGS)
 	$(PY) bench/report.py
 
 bench-demo: ## make demo, recording apply -> Running -> first step -> last step -> Succeeded -> docs/benchmarks/demo-timeline.json

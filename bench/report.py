@@ -208,6 +208,30 @@ def _progress() -> list[str]:
     return out
 
 
+def _sweep() -> list[str]:
+    data = _load("sweep.json")
+    out = ["## Sweeps on simulated nodes", ""]
+    if not data:
+        return out + ["Not measured yet: run `make bench-sweep`.", ""]
+    gap, cost, m = data["result"]["gap"], data["result"]["cost"], data["machine"]
+    g = gap["gap_s"]
+    out += [f"Command: `{data['command']}` on {m['cpus']} CPUs / {m['memory_gib']} GiB ({m['platform']}); "
+            f"Kubernetes {data['versions']['KUBERNETES_VERSION']}. Trials are TrainingJobs of one worker on kwok "
+            "nodes; the bench plays the trainers (it writes each trial's evaluation into its status and ends its "
+            "pod as soon as the trial is Running). TPE over two parameters.", "",
+            "| figure | value |", "|---|---|",
+            f"| trial N's pod ended → trial N+1's first pod created (parallelTrials 1, {g['n']} gaps) | "
+            f"median {g['median']} s, p90 {g['p90']} s, max {g['max']} s (target < 2 s) |",
+            f"| {cost['trials']}-trial sweep, {cost['parallel_trials']} at a time: wall time | {cost['wall_s']} s |",
+            f"| … operator CPU seconds (whole sweep) | {cost['operator_cpu_s']} |",
+            f"| … operator peak RSS | {cost['operator_peak_rss_mb']} MB |",
+            f"| … sweep passes, mean duration (API calls included) | {cost['sweep_passes']:g} passes, "
+            f"{cost['mean_sweep_pass_ms']} ms |",
+            f"| … most trials running at once (bench's watch) | {cost['most_running_seen']} |",
+            f"| … outcome | {cost['phase']}, {cost['succeeded']} trials succeeded |", ""]
+    return out
+
+
 def _timeline() -> list[str]:
     data = _load("demo-timeline.json")
     out = ["## The demo job, apply to Succeeded", ""]
@@ -237,6 +261,7 @@ def render() -> str:
     out += _scale()
     out += _restructure_check()
     out += _progress()
+    out += _sweep()
     out += _timeline()
     recovery = _load("recovery.json")
     out += ["## Start-up and recovery on real pods", ""]

@@ -81,10 +81,12 @@ class Api:
         )
         self.limit = asyncio.Semaphore(CONCURRENCY)
 
-    async def call(self, verb: str, path: str, body: Any = None, ok: tuple[int, ...] = ()) -> dict[str, Any]:
+    async def call(self, verb: str, path: str, body: Any = None, ok: tuple[int, ...] = (),
+                   content_type: str = "application/json") -> dict[str, Any]:
         async with self.limit:
             for attempt in range(8):
-                async with self.session.request(verb, self.server + path, json=body) as rsp:
+                async with self.session.request(verb, self.server + path, json=body,
+                                                headers={"Content-Type": content_type}) as rsp:
                     text = await rsp.text()
                     if rsp.status < 400 or rsp.status in ok:
                         return json.loads(text) if text else {}

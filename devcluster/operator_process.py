@@ -13,6 +13,7 @@ from devcluster.cluster import REPO, free_port
 from devcluster.kubectl import wait_for
 
 CRD = REPO / "manifests" / "crd" / "trainingjobs.ludus.dev.yaml"
+SWEEP_CRD = REPO / "manifests" / "crd" / "sweeps.ludus.dev.yaml"
 
 
 class OperatorProcess:

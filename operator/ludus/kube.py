@@ -98,13 +98,15 @@ def collection_path(body: Mapping[str, Any]) -> str:
         return pod_path(namespace)
     if kind == "Service":
         return f"/api/v1/namespaces/{namespace}/services"
+    if kind == c.KIND:
+        return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
     if kind == "PodGroup":
         return f"/apis/{body['apiVersion']}/namespaces/{namespace}/podgroups"
     raise ValueError(f"no collection path for kind {kind}")
 
 
-def job_path(namespace: str, name: str, subresource: str = "") -> str:
-    path = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}/{name}"
+def job_path(namespace: str, name: str, subresource: str = "", plural: str = c.PLURAL) -> str:
+    path = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{plural}/{name}"
     return f"{path}/{subresource}" if subresource else path
 
 
@@ -303,8 +305,9 @@ class KubeClient:
             if err.status not in (404, 409):
                 raise
 
-    async def post_event(self, job: Mapping[str, Any], type_: str, reason: str, message: str, now: str) -> None:
-        """Record a core/v1 Event on the job (what `kubectl describe tj` shows)."""
+    async def post_event(self, job: Mapping[str, Any], type_: str, reason: str, message: str, now: str,
+                         kind: str = c.KIND) -> None:
+        """Record a core/v1 Event on the job, or a Sweep (what `kubectl describe` shows)."""
         meta = job["metadata"]
         event = {
             "apiVersion": "v1",
@@ -312,7 +315,7 @@ class KubeClient:
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": c.API_VERSION,
-                "kind": c.KIND,
+                "kind": kind,
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta.get("uid", ""),

@@ -5,7 +5,7 @@ Labels stay bounded: namespaces, phases, verbs and codes, never job names.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -61,3 +61,23 @@ JOB_BADPUT_SECONDS: Final = Counter(
 JOB_STEPS_REDONE: Final = Counter(
     "ludus_job_steps_redone_total", "Training steps finished TrainingJobs ran again after disruptions", ["namespace"]
 )
+
+SWEEP_TRIALS_CREATED: Final = Counter("ludus_sweep_trials_created_total", "Trial TrainingJobs sweeps created",
+                                      ["namespace"])
+SWEEP_TRIALS: Final = Gauge("ludus_sweep_trials", "A sweep's trials by state", ["namespace", "sweep", "state"])
+SWEEP_BEST: Final = Gauge("ludus_sweep_best_objective", "The best trial's objective value", ["namespace", "sweep"])
+SWEEP_TRIAL_OBJECTIVE: Final = Gauge(
+    "ludus_sweep_trial_objective", "Each finished trial's objective value (the dashboard's trials over time)",
+    ["namespace", "sweep", "trial"],
+)
+
+
+def observe_sweep(namespace: str, sweep: str, status: Any) -> None:
+    """A sweep's counts, best value and each trial's objective, as its status has them."""
+    for state in ("running", "succeeded", "failed", "stopped"):
+        SWEEP_TRIALS.labels(namespace=namespace, sweep=sweep, state=state).set(getattr(status, state))
+    if status.best is not None:
+        SWEEP_BEST.labels(namespace=namespace, sweep=sweep).set(status.best.value)
+    for trial in status.trials:
+        if trial.value is not None:
+            SWEEP_TRIAL_OBJECTIVE.labels(namespace=namespace, sweep=sweep, trial=str(trial.number)).set(trial.value)

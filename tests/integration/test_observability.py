@@ -123,10 +123,21 @@ def test_prometheus_scrapes_operator_and_trainer_and_every_expression_works(
     k.run("annotate", "pod", "bad-worker-0", "ludus.dev/kwok-exit-code=2")
     for name, phase in (("ok", "Succeeded"), ("bad", "Failed")):
         wait_for(lambda n=name, p=phase: (k.json("tj", n).get("status") or {}).get("phase") == p, what=phase)
+    # A small sweep, its trials played by the test, for the Sweeps row.
+    from tests.integration.test_sweeps import finish, report, sweep_manifest
+
+    k.apply(sweep_manifest("tiny", maxTrials=2, parallelTrials=2))
+    for trial in ("tiny-0", "tiny-1"):
+        wait_for(lambda t=trial: (k.get_or_none("tj", t) or {}).get("status", {}).get("phase") == "Running",
+                 what=f"{trial} Running")
+        report(k, trial, {"accuracy": 0.9}, step=10)
+        finish(k, trial)
+    wait_for(lambda: (k.json("sweep", "tiny").get("status") or {}).get("phase") == "Succeeded", what="sweep done")
     # The trainer must have checkpointed and evaluated, and Prometheus scraped it all a few times.
     wait_for(lambda: query(prometheus, "ludus_trainer_checkpoint_duration_seconds")["data"]["result"]
              and query(prometheus, "ludus_trainer_eval_metric")["data"]["result"]
-             and query(prometheus, "ludus_jobs_failed_total")["data"]["result"], timeout=60, what="scraped")
+             and query(prometheus, "ludus_jobs_failed_total")["data"]["result"]
+             and query(prometheus, "ludus_sweep_best_objective")["data"]["result"], timeout=60, what="scraped")
     time.sleep(5)
 
     up = query(prometheus, 'up{job="ludus-operator"}')["data"]["result"]

@@ -16,7 +16,8 @@ def test_environment_names_match() -> None:
         if hasattr(operator_side, name):
             assert getattr(operator_side, name) == getattr(trainer_side, name), name
     for name in ("ENV_JOB_NAME", "ENV_JOB_NAMESPACE", "ENV_REPLICA_INDEX", "ENV_CHECKPOINT_DIR",
-                 "ENV_CHECKPOINT_INTERVAL", "ENV_METRICS_PORT"):
+                 "ENV_CHECKPOINT_INTERVAL", "ENV_METRICS_PORT", "ENV_TRIAL_PARAMETERS",
+                 "ENV_TRIAL_PARAMETER_PREFIX"):
         assert getattr(operator_side, name) == getattr(trainer_side, name), name
 
 

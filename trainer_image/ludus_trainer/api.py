@@ -94,3 +94,10 @@ def report(*, step: int, loss: float, epoch: int = 0, total_steps: int | None = 
 
 def finish() -> None:
     _dist.shutdown()
+
+
+def parameters() -> dict[str, Any]:
+    """This Sweep trial's values by parameter name (numbers as numbers); {} outside a sweep."""
+    from ludus_trainer.trial import parameters as trial_parameters
+
+    return trial_parameters()

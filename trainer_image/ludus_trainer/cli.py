@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ludus_trainer import dist as ludus_dist
+from ludus_trainer import trial
 from ludus_trainer.env import ENV_CHECKPOINT_DIR, ENV_CHECKPOINT_INTERVAL, ENV_METRICS_PORT, RunEnv
 
 # bf16 dense peak of the GPUs we report MFU against (FLOP/s), by device-name fragment.
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--step-delay", type=float, default=0.0, help="sleep per step (slows tests down on purpose)")
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", type=int, default=256, help="digits: width of the hidden layer")
     g = p.add_argument_group("gpt")
     g.add_argument("--d-model", type=int, default=256)
     g.add_argument("--n-layers", type=int, default=4)
@@ -54,7 +56,10 @@ def _peak_flops() -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, rest = _parser().parse_known_args(argv)
+    parser = _parser()
+    # A Sweep trial's values (lr, width, batch_size, ...) set the options; flags given still win.
+    parser.set_defaults(**trial.option_defaults(trial.parameters()))
+    args, rest = parser.parse_known_args(argv)
     env = RunEnv.from_environ()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s rank{env.rank} %(name)s: %(message)s")
     if args.script or args.module:
@@ -86,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.workload == "digits":
         from ludus_trainer.workloads.digits import DigitsWorkload
 
-        workload = DigitsWorkload(ctx, lr=args.lr or 1e-3, seed=args.seed)
+        workload = DigitsWorkload(ctx, lr=args.lr or 1e-3, hidden=args.hidden, seed=args.seed)
+        logging.getLogger("ludus_trainer").info("digits: lr=%s hidden=%s batch_size=%s epochs=%s%s",
+                                                args.lr or 1e-3, args.hidden, args.batch_size, args.epochs,
+                                                f" (sweep trial: {trial.parameters()})" if trial.parameters() else "")
     else:
         from ludus_trainer.workloads.gpt import GPTWorkload
         from ludus_trainer.workloads.gpt_model import GPTConfig

@@ -14,6 +14,8 @@ ENV_CHECKPOINT_INTERVAL: Final = "LUDUS_CHECKPOINT_INTERVAL"
 ENV_METRICS_PORT: Final = "LUDUS_METRICS_PORT"
 ENV_PROGRESS_FILE: Final = "LUDUS_PROGRESS_FILE"
 ENV_OBJECTIVE: Final = "LUDUS_OBJECTIVE"  # "<metric>:<goal>" when spec.objective is set
+ENV_TRIAL_PARAMETERS: Final = "LUDUS_TRIAL_PARAMETERS"  # a Sweep trial's values, as JSON
+ENV_TRIAL_PARAMETER_PREFIX: Final = "LUDUS_PARAM_"  # and each on its own: LUDUS_PARAM_<NAME>
 ENV_TERMINATION_LOG: Final = "LUDUS_TERMINATION_LOG"  # where the evaluation is left for the operator
 
 

@@ -22,6 +22,23 @@ CATEGORIES: Final = ("ludus", "all-training")
 # value. 48 leaves room for "-worker-" plus a four-digit index and "-rdzv".
 MAX_JOB_NAME_LENGTH: Final = 48
 
+# The Sweep resource: a hyperparameter search whose trials are TrainingJobs it owns.
+SWEEP_KIND: Final = "Sweep"
+SWEEP_PLURAL: Final = "sweeps"
+SWEEP_SINGULAR: Final = "sweep"
+SWEEP_SHORT_NAMES: Final = ("sw",)
+# Trials are `<sweep>-<number>` TrainingJobs: room for "-" and five digits within MAX_JOB_NAME_LENGTH.
+MAX_SWEEP_NAME_LENGTH: Final = 42
+# Each trial TrainingJob carries its sweep and number as labels (`kubectl get tj -l ludus.dev/sweep=NAME`)
+# and its values as an annotation: with the status, the record a restarted operator rebuilds from.
+LABEL_SWEEP: Final = "ludus.dev/sweep"
+LABEL_TRIAL: Final = "ludus.dev/trial"
+ANNOTATION_TRIAL_PARAMETERS: Final = "ludus.dev/trial-parameters"
+ANNOTATION_STOPPED_EARLY: Final = "ludus.dev/stopped-early"
+# What a trial's trainer reads: every value as JSON, and each as its own variable.
+ENV_TRIAL_PARAMETERS: Final = "LUDUS_TRIAL_PARAMETERS"
+ENV_TRIAL_PARAMETER_PREFIX: Final = "LUDUS_PARAM_"
+
 # Labels put on every child; selectors use the first two.
 LABEL_JOB_NAME: Final = "ludus.dev/job-name"
 LABEL_ROLE: Final = "ludus.dev/role"

@@ -168,7 +168,22 @@ class Checkpoint(Model):
         description="PersistentVolumeClaim mounted at `path` in every worker. Without it checkpoints stay in the pod.",
     )
     path: str = Field(default="/checkpoints", pattern=r"^/", description="Checkpoint directory in the container.")
+    sub_path: str | None = Field(
+        default=None, max_length=253, pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
+        description="Directory inside the claim this job uses (several jobs can share one claim; a Sweep gives "
+        "each trial its own).",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": "!self.matches('(^|/)[.][.](/|$)')", "message": "subPath must stay inside the claim (no '..')"},
+        ]},
+    )
     interval_steps: int = Field(default=100, ge=1, description="Steps between checkpoints.")
+
+    @field_validator("sub_path")
+    @classmethod
+    def _no_parent(cls, value: str | None) -> str | None:
+        if value is not None and ".." in value.split("/"):
+            raise ValueError("subPath must stay inside the claim (no '..')")
+        return value
 
 
 class Objective(Model):

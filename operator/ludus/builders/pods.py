@@ -93,7 +93,8 @@ def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
         volumes.append({"name": c.VOLUME_CHECKPOINT, "persistentVolumeClaim": {"claimName": ckpt.claim_name}})
     else:
         volumes.append({"name": c.VOLUME_CHECKPOINT, "emptyDir": {}})
-    mounts.append({"name": c.VOLUME_CHECKPOINT, "mountPath": ckpt.path})
+    mounts.append({"name": c.VOLUME_CHECKPOINT, "mountPath": ckpt.path,
+                   **({"subPath": ckpt.sub_path} if ckpt.claim_name and ckpt.sub_path else {})})
     volumes.extend(job.spec.template.volumes)
     mounts.extend(job.spec.template.volume_mounts)
     return volumes, mounts

@@ -24,6 +24,7 @@ from urllib3.exceptions import HTTPError
 
 from ludus.api import constants as c
 from ludus.api.models import TrainingJob
+from ludus.api.sweep import Sweep
 from ludus.sdk.errors import Invalid, LudusError, WaitTimeout, translate
 from ludus.sdk.script import script_configmap, script_job
 
@@ -300,6 +301,54 @@ class LudusClient:
                     with lock:
                         if open_streams[0] == 0 and lines.empty():
                             return
+
+    # --- sweeps ------------------------------------------------------------------------------------------
+    def create_sweep(self, sweep: Sweep | Mapping[str, Any] | str | Path, namespace: str | None = None,
+                     *, dry_run: bool = False) -> Sweep:
+        """Create a Sweep from a model, a dict or a YAML file with one Sweep."""
+        if isinstance(sweep, Sweep):
+            body = sweep.model_dump(by_alias=True, exclude_unset=True, mode="json")
+            body.pop("status", None)
+        elif isinstance(sweep, str | Path):
+            path = Path(sweep)
+            if not path.exists():
+                raise Invalid(f"{path}: no such file")
+            docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)
+                    and d.get("kind") == c.SWEEP_KIND]
+            if len(docs) != 1:
+                raise Invalid(f"{path}: expected one Sweep, found {len(docs)}")
+            body = dict(docs[0])
+        else:
+            body = dict(sweep)
+        body.update({"apiVersion": c.API_VERSION, "kind": c.SWEEP_KIND})
+        ns = namespace or body.get("metadata", {}).get("namespace") or self.namespace
+        body.setdefault("metadata", {})["namespace"] = ns
+        kwargs = {"dry_run": "All"} if dry_run else {}
+        created = self._call("create", c.SWEEP_PLURAL, ns, lambda: self.custom.create_namespaced_custom_object(
+            c.GROUP, c.VERSION, ns, c.SWEEP_PLURAL, body, **kwargs), body["metadata"].get("name"))
+        return Sweep.model_validate(created)
+
+    def get_sweep(self, name: str, namespace: str | None = None) -> Sweep:
+        ns = self._ns(namespace)
+        body = self._call("get", c.SWEEP_PLURAL, ns, lambda: self.custom.get_namespaced_custom_object(
+            c.GROUP, c.VERSION, ns, c.SWEEP_PLURAL, name), name)
+        return Sweep.model_validate(body)
+
+    def list_sweeps(self, namespace: str | None = None, *, all_namespaces: bool = False) -> builtins.list[Sweep]:
+        if all_namespaces:
+            items = self._call("list", c.SWEEP_PLURAL, None, lambda: self.custom.list_cluster_custom_object(
+                c.GROUP, c.VERSION, c.SWEEP_PLURAL))
+        else:
+            ns = self._ns(namespace)
+            items = self._call("list", c.SWEEP_PLURAL, ns, lambda: self.custom.list_namespaced_custom_object(
+                c.GROUP, c.VERSION, ns, c.SWEEP_PLURAL))
+        return [Sweep.model_validate(item) for item in items.get("items", [])]
+
+    def delete_sweep(self, name: str, namespace: str | None = None) -> None:
+        """Delete the Sweep; its trials go with it (they are owned by it)."""
+        ns = self._ns(namespace)
+        self._call("delete", c.SWEEP_PLURAL, ns, lambda: self.custom.delete_namespaced_custom_object(
+            c.GROUP, c.VERSION, ns, c.SWEEP_PLURAL, name, propagation_policy="Foreground"), name)
 
     def train(self, script: str | Path, *, name: str | None = None, namespace: str | None = None,
               replicas: int = 1, nproc: int | str = "auto", gpus: int = 0, image: str = "ludus-trainer:latest",

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ludus.api.models import TrainingJob
+from ludus.api.sweep import Sweep, TrialRecord
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
 
@@ -79,3 +80,25 @@ def describe(job: TrainingJob, events: list[dict[str, Any]]) -> str:
     for event in events[-15:]:
         lines.append(f"  {event['type']:<8} {event['reason']:<20} {event['message']}")
     return "\n".join(lines)
+
+
+def sweep_trials(sweep: Sweep) -> list[list[str]]:
+    """The trials as table rows, best objective first (unfinished and valueless ones last)."""
+    status = sweep.status
+    maximize = status.objective is None or status.objective.goal == "maximize"
+
+    def key(trial: TrialRecord) -> tuple[int, float]:
+        if trial.value is None:
+            return (1, 0.0)
+        return (0, -trial.value if maximize else trial.value)
+
+    best = status.best.number if status.best else None
+    rows = []
+    for trial in sorted(status.trials, key=key):
+        rows.append([
+            ("* " if trial.number == best else "  ") + trial.name,
+            trial.phase + (" (early)" if trial.stopped_early else ""),
+            "" if trial.value is None else f"{trial.value:.4g}",
+            " ".join(f"{k}={v}" for k, v in sorted(trial.parameters.items())),
+        ])
+    return rows

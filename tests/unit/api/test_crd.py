@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from ludus.api.crd import build_crd, render_crd_yaml, render_peering_crds_yaml
+from ludus.api.crd import build_crd, build_sweep_crd, render_crd_yaml, render_peering_crds_yaml, render_sweep_crd_yaml
 
 REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / "manifests" / "crd" / "trainingjobs.ludus.dev.yaml"
@@ -35,6 +35,20 @@ def test_chart_crd_matches_the_models_when_the_chart_exists() -> None:
     chart_copy = REPO / "charts" / "ludus" / "crds" / COMMITTED.name
     if chart_copy.exists():
         assert chart_copy.read_text() == render_crd_yaml(), "run `make manifests` and commit the result"
+
+
+def test_committed_sweep_crd_matches_the_models_in_manifests_and_the_chart() -> None:
+    for copy in (REPO / "manifests" / "crd", REPO / "charts" / "ludus" / "crds"):
+        assert (copy / "sweeps.ludus.dev.yaml").read_text() == render_sweep_crd_yaml(), "run `make manifests`"
+
+
+def test_the_sweep_template_is_the_trainingjob_spec_with_its_cel_rules() -> None:
+    """One TrainingJob spec schema: a trial template is refused for what a TrainingJob would be."""
+    sweep_spec = build_sweep_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    template = {k: v for k, v in sweep_spec["properties"]["template"].items() if k != "description"}
+    assert template == {k: v for k, v in _schema()["properties"]["spec"].items() if k != "description"}
+    rules = [r["rule"] for r in sweep_spec["x-kubernetes-validations"]]
+    assert any("parallelTrials <= self.maxTrials" in r for r in rules)
 
 
 def test_committed_peering_crds_match_the_generator() -> None:

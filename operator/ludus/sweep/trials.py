@@ -1,0 +1,142 @@
+"""A trial as a TrainingJob manifest, and a trial TrainingJob read back as a record (pure)."""
+
+from __future__ import annotations
+
+import json
+import string
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ludus.api import constants as c
+from ludus.api.models import Objective
+from ludus.api.sweep import Sweep, TrialRecord
+from ludus.sweep.study import TrialOutcome, TrialState_
+
+# Intermediate objective values kept per trial (the newest): what early stopping compares.
+MAX_INTERMEDIATE: Final = 64
+
+
+def trial_name(sweep: str, number: int) -> str:
+    return f"{sweep}-{number}"
+
+
+def env_name(parameter: str) -> str:
+    return f"{c.ENV_TRIAL_PARAMETER_PREFIX}{parameter.upper()}"
+
+
+def _substitute(words: list[str], values: Mapping[str, str]) -> list[str]:
+    """`${name}` in the command and arguments becomes the trial's value; other `$` text stays."""
+    return [string.Template(word).safe_substitute(values) for word in words]
+
+
+def trial_job(sweep: Sweep, number: int, values: Mapping[str, str], objective: Objective | None) -> dict[str, Any]:
+    """Trial `number` of the sweep: the template with the values in its environment (one variable per
+    parameter and all of them as JSON) and in `${name}` placeholders, owned by the Sweep."""
+    spec: dict[str, Any] = sweep.spec.template.model_dump(by_alias=True, exclude_none=True, mode="json")
+    spec["command"] = _substitute(spec.get("command", []), values)
+    spec["args"] = _substitute(spec.get("args", []), values)
+    own = {env_name(name) for name in values} | {c.ENV_TRIAL_PARAMETERS}
+    spec["env"] = [e for e in spec.get("env", []) if e["name"] not in own] + [
+        {"name": c.ENV_TRIAL_PARAMETERS, "value": json.dumps(dict(values), sort_keys=True)},
+        *({"name": env_name(name), "value": value} for name, value in sorted(values.items())),
+    ]
+    if objective is not None:
+        spec["objective"] = objective.model_dump(by_alias=True, mode="json")
+    spec["suspend"] = sweep.spec.suspend
+    spec.pop("ttlSecondsAfterFinished", None)  # a trial is the sweep's record: it goes with the sweep
+    checkpoint = spec.get("checkpoint") or {}
+    if checkpoint.get("claimName"):  # one claim for the sweep, a directory in it per trial: none resumes another's
+        directory = trial_name(sweep.metadata.name, number)
+        checkpoint["subPath"] = f"{checkpoint['subPath']}/{directory}" if checkpoint.get("subPath") else directory
+    meta = sweep.metadata
+    return {
+        "apiVersion": c.API_VERSION,
+        "kind": c.KIND,
+        "metadata": {
+            "name": trial_name(meta.name, number),
+            "namespace": meta.namespace,
+            "labels": {c.LABEL_SWEEP: meta.name, c.LABEL_TRIAL: str(number), c.LABEL_MANAGED_BY: c.MANAGED_BY},
+            "annotations": {c.ANNOTATION_TRIAL_PARAMETERS: json.dumps(dict(values), sort_keys=True)},
+            "ownerReferences": [{
+                "apiVersion": c.API_VERSION, "kind": c.SWEEP_KIND, "name": meta.name, "uid": meta.uid,
+                "controller": True, "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": spec,
+    }
+
+
+def trial_number(job: Mapping[str, Any]) -> int | None:
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    try:
+        return int(labels[c.LABEL_TRIAL])
+    except (KeyError, ValueError):
+        return None
+
+
+def _values(job: Mapping[str, Any]) -> dict[str, str]:
+    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(c.ANNOTATION_TRIAL_PARAMETERS, "{}")
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
+
+
+def stopped_early(job: Mapping[str, Any]) -> bool:
+    return ((job.get("metadata") or {}).get("annotations") or {}).get(c.ANNOTATION_STOPPED_EARLY) == "true"
+
+
+def latest_metrics(job: Mapping[str, Any]) -> dict[str, tuple[float, int]]:
+    """Each evaluation metric's latest value and the step it was measured at."""
+    latest = (((job.get("status") or {}).get("evaluation") or {}).get("latest")) or {}
+    out: dict[str, tuple[float, int]] = {}
+    for metric, entry in latest.items():
+        if isinstance(entry, Mapping) and isinstance(entry.get("value"), int | float):
+            out[str(metric)] = (float(entry["value"]), int(entry.get("step") or 0))
+    return out
+
+
+def reported_objective(job: Mapping[str, Any]) -> Objective | None:
+    """The objective the trial's status resolved (the workload's own when nothing was declared)."""
+    raw = (((job.get("status") or {}).get("evaluation") or {}).get("objective")) or {}
+    if raw.get("metric") and raw.get("goal") in ("maximize", "minimize"):
+        return Objective(metric=raw["metric"], goal=raw["goal"])
+    return None
+
+
+def record(job: Mapping[str, Any], number: int, objective: Objective, old: TrialRecord | None,
+           track: bool = True) -> TrialRecord:
+    """The trial as the sweep records it: phase, objective value, and its objective by step (the
+    old record's points plus the one the status shows now)."""
+    phase = str((job.get("status") or {}).get("phase") or c.PHASE_PENDING)
+    stopped = stopped_early(job)
+    metrics = latest_metrics(job)
+    intermediate = dict(old.intermediate) if old else {}
+    value = None
+    if objective.metric in metrics:
+        value, step = metrics[objective.metric]
+        if track:  # only once the objective is settled: points of another metric would mislead the median
+            intermediate[str(step)] = value
+        if len(intermediate) > MAX_INTERMEDIATE:
+            kept = sorted(intermediate, key=int)[-MAX_INTERMEDIATE:]
+            intermediate = {k: intermediate[k] for k in kept}
+    return TrialRecord(
+        number=number, name=str(job["metadata"]["name"]), parameters=_values(job),
+        phase="Stopped" if stopped else phase, value=value, stopped_early=stopped, intermediate=intermediate,
+    )
+
+
+def state_of(trial: TrialRecord) -> TrialState_:
+    if trial.stopped_early:
+        return "stopped"
+    if trial.phase == c.PHASE_SUCCEEDED:
+        return "succeeded"
+    if trial.phase == c.PHASE_FAILED:
+        return "failed"
+    return "running"
+
+
+def outcome(trial: TrialRecord) -> TrialOutcome:
+    return TrialOutcome(number=trial.number, values=dict(trial.parameters), state=state_of(trial),
+                        value=trial.value, intermediate={int(k): v for k, v in trial.intermediate.items()})
