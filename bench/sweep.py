@@ -133,7 +133,7 @@ async def one_sweep(api: scale.Api, cluster: Any, name: str, trials: int, parall
         "best": status.get("best", {}).get("value"),
         "wall_s": round(wall, 1), "operator_cpu_s": round(cpu, 2), "operator_peak_rss_mb": round(rss, 1),
         "sweep_passes": passes, "mean_sweep_pass_ms": round(1000 * pass_seconds / passes, 1) if passes else None,
-        "gap_s": {"median": round(statistics.median(gaps), 2), "p90": round(scale.percentile(gaps, 0.9), 2),
+        "gap_s": {"median": round(statistics.median(gaps), 2), "p90": round(scale.percentile(gaps, 90), 2),
                   "max": round(max(gaps), 2), "n": len(gaps)} if parallel == 1 and gaps else None,
     }
 

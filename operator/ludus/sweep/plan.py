@@ -17,7 +17,7 @@ from ludus.api.models import Objective
 from ludus.api.sweep import BestTrial, Sweep, SweepStatus, TrialRecord
 from ludus.conditions import upsert_condition
 from ludus.sweep.space import SpaceError, grid_size
-from ludus.sweep.study import suggest, to_stop
+from ludus.sweep.study import suggest_many, to_stop
 from ludus.sweep.trials import latest_metrics, outcome, record, reported_objective, state_of, trial_job, trial_number
 
 COND_SUCCEEDED: Final = "Succeeded"
@@ -164,17 +164,12 @@ def reconcile_sweep(sweep: Sweep, jobs: Sequence[Mapping[str, Any]], now: dateti
         plan.events.append(("Normal", REASON_STOPPED_EARLY, f"trial {trial.name} stopped early: {objective.metric} "
                             f"{trial.value} is worse than the median of earlier trials at its step"))
     active = counts["running"] - len(stopping)
-    numbers = iter(range(max(records, default=-1) + 1, limit))
-    planned = list(outcomes)
-    while active < spec.parallel_trials and len(records) + len(plan.create) < limit:
-        upcoming = next(numbers, None)
-        if upcoming is None:
-            break
-        number = upcoming
-        values = suggest(spec, objective, planned, number)
+    first = max(records, default=-1) + 1
+    slots = max(0, min(spec.parallel_trials - active, limit - len(records)))
+    numbers = [n for n in range(first, first + slots) if n < limit]
+    for number, values in zip(numbers, suggest_many(spec, objective, outcomes, numbers), strict=True):
         if values is None:
             break
-        planned.append(outcome(TrialRecord(number=number, name="", parameters=values)))
         job = trial_job(sweep, number, values, spec.objective or spec.template.objective)
         plan.create.append(job)  # its TrialCreated Event goes out once the API server took it
         active += 1

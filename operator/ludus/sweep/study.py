@@ -74,28 +74,40 @@ def rebuild(spec: SweepSpec, objective: Objective, trials: Sequence[TrialOutcome
     study = optuna.create_study(direction=direction, sampler=_sampler(spec, number), pruner=_pruner(spec))
     dists = distributions(spec.parameters)
     index: dict[int, int] = {}
+    frozen = []
     for outcome in sorted(trials, key=lambda t: t.number):
         params = from_text(spec.parameters, outcome.values)
         if set(params) != set(dists):
             continue  # a trial from an earlier search space: it tells this one nothing
         state = _state(outcome)
-        study.add_trial(create_trial(
+        frozen.append(create_trial(
             params=params, distributions=dists, state=state,
             value=outcome.value if state == TrialState.COMPLETE else None,
             intermediate_values=dict(outcome.intermediate),
         ))
-        index[outcome.number] = len(study.trials) - 1
+        index[outcome.number] = len(frozen) - 1
+    study.add_trials(frozen)  # at once: one add_trial per record made a 200-trial rebuild take 0.5 s
     return study, index
 
 
 def suggest(spec: SweepSpec, objective: Objective, trials: Sequence[TrialOutcome],
             number: int) -> dict[str, str] | None:
     """Trial `number`'s values; None when the search space is used up (grid)."""
+    return suggest_many(spec, objective, trials, [number])[0]
+
+
+def suggest_many(spec: SweepSpec, objective: Objective, trials: Sequence[TrialOutcome],
+                 numbers: Sequence[int]) -> list[dict[str, str] | None]:
+    """The values of several new trials from one rebuilt study (the sampler seeded by the first
+    number): each ask sees the ones before it as running. The same records and numbers give the
+    same values."""
+    if not numbers:
+        return []
     if spec.algorithm.name == "grid":
-        return _grid_point(spec, number)
-    study, _ = rebuild(spec, objective, trials, number)
-    trial = study.ask(distributions(spec.parameters))
-    return {name: as_text(value) for name, value in trial.params.items()}
+        return [_grid_point(spec, number) for number in numbers]
+    study, _ = rebuild(spec, objective, trials, numbers[0])
+    dists = distributions(spec.parameters)
+    return [{name: as_text(value) for name, value in study.ask(dists).params.items()} for _ in numbers]
 
 
 def _grid_point(spec: SweepSpec, number: int) -> dict[str, str] | None:
