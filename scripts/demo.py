@@ -29,8 +29,14 @@ TIMEOUT_SECONDS = 600
 PROGRESS_INTERVAL = "2"
 
 
+_SAY = threading.Lock()
+
+
 def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+    """One whole line at a time: three threads print (the CLI's two streams and the watch)."""
+    with _SAY:
+        sys.stdout.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
+        sys.stdout.flush()
 
 
 def kubectl(cluster: Cluster, *args: str, check: bool = True) -> str:
@@ -133,6 +139,10 @@ def main() -> int:
     reader.start()
     threading.Thread(target=lambda: [say(f"  ludus | {line.rstrip()}") for line in cli.stderr or []],
                      daemon=True).start()
+    for _ in range(150):  # the CLI creates the job; watch it once it exists
+        if kubectl(cluster, "-n", NAMESPACE, "get", "trainingjob", JOB, "--ignore-not-found", "-o", "name"):
+            break
+        time.sleep(0.2)
     say(f"kubectl get tj {JOB} -w:")
     watch = subprocess.Popen([str(binary("kubectl")), f"--kubeconfig={cluster.kubeconfig}", "-n", NAMESPACE,
                               "get", "trainingjob", JOB, "-w"], stdout=subprocess.PIPE, text=True)

@@ -99,7 +99,7 @@ def follow(client: LudusClient, name: str, namespace: str | None, delete_on_inte
             if not _AGENT_LOG.match(text):  # torchrun's own log lines repeat the workers' tracebacks
                 tails[prefix].append(line)
             if not stop.is_set():
-                out.print(line, markup=False, highlight=False)
+                out.print(line, markup=False, highlight=False, soft_wrap=True)  # a log line stays one line
 
     threading.Thread(target=logs, daemon=True).start()
     last = ""
@@ -142,7 +142,7 @@ def follow(client: LudusClient, name: str, namespace: str | None, delete_on_inte
     for prefix, lines in sorted(tails.items()):
         err.print(f"last lines of {prefix}:", markup=False, highlight=False)
         for text in lines:
-            err.print(f"  {text}", markup=False, highlight=False)
+            err.print(f"  {text}", markup=False, highlight=False, soft_wrap=True)
     return EXIT_JOB_FAILED
 
 
@@ -241,7 +241,7 @@ def logs(
             err.print(f"following {name}'s logs until it ends (Ctrl-C stops following; the job keeps running)",
                       highlight=False)
         for line in client.logs(name, namespace, follow=follow_, rank=rank):
-            out.print(line, markup=False, highlight=False)
+            out.print(line, markup=False, highlight=False, soft_wrap=True)  # never wrapped: pipes and greps read it
     except KeyboardInterrupt:
         err.print(f"stopped following; {name} keeps running. Follow it again: ludus logs -f {name}"
                   + (f" -n {namespace}" if namespace else ""))

@@ -69,3 +69,18 @@ def test_job_names_complete_to_nothing_quickly_when_the_cluster_is_unreachable(t
     # 192.0.2.1 (TEST-NET-1) never answers: the request timeout, not the OS's, ends the wait.
     assert done.returncode == 0 and done.stdout.strip() == "" and "Traceback" not in done.stderr, done
     assert time.monotonic() - started < 30
+
+
+def test_a_long_log_line_is_never_wrapped_when_piped(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Rich wraps at 80 columns off a terminal: a JSON progress line must reach a pipe whole."""
+    line = "[worker-0] LUDUS_PROGRESS " + '{"step": 1, "padding": "' + "x" * 300 + '"}'
+
+    class Client:
+        def logs(self, *_: object, **__: object) -> list[str]:
+            return [line]
+
+    monkeypatch.setattr(cli, "_client", lambda *_: Client())
+    monkeypatch.setattr(cli, "out", cli.Console(width=80))
+    assert cli.main(["logs", "job"]) == 0
+    assert line in capsys.readouterr().out.splitlines()
