@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import runpy
 import sys
 from pathlib import Path
+from typing import Any
 
 from ludus_trainer import dist as ludus_dist
 from ludus_trainer import trial
-from ludus_trainer.env import ENV_CHECKPOINT_DIR, ENV_CHECKPOINT_INTERVAL, ENV_METRICS_PORT, RunEnv
+from ludus_trainer.env import (
+    ENV_CHECKPOINT_DIR,
+    ENV_CHECKPOINT_INTERVAL,
+    ENV_INIT_FREEZE,
+    ENV_INIT_FROM,
+    ENV_INIT_STRICT,
+    ENV_METRICS_PORT,
+    RunEnv,
+)
 
 # bf16 dense peak of the GPUs we report MFU against (FLOP/s), by device-name fragment.
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}
@@ -34,6 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, default=256, help="digits: width of the hidden layer")
+    p.add_argument("--classes", type=_classes, default=None,
+                   help="digits: train on these digits only, e.g. 0-6 or 1,3,5")
+    p.add_argument("--fraction", type=float, default=1.0, help="digits: share of the training data used (0-1]")
+    i = p.add_argument_group("transfer learning (weights only: a new optimizer, from step 0)")
+    i.add_argument("--init-from", type=Path, default=_env_path(ENV_INIT_FROM),
+                   help="an exported model (a finished job's <checkpoint dir>/model) to start from")
+    i.add_argument("--no-init-strict", dest="init_strict", action="store_false",
+                   default=os.environ.get(ENV_INIT_STRICT, "true").lower() != "false",
+                   help="load the tensors that fit and re-initialise the rest (a new head)")
+    i.add_argument("--freeze", action="append", default=_env_list(ENV_INIT_FREEZE),
+                   help="keep parameters under this module prefix fixed (repeatable), e.g. 0 for the first layer")
     g = p.add_argument_group("gpt")
     g.add_argument("--d-model", type=int, default=256)
     g.add_argument("--n-layers", type=int, default=4)
@@ -46,6 +67,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _classes(text: str) -> list[int]:
+    """`0-6` or `1,3,5` (or both: `0-2,7`)."""
+    out: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        out += list(range(int(low), int(high or low) + 1))
+    if not out or any(not 0 <= c <= 9 for c in out):
+        raise argparse.ArgumentTypeError(f"digits are 0-9: {text!r}")
+    return sorted(set(out))
+
+
+def _env_path(name: str) -> Path | None:
+    return Path(os.environ[name]) if os.environ.get(name) else None
+
+
+def _env_list(name: str) -> list[str]:
+    return [p for p in os.environ.get(name, "").split(",") if p]
+
+
 def _peak_flops() -> float | None:
     import torch
 
@@ -53,6 +93,30 @@ def _peak_flops() -> float | None:
         return None
     name = torch.cuda.get_device_name()
     return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+
+
+def _initializer(args: argparse.Namespace, env: RunEnv) -> Any:
+    """Load `--init-from` into the model (the same file on every rank) and say what was loaded."""
+    if args.init_from is None:
+        return None
+
+    def init(model: Any) -> None:
+        from ludus_trainer import model_io
+
+        report = model_io.load_into(model, args.init_from, strict=args.init_strict, freeze=args.freeze)
+        INIT_REPORTS.append(report)
+        logging.getLogger("ludus_trainer").info(
+            "initialised from %s (step %s, sha256 %s): %d tensors loaded, re-initialised %s, frozen %s",
+            report.source, report.step, report.sha256[:12], len(report.loaded), report.reinitialized or "none",
+            report.frozen or "none")
+        if env.rank == 0:
+            print(f"LUDUS_INIT {json.dumps(report.as_dict())}", flush=True)
+
+    return init
+
+
+# What --init-from loaded, for the exported model's lineage.
+INIT_REPORTS: list[Any] = []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.workload == "digits":
         from ludus_trainer.workloads.digits import DigitsWorkload
 
-        workload = DigitsWorkload(ctx, lr=args.lr or 1e-3, hidden=args.hidden, seed=args.seed)
+        workload = DigitsWorkload(ctx, lr=args.lr or 1e-3, hidden=args.hidden, seed=args.seed,
+                                  classes=args.classes, fraction=args.fraction, init=_initializer(args, env))
         logging.getLogger("ludus_trainer").info("digits: lr=%s hidden=%s batch_size=%s epochs=%s%s",
                                                 args.lr or 1e-3, args.hidden, args.batch_size, args.epochs,
                                                 f" (sweep trial: {trial.parameters()})" if trial.parameters() else "")
@@ -107,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs, batch_size=args.batch_size, checkpoint_dir=args.checkpoint_dir,
         checkpoint_interval=args.checkpoint_interval, keep=args.keep, max_steps=args.max_steps,
         step_delay=args.step_delay, log_every=args.log_every, seed=args.seed, peak_flops=_peak_flops(),
+        lineage=[r.as_dict() for r in INIT_REPORTS],
     )
     try:
         run(ctx, workload, config, metrics, clock)

@@ -16,6 +16,9 @@ ENV_PROGRESS_FILE: Final = "LUDUS_PROGRESS_FILE"
 ENV_OBJECTIVE: Final = "LUDUS_OBJECTIVE"  # "<metric>:<goal>" when spec.objective is set
 ENV_TRIAL_PARAMETERS: Final = "LUDUS_TRIAL_PARAMETERS"  # a Sweep trial's values, as JSON
 ENV_TRIAL_PARAMETER_PREFIX: Final = "LUDUS_PARAM_"  # and each on its own: LUDUS_PARAM_<NAME>
+ENV_INIT_FROM: Final = "LUDUS_INIT_FROM"  # a model to start from (transfer learning): a path
+ENV_INIT_STRICT: Final = "LUDUS_INIT_STRICT"  # "false": load what fits, re-initialise the rest
+ENV_INIT_FREEZE: Final = "LUDUS_INIT_FREEZE"  # module prefixes to keep fixed, comma-separated
 ENV_TERMINATION_LOG: Final = "LUDUS_TERMINATION_LOG"  # where the evaluation is left for the operator
 
 

@@ -14,7 +14,7 @@ import logging
 import random
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ from ludus_trainer.dist import DistContext
 from ludus_trainer.evaluation import EvaluationRecord, Objective, objective_from_env
 from ludus_trainer.goodput import PhaseClock
 from ludus_trainer.metrics import TrainerMetrics
+from ludus_trainer.model_io import export_model
 from ludus_trainer.progress import ProgressReporter
 from ludus_trainer.sampler import ResumableDistributedSampler
 
@@ -60,6 +61,8 @@ class LoopConfig:
     seed: int = 0
     stop_check_every: int = 10
     peak_flops: float | None = None
+    # What the model was initialised from (transfer learning), recorded in the exported model's metadata.
+    lineage: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Stop:
@@ -251,6 +254,14 @@ def run(
     final = {"step": step, "epoch": epoch, "world_size": ctx.world_size, **results}
     record_event(ctx, config, "result", **final)
     if ctx.is_main:
+        model = getattr(workload, "model", None)
+        if isinstance(model, torch.nn.Module):
+            exported = export_model(config.checkpoint_dir, model, {
+                "job": ctx.env.job, "step": step, "epoch": epoch, "evaluation": results,
+                "objective": {"metric": evaluation.objective.metric, "goal": evaluation.objective.goal},
+                "world_size": ctx.world_size, "workload": workload.name, "initializedFrom": config.lineage,
+            })
+            print(f"LUDUS_MODEL {exported}", flush=True)
         evaluation.publish()
         (config.checkpoint_dir / "result.json").write_text(json.dumps(final))
         progress.record(step=step, total_steps=total_steps, epoch=epoch, loss=0.0, metrics=results)

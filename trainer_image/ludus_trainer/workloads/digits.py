@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,16 @@ def stratified_split(labels: np.ndarray, test_size: float, seed: int) -> tuple[n
     return rng.permutation(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+def subset(indices: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """That share of `indices`, the same share of each class (at least one each), reproducible by seed."""
+    rng = np.random.default_rng(seed + 1)
+    kept = []
+    for cls in np.unique(labels[indices]):
+        members = rng.permutation(indices[labels[indices] == cls])
+        kept.append(members[: max(1, int(round(len(members) * fraction)))])
+    return rng.permutation(np.concatenate(kept))
+
+
 def classification_metrics(labels: torch.Tensor, predictions: torch.Tensor, classes: int) -> dict[str, float]:
     """Accuracy and macro precision, recall and F1 (a class never predicted has precision 0)."""
     confusion = torch.zeros(classes, classes, dtype=torch.float64)
@@ -76,10 +87,21 @@ class DigitsWorkload(ModelOptimizerState):
     tokens_per_sample = 0
     objective = Objective("accuracy", "maximize")
 
-    def __init__(self, ctx: DistContext, *, lr: float = 1e-3, hidden: int = 256, seed: int = 0) -> None:
+    def __init__(self, ctx: DistContext, *, lr: float = 1e-3, hidden: int = 256, seed: int = 0,
+                 classes: Sequence[int] | None = None, fraction: float = 1.0,
+                 init: Callable[[nn.Module], object] | None = None) -> None:
+        """`classes`: train and evaluate on these digits only (the head has one output per class);
+        `fraction`: keep that share of the training data (stratified); `init`: initialise the
+        model (transfer learning) before it is wrapped for data parallelism."""
         self.ctx = ctx
         features, labels = load_digits()
+        chosen = sorted(set(classes)) if classes else list(range(CLASSES))
+        keep = np.isin(labels, chosen)
+        features, labels = features[keep], np.searchsorted(chosen, labels[keep])  # labels 0..len(chosen)-1
+        self.classes = len(chosen)
         train, test = stratified_split(labels, 0.2, seed)
+        if fraction < 1.0:
+            train = subset(train, labels, fraction, seed)
         device = ctx.device
         self.x_train = torch.tensor(features[train] / 16.0, dtype=torch.float32, device=device)
         self.y_train = torch.tensor(labels[train], dtype=torch.long, device=device)
@@ -87,11 +109,14 @@ class DigitsWorkload(ModelOptimizerState):
         self.y_test = torch.tensor(labels[test], dtype=torch.long, device=device)
         torch.manual_seed(seed)  # every rank starts from the same weights; DDP checks it
         model = nn.Sequential(
-            nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden // 2), nn.ReLU(), nn.Linear(hidden // 2, 10)
+            nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden // 2), nn.ReLU(),
+            nn.Linear(hidden // 2, self.classes),
         ).to(device)
+        if init is not None:  # before DDP: it broadcasts rank 0's weights and registers what trains
+            init(model)
         self.model = model
         self.ddp = DistributedDataParallel(model) if torch.distributed.is_initialized() else model
-        self.optimizer = torch.optim.Adam(self.ddp.parameters(), lr=lr)
+        self.optimizer = torch.optim.Adam([p for p in self.ddp.parameters() if p.requires_grad], lr=lr)
         self.loss_fn = nn.CrossEntropyLoss()
 
     def train_size(self) -> int:
@@ -109,7 +134,7 @@ class DigitsWorkload(ModelOptimizerState):
     def evaluate(self) -> dict[str, float]:
         logits = self.model(self.x_test)
         eval_loss = float(self.loss_fn(logits, self.y_test))
-        return {**classification_metrics(self.y_test, logits.argmax(dim=1), CLASSES), "eval_loss": eval_loss}
+        return {**classification_metrics(self.y_test, logits.argmax(dim=1), self.classes), "eval_loss": eval_loss}
 
     def flops_per_token(self) -> float:
         return 0.0
