@@ -34,6 +34,9 @@ def test_kubectl_explain_shows_field_descriptions(k: Kubectl) -> None:
         ({"env": [{"name": "PET_NNODES", "value": "8"}]}, "must not set PET_"),
         ({"restartPolicy": "Always"}, "spec.restartPolicy: Unsupported value"),
         ({"surprise": True}, 'unknown field "spec.surprise"'),
+        ({"init": {"claimName": "models", "path": "../other-team/model"}}, "init.path must stay inside the claim"),
+        ({"init": {"path": "model"}}, "spec.init.claimName: Required value"),
+        ({"checkpoint": {"claimName": "c", "subPath": "a/../../b"}}, "subPath must stay inside the claim"),
     ],
     ids=[
         "max below min",
@@ -45,6 +48,9 @@ def test_kubectl_explain_shows_field_descriptions(k: Kubectl) -> None:
         "reserved torchrun variables",
         "unknown restart policy",
         "unknown fields",
+        "an init path leaving its claim",
+        "an init without a claim",
+        "a checkpoint subPath leaving its claim",
     ],
 )
 def test_invalid_trainingjobs_are_rejected_naming_the_field(k: Kubectl, change: dict, message: str) -> None:

@@ -36,6 +36,11 @@ LABEL_TRIAL: Final = "ludus.dev/trial"
 ANNOTATION_TRIAL_PARAMETERS: Final = "ludus.dev/trial-parameters"
 ANNOTATION_STOPPED_EARLY: Final = "ludus.dev/stopped-early"
 # What a trial's trainer reads: every value as JSON, and each as its own variable.
+ENV_INIT_FROM: Final = "LUDUS_INIT_FROM"
+ENV_INIT_STRICT: Final = "LUDUS_INIT_STRICT"
+ENV_INIT_FREEZE: Final = "LUDUS_INIT_FREEZE"
+VOLUME_INIT: Final = "init-model"
+INIT_MOUNT: Final = "/ludus/init"
 ENV_TRIAL_PARAMETERS: Final = "LUDUS_TRIAL_PARAMETERS"
 ENV_TRIAL_PARAMETER_PREFIX: Final = "LUDUS_PARAM_"
 

@@ -186,6 +186,32 @@ class Checkpoint(Model):
         return value
 
 
+class Init(Model):
+    """Start from a model (transfer learning): weights only, a new optimizer, from step 0."""
+
+    claim_name: str = Field(min_length=1, max_length=253,
+                            description="PersistentVolumeClaim holding the model (mounted read-only).")
+    path: str = Field(
+        default="model", max_length=1024, pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
+        description="The model's directory in the claim: a finished job's export, <its checkpoint subPath>/model.",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": "!self.matches('(^|/)[.][.](/|$)')", "message": "init.path must stay inside the claim (no '..')"},
+        ]},
+    )
+    strict: StrictBool = Field(
+        default=True, description="Every tensor must fit; false loads what fits and re-initialises the rest "
+        "(a new classifier head), listing both in the log.")
+    freeze: list[str] = Field(default_factory=list, max_length=64,
+                              description="Module prefixes whose parameters stay fixed while training.")
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        if ".." in value.split("/"):
+            raise ValueError("init.path must stay inside the claim (no '..')")
+        return value
+
+
 class Objective(Model):
     """What "better" means for this job: one evaluation metric and its direction. The status reports
     it on its own; sweeps optimise it and continuous training compares models by it."""
@@ -290,6 +316,11 @@ class TrainingJobSpec(Model):
         default=None,
         description="The metric that says how good the model is. Unset: the built-in workload's own "
         "(accuracy, maximize, for digits), or loss, minimize.",
+    )
+    init: Init | None = Field(
+        default=None,
+        description="Start from a model on a claim (a finished job's export) instead of random weights. A "
+        "restarted job resumes from its own checkpoint, not from this.",
     )
 
     @field_validator("nproc_per_node")

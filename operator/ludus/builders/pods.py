@@ -63,18 +63,32 @@ def _scheduling(job: TrainingJob) -> dict[str, Any]:
     return spec
 
 
+def checkpoint_dir(job: TrainingJob) -> str:
+    """Where the trainer keeps checkpoints: the mount, or a directory in the claim (`subPath`) that the
+    trainer creates itself (a kubelet-made subPath directory would be root's, not the trainer's)."""
+    ckpt = job.spec.checkpoint
+    return f"{ckpt.path.rstrip('/')}/{ckpt.sub_path}" if ckpt.claim_name and ckpt.sub_path else ckpt.path
+
+
 def _ludus_env(job: TrainingJob, index: int) -> list[dict[str, Any]]:
     return [
         {"name": c.ENV_JOB_NAME, "value": job.metadata.name},
         {"name": c.ENV_JOB_NAMESPACE, "value": job.metadata.namespace},
         {"name": c.ENV_REPLICA_INDEX, "value": str(index)},
-        {"name": c.ENV_CHECKPOINT_DIR, "value": job.spec.checkpoint.path},
+        {"name": c.ENV_CHECKPOINT_DIR, "value": checkpoint_dir(job)},
         {"name": c.ENV_CHECKPOINT_INTERVAL, "value": str(job.spec.checkpoint.interval_steps)},
         {"name": c.ENV_METRICS_PORT, "value": str(c.TRAINER_METRICS_PORT)},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         *(
             [{"name": c.ENV_OBJECTIVE, "value": f"{job.spec.objective.metric}:{job.spec.objective.goal}"}]
             if job.spec.objective
+            else []
+        ),
+        *(
+            [{"name": c.ENV_INIT_FROM, "value": f"{c.INIT_MOUNT}/{job.spec.init.path}"},
+             {"name": c.ENV_INIT_STRICT, "value": "true" if job.spec.init.strict else "false"},
+             {"name": c.ENV_INIT_FREEZE, "value": ",".join(job.spec.init.freeze)}]
+            if job.spec.init
             else []
         ),
     ]
@@ -93,8 +107,11 @@ def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
         volumes.append({"name": c.VOLUME_CHECKPOINT, "persistentVolumeClaim": {"claimName": ckpt.claim_name}})
     else:
         volumes.append({"name": c.VOLUME_CHECKPOINT, "emptyDir": {}})
-    mounts.append({"name": c.VOLUME_CHECKPOINT, "mountPath": ckpt.path,
-                   **({"subPath": ckpt.sub_path} if ckpt.claim_name and ckpt.sub_path else {})})
+    mounts.append({"name": c.VOLUME_CHECKPOINT, "mountPath": ckpt.path})
+    if job.spec.init:  # the claim holding the model to start from, read-only: a job never changes its parent's
+        volumes.append({"name": c.VOLUME_INIT,
+                        "persistentVolumeClaim": {"claimName": job.spec.init.claim_name, "readOnly": True}})
+        mounts.append({"name": c.VOLUME_INIT, "mountPath": c.INIT_MOUNT, "readOnly": True})
     volumes.extend(job.spec.template.volumes)
     mounts.extend(job.spec.template.volume_mounts)
     return volumes, mounts

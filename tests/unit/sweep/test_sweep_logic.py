@@ -247,8 +247,8 @@ def test_trials_sharing_a_claim_each_get_their_own_directory_in_it() -> None:
     from ludus.builders.pods import build_worker_pod
 
     pod = build_worker_pod(TrainingJob.model_validate({**first, "metadata": {**first["metadata"], "uid": "u"}}), 0)
-    mount = next(m for m in pod["spec"]["containers"][0]["volumeMounts"] if m["name"] == c.VOLUME_CHECKPOINT)
-    assert mount["subPath"] == "s-0"
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env[c.ENV_CHECKPOINT_DIR] == "/checkpoints/s-0"  # a directory of its own in the shared claim
 
 
 def test_an_undeclared_objective_is_settled_by_a_finished_trial_not_a_running_one() -> None:
@@ -263,3 +263,4 @@ def test_an_undeclared_objective_is_settled_by_a_finished_trial_not_a_running_on
     done["status"]["evaluation"]["objective"] = {"metric": "accuracy", "goal": "maximize"}
     settled = reconcile_sweep(s, [running, done], T0).status
     assert settled.objective == MAXIMIZE and settled.best is not None and settled.best.value == 0.9
+
