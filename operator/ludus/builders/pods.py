@@ -109,9 +109,13 @@ def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
         volumes.append({"name": c.VOLUME_CHECKPOINT, "emptyDir": {}})
     mounts.append({"name": c.VOLUME_CHECKPOINT, "mountPath": ckpt.path})
     if job.spec.init:  # the claim holding the model to start from, read-only: a job never changes its parent's
-        volumes.append({"name": c.VOLUME_INIT,
-                        "persistentVolumeClaim": {"claimName": job.spec.init.claim_name, "readOnly": True}})
-        mounts.append({"name": c.VOLUME_INIT, "mountPath": c.INIT_MOUNT, "readOnly": True})
+        init_volume = c.VOLUME_INIT
+        if job.spec.init.claim_name == ckpt.claim_name:
+            init_volume = c.VOLUME_CHECKPOINT  # the same claim: one volume, mounted twice
+        else:
+            volumes.append({"name": c.VOLUME_INIT,
+                            "persistentVolumeClaim": {"claimName": job.spec.init.claim_name, "readOnly": True}})
+        mounts.append({"name": init_volume, "mountPath": c.INIT_MOUNT, "readOnly": True})
     volumes.extend(job.spec.template.volumes)
     mounts.extend(job.spec.template.volume_mounts)
     return volumes, mounts

@@ -29,3 +29,18 @@ def test_a_job_initialised_from_a_model_mounts_it_read_only_and_tells_the_traine
     with pytest.raises(ValidationError, match="inside the claim"):
         TrainingJob.model_validate({"metadata": {"name": "x"}, "spec": {**body, "init": {
             "claimName": "m", "path": "a/../b"}}})
+
+
+def test_a_model_on_the_jobs_own_checkpoint_claim_is_the_same_volume_mounted_read_only() -> None:
+    from ludus.api.models import TrainingJob
+    from ludus.builders.pods import build_worker_pod
+
+    job = TrainingJob.model_validate({"metadata": {"name": "tune", "namespace": "a", "uid": "u"}, "spec": {
+        **TEMPLATE, "checkpoint": {"claimName": "shared", "subPath": "tune"},
+        "init": {"claimName": "shared", "path": "pretrain/model"}}})
+    pod = build_worker_pod(job, 0)
+    claims = [v for v in pod["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    assert [v["name"] for v in claims] == [c.VOLUME_CHECKPOINT]
+    mounts = [m for m in pod["spec"]["containers"][0]["volumeMounts"] if m["name"] == c.VOLUME_CHECKPOINT]
+    assert {(m["mountPath"], m.get("readOnly", False)) for m in mounts} == {("/checkpoints", False),
+                                                                            (c.INIT_MOUNT, True)}
