@@ -12,14 +12,30 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 logger = logging.getLogger("ludus_trainer.checkpoint")
 _NAME = re.compile(r"^ckpt-(\d{12})\.pt$")
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write under a temporary name, fsync, rename, fsync the directory: `path` is whole or absent."""
+    tmp = path.with_name(f".tmp-{path.name}.{os.getpid()}")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def checkpoint_name(step: int) -> str:
@@ -49,17 +65,7 @@ class CheckpointManager:
     def save(self, step: int, state: dict[str, Any]) -> Path:
         started = time.monotonic()
         final = self.directory / checkpoint_name(step)
-        tmp = self.directory / f".tmp-{checkpoint_name(step)}.{os.getpid()}"
-        with open(tmp, "wb") as f:
-            torch.save({"step": step, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(final, lambda f: torch.save({"step": step, **state}, f))
         self._prune()
         self.last_saved_at = time.time()
         self.last_duration = time.monotonic() - started

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from ludus_trainer.checkpoint import write_atomically
 
 WEIGHTS = "weights.pt"
 METADATA = "metadata.json"
@@ -55,30 +56,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".tmp-{path.name}.{os.getpid()}")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def export_model(directory: Path, model: nn.Module, metadata: Mapping[str, Any]) -> Path:
     """Write `directory/model/{weights.pt,metadata.json}`; returns the model directory."""
     target = Path(directory) / "model"
     target.mkdir(parents=True, exist_ok=True)
     weights = target / WEIGHTS
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _write_atomically(weights, lambda f: torch.save(state, f))
+    write_atomically(weights, lambda f: torch.save(state, f))
     full = {**metadata, "sha256": sha256_of(weights), "torch": torch.__version__,
             "python": platform.python_version(), "tensors": len(state)}
-    _write_atomically(target / METADATA, lambda f: f.write(json.dumps(full, indent=2, sort_keys=True).encode()))
+    write_atomically(target / METADATA, lambda f: f.write(json.dumps(full, indent=2, sort_keys=True).encode()))
     return target
 
 

@@ -159,8 +159,9 @@ def _strip_titles(node: Any) -> Any:
     return node
 
 
-def _status_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = _without_defaults(model_schema(TrainingJobStatus))
+def _status_schema(model: type = TrainingJobStatus) -> dict[str, Any]:
+    """A status schema: no server defaults, and conditions a map keyed by type."""
+    schema: dict[str, Any] = _without_defaults(model_schema(model))
     conditions = schema["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"
     conditions["x-kubernetes-list-map-keys"] = ["type"]
@@ -213,24 +214,25 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
-def build_crd() -> dict[str, Any]:
-    """The CustomResourceDefinition manifest."""
+def _crd(kind: str, plural: str, singular: str, short_names: tuple[str, ...], schema: dict[str, Any],
+         subresources: dict[str, Any], columns: list[dict[str, Any]]) -> dict[str, Any]:
+    """One namespaced CustomResourceDefinition of the ludus.dev group, at our single version."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{c.PLURAL}.{c.GROUP}",
+            "name": f"{plural}.{c.GROUP}",
             "labels": {"app.kubernetes.io/name": "ludus", "app.kubernetes.io/component": "crd"},
         },
         "spec": {
             "group": c.GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": c.KIND,
-                "listKind": f"{c.KIND}List",
-                "plural": c.PLURAL,
-                "singular": c.SINGULAR,
-                "shortNames": list(c.SHORT_NAMES),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": list(short_names),
                 "categories": list(c.CATEGORIES),
             },
             "versions": [
@@ -238,30 +240,26 @@ def build_crd() -> dict[str, Any]:
                     "name": c.VERSION,
                     "served": True,
                     "storage": True,
-                    "schema": {"openAPIV3Schema": openapi_schema()},
-                    "subresources": {
-                        "status": {},
-                        "scale": {
-                            "specReplicasPath": ".spec.replicas",
-                            "statusReplicasPath": ".status.active",
-                            "labelSelectorPath": ".status.selector",
-                        },
-                    },
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {"openAPIV3Schema": schema},
+                    "subresources": subresources,
+                    "additionalPrinterColumns": columns,
                 }
             ],
         },
     }
 
 
+def build_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition manifest."""
+    scale = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.active",
+             "labelSelectorPath": ".status.selector"}
+    return _crd(c.KIND, c.PLURAL, c.SINGULAR, c.SHORT_NAMES, openapi_schema(), {"status": {}, "scale": scale},
+                PRINTER_COLUMNS)
+
+
 def _sweep_schema() -> dict[str, Any]:
     from ludus.api.sweep import SweepSpec, SweepStatus
 
-    status: dict[str, Any] = _without_defaults(model_schema(SweepStatus))
-    conditions = status["properties"]["conditions"]
-    conditions["x-kubernetes-list-type"] = "map"
-    conditions["x-kubernetes-list-map-keys"] = ["type"]
-    conditions["items"]["required"] = ["type", "status"]
     return {
         "type": "object",
         "description": "A hyperparameter search: Ludus runs TrainingJobs (trials) from a template with values "
@@ -272,7 +270,7 @@ def _sweep_schema() -> dict[str, Any]:
             "kind": {"type": "string", "description": "Sweep"},
             "metadata": {"type": "object"},
             "spec": model_schema(SweepSpec),
-            "status": status,
+            "status": _status_schema(SweepStatus),
         },
         "x-kubernetes-validations": [
             {
@@ -303,36 +301,8 @@ SWEEP_PRINTER_COLUMNS: list[dict[str, Any]] = [
 
 def build_sweep_crd() -> dict[str, Any]:
     """The Sweep CustomResourceDefinition."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": f"{c.SWEEP_PLURAL}.{c.GROUP}",
-            "labels": {"app.kubernetes.io/name": "ludus", "app.kubernetes.io/component": "crd"},
-        },
-        "spec": {
-            "group": c.GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": c.SWEEP_KIND,
-                "listKind": f"{c.SWEEP_KIND}List",
-                "plural": c.SWEEP_PLURAL,
-                "singular": c.SWEEP_SINGULAR,
-                "shortNames": list(c.SWEEP_SHORT_NAMES),
-                "categories": list(c.CATEGORIES),
-            },
-            "versions": [
-                {
-                    "name": c.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": _sweep_schema()},
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": SWEEP_PRINTER_COLUMNS,
-                }
-            ],
-        },
-    }
+    return _crd(c.SWEEP_KIND, c.SWEEP_PLURAL, c.SWEEP_SINGULAR, c.SWEEP_SHORT_NAMES, _sweep_schema(),
+                {"status": {}}, SWEEP_PRINTER_COLUMNS)
 
 
 def render_sweep_crd_yaml() -> str:
