@@ -81,8 +81,10 @@ test-e2e: install cluster-binaries host test-images ## end-to-end tests on real 
 manifests: install ## regenerate the CRD (manifests/ and the chart) from the pydantic models
 	$(PY) -m ludus crd --output manifests/crd/trainingjobs.ludus.dev.yaml
 	$(PY) -m ludus crd --sweep --output manifests/crd/sweeps.ludus.dev.yaml
+	$(PY) -m ludus crd --continuous --output manifests/crd/continuoustrainings.ludus.dev.yaml
 	$(PY) -m ludus crd --peering --output manifests/crd/kopfpeerings.kopf.dev.yaml
 	cp manifests/crd/trainingjobs.ludus.dev.yaml manifests/crd/sweeps.ludus.dev.yaml \
+	   manifests/crd/continuoustrainings.ludus.dev.yaml \
 	   manifests/crd/kopfpeerings.kopf.dev.yaml charts/ludus/crds/
 
 cluster-binaries: ## build the pinned control-plane binaries into the cache (once)

@@ -14,6 +14,7 @@ from devcluster.kubectl import wait_for
 
 CRD = REPO / "manifests" / "crd" / "trainingjobs.ludus.dev.yaml"
 SWEEP_CRD = REPO / "manifests" / "crd" / "sweeps.ludus.dev.yaml"
+CT_CRD = REPO / "manifests" / "crd" / "continuoustrainings.ludus.dev.yaml"
 
 
 class OperatorProcess:

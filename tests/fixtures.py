@@ -19,7 +19,7 @@ import pytest
 
 from devcluster.cluster import Cluster, binary
 from devcluster.kubectl import Kubectl, wait_for
-from devcluster.operator_process import CRD, SWEEP_CRD, OperatorProcess
+from devcluster.operator_process import CRD, CT_CRD, SWEEP_CRD, OperatorProcess
 
 
 @dataclass
@@ -58,10 +58,10 @@ def cluster() -> Iterator[TestCluster]:
         built_in.up()
         test_cluster = TestCluster(Kubectl(str(binary("kubectl")), str(built_in.kubeconfig)), built_in)
     kubectl = test_cluster.kubectl
-    kubectl.run("apply", "-f", str(CRD), "-f", str(SWEEP_CRD))
+    kubectl.run("apply", "-f", str(CRD), "-f", str(SWEEP_CRD), "-f", str(CT_CRD))
     kubectl.run("wait", "--for=condition=Established", "crd/trainingjobs.ludus.dev", "crd/sweeps.ludus.dev",
-                "--timeout=60s")
-    wait_for(lambda: kubectl.run("get", "trainingjobs,sweeps", "-A", check=False).returncode == 0,
+                "crd/continuoustrainings.ludus.dev", "--timeout=60s")
+    wait_for(lambda: kubectl.run("get", "trainingjobs,sweeps,continuoustrainings", "-A", check=False).returncode == 0,
              what="CRDs served")
     yield test_cluster
     if started and test_cluster.built_in is not None and not os.environ.get("LUDUS_KEEP_CLUSTER"):

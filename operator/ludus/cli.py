@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     crd.add_argument("--output", type=Path, default=None, help="write to this file instead of stdout")
     crd.add_argument("--peering", action="store_true", help="print Kopf's peering CRDs (for --peering) instead")
     crd.add_argument("--sweep", action="store_true", help="print the Sweep CRD instead")
+    crd.add_argument("--continuous", action="store_true", help="print the ContinuousTraining CRD instead")
     return parser
 
 
@@ -61,6 +62,7 @@ def run_operator(args: argparse.Namespace) -> int:
 
     import ludus.handlers  # noqa: F401 - registers the handlers
     from ludus.controller import Controller
+    from ludus.controller.continuous import ContinuousController
     from ludus.controller.sweeps import SweepController
     from ludus.peering import own_identity
     from ludus.settings import OperatorConfig, tune_gc
@@ -86,7 +88,8 @@ def run_operator(args: argparse.Namespace) -> int:
         workers=config.workers, gang=args.gang_scheduling, progress_seconds=config.progress_seconds,
         status_batch_seconds=config.status_batch_seconds)
     memo = kopf.Memo(config=config, controller=controller,
-                     sweeps=SweepController(lambda: controller.now(), controller.active))
+                     sweeps=SweepController(lambda: controller.now(), controller.active),
+                     continuous=ContinuousController(lambda: controller.now(), controller.active))
     tune_gc()
     kopf.run(
         clusterwide=config.clusterwide,
@@ -102,9 +105,15 @@ def run_operator(args: argparse.Namespace) -> int:
 
 
 def write_crd(args: argparse.Namespace) -> int:
-    from ludus.api.crd import render_crd_yaml, render_peering_crds_yaml, render_sweep_crd_yaml
+    from ludus.api.crd import (
+        render_continuous_crd_yaml,
+        render_crd_yaml,
+        render_peering_crds_yaml,
+        render_sweep_crd_yaml,
+    )
 
-    text = render_peering_crds_yaml() if args.peering else render_sweep_crd_yaml() if args.sweep else render_crd_yaml()
+    text = (render_peering_crds_yaml() if args.peering else render_sweep_crd_yaml() if args.sweep
+            else render_continuous_crd_yaml() if args.continuous else render_crd_yaml())
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)

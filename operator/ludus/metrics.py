@@ -81,3 +81,28 @@ def observe_sweep(namespace: str, sweep: str, status: Any) -> None:
     for trial in status.trials:
         if trial.value is not None:
             SWEEP_TRIAL_OBJECTIVE.labels(namespace=namespace, sweep=sweep, trial=str(trial.number)).set(trial.value)
+
+
+CT_RUNS_STARTED: Final = Counter("ludus_ct_runs_started_total", "Runs continuous trainings started, by trigger",
+                                 ["namespace", "trigger"])
+CT_DECISIONS: Final = Counter(
+    "ludus_ct_promotion_decisions_total",
+    "Promotion decisions: promoted (FirstChampion, BetterObjective, Manual) or rejected, with the reason",
+    ["namespace", "result", "reason"],
+)
+CT_CHAMPION_OBJECTIVE: Final = Gauge("ludus_ct_champion_objective", "The champion model's objective value",
+                                     ["namespace", "name", "metric"])
+CT_CHAMPION_SINCE: Final = Gauge("ludus_ct_champion_promoted_timestamp_seconds",
+                                 "When the champion was promoted (Unix time)", ["namespace", "name"])
+
+
+def observe_continuous(namespace: str, name: str, status: Any) -> None:
+    """The champion's objective and age, as the status has them."""
+    champion, objective = status.champion, status.objective
+    if champion is None:
+        return
+    if objective is not None and objective.metric in champion.evaluation:
+        CT_CHAMPION_OBJECTIVE.labels(namespace=namespace, name=name, metric=objective.metric).set(
+            champion.evaluation[objective.metric])
+    if champion.promoted_at is not None:
+        CT_CHAMPION_SINCE.labels(namespace=namespace, name=name).set(champion.promoted_at.timestamp())

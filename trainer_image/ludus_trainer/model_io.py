@@ -13,7 +13,6 @@ names module prefixes whose parameters then stay fixed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from ludus_trainer.checkpoint import write_atomically
+from ludus_trainer.digest import sha256_of
 
 WEIGHTS = "weights.pt"
 METADATA = "metadata.json"
@@ -46,14 +46,6 @@ class InitReport:
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "sha256": self.sha256, "step": self.step, "loaded": len(self.loaded),
                 "reinitialized": self.reinitialized, "frozen": self.frozen}
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_model(directory: Path, model: nn.Module, metadata: Mapping[str, Any]) -> Path:

@@ -35,6 +35,25 @@ LABEL_SWEEP: Final = "ludus.dev/sweep"
 LABEL_TRIAL: Final = "ludus.dev/trial"
 ANNOTATION_TRIAL_PARAMETERS: Final = "ludus.dev/trial-parameters"
 ANNOTATION_STOPPED_EARLY: Final = "ludus.dev/stopped-early"
+
+# The ContinuousTraining resource: retraining runs (TrainingJobs it owns) and a champion model.
+CT_KIND: Final = "ContinuousTraining"
+CT_PLURAL: Final = "continuoustrainings"
+CT_SINGULAR: Final = "continuoustraining"
+CT_SHORT_NAMES: Final = ("ct",)
+# Runs are `<ct>-<number>` and publish pods `<ct>-publish-<number>`: room within MAX_JOB_NAME_LENGTH.
+MAX_CT_NAME_LENGTH: Final = 36
+# Each run carries its resource and number as labels and what started it as annotations: the runs in
+# the API server are the record a restarted operator rebuilds from (no trigger fires twice).
+LABEL_CT: Final = "ludus.dev/continuous-training"
+LABEL_RUN: Final = "ludus.dev/run"
+LABEL_PUBLISH: Final = "ludus.dev/publish"
+ANNOTATION_TRIGGER: Final = "ludus.dev/trigger"
+ANNOTATION_SCHEDULED_TIME: Final = "ludus.dev/scheduled-time"
+# Set by users (and `ludus`): the data version a run trains on, a manual retrain, a manual promotion.
+ANNOTATION_DATA_VERSION: Final = "ludus.dev/data-version"
+ANNOTATION_RETRAIN: Final = "ludus.dev/retrain"
+ANNOTATION_PROMOTE: Final = "ludus.dev/promote"
 # What a trial's trainer reads: every value as JSON, and each as its own variable.
 ENV_INIT_FROM: Final = "LUDUS_INIT_FROM"
 ENV_INIT_STRICT: Final = "LUDUS_INIT_STRICT"

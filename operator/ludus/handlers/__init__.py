@@ -4,6 +4,6 @@ Importing this package registers every handler with Kopf. Pods have none: the
 operator follows them with its own watch (`ludus.podwatch`), Kopf only the jobs.
 """
 
-from ludus.handlers import lifecycle, sweeps, trainingjobs
+from ludus.handlers import continuous, lifecycle, sweeps, trainingjobs
 
-__all__ = ["lifecycle", "sweeps", "trainingjobs"]
+__all__ = ["continuous", "lifecycle", "sweeps", "trainingjobs"]

@@ -35,6 +35,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     client = KubeClient(info, connections=config.connections, relogin=lambda: login(settings=settings, **kwargs))
     controller.start(client, config.namespaces)
     memo.sweeps.start(client)
+    memo.continuous.start(client)
     if config.peering:
         namespace = None if config.clusterwide else config.namespaces[0]
         path = peering_path(config.peering, namespace)
@@ -52,6 +53,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
 @kopf.on.cleanup(id="ludus-cleanup")
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await memo.sweeps.stop()
+    await memo.continuous.stop()
     await memo.controller.stop()
 
 
@@ -59,6 +61,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 def reconcile_workers(memo: kopf.Memo, **_: Any) -> int:
     """The liveness endpoint fails when a reconcile worker has died."""
     controller: Controller = memo.controller
-    if not controller.healthy or not memo.sweeps.healthy:
+    if not controller.healthy or not memo.sweeps.healthy or not memo.continuous.healthy:
         raise RuntimeError("a reconcile worker stopped")
     return len(controller.queue)

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from ludus.api import constants as c
 from ludus.controller.sweeps import SweepController
-from ludus.handlers.trainingjobs import slim_job
-
-
-def _slim_sweep(body: Mapping[str, Any]) -> dict[str, Any]:
-    meta = body.get("metadata") or {}
-    kept = ("name", "namespace", "uid", "generation", "resourceVersion", "labels", "creationTimestamp",
-            "deletionTimestamp")
-    return {"apiVersion": body.get("apiVersion", c.API_VERSION), "kind": c.SWEEP_KIND,
-            "metadata": {k: meta[k] for k in kept if k in meta},
-            "spec": dict(body.get("spec") or {}), "status": dict(body.get("status") or {})}
+from ludus.handlers.trainingjobs import slim_job, slim_owner
 
 
 @kopf.index(c.GROUP, c.VERSION, c.SWEEP_PLURAL, id="sweeps")
 async def sweeps(*, namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-    return {(namespace or "", name): _slim_sweep(body)}
+    return {(namespace or "", name): slim_owner(body, c.SWEEP_KIND)}
 
 
 @kopf.index(c.GROUP, c.VERSION, c.PLURAL, id="trials", labels={c.LABEL_SWEEP: kopf.PRESENT})

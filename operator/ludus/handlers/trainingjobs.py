@@ -32,6 +32,11 @@ def slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def slim_owner(body: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """What the index of a resource owning jobs keeps (a Sweep, a ContinuousTraining): as `slim_job`."""
+    return {**slim_job(body), "kind": kind}
+
+
 @kopf.index(c.GROUP, c.VERSION, c.PLURAL, id="jobs")
 async def jobs(
     *, namespace: str | None, name: str, body: kopf.Body, **_: Any

@@ -8,7 +8,15 @@ from typing import Any
 
 import yaml
 
-from ludus.api.crd import build_crd, build_sweep_crd, render_crd_yaml, render_peering_crds_yaml, render_sweep_crd_yaml
+from ludus.api.crd import (
+    build_continuous_crd,
+    build_crd,
+    build_sweep_crd,
+    render_continuous_crd_yaml,
+    render_crd_yaml,
+    render_peering_crds_yaml,
+    render_sweep_crd_yaml,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / "manifests" / "crd" / "trainingjobs.ludus.dev.yaml"
@@ -40,6 +48,18 @@ def test_chart_crd_matches_the_models_when_the_chart_exists() -> None:
 def test_committed_sweep_crd_matches_the_models_in_manifests_and_the_chart() -> None:
     for copy in (REPO / "manifests" / "crd", REPO / "charts" / "ludus" / "crds"):
         assert (copy / "sweeps.ludus.dev.yaml").read_text() == render_sweep_crd_yaml(), "run `make manifests`"
+
+
+def test_committed_continuous_crd_matches_the_models_in_manifests_and_the_chart() -> None:
+    for copy in (REPO / "manifests" / "crd", REPO / "charts" / "ludus" / "crds"):
+        assert (copy / "continuoustrainings.ludus.dev.yaml").read_text() == render_continuous_crd_yaml(), \
+            "run `make manifests`"
+
+
+def test_the_continuous_template_is_the_trainingjob_spec_with_its_cel_rules() -> None:
+    spec = build_continuous_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    template = {k: v for k, v in spec["properties"]["template"].items() if k != "description"}
+    assert template == {k: v for k, v in _schema()["properties"]["spec"].items() if k != "description"}
 
 
 def test_the_sweep_template_is_the_trainingjob_spec_with_its_cel_rules() -> None:

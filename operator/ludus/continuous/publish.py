@@ -1,0 +1,102 @@
+"""The pod that publishes a promoted model on the claim, and its outcome read back (pure).
+
+The operator never mounts claims, so a short pod (the trainer image, `ludus_trainer.publish`) does
+it: it checks the run's exported weights against the SHA-256 in their metadata, then points the
+`champion` link at the run's model directory with one rename. A reader of `champion` sees the old
+model or the new one, never a mix; the model files themselves are never copied or changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ludus.api import constants as c
+from ludus.api.continuous import ContinuousTraining
+from ludus.builders.pods import CONTAINER_SECURITY_CONTEXT
+from ludus.continuous.runs import CHAMPION_LINK, base_dir, claim_of
+
+STORE_MOUNT: Final = "/ludus/store"
+CONTAINER: Final = "publish"
+
+
+def publish_pod_name(ct: str, run_number: int) -> str:
+    return f"{ct}-publish-{run_number}"
+
+
+def publish_pod(ct: ContinuousTraining, run: str, run_number: int) -> dict[str, Any]:
+    """A pod that switches `<subPath>/champion` to `runs/<run>/model`, owned by the resource."""
+    t = ct.spec.template
+    security: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if t.template.run_as_user is not None:
+        uid = t.template.run_as_user
+        security.update({"runAsUser": uid, "runAsGroup": uid, "fsGroup": uid})
+    meta = ct.metadata
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": security,
+        "containers": [{
+            "name": CONTAINER,
+            "image": t.image,
+            "imagePullPolicy": t.image_pull_policy,
+            "command": ["python", "-m", "ludus_trainer.publish", "--root", f"{STORE_MOUNT}/{base_dir(ct)}",
+                        "--run", run, "--link", CHAMPION_LINK],
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+            "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
+            "terminationMessagePath": c.TERMINATION_MESSAGE_PATH,
+            "terminationMessagePolicy": "FallbackToLogsOnError",
+            "volumeMounts": [{"name": "store", "mountPath": STORE_MOUNT}],
+        }],
+        "volumes": [{"name": "store", "persistentVolumeClaim": {"claimName": claim_of(ct)}}],
+    }
+    for key, value in (("nodeSelector", t.template.node_selector), ("tolerations", t.template.tolerations),
+                       ("affinity", t.template.affinity)):
+        if value:
+            spec[key] = value.copy() if isinstance(value, dict) else list(value)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": publish_pod_name(meta.name, run_number),
+            "namespace": meta.namespace,
+            "labels": {c.LABEL_CT: meta.name, c.LABEL_PUBLISH: run, c.LABEL_MANAGED_BY: c.MANAGED_BY},
+            "ownerReferences": [{
+                "apiVersion": c.API_VERSION, "kind": c.CT_KIND, "name": meta.name, "uid": meta.uid,
+                "controller": True, "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": spec,
+    }
+
+
+@dataclass(frozen=True)
+class Published:
+    """A publish pod's end: ok, and the checksum it verified or why it failed."""
+
+    ok: bool
+    sha256: str = ""
+    message: str = ""
+
+
+def published(pod: Mapping[str, Any]) -> Published | None:
+    """The outcome of a finished publish pod; None while it runs."""
+    status = pod.get("status") or {}
+    phase = status.get("phase")
+    if phase not in ("Succeeded", "Failed"):
+        return None
+    message = ""
+    for cs in status.get("containerStatuses") or []:
+        terminated = (cs.get("state") or {}).get("terminated") or {}
+        message = str(terminated.get("message") or "").strip()
+    report: dict[str, Any] = {}
+    try:
+        parsed = json.loads(message) if message.startswith("{") else {}
+        report = parsed if isinstance(parsed, dict) else {}
+    except ValueError:
+        report = {}
+    if phase == "Succeeded":
+        return Published(True, sha256=str(report.get("sha256", "")), message=str(report.get("message", "")))
+    why = str(report.get("error") or message or status.get("message") or status.get("reason") or "it failed")
+    return Published(False, message=why[-500:])

@@ -1,0 +1,123 @@
+"""The ContinuousTraining loop: each pass reads what the plan needs, asks `ludus.continuous.plan`
+and carries the plan out (the loop itself is `owner`'s)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from ludus import metrics
+from ludus.api import constants as c
+from ludus.api.continuous import ContinuousTraining, ContinuousTrainingStatus
+from ludus.conditions import upsert_condition
+from ludus.continuous.plan import COND_VALID, REASON_INVALID, CTPlan, Observed, reconcile_continuous
+from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
+from ludus.kube import ApiError, pod_path
+
+# While a model is being published the pass looks at its pod this often (there is no pod watch for it).
+PUBLISH_POLL_SECONDS: Final = 1.0
+# A data version in a ConfigMap is read this often (a GET by name; no watch over every ConfigMap).
+DATA_POLL_SECONDS: Final = 10.0
+
+
+def _dump(status: ContinuousTrainingStatus) -> dict[str, Any]:
+    return status.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class ContinuousController(OwnerController):
+    kind = c.CT_KIND
+    plural = c.CT_PLURAL
+    handler = "continuous"
+
+    async def sync(self, key: OwnerKey) -> None:
+        body = self.owner_body(key)
+        if body is None:
+            return
+        now = self.now()
+        try:
+            ct = ContinuousTraining.model_validate(body)
+        except ValidationError as err:
+            await self._invalid(body, invalid_message(err), now)
+            return
+        observed = await self._observe(ct)
+        pods = await self._publish_pods(ct) if ct.status.publishing is not None else []
+        jobs = self.child_jobs(key)
+        plan = reconcile_continuous(ct, jobs, pods, observed, now)
+        await self._execute(key, body, ct, jobs, pods, plan, now)
+        waits = [w for w in (plan.requeue_after,
+                             PUBLISH_POLL_SECONDS if plan.status.publishing is not None else None,
+                             DATA_POLL_SECONDS if ct.spec.data_version is not None else None) if w is not None]
+        if waits:
+            self.queue.add_after(key, min(waits))
+
+    async def _observe(self, ct: ContinuousTraining) -> Observed:
+        """The data version in the referenced ConfigMap key, or why it cannot be read."""
+        source = ct.spec.data_version
+        if source is None:
+            return Observed()
+        assert self.client is not None
+        path = f"/api/v1/namespaces/{ct.metadata.namespace}/configmaps/{source.config_map_name}"
+        try:
+            config_map = await self.client.request("GET", path)
+        except ApiError as err:
+            if err.status in (403, 404):
+                why = "it does not exist" if err.status == 404 else "the operator may not read it (RBAC)"
+                return Observed(data_error=f"ConfigMap {source.config_map_name} (spec.dataVersion.configMapName) "
+                                f"cannot be read: {why}")
+            raise
+        value = (config_map.get("data") or {}).get(source.key)
+        if value is None:
+            return Observed(data_error=f"ConfigMap {source.config_map_name} has no key {source.key!r} "
+                            "(spec.dataVersion.key): add it, or point the key at the one holding the data version")
+        return Observed(data_version=str(value).strip()[:253])
+
+    async def _publish_pods(self, ct: ContinuousTraining) -> list[Mapping[str, Any]]:
+        assert self.client is not None
+        selector = f"{c.LABEL_CT}={ct.metadata.name},{c.LABEL_PUBLISH}"
+        listed = await self.client.request("GET", pod_path(ct.metadata.namespace), params={"labelSelector": selector})
+        return list(listed.get("items") or [])
+
+    async def _invalid(self, body: Mapping[str, Any], message: str, now: datetime) -> None:
+        """A spec the schema let through but the model refuses (a cron, a time zone): Failed, naming the
+        field, until the spec is fixed; no run starts meanwhile."""
+        try:
+            old = ContinuousTrainingStatus.model_validate(body.get("status") or {})
+        except ValidationError:
+            old = ContinuousTrainingStatus()
+        conditions = upsert_condition(list(old.conditions), COND_VALID, "False", REASON_INVALID, message, now)
+        status = old.model_copy(update={"phase": c.PHASE_FAILED, "conditions": conditions,
+                                        "observed_generation": int(body["metadata"].get("generation") or 0)})
+        if _dump(status) == _dump(old):
+            return
+        await self.write_status(body, _dump(status))
+        await self.event(body, "Warning", REASON_INVALID, message, now)
+
+    async def _execute(self, key: OwnerKey, body: Mapping[str, Any], ct: ContinuousTraining,
+                       jobs: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]], plan: CTPlan,
+                       now: datetime) -> None:
+        assert self.client is not None
+        namespace = key[0]
+        for manifest in plan.create:
+            await self.client.create(manifest)
+            if manifest["kind"] == c.KIND:
+                self.created(key, manifest)
+        if _dump(plan.status) != _dump(ct.status):
+            await self.write_status(body, _dump(plan.status))
+        uids = {str(j["metadata"]["name"]): str(j["metadata"].get("uid", "")) for j in jobs}
+        for name in plan.delete_runs:
+            self.uncreate(key, name)
+            if uids.get(name):
+                await self.client.delete_job(namespace, name, uids[name])
+        pod_uids = {str(p["metadata"]["name"]): str(p["metadata"].get("uid", "")) for p in pods}
+        for name in plan.delete_pods:
+            await self.client.delete_pod(namespace, name, pod_uids.get(name, ""))
+        for trigger in plan.started:
+            metrics.CT_RUNS_STARTED.labels(namespace=namespace, trigger=trigger).inc()
+        for result, reason in plan.decisions:
+            metrics.CT_DECISIONS.labels(namespace=namespace, result=result, reason=reason).inc()
+        metrics.observe_continuous(namespace, ct.metadata.name, plan.status)
+        for type_, reason, message in plan.events:
+            await self.event(body, type_, reason, message, now)

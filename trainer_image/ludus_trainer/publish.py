@@ -1,0 +1,101 @@
+"""Publish a promoted model: point `<root>/champion` at `<root>/runs/<run>/model`, atomically.
+
+Run by the operator's publish pod on the claim. The weights are checked against the SHA-256 their
+metadata carries first: a model that is missing, half-written or changed since it was evaluated is
+refused and the link stays where it was. The switch is a new relative link renamed over the old
+one (rename is atomic on POSIX file systems), then the directory is fsynced; the model files are
+never copied, so the champion is byte for byte what the run exported.
+
+Exit 0 with `{"sha256": ...}` in the termination message, or 1 with `{"error": ...}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ludus_trainer.digest import sha256_of
+from ludus_trainer.env import ENV_TERMINATION_LOG
+
+WEIGHTS = "weights.pt"
+METADATA = "metadata.json"
+
+
+class PublishError(RuntimeError):
+    """The model cannot be published; the message says what is missing."""
+
+
+def verify(model: Path) -> dict[str, Any]:
+    """The model's metadata, once its weights match the checksum recorded in it."""
+    weights, meta_file = model / WEIGHTS, model / METADATA
+    if not model.is_dir():
+        raise PublishError(f"{model} does not exist: the run exported no model (did it succeed on this claim?)")
+    if not meta_file.is_file() or not weights.is_file():
+        raise PublishError(f"{model} holds no complete model ({WEIGHTS} and {METADATA} are both needed)")
+    try:
+        metadata = json.loads(meta_file.read_text())
+    except ValueError as err:
+        raise PublishError(f"{meta_file} is not JSON: {err}") from err
+    expected = str(metadata.get("sha256") or "")
+    actual = sha256_of(weights)
+    if expected != actual:
+        raise PublishError(f"{weights} does not match its metadata (sha256 {actual[:12]}, expected "
+                           f"{expected[:12] or 'none'}): refusing to publish a changed or partial model")
+    return dict(metadata)
+
+
+def switch_link(root: Path, link: str, target: str) -> None:
+    """Make `root/link` a relative link to `target` in one rename; fsync the directory."""
+    temporary = root / f".{link}.{os.getpid()}.tmp"
+    temporary.unlink(missing_ok=True)
+    os.symlink(target, temporary)
+    os.replace(temporary, root / link)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(root: Path, run: str, link: str = "champion") -> dict[str, Any]:
+    """Verify `runs/<run>/model` and make `link` point at it; what the termination message reports."""
+    target = f"runs/{run}/model"
+    metadata = verify(root / target)
+    current = os.readlink(root / link) if (root / link).is_symlink() else None
+    if current != target:
+        switch_link(root, link, target)
+    return {"sha256": metadata["sha256"], "step": metadata.get("step"), "path": f"{link} -> {target}",
+            "message": "already published" if current == target else "published"}
+
+
+def _report(payload: dict[str, Any]) -> None:
+    text = json.dumps(payload, separators=(",", ":"))
+    print(text, flush=True)
+    path = Path(os.environ.get(ENV_TERMINATION_LOG, "/dev/termination-log"))
+    if path.parent.exists():
+        try:
+            path.write_text(text[:4000])
+        except OSError:
+            pass  # the log line above carries it too (FallbackToLogsOnError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ludus_trainer.publish", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, required=True, help="The continuous training's directory on the claim.")
+    parser.add_argument("--run", required=True, help="The run whose model becomes the champion.")
+    parser.add_argument("--link", default="champion", help="The stable link's name in --root.")
+    args = parser.parse_args(argv)
+    try:
+        _report(publish(args.root, args.run, args.link))
+    except (PublishError, OSError) as err:
+        _report({"error": str(err)})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
