@@ -8,9 +8,11 @@ stable place on the template's claim, `<subPath>/champion`, switched atomically.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
@@ -20,6 +22,8 @@ from ludus.api.models import Condition, Model, Objective, ObjectMeta, TrainingJo
 
 _THRESHOLD_PATTERN = r"^\s*[A-Za-z_][A-Za-z0-9_.-]*\s*(>=|<=|>|<)\s*-?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?\s*$"
 _SCHEDULE_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( +\S+){4,5})$"
+_THRESHOLD_RE: Final = re.compile(
+    r"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(>=|<=|>|<)\s*(-?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
 SUB_PATH_PATTERN = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 
 
@@ -36,6 +40,31 @@ def parse_time_zone(name: str) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
         raise ValueError(f"{name!r} is not a time zone: use an IANA name such as Europe/Paris or UTC") from err
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    op: Literal[">=", "<=", ">", "<"]
+    value: float
+
+    def holds(self, actual: float) -> bool:
+        return {">=": actual >= self.value, "<=": actual <= self.value,
+                ">": actual > self.value, "<": actual < self.value}[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+def parse_threshold(text: str) -> Threshold:
+    """`precision >= 0.9`; a ValueError names what is wrong."""
+    match = _THRESHOLD_RE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a threshold: write it as '<metric> >= <number>' (or <=, >, <)")
+    op = match.group(2)
+    assert op in (">=", "<=", ">", "<")
+    return Threshold(match.group(1), op, float(match.group(3)))  # type: ignore[arg-type]
+
 
 
 class DataVersionSource(Model):
@@ -61,8 +90,6 @@ class Promotion(Model):
     @field_validator("thresholds")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        from ludus.continuous.promotion import parse_threshold
-
         for text in value:
             parse_threshold(text)
         return value

@@ -23,10 +23,11 @@ from ludus.api.continuous import (
     ContinuousTrainingStatus,
     Publishing,
     RunRecord,
+    parse_threshold,
 )
 from ludus.api.models import Objective
 from ludus.conditions import upsert_condition
-from ludus.continuous.promotion import decide, parse_threshold
+from ludus.continuous.promotion import decide
 from ludus.continuous.publish import publish_pod, publish_pod_name, published
 from ludus.continuous.runs import (
     TRIGGER_DATA,
@@ -44,7 +45,7 @@ from ludus.continuous.runs import (
     warm_start_of,
 )
 from ludus.continuous.schedule import due
-from ludus.sweep.trials import latest_metrics, reported_objective
+from ludus.jobreport import latest_metrics, reported_objective
 
 COND_VALID: Final = "Valid"
 COND_DATA: Final = "DataVersionAvailable"

@@ -9,45 +9,18 @@ can act on: this is what the status, the Event and the metric carry.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
+from ludus.api.continuous import Threshold
 from ludus.api.models import Objective
-
-_THRESHOLD: Final = re.compile(
-    r"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(>=|<=|>|<)\s*(-?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
 
 REASON_FIRST: Final = "FirstChampion"
 REASON_BETTER: Final = "BetterObjective"
 REASON_NOT_EVALUATED: Final = "NotEvaluated"
 REASON_NOT_BETTER: Final = "NotBetterEnough"
 REASON_THRESHOLD: Final = "ThresholdNotMet"
-
-
-@dataclass(frozen=True)
-class Threshold:
-    metric: str
-    op: Literal[">=", "<=", ">", "<"]
-    value: float
-
-    def holds(self, actual: float) -> bool:
-        return {">=": actual >= self.value, "<=": actual <= self.value,
-                ">": actual > self.value, "<": actual < self.value}[self.op]
-
-    def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.value:g}"
-
-
-def parse_threshold(text: str) -> Threshold:
-    """`precision >= 0.9`; a ValueError names what is wrong."""
-    match = _THRESHOLD.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a threshold: write it as '<metric> >= <number>' (or <=, >, <)")
-    op = match.group(2)
-    assert op in (">=", "<=", ">", "<")
-    return Threshold(match.group(1), op, float(match.group(3)))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ from ludus.api import constants as c
 from ludus.api.models import Objective
 from ludus.api.sweep import BestTrial, Sweep, SweepStatus, TrialRecord
 from ludus.conditions import upsert_condition
+from ludus.jobreport import latest_metrics, reported_objective
 from ludus.sweep.space import SpaceError, grid_size
 from ludus.sweep.study import suggest_many, to_stop
-from ludus.sweep.trials import latest_metrics, outcome, record, reported_objective, state_of, trial_job, trial_number
+from ludus.sweep.trials import outcome, record, state_of, trial_job, trial_number
 
 COND_SUCCEEDED: Final = "Succeeded"
 COND_FAILED: Final = "Failed"

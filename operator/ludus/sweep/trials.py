@@ -10,6 +10,7 @@ from typing import Any, Final
 from ludus.api import constants as c
 from ludus.api.models import Objective
 from ludus.api.sweep import Sweep, TrialRecord
+from ludus.jobreport import latest_metrics
 from ludus.sweep.study import TrialOutcome, TrialState_
 
 # Intermediate objective values kept per trial (the newest): what early stopping compares.
@@ -85,24 +86,6 @@ def _values(job: Mapping[str, Any]) -> dict[str, str]:
 
 def stopped_early(job: Mapping[str, Any]) -> bool:
     return ((job.get("metadata") or {}).get("annotations") or {}).get(c.ANNOTATION_STOPPED_EARLY) == "true"
-
-
-def latest_metrics(job: Mapping[str, Any]) -> dict[str, tuple[float, int]]:
-    """Each evaluation metric's latest value and the step it was measured at."""
-    latest = (((job.get("status") or {}).get("evaluation") or {}).get("latest")) or {}
-    out: dict[str, tuple[float, int]] = {}
-    for metric, entry in latest.items():
-        if isinstance(entry, Mapping) and isinstance(entry.get("value"), int | float):
-            out[str(metric)] = (float(entry["value"]), int(entry.get("step") or 0))
-    return out
-
-
-def reported_objective(job: Mapping[str, Any]) -> Objective | None:
-    """The objective the trial's status resolved (the workload's own when nothing was declared)."""
-    raw = (((job.get("status") or {}).get("evaluation") or {}).get("objective")) or {}
-    if raw.get("metric") and raw.get("goal") in ("maximize", "minimize"):
-        return Objective(metric=raw["metric"], goal=raw["goal"])
-    return None
 
 
 def record(job: Mapping[str, Any], number: int, objective: Objective, old: TrialRecord | None,

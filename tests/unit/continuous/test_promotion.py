@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ludus.api.continuous import parse_threshold
 from ludus.api.models import Objective
 from ludus.continuous.promotion import (
     REASON_BETTER,
@@ -12,7 +13,6 @@ from ludus.continuous.promotion import (
     REASON_NOT_EVALUATED,
     REASON_THRESHOLD,
     decide,
-    parse_threshold,
 )
 
 ACC = Objective(metric="accuracy", goal="maximize")
