@@ -141,11 +141,12 @@ class OwnerController:
                 raise
 
     async def write_status(self, body: Mapping[str, Any], status: Mapping[str, Any]) -> None:
-        """Replace the status (lists in it are ours: merging into a stale one would resurrect entries),
-        guarded by the resourceVersion the pass read."""
+        """Make the status exactly `status`: a merge patch from the one the pass read (fields it no
+        longer has are nulled), guarded by the resourceVersion the pass read."""
         assert self.client is not None
         meta = body["metadata"]
-        patch = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": dict(status)}
+        patch = {"metadata": {"resourceVersion": meta.get("resourceVersion")},
+                 "status": merge_patch(body.get("status") or {}, status)}
         response = await self.client.request(
             "PATCH", job_path(meta["namespace"], meta["name"], "status", plural=self.plural), patch,
             content_type="application/merge-patch+json")
@@ -158,6 +159,19 @@ class OwnerController:
                                          kind=self.kind)
         except ApiError as err:  # an Event is best effort: the status already says it
             logger.warning("event %s on %s %s not recorded: %s", reason, self.kind, body["metadata"]["name"], err)
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`: a key `new` lacks becomes null,
+    maps are patched key by key, anything else (lists included) is replaced whole."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            patch[key] = merge_patch(before, value)
+        else:
+            patch[key] = value
+    return patch
 
 
 def invalid_message(err: Any) -> str:

@@ -1,0 +1,197 @@
+"""ContinuousTraining on the real API server, with the operator running: the test plays the trainers.
+
+Runs are real TrainingJobs whose pods run on kwok's nodes, on a claim bound to a static volume; the
+test writes each run's evaluation into its status (as the operator does from a real trainer) and
+ends pods, the publish pod included, with the exit-code annotation the fake nodes honour.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.operator_process import OperatorProcess
+from tests.factories import make_job
+from tests.fixtures import TestCluster
+from tests.integration.test_sweeps import finish, report
+
+CLAIM = "models"
+
+
+@pytest.fixture
+def claim(k: Kubectl, namespace: str) -> Iterator[str]:
+    """A claim bound to a static volume (kwok's pods mount nothing; the scheduler wants it bound)."""
+    pv = f"models-{namespace}"
+    k.apply({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
+             "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"], "storageClassName": "",
+                      "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": f"/tmp/{pv}"},
+                      "claimRef": {"namespace": namespace, "name": CLAIM}}},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": CLAIM},
+             "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": pv,
+                      "resources": {"requests": {"storage": "1Gi"}}}})
+    wait_for(lambda: (k.json("pvc", CLAIM).get("status") or {}).get("phase") == "Bound", what="claim bound")
+    yield CLAIM
+    k.run("delete", "pv", pv, "--wait=false", check=False)
+
+
+def ct_manifest(name: str, **spec: Any) -> dict[str, Any]:
+    template = make_job("template").workers(1).on_fake_nodes().manifest()["spec"]
+    template["checkpoint"] = {"claimName": CLAIM}
+    body: dict[str, Any] = {
+        "template": template,
+        "promotion": {"objective": {"metric": "accuracy", "goal": "maximize"}, "minImprovement": 0.01},
+    }
+    body.update(spec)
+    return {"apiVersion": "ludus.dev/v1alpha1", "kind": "ContinuousTraining", "metadata": {"name": name},
+            "spec": body}
+
+
+def status(k: Kubectl, name: str) -> dict[str, Any]:
+    return k.json("ct", name).get("status") or {}
+
+
+def runs(k: Kubectl, name: str) -> list[dict[str, Any]]:
+    return sorted(k.items("tj", f"ludus.dev/continuous-training={name}"),
+                  key=lambda j: int(j["metadata"]["labels"]["ludus.dev/run"]))
+
+
+def reasons(k: Kubectl, name: str) -> list[str]:
+    events = [e for e in k.items("events") if e["involvedObject"]["name"] == name]
+    return [e["reason"] for e in sorted(events, key=lambda e: e.get("eventTime") or e.get("lastTimestamp") or "")
+            for _ in range(int(e.get("count") or 1))]
+
+
+def running(k: Kubectl, run: str) -> bool:
+    return (k.json("tj", run).get("status") or {}).get("phase") == "Running"
+
+
+def complete(k: Kubectl, run: str, accuracy: float) -> None:
+    """The run's trainer reports its evaluation and exits 0."""
+    wait_for(lambda: running(k, run), what=f"{run} Running")
+    report(k, run, {"accuracy": accuracy}, step=100)
+    finish(k, run)
+    wait_for(lambda: (k.json("tj", run).get("status") or {}).get("phase") == "Succeeded", what=f"{run} Succeeded")
+
+
+def publish(k: Kubectl, ct: str, number: int, code: int = 0) -> None:
+    """The publish pod does its work (on a real node it switches the link; here it exits)."""
+    pod = f"{ct}-publish-{number}"
+    wait_for(lambda: (k.get_or_none("pod", pod) or {}).get("status", {}).get("phase") == "Running",
+             what=f"{pod} Running")
+    k.run("annotate", "pod", pod, f"ludus.dev/kwok-exit-code={code}", "--overwrite")
+
+
+def test_bad_continuous_trainings_are_refused_by_the_api_server_naming_the_field(
+        cluster: TestCluster, k: Kubectl, namespace: str) -> None:
+    no_claim = ct_manifest("bad")
+    del no_claim["spec"]["template"]["checkpoint"]
+    cases: list[tuple[dict[str, Any], str]] = [
+        (no_claim, "set template.checkpoint.claimName"),
+        (ct_manifest("bad", schedule="every day"), "spec.schedule"),
+        (ct_manifest("bad", timeZone="UTC"), "timeZone applies to a schedule"),
+        (ct_manifest("bad", promotion={"thresholds": ["precision about 0.9"]}), "spec.promotion.thresholds[0]"),
+        (ct_manifest("bad", concurrencyPolicy="Allow"), "spec.concurrencyPolicy"),
+        (ct_manifest("x" * 37), "at most 36 characters"),
+    ]
+    for manifest, message in cases:
+        refused = k.apply(manifest, check=False)
+        assert refused.returncode != 0 and message in refused.stderr, (manifest["spec"], refused.stderr)
+
+
+def test_an_invalid_cron_or_time_zone_is_a_condition_naming_the_field_until_fixed(
+        k: Kubectl, operator: OperatorProcess, claim: str) -> None:
+    k.apply(ct_manifest("cron", schedule="61 * * * *"))
+    failed = wait_for(lambda: status(k, "cron").get("phase") == "Failed" and status(k, "cron"), what="Failed")
+    valid = next(x for x in failed["conditions"] if x["type"] == "Valid")
+    assert valid["status"] == "False" and "spec.schedule" in valid["message"] and "not a cron" in valid["message"]
+    k.run("patch", "ct", "cron", "--type=merge", "-p", json.dumps({"spec": {"schedule": "0 3 * * *",
+                                                                             "timeZone": "Mars/Olympus"}}))
+    wait_for(lambda: "spec.timeZone" in next(x["message"] for x in status(k, "cron")["conditions"]
+                                             if x["type"] == "Valid"), what="the time zone named")
+    k.run("patch", "ct", "cron", "--type=merge", "-p", json.dumps({"spec": {"timeZone": "Europe/Paris"}}))
+    fixed = wait_for(lambda: status(k, "cron").get("phase") == "Waiting" and status(k, "cron"), what="Waiting")
+    assert next(x for x in fixed["conditions"] if x["type"] == "Valid")["status"] == "True"
+    assert fixed["nextScheduleTime"].endswith(":00:00Z") and not runs(k, "cron")
+    assert "InvalidSpec" in reasons(k, "cron")
+
+
+def test_schedule_fires_on_time_forbid_skips_and_a_worse_challenger_is_rejected(
+        k: Kubectl, operator: OperatorProcess, claim: str) -> None:
+    k.apply(ct_manifest("nightly", schedule="* * * * * */4"))  # every 4 s: a seconds field, for tests
+    first = wait_for(lambda: runs(k, "nightly"), what="a first run")[0]
+    scheduled = datetime.fromisoformat(first["metadata"]["annotations"]["ludus.dev/scheduled-time"].replace("Z",
+                                                                                                          "+00:00"))
+    created = datetime.fromisoformat(first["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    assert scheduled.second % 4 == 0 and 0 <= (created - scheduled).total_seconds() < 3
+    assert first["metadata"]["annotations"]["ludus.dev/trigger"] == "Schedule" and "init" not in first["spec"]
+    # Forbid: while the run is active the schedule's firings are skipped, not queued.
+    wait_for(lambda: "ScheduleSkipped" in reasons(k, "nightly"), timeout=30, what="a skipped firing")
+    assert len(runs(k, "nightly")) == 1
+    complete(k, "nightly-0", accuracy=0.9)
+    publish(k, "nightly", 0)
+    champion = wait_for(lambda: status(k, "nightly").get("champion"), what="a champion")
+    assert champion["job"] == "nightly-0" and champion["reason"] == "FirstChampion"
+    assert champion["modelPath"] == "nightly/champion" and champion["claimName"] == CLAIM
+    # The next firing warm-starts from the champion.
+    second = wait_for(lambda: len(runs(k, "nightly")) > 1 and runs(k, "nightly")[1], timeout=30,
+                      what="a second run")
+
+    assert second["spec"]["init"]["path"] == "nightly/runs/nightly-0/model"
+    k.run("patch", "ct", "nightly", "--type=merge", "-p", '{"spec": {"suspend": true}}')
+    complete(k, "nightly-1", accuracy=0.5)
+    rejected = wait_for(lambda: status(k, "nightly").get("rejections") == 1 and status(k, "nightly"),
+                        what="a rejection")
+    record = next(r for r in rejected["runs"] if r["name"] == "nightly-1")
+    assert record["promoted"] is False and record["reason"] == "NotBetterEnough" and "0.5" in record["message"]
+    assert rejected["champion"]["job"] == "nightly-0" and rejected["phase"] == "Suspended"
+    assert "ModelRejected" in reasons(k, "nightly")
+    assert not k.items("pod", "ludus.dev/publish=nightly-1")
+
+
+def test_a_new_data_version_in_a_config_map_replaces_the_active_run(
+        k: Kubectl, operator: OperatorProcess, claim: str) -> None:
+    k.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dataset"}, "data": {"version": "v1"}})
+    k.apply(ct_manifest("fresh", concurrencyPolicy="Replace",
+                        dataVersion={"configMapName": "dataset", "key": "version"}))
+    first = wait_for(lambda: runs(k, "fresh"), what="a run for v1")[0]
+    assert first["metadata"]["annotations"]["ludus.dev/data-version"] == "v1"
+    wait_for(lambda: running(k, "fresh-0"), what="fresh-0 Running")
+    k.run("patch", "configmap", "dataset", "--type=merge", "-p", '{"data": {"version": "v2"}}')
+    second = wait_for(lambda: [r for r in runs(k, "fresh") if r["metadata"]["name"] == "fresh-1"], timeout=30,
+                      what="a run for v2")[0]
+    assert second["metadata"]["annotations"]["ludus.dev/data-version"] == "v2"
+    wait_for(lambda: [r["metadata"]["name"] for r in runs(k, "fresh")] == ["fresh-1"], what="fresh-0 deleted")
+    record = next(r for r in status(k, "fresh")["runs"] if r["name"] == "fresh-0")
+    assert record["phase"] == "Replaced" and "RunReplaced" in reasons(k, "fresh")
+    # A key that goes missing is a condition, and nothing else happens.
+    k.run("patch", "configmap", "dataset", "--type=json", "-p", '[{"op": "remove", "path": "/data/version"}]')
+    cond = wait_for(lambda: next((x for x in status(k, "fresh").get("conditions", [])
+                                  if x["type"] == "DataVersionAvailable" and x["status"] == "False"), None),
+                    timeout=30, what="the missing key named")
+    assert "no key 'version'" in cond["message"] and len(runs(k, "fresh")) == 1
+
+
+def test_an_operator_killed_between_a_runs_end_and_its_promotion_promotes_it_once(
+        k: Kubectl, operator: OperatorProcess, claim: str) -> None:
+    k.apply(ct_manifest("steady"))
+    k.run("annotate", "ct", "steady", "ludus.dev/data-version=v1")
+    wait_for(lambda: runs(k, "steady"), what="a run")
+    complete(k, "steady-0", accuracy=0.93)
+    wait_for(lambda: (status(k, "steady").get("publishing") or {}).get("job") == "steady-0", what="publishing")
+    operator.kill(signal.SIGKILL)
+    publish(k, "steady", 0)
+    wait_for(lambda: (k.json("pod", "steady-publish-0").get("status") or {}).get("phase") == "Succeeded",
+             what="the publish pod done")
+    operator.start()
+    done = wait_for(lambda: (status(k, "steady").get("champion") or {}).get("job") == "steady-0"
+                    and status(k, "steady"), what="the champion")
+    assert done["promotions"] == 1 and [h["job"] for h in done["champions"]] == ["steady-0"]
+    wait_for(lambda: not k.items("pod", "ludus.dev/publish"), what="the publish pod deleted")
+    assert reasons(k, "steady").count("Promoted") == 1
+    assert "publishing" not in done and done["phase"] == "Waiting"
