@@ -11,14 +11,17 @@ import json
 import signal
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
 from tests.fixtures import TestCluster
+from tests.integration.test_sdk_cli import ludus
 from tests.integration.test_sweeps import finish, report
 
 CLAIM = "models"
@@ -195,3 +198,41 @@ def test_an_operator_killed_between_a_runs_end_and_its_promotion_promotes_it_onc
     wait_for(lambda: not k.items("pod", "ludus.dev/publish"), what="the publish pod deleted")
     assert reasons(k, "steady").count("Promoted") == 1
     assert "publishing" not in done and done["phase"] == "Waiting"
+
+
+def test_retrain_promote_and_history_from_the_cli(k: Kubectl, operator: OperatorProcess, claim: str,
+                                                   tmp_path: Path) -> None:
+    path = tmp_path / "ct.yaml"
+    path.write_text(yaml.safe_dump(ct_manifest("daily", schedule="0 3 * * *", timeZone="Europe/Paris")))
+    namespace = ["-n", k.namespace or "default"]
+    applied = ludus(k.kubeconfig, "ct", "apply", "-f", str(path), *namespace)
+    assert applied.returncode == 0 and "ludus retrain daily" in applied.stdout, applied.stderr
+    assert ludus(k.kubeconfig, "retrain", "daily", *namespace).returncode == 0
+    first = wait_for(lambda: runs(k, "daily"), what="a manual run")[0]
+    assert first["metadata"]["annotations"]["ludus.dev/trigger"] == "Manual"
+    complete(k, "daily-0", accuracy=0.9)
+    publish(k, "daily", 0)
+    wait_for(lambda: (status(k, "daily").get("champion") or {}).get("job") == "daily-0", what="daily-0 champion")
+    assert ludus(k.kubeconfig, "retrain", "daily", *namespace).returncode == 0
+    wait_for(lambda: len(runs(k, "daily")) == 2, what="a second manual run")
+    complete(k, "daily-1", accuracy=0.96)
+    publish(k, "daily", 1)
+    wait_for(lambda: (status(k, "daily").get("champion") or {}).get("job") == "daily-1", what="daily-1 champion")
+    # A rollback by hand, then a refusal that names what exists.
+    rolled = ludus(k.kubeconfig, "promote", "daily", "--job", "daily-0", *namespace)
+    assert rolled.returncode == 0, rolled.stderr
+    publish(k, "daily", 0)
+    back = wait_for(lambda: (status(k, "daily").get("champion") or {}).get("job") == "daily-0" and status(k, "daily"),
+                    what="rolled back")
+    assert back["champion"]["reason"] == "Manual" and [h["job"] for h in back["champions"]] == [
+        "daily-0", "daily-1", "daily-0"]
+    refused = ludus(k.kubeconfig, "promote", "daily", "--job", "daily-7", *namespace)
+    assert refused.returncode == 2 and "no run 'daily-7'" in refused.stderr and "daily-1" in refused.stderr
+    shown = ludus(k.kubeconfig, "history", "daily", *namespace)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert "champion daily-0 at models:daily/champion" in lines[0] and "next run 20" in lines[0]
+    assert any(line.split()[:2] == ["daily-1", "Manual"] and "0.96" in line for line in lines)
+    assert any(line.split()[:1] == ["daily-0"] and "serving" in line for line in lines), shown.stdout
+    listed = ludus(k.kubeconfig, "ct", "list", *namespace)
+    assert "daily-0 accuracy 0.9" in listed.stdout and "Waiting" in listed.stdout

@@ -138,18 +138,23 @@ def test_prometheus_scrapes_operator_and_trainer_and_every_expression_works(
              and query(prometheus, "ludus_trainer_eval_metric")["data"]["result"]
              and query(prometheus, "ludus_jobs_failed_total")["data"]["result"]
              and query(prometheus, "ludus_sweep_best_objective")["data"]["result"], timeout=60, what="scraped")
-    time.sleep(5)
 
     up = query(prometheus, 'up{job="ludus-operator"}')["data"]["result"]
     assert up and up[0]["value"][1] == "1"
 
     no_gpu_here = ("gpu", "flops")
-    for expr in dashboard_expressions():
-        concrete = expr.replace("$job", TRAINER_JOB)
-        answer = query(prometheus, concrete)
+    expressions = [e.replace("$job", TRAINER_JOB) for e in dashboard_expressions()]
+    for expr in expressions:
+        answer = query(prometheus, expr)
         assert answer["status"] == "success", f"{expr}: {answer}"
-        if not any(word in expr for word in no_gpu_here):
-            assert answer["data"]["result"], f"dashboard expression returned no data: {expr}"
+    # increase() and rate() need two samples of a series: a counter born when a job finished has them
+    # after two successful scrapes, which a loaded machine (a scrape over its 1 s timeout) can delay.
+    deadline = time.monotonic() + 90
+    while (empty := [e for e in expressions if not any(w in e for w in no_gpu_here)
+                     and not query(prometheus, e)["data"]["result"]]) and time.monotonic() < deadline:
+        time.sleep(1)
+    scrapes = query(prometheus, 'up{job="ludus-operator"}[2m]')["data"]["result"]
+    assert not empty, f"dashboard expressions returned no data: {empty}; operator scrapes: {scrapes}"
     for expr in alert_expressions():
         answer = query(prometheus, expr)
         assert answer["status"] == "success", f"{expr}: {answer}"

@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,9 +21,11 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
+from pydantic import BaseModel
 from urllib3.exceptions import HTTPError
 
 from ludus.api import constants as c
+from ludus.api.continuous import ContinuousTraining
 from ludus.api.models import TrainingJob
 from ludus.api.sweep import Sweep
 from ludus.sdk.errors import Invalid, LudusError, WaitTimeout, translate
@@ -302,53 +305,112 @@ class LudusClient:
                         if open_streams[0] == 0 and lines.empty():
                             return
 
+    # --- resources that own jobs: Sweep, ContinuousTraining ---------------------------------------------
+    def _create_owner(self, kind: str, plural: str, obj: BaseModel | Mapping[str, Any] | str | Path,
+                      namespace: str | None, dry_run: bool) -> dict[str, Any]:
+        if isinstance(obj, BaseModel):
+            body = obj.model_dump(by_alias=True, exclude_unset=True, mode="json")
+            body.pop("status", None)
+        elif isinstance(obj, str | Path):
+            path = Path(obj)
+            if not path.exists():
+                raise Invalid(f"{path}: no such file")
+            docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict) and d.get("kind") == kind]
+            if len(docs) != 1:
+                raise Invalid(f"{path}: expected one {kind}, found {len(docs)}")
+            body = dict(docs[0])
+        else:
+            body = dict(obj)
+        body.update({"apiVersion": c.API_VERSION, "kind": kind})
+        ns = namespace or body.get("metadata", {}).get("namespace") or self.namespace
+        body.setdefault("metadata", {})["namespace"] = ns
+        kwargs = {"dry_run": "All"} if dry_run else {}
+        created: dict[str, Any] = self._call("create", plural, ns, lambda: self.custom.create_namespaced_custom_object(
+            c.GROUP, c.VERSION, ns, plural, body, **kwargs), body["metadata"].get("name"))
+        return created
+
+    def _get_owner(self, plural: str, name: str, namespace: str | None) -> dict[str, Any]:
+        ns = self._ns(namespace)
+        body: dict[str, Any] = self._call("get", plural, ns, lambda: self.custom.get_namespaced_custom_object(
+            c.GROUP, c.VERSION, ns, plural, name), name)
+        return body
+
+    def _list_owners(self, plural: str, namespace: str | None, all_namespaces: bool) -> builtins.list[Any]:
+        if all_namespaces:
+            items = self._call("list", plural, None, lambda: self.custom.list_cluster_custom_object(
+                c.GROUP, c.VERSION, plural))
+        else:
+            ns = self._ns(namespace)
+            items = self._call("list", plural, ns, lambda: self.custom.list_namespaced_custom_object(
+                c.GROUP, c.VERSION, ns, plural))
+        return list(items.get("items", []))
+
+    def _delete_owner(self, plural: str, name: str, namespace: str | None) -> None:
+        """Delete it; its TrainingJobs go with it (they are owned by it)."""
+        ns = self._ns(namespace)
+        self._call("delete", plural, ns, lambda: self.custom.delete_namespaced_custom_object(
+            c.GROUP, c.VERSION, ns, plural, name, propagation_policy="Foreground"), name)
+
+    def _annotate_owner(self, plural: str, name: str, namespace: str | None, annotations: dict[str, str]
+                        ) -> dict[str, Any]:
+        ns = self._ns(namespace)
+        patch = {"metadata": {"annotations": annotations}}
+        body: dict[str, Any] = self._call("patch", plural, ns, lambda: self.custom.patch_namespaced_custom_object(
+            c.GROUP, c.VERSION, ns, plural, name, patch), name)
+        return body
+
     # --- sweeps ------------------------------------------------------------------------------------------
     def create_sweep(self, sweep: Sweep | Mapping[str, Any] | str | Path, namespace: str | None = None,
                      *, dry_run: bool = False) -> Sweep:
         """Create a Sweep from a model, a dict or a YAML file with one Sweep."""
-        if isinstance(sweep, Sweep):
-            body = sweep.model_dump(by_alias=True, exclude_unset=True, mode="json")
-            body.pop("status", None)
-        elif isinstance(sweep, str | Path):
-            path = Path(sweep)
-            if not path.exists():
-                raise Invalid(f"{path}: no such file")
-            docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)
-                    and d.get("kind") == c.SWEEP_KIND]
-            if len(docs) != 1:
-                raise Invalid(f"{path}: expected one Sweep, found {len(docs)}")
-            body = dict(docs[0])
-        else:
-            body = dict(sweep)
-        body.update({"apiVersion": c.API_VERSION, "kind": c.SWEEP_KIND})
-        ns = namespace or body.get("metadata", {}).get("namespace") or self.namespace
-        body.setdefault("metadata", {})["namespace"] = ns
-        kwargs = {"dry_run": "All"} if dry_run else {}
-        created = self._call("create", c.SWEEP_PLURAL, ns, lambda: self.custom.create_namespaced_custom_object(
-            c.GROUP, c.VERSION, ns, c.SWEEP_PLURAL, body, **kwargs), body["metadata"].get("name"))
-        return Sweep.model_validate(created)
+        return Sweep.model_validate(self._create_owner(c.SWEEP_KIND, c.SWEEP_PLURAL, sweep, namespace, dry_run))
 
     def get_sweep(self, name: str, namespace: str | None = None) -> Sweep:
-        ns = self._ns(namespace)
-        body = self._call("get", c.SWEEP_PLURAL, ns, lambda: self.custom.get_namespaced_custom_object(
-            c.GROUP, c.VERSION, ns, c.SWEEP_PLURAL, name), name)
-        return Sweep.model_validate(body)
+        return Sweep.model_validate(self._get_owner(c.SWEEP_PLURAL, name, namespace))
 
     def list_sweeps(self, namespace: str | None = None, *, all_namespaces: bool = False) -> builtins.list[Sweep]:
-        if all_namespaces:
-            items = self._call("list", c.SWEEP_PLURAL, None, lambda: self.custom.list_cluster_custom_object(
-                c.GROUP, c.VERSION, c.SWEEP_PLURAL))
-        else:
-            ns = self._ns(namespace)
-            items = self._call("list", c.SWEEP_PLURAL, ns, lambda: self.custom.list_namespaced_custom_object(
-                c.GROUP, c.VERSION, ns, c.SWEEP_PLURAL))
-        return [Sweep.model_validate(item) for item in items.get("items", [])]
+        return [Sweep.model_validate(item) for item in self._list_owners(c.SWEEP_PLURAL, namespace, all_namespaces)]
 
     def delete_sweep(self, name: str, namespace: str | None = None) -> None:
-        """Delete the Sweep; its trials go with it (they are owned by it)."""
-        ns = self._ns(namespace)
-        self._call("delete", c.SWEEP_PLURAL, ns, lambda: self.custom.delete_namespaced_custom_object(
-            c.GROUP, c.VERSION, ns, c.SWEEP_PLURAL, name, propagation_policy="Foreground"), name)
+        """Delete the Sweep; its trials go with it."""
+        self._delete_owner(c.SWEEP_PLURAL, name, namespace)
+
+    # --- continuous training -----------------------------------------------------------------------------
+    def create_continuous(self, ct: ContinuousTraining | Mapping[str, Any] | str | Path,
+                          namespace: str | None = None, *, dry_run: bool = False) -> ContinuousTraining:
+        """Create a ContinuousTraining from a model, a dict or a YAML file with one."""
+        return ContinuousTraining.model_validate(self._create_owner(c.CT_KIND, c.CT_PLURAL, ct, namespace, dry_run))
+
+    def get_continuous(self, name: str, namespace: str | None = None) -> ContinuousTraining:
+        return ContinuousTraining.model_validate(self._get_owner(c.CT_PLURAL, name, namespace))
+
+    def list_continuous(self, namespace: str | None = None, *, all_namespaces: bool = False
+                        ) -> builtins.list[ContinuousTraining]:
+        return [ContinuousTraining.model_validate(item)
+                for item in self._list_owners(c.CT_PLURAL, namespace, all_namespaces)]
+
+    def delete_continuous(self, name: str, namespace: str | None = None) -> None:
+        """Delete it and its runs; the models on the claim stay."""
+        self._delete_owner(c.CT_PLURAL, name, namespace)
+
+    def retrain(self, name: str, namespace: str | None = None) -> ContinuousTraining:
+        """Ask for a run now (the ludus.dev/retrain annotation; concurrencyPolicy still applies)."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        return ContinuousTraining.model_validate(
+            self._annotate_owner(c.CT_PLURAL, name, namespace, {c.ANNOTATION_RETRAIN: stamp}))
+
+    def promote(self, name: str, run: str, namespace: str | None = None) -> ContinuousTraining:
+        """Make a succeeded run's model the champion by hand, the promotion rule aside (a rollback)."""
+        ct = self.get_continuous(name, namespace)
+        record = next((r for r in ct.status.runs if r.name == run), None)
+        if record is None:
+            known = ", ".join(r.name for r in ct.status.runs) or "none yet"
+            raise Invalid(f"{name} has no run {run!r} (its runs: {known})")
+        if record.phase != c.PHASE_SUCCEEDED:
+            raise Invalid(f"{run} is {record.phase}: only a succeeded run's model can be promoted")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        return ContinuousTraining.model_validate(
+            self._annotate_owner(c.CT_PLURAL, name, namespace, {c.ANNOTATION_PROMOTE: f"{run}@{stamp}"}))
 
     def train(self, script: str | Path, *, name: str | None = None, namespace: str | None = None,
               replicas: int = 1, nproc: int | str = "auto", gpus: int = 0, image: str = "ludus-trainer:latest",

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from ludus.api.continuous import ContinuousTraining
 from ludus.api.models import TrainingJob
 from ludus.api.sweep import Sweep, TrialRecord
 
@@ -101,4 +102,24 @@ def sweep_trials(sweep: Sweep) -> list[list[str]]:
             "" if trial.value is None else f"{trial.value:.4g}",
             " ".join(f"{k}={v}" for k, v in sorted(trial.parameters.items())),
         ])
+    return rows
+
+
+def when(moment: datetime | None) -> str:
+    """A time as people read it in a table: UTC, to the second."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else ""
+
+
+def continuous_runs(ct: ContinuousTraining) -> list[list[str]]:
+    """The runs as table rows, newest first: what each scored and what became of its model."""
+    status = ct.status
+    metric = status.objective.metric if status.objective else None
+    champion = status.champion.job if status.champion else None
+    rows = []
+    for run in sorted(status.runs, key=lambda r: r.number, reverse=True):
+        value = run.evaluation.get(metric) if metric else None
+        promoted = "champion" if run.name == champion else {True: "yes", False: "no", None: ""}[run.promoted]
+        rows.append([run.name, run.trigger, run.data_version or "", run.phase,
+                     "" if value is None else f"{value:.4g}", promoted,
+                     run.reason if run.promoted is not False else f"{run.reason}: {run.message}"])
     return rows
