@@ -17,11 +17,19 @@ from ludus.api.models import TrainingJob, TrainingJobStatus
 from ludus.builders import pods as pod_builders
 from ludus.builders.podgroup import build_pod_group
 from ludus.builders.service import build_headless_service
-from ludus.conditions import get_condition
+from ludus.conditions import get_condition, upsert_condition, with_phase
 from ludus.observe import PodObservation, current_workers, own_pods, rendezvous_pod
 from ludus.policies.deadline import deadline_exceeded, seconds_left
 from ludus.policies.decision import Decision, Event, Finish, PodDeletion, Restart, cleanup
 from ludus.policies.failure import failed_workers
+from ludus.policies.init import (
+    COND_INITIALIZED,
+    REASON_INIT_READY,
+    REASON_INIT_UNUSABLE,
+    REASON_INIT_WAITING,
+    InitOutcome,
+    loaded,
+)
 from ludus.policies.stall import stall_deadline, stalled
 from ludus.policies.success import succeeded
 from ludus.policies.suspension import SUSPENDED_MESSAGE, needs_queue_suspension, suspend_deletions
@@ -220,3 +228,50 @@ def invalid_spec_plan(job_status: TrainingJobStatus, generation: int, message: s
     """A spec the operator refuses: Failed with InvalidSpec, nothing deleted, the message kept in status."""
     status = invalid_spec_status(job_status, generation, message, now)
     return Plan(status=status, events=[Event("Warning", c.REASON_INVALID_SPEC, message)])
+
+
+# Seconds between looks at a job that waits for init.fromJob's model (its events do not wake this job).
+INIT_WAIT_SECONDS = 5.0
+
+
+def init_blocked_plan(job: TrainingJob, outcome: InitOutcome, now: datetime) -> Plan:
+    """A job whose starting model is not there: it waits (Pending, saying for what), or fails when
+    the model can never come; no pods either way. The Event goes out when the reason changes."""
+    old = job.status
+    if outcome.unusable is not None:
+        if old.phase in c.TERMINAL_PHASES:
+            return Plan(status=old)
+        conditions = upsert_condition(list(old.conditions), COND_INITIALIZED, "False", REASON_INIT_UNUSABLE,
+                                      outcome.unusable, now)
+        conditions = with_phase(conditions, c.PHASE_FAILED, REASON_INIT_UNUSABLE, outcome.unusable, now)
+        status = old.model_copy(update={"phase": c.PHASE_FAILED, "conditions": conditions,
+                                        "observed_generation": job.metadata.generation,
+                                        "completion_time": old.completion_time or now})
+        return Plan(status=status, events=[Event("Warning", REASON_INIT_UNUSABLE, outcome.unusable)])
+    message = outcome.waiting or ""
+    before = get_condition(old, COND_INITIALIZED)
+    conditions = upsert_condition(list(old.conditions), COND_INITIALIZED, "False", REASON_INIT_WAITING, message, now)
+    status = old.model_copy(update={"phase": c.PHASE_PENDING, "conditions": conditions,
+                                    "observed_generation": job.metadata.generation})
+    events = [] if before is not None and before.message == message else [
+        Event("Warning", REASON_INIT_WAITING, message)]
+    return Plan(status=status, events=events, requeue_after=INIT_WAIT_SECONDS)
+
+
+def with_initialized_from(plan: Plan, outcome: InitOutcome, progress: ProgressSample | None,
+                          now: datetime) -> Plan:
+    """Pin the resolved model in the status (and what the trainer loaded); a job that waited says it no
+    longer does."""
+    old = plan.status.initialized_from
+    pinned = loaded(outcome.pinned, progress.init if progress else None)
+    if pinned is not None and old is not None and not pinned.sha256 and old.sha256:
+        pinned = old  # the trainer's report survives a poll that lacks it (a restarted pod)
+    conditions = plan.status.conditions
+    waited = get_condition(plan.status, COND_INITIALIZED)
+    if waited is not None and waited.status != "True" and pinned is not None:
+        message = f"{pinned.job or 'the model'} on claim {pinned.claim_name} at {pinned.path}"
+        conditions = upsert_condition(list(conditions), COND_INITIALIZED, "True", REASON_INIT_READY, message, now)
+    if pinned == old and conditions is plan.status.conditions:
+        return plan
+    plan.status = plan.status.model_copy(update={"initialized_from": pinned, "conditions": conditions})
+    return plan

@@ -38,6 +38,7 @@ _PHASES: Final = "ludus_trainer_phase_seconds"
 _EVAL: Final = "ludus_trainer_eval_metric"
 _OBJECTIVE: Final = "ludus_trainer_objective"
 _RESTARTS: Final = "ludus_trainer_restarts"
+_INIT: Final = "ludus_trainer_init_info"
 _KNOWN_PHASES: Final = frozenset({"startup", "rendezvous", "restore", "train", "checkpoint", "evaluation"})
 # Counts and steps beyond this are not a trainer's (and would not survive JSON as integers).
 _MAX_COUNT: Final = 2.0**53
@@ -75,6 +76,7 @@ class ProgressSample:
     evaluation: dict[str, float] = field(default_factory=dict)  # the latest evaluation while it trains
     evaluation_step: int | None = None  # the step it was measured at
     objective: tuple[str, str] | None = None  # (metric, goal) the trainer optimises
+    init: tuple[str, int | None, str] | None = None  # (file, step, sha256) of the model it started from
     observed_at: datetime | None = None
     rate_from: tuple[int, datetime] | None = None
 
@@ -118,7 +120,15 @@ def parse_progress(text: str) -> ProgressSample | None:
     phases: dict[str, float] = {}
     evaluation: dict[str, float] = {}
     objective: tuple[str, str] | None = None
+    init: tuple[str, int | None, str] | None = None
     for family in text_string_to_metric_families(text):
+        if family.name == _INIT:
+            for sample in family.samples:
+                if sample.value == 1 and sample.labels.get("source"):
+                    saved_at = sample.labels.get("step", "")
+                    init = (sample.labels["source"][:1024], int(saved_at) if saved_at.isdigit() else None,
+                            sample.labels.get("sha256", "")[:64])
+            continue
         if family.name == _OBJECTIVE:
             for sample in family.samples:
                 if sample.value == 1 and sample.labels.get("metric") and sample.labels.get("goal"):
@@ -166,6 +176,7 @@ def parse_progress(text: str) -> ProgressSample | None:
         evaluation=evaluation if _count(values.get("evaluation_step")) is not None else {},
         evaluation_step=_count(values.get("evaluation_step")),
         objective=objective,
+        init=init,
     )
 
 

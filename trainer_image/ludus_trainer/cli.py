@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         workload = GPTWorkload(ctx, cfg, lr=args.lr or 3e-4, bf16=not args.no_bf16, compile_model=args.compile,
                                samples=args.samples, seed=args.seed)
     clock.mark("data")
+    for report in INIT_REPORTS:
+        metrics.initialized(report.source, report.step, report.sha256)
     config = LoopConfig(
         epochs=args.epochs, batch_size=args.batch_size, checkpoint_dir=args.checkpoint_dir,
         checkpoint_interval=args.checkpoint_interval, keep=args.keep, max_steps=args.max_steps,

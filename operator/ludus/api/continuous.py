@@ -196,7 +196,7 @@ class Champion(Model):
     evaluation: dict[str, float] = Field(default_factory=dict, description="Its evaluation metrics.")
     promoted_at: datetime | None = Field(default=None, description="When it became champion.")
     reason: str = Field(default="", description="FirstChampion, BetterObjective or Manual.")
-    sha256: str = Field(default="", description="Its weights' SHA-256, as checked when it was published.")
+    sha256: str | None = Field(default=None, description="Its weights' SHA-256, as checked when it was published.")
 
 
 class ChampionHistory(Model):

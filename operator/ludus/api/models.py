@@ -189,11 +189,26 @@ class Checkpoint(Model):
 class Init(Model):
     """Start from a model (transfer learning): weights only, a new optimizer, from step 0."""
 
-    claim_name: str = Field(min_length=1, max_length=253,
-                            description="PersistentVolumeClaim holding the model (mounted read-only).")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.claimName) != has(self.fromJob)",
+                 "message": "init needs exactly one of claimName (a model on a claim) or fromJob (another "
+                 "TrainingJob's model)", "fieldPath": ".fromJob"},
+            ]
+        }
+    )
+
+    claim_name: str | None = Field(default=None, min_length=1, max_length=253,
+                                   description="PersistentVolumeClaim holding the model (mounted read-only).")
+    from_job: str | None = Field(
+        default=None, min_length=1, max_length=c.MAX_JOB_NAME_LENGTH, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="A TrainingJob in this namespace whose model to start from: it must have succeeded with a "
+        "checkpoint claim. The job waits for it, and status.initializedFrom pins what was loaded.")
     path: str = Field(
         default="model", max_length=1024, pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
-        description="The model's directory in the claim: a finished job's export, <its checkpoint subPath>/model.",
+        description="The model's directory: in the claim (claimName), or in fromJob's checkpoint directory. "
+        "The default, model, is what a finished job exports.",
         json_schema_extra={"x-kubernetes-validations": [
             {"rule": "!self.matches('(^|/)[.][.](/|$)')", "message": "init.path must stay inside the claim (no '..')"},
         ]},
@@ -210,6 +225,13 @@ class Init(Model):
         if ".." in value.split("/"):
             raise ValueError("init.path must stay inside the claim (no '..')")
         return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Init:
+        if (self.claim_name is None) == (self.from_job is None):
+            raise ValueError("init needs exactly one of claimName (a model on a claim) or fromJob (another "
+                             "TrainingJob's model)")
+        return self
 
 
 class Objective(Model):
@@ -452,6 +474,17 @@ class Evaluation(Model):
     objective: ObjectiveValue | None = Field(default=None, description="The objective's value on its own.")
 
 
+class InitializedFrom(Model):
+    """The model a job started from, pinned when its workers were created: its lineage."""
+
+    job: str | None = Field(default=None, description="The TrainingJob it came from (init.fromJob).")
+    claim_name: str = Field(description="The claim holding it.")
+    path: str = Field(description="Its directory in the claim.")
+    file: str | None = Field(default=None, description="The weights file the trainer loaded.")
+    step: int | None = Field(default=None, description="The step it was saved at.")
+    sha256: str | None = Field(default=None, description="Its weights' SHA-256, as the trainer read them.")
+
+
 class RestartRecord(Model):
     """The most recent restart, kept after the Restarting condition has turned False again."""
 
@@ -486,6 +519,8 @@ class TrainingJobStatus(Model):
     progress: Progress | None = Field(default=None, description="Latest training progress from rank 0.")
     evaluation: Evaluation | None = Field(default=None, description="The model's evaluation metrics.")
     goodput: Goodput | None = Field(default=None, description="Where the job's wall time went.")
+    initialized_from: InitializedFrom | None = Field(
+        default=None, description="The model the job started from (spec.init), as resolved and as loaded.")
 
 
 class ObjectMeta(BaseModel):

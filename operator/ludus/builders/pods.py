@@ -88,7 +88,7 @@ def _ludus_env(job: TrainingJob, index: int) -> list[dict[str, Any]]:
             [{"name": c.ENV_INIT_FROM, "value": f"{c.INIT_MOUNT}/{job.spec.init.path}"},
              {"name": c.ENV_INIT_STRICT, "value": "true" if job.spec.init.strict else "false"},
              {"name": c.ENV_INIT_FREEZE, "value": ",".join(job.spec.init.freeze)}]
-            if job.spec.init
+            if job.spec.init and job.spec.init.claim_name
             else []
         ),
     ]
@@ -108,7 +108,7 @@ def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
     else:
         volumes.append({"name": c.VOLUME_CHECKPOINT, "emptyDir": {}})
     mounts.append({"name": c.VOLUME_CHECKPOINT, "mountPath": ckpt.path})
-    if job.spec.init:  # the claim holding the model to start from, read-only: a job never changes its parent's
+    if job.spec.init and job.spec.init.claim_name:  # the model's claim, read-only: a job never changes its parent's
         init_volume = c.VOLUME_INIT
         if job.spec.init.claim_name == ckpt.claim_name:
             init_volume = c.VOLUME_CHECKPOINT  # the same claim: one volume, mounted twice

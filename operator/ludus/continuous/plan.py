@@ -177,7 +177,7 @@ def reconcile_continuous(ct: ContinuousTraining, jobs: Sequence[Mapping[str, Any
                     champions[-1] = champions[-1].model_copy(update={"retired_at": now})
                 champion = Champion(job=publishing.job, claim_name=claim_of(ct), model_path=champion_path(ct),
                                     source_path=model_dir(ct, publishing.job), evaluation=dict(publishing.evaluation),
-                                    promoted_at=now, reason=publishing.reason, sha256=outcome.sha256)
+                                    promoted_at=now, reason=publishing.reason, sha256=outcome.sha256 or None)
                 champions.append(ChampionHistory(job=publishing.job, promoted_at=now, reason=publishing.reason))
                 promotions += 1
                 plan.decisions.append(("promoted", publishing.reason))

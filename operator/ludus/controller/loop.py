@@ -28,8 +28,9 @@ from ludus.controller.expectations import Expectations
 from ludus.controller.transitions import TransitionMetrics
 from ludus.controller.written import WrittenStatus
 from ludus.kube import ApiError, KubeClient
-from ludus.plan import invalid_spec_plan, reconcile
+from ludus.plan import init_blocked_plan, invalid_spec_plan, reconcile, with_initialized_from
 from ludus.podwatch import PodIndex, PodWatch
+from ludus.policies.init import resolve_init
 from ludus.poller import ProgressPoller
 from ludus.progress import DEFAULT_PROGRESS_SECONDS, poll_interval
 from ludus.workqueue import WorkQueue
@@ -202,6 +203,14 @@ class Controller:
         body = next(iter(self._jobs[key]), None)
         return None if body is None else self.written.current(body)
 
+    def _init_source(self, job: TrainingJob) -> Mapping[str, Any] | None:
+        """The TrainingJob `spec.init.fromJob` names, from the job index (None: there is none)."""
+        name = job.spec.init.from_job if job.spec.init else None
+        if name is None or self._jobs is None:
+            return None
+        key = (job.metadata.namespace, name)
+        return next(iter(self._jobs[key]), None) if key in self._jobs else None
+
     async def sync(self, key: JobKey) -> float | None:
         """One reconcile pass for one job; returns seconds until it wants another, if any."""
         body = self._current_body(key)
@@ -221,14 +230,21 @@ class Controller:
             old = job.status  # parsed once per pass
             sample = self.progress.samples.get(uid)
             expected = self.expectations.pending(key, (p.name for p in pods))
-            plan = reconcile(job, pods, now, expected, self.gang, sample, self.progress.unavailable(uid))
+            outcome = resolve_init(job, self._init_source(job))
+            if (outcome.waiting or outcome.unusable) and old.phase not in c.TERMINAL_PHASES:
+                plan = init_blocked_plan(job, outcome, now)
+            else:
+                plan = reconcile(outcome.job, pods, now, expected, self.gang, sample, self.progress.unavailable(uid))
+                plan = with_initialized_from(plan, outcome, sample, now)
             if plan.status.phase == c.PHASE_RUNNING:
                 interval = poll_interval(self._progress_seconds, job.spec.progress_deadline_seconds)
                 self.progress.follow(key, uid, interval)
             else:
                 self.progress.unfollow(key)
         old_dump, new_dump = status_dump(old), status_dump(plan.status)
-        hold = self.batcher.decide(key, uid, old_dump, new_dump)
+        # A pass that records an Event writes the status that says so with it: held, the next pass would
+        # not know the Event went out and would record it again.
+        hold = None if plan.events else self.batcher.decide(key, uid, old_dump, new_dump)
         write = new_dump if hold is None and new_dump != old_dump else None
         new = plan.status
 
