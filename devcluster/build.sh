@@ -49,4 +49,6 @@ build "kwok-$KWOK_VERSION-p$KWOK_PATCHES" bash -c kwok_build
 build "coredns-$COREDNS_VERSION" bash -c "GOBIN=\"\$out\" go install -ldflags '-s -w' github.com/coredns/coredns@$COREDNS_VERSION"
 build "helm-$HELM_VERSION" bash -c "GOBIN=\"\$out\" go install \
   -ldflags '-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION' helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+build "local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION" bash -c "GOBIN=\"\$out\" go install -ldflags '-s -w' \
+  github.com/rancher/local-path-provisioner@$LOCAL_PATH_PROVISIONER_VERSION"
 echo "control-plane binaries ready in $cache" >&2

@@ -55,6 +55,7 @@ def binary(name: str) -> Path:
         "kwok": f"kwok-{v['KWOK_VERSION']}-p{v['KWOK_PATCHES']}",
         "helm": f"helm-{v['HELM_VERSION']}",
         "coredns": f"coredns-{v['COREDNS_VERSION']}",
+        "local-path-provisioner": f"local-path-provisioner-{v['LOCAL_PATH_PROVISIONER_VERSION']}",
     }.get(name, f"kubernetes-{v['KUBERNETES_VERSION']}-2")
     path = cache_dir() / "bin" / folder / name
     if not path.exists():

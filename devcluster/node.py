@@ -7,7 +7,9 @@ Everything runs on this host as root, beside the kwok nodes:
   route out of the host (no masquerade): they reach each other, the API server and CoreDNS only;
 - kube-proxy (iptables) so `kubernetes.default.svc` works for in-cluster clients such as the operator;
 - CoreDNS as a host process on 10.244.0.1:53 serving cluster.local from the API server;
-- the kubelet, labelled `ludus.dev/node-kind=real`, authenticated with a system:node certificate.
+- the kubelet, labelled `ludus.dev/node-kind=real`, authenticated with a system:node certificate;
+- rancher's local-path provisioner, so that claims of the default StorageClass (`local-path`) bind to
+  a directory on this node as they would to a disk on a real cluster.
 
 Images are never pulled: `import_image` copies them from Docker into containerd's k8s.io namespace.
 """
@@ -35,7 +37,12 @@ STATE = Path(os.environ.get("LUDUS_NODE_STATE", "/var/lib/ludus"))
 RUN = Path("/run/ludus")
 CONTAINERD_SOCK = RUN / "containerd" / "containerd.sock"
 PAUSE_IMAGE = "ludus.local/pause:3.10"
-NODE_COMPONENTS = ("containerd", "kube-proxy", "coredns", "kubelet")
+NODE_COMPONENTS = ("containerd", "kube-proxy", "coredns", "kubelet", "local-path-provisioner")
+STORAGE_CLASS = "local-path"
+PROVISIONER = "rancher.io/local-path"
+PROVISIONER_NAMESPACE = "local-path-storage"
+# Its helper pods (mkdir, rm -rf) need a shell: the trainer image has one and is always imported.
+HELPER_IMAGE = "ludus-trainer:latest"
 _FORWARD_RULES = (
     ["-i", BRIDGE, "-j", "ACCEPT", "-m", "comment", "--comment", "ludus test node"],
     ["-o", BRIDGE, "-j", "ACCEPT", "-m", "comment", "--comment", "ludus test node"],
@@ -111,6 +118,7 @@ class RealNode:
             "--v=1",
         ])
         self.cluster._wait(self._node_ready, 120, f"node {NODE_NAME} Ready (log: {self.cluster.logs / 'kubelet.log'})")
+        self._storage()
         print(f"real node {NODE_NAME} ready in {time.monotonic() - started:.1f}s", flush=True)
 
     def down(self) -> None:
@@ -136,6 +144,24 @@ class RealNode:
         if state:
             state["pids"] = pids
             self.cluster._save(state)
+
+    def _storage(self) -> None:
+        """The default StorageClass and its provisioner: a claim binds when a pod first uses it
+        (WaitForFirstConsumer), to a directory a helper pod makes under STATE/local-path."""
+        base = STATE / "local-path"
+        base.mkdir(parents=True, exist_ok=True)
+        base.chmod(0o777)  # the helper pods run as the image's user, never root
+        self.cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(storage_objects(base)))
+        self._spawn("local-path-provisioner", [
+            str(binary("local-path-provisioner")), "start",
+            f"--kubeconfig={self.cluster.kubeconfig}",
+            f"--namespace={PROVISIONER_NAMESPACE}",
+            "--configmap-name=local-path-config",
+            "--service-account-name=default",
+            f"--helper-image={HELPER_IMAGE}",
+            f"--provisioner-name={PROVISIONER}",
+            "--worker-threads=2",
+        ])
 
     # --- images ---------------------------------------------------------------------------------
     def import_image(self, image: str) -> None:
@@ -351,3 +377,25 @@ state = "{RUN / 'containerd-state'}"
                   if line.split()[1].startswith(root) or line.split()[1].startswith(str(RUN))]
         for mount in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", mount], capture_output=True)
+
+
+def storage_objects(base: Path) -> list[dict[str, object]]:
+    """The provisioner's namespace and configuration, and the StorageClass (the cluster's default)."""
+    helper = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "helper-pod"},
+        "spec": {"containers": [{"name": "helper", "image": HELPER_IMAGE, "imagePullPolicy": "IfNotPresent"}]},
+    }
+    config = {"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": [str(base)]}]}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROVISIONER_NAMESPACE}},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "local-path-config", "namespace": PROVISIONER_NAMESPACE},
+         "data": {"config.json": json.dumps(config),
+                  "setup": '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n',
+                  "teardown": '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n',
+                  "helperPod.yaml": yaml.safe_dump(helper)}},
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+         "metadata": {"name": STORAGE_CLASS,
+                      "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+         "provisioner": PROVISIONER, "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete"},
+    ]

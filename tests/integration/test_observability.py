@@ -24,6 +24,7 @@ from devcluster.cluster import REPO, free_port
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
+from tests.integration.test_continuous import claim, complete, ct_manifest, publish  # noqa: F401 - claim: a fixture
 
 CHART = REPO / "charts" / "ludus"
 RULES = CHART / "rules"
@@ -109,7 +110,7 @@ def _metric_names(expr: str) -> set[str]:
 
 
 def test_prometheus_scrapes_operator_and_trainer_and_every_expression_works(
-    k: Kubectl, operator: OperatorProcess, prometheus: str
+    k: Kubectl, operator: OperatorProcess, prometheus: str, claim: str  # noqa: F811
 ) -> None:
     # Give the operator something to count: a success, a restart, a failure.
     k.apply(make_job("ok").workers(1).on_fake_nodes().manifest())
@@ -133,11 +134,23 @@ def test_prometheus_scrapes_operator_and_trainer_and_every_expression_works(
         report(k, trial, {"accuracy": 0.9}, step=10)
         finish(k, trial)
     wait_for(lambda: (k.json("sweep", "tiny").get("status") or {}).get("phase") == "Succeeded", what="sweep done")
+    # A continuous training with a champion and a rejected challenger, for its row.
+    k.apply(ct_manifest("loop"))
+    for number, accuracy in enumerate((0.9, 0.5)):
+        k.run("annotate", "ct", "loop", f"ludus.dev/data-version=v{number + 1}", "--overwrite")
+        run = f"loop-{number}"
+        wait_for(lambda r=run: k.get_or_none("tj", r), what=run)
+        complete(k, run, accuracy=accuracy)
+        if number == 0:
+            publish(k, "loop", 0)
+            wait_for(lambda: (k.json("ct", "loop").get("status") or {}).get("champion"), what="a champion")
+    wait_for(lambda: (k.json("ct", "loop").get("status") or {}).get("rejections") == 1, what="a rejection")
     # The trainer must have checkpointed and evaluated, and Prometheus scraped it all a few times.
     wait_for(lambda: query(prometheus, "ludus_trainer_checkpoint_duration_seconds")["data"]["result"]
              and query(prometheus, "ludus_trainer_eval_metric")["data"]["result"]
              and query(prometheus, "ludus_jobs_failed_total")["data"]["result"]
-             and query(prometheus, "ludus_sweep_best_objective")["data"]["result"], timeout=60, what="scraped")
+             and query(prometheus, "ludus_sweep_best_objective")["data"]["result"]
+             and query(prometheus, "ludus_ct_champion_objective")["data"]["result"], timeout=60, what="scraped")
 
     up = query(prometheus, 'up{job="ludus-operator"}')["data"]["result"]
     assert up and up[0]["value"][1] == "1"

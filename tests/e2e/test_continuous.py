@@ -1,0 +1,140 @@
+"""Transfer learning and continuous training on real pods, on claims the local-path provisioner binds.
+
+1. Pretrain digits on classes 0-6; fine-tune on all ten from it (`init.fromJob`, a new head) and
+   train the same job from scratch: the fine-tune reaches 0.95 accuracy in fewer steps.
+2. A ContinuousTraining runs on a data version, publishes its model as champion (a real pod switches
+   the link on the claim), runs again on a new data version warm-started from the champion with a
+   learning rate of 10, and that challenger is rejected: the champion path still holds the first
+   model, byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devcluster.jobs import real_job, wait_phase, worker_logs
+from devcluster.kubectl import Kubectl, wait_for
+from devcluster.node import PROVISIONER, STORAGE_CLASS
+from devcluster.operator_process import OperatorProcess
+
+_EVAL = re.compile(r"LUDUS_EVAL epoch=(\d+) step=(\d+) accuracy=([0-9.]+)")
+ClaimFactory = Callable[[str], str]
+
+
+@pytest.fixture
+def provisioned_claims(k: Kubectl) -> Iterator[ClaimFactory]:
+    """Claims of the default StorageClass: bound by the provisioner when a pod first uses them."""
+    made: list[str] = []
+
+    def make(name: str) -> str:
+        k.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        k.run("delete", "pvc", name, "--wait=false", check=False)
+
+
+def host_dir(k: Kubectl, claim: str) -> Path:
+    """Where the provisioner put the claim's volume on this host (the real node is this host)."""
+    pvc = k.json("pvc", claim)
+    assert pvc["status"]["phase"] == "Bound" and pvc["spec"]["storageClassName"] == STORAGE_CLASS
+    pv = k.json("pv", pvc["spec"]["volumeName"])
+    assert pv["metadata"]["annotations"]["pv.kubernetes.io/provisioned-by"] == PROVISIONER
+    source = pv["spec"].get("hostPath") or pv["spec"].get("local")
+    return Path(source["path"])
+
+
+def steps_to(logs: str, accuracy: float) -> int | None:
+    """The step of the first evaluation at or above `accuracy`."""
+    return next((int(step) for _, step, value in _EVAL.findall(logs) if float(value) >= accuracy), None)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_fine_tuning_from_a_pretrained_job_reaches_095_in_fewer_steps_than_from_scratch(
+        k: Kubectl, operator: OperatorProcess, provisioned_claims: ClaimFactory) -> None:
+    claim = provisioned_claims("models")
+    pre = real_job("pretrain", workers=1, nproc=1, claim=claim,
+                   args=["--classes", "0-6", "--epochs", "15", "--lr", "0.003", "--log-every", "1000"])
+    pre["spec"]["checkpoint"]["subPath"] = "pretrain"
+    k.apply(pre)
+    # Both wait for the same budget: all ten digits, 30% of the data, 25 epochs, seed 1.
+    budget = ["--fraction", "0.3", "--epochs", "25", "--lr", "0.003", "--batch-size", "16", "--seed", "1",
+              "--log-every", "1000"]
+    tuned = real_job("finetune", workers=1, nproc=1, claim=claim, args=budget)
+    tuned["spec"]["checkpoint"]["subPath"] = "finetune"
+    tuned["spec"]["init"] = {"fromJob": "pretrain", "strict": False}
+    scratch = real_job("scratch", workers=1, nproc=1, claim=claim, args=budget)
+    scratch["spec"]["checkpoint"]["subPath"] = "scratch"
+    k.apply(tuned, scratch)
+    wait_phase(k, "pretrain", "Succeeded", timeout=400)
+    exported = json.loads((host_dir(k, claim) / "pretrain" / "model" / "metadata.json").read_text())
+    for name in ("finetune", "scratch"):
+        wait_phase(k, name, "Succeeded", timeout=500)
+    tuned_steps = steps_to(worker_logs(k, "finetune"), 0.95)
+    scratch_steps = steps_to(worker_logs(k, "scratch"), 0.95)
+    print(f"\nsteps to 0.95 accuracy: fine-tuned from pretrain {tuned_steps}, from scratch {scratch_steps}")
+    assert tuned_steps is not None and scratch_steps is not None, (tuned_steps, scratch_steps)
+    assert tuned_steps < scratch_steps
+    pinned = k.json("tj", "finetune")["status"]["initializedFrom"]
+    assert pinned["job"] == "pretrain" and pinned["claimName"] == claim and pinned["path"] == "pretrain/model"
+    assert pinned["sha256"] == exported["sha256"] and pinned["step"] == exported["step"]
+
+
+def _ct(name: str, claim: str, lr: str) -> dict[str, Any]:
+    template = real_job("template", workers=1, nproc=1, claim=claim,
+                        args=["--epochs", "8", "--lr", lr, "--log-every", "1000"])["spec"]
+    return {"apiVersion": "ludus.dev/v1alpha1", "kind": "ContinuousTraining", "metadata": {"name": name},
+            "spec": {"template": template, "successfulRunsHistoryLimit": 5,
+                     "promotion": {"objective": {"metric": "accuracy", "goal": "maximize"}, "minImprovement": 0.0,
+                                   "thresholds": ["precision >= 0.5"]}}}
+
+
+def test_continuous_training_promotes_a_model_and_rejects_a_worse_challenger_keeping_the_champion(
+        k: Kubectl, operator: OperatorProcess, provisioned_claims: ClaimFactory) -> None:
+    claim = provisioned_claims("retrain")
+    k.apply(_ct("digits", claim, "0.003"))
+    k.run("annotate", "ct", "digits", "ludus.dev/data-version=2026-12-01")
+    wait_phase(k, "digits-0", "Succeeded", timeout=400)
+    first = wait_for(lambda: (k.json("ct", "digits").get("status") or {}).get("champion"), timeout=120,
+                     what="the first champion")
+    assert first["job"] == "digits-0" and first["reason"] == "FirstChampion" and len(first["sha256"]) == 64
+    root = host_dir(k, claim) / "digits"
+    link = root / "champion"
+    assert link.is_symlink() and str(link.readlink()) == "runs/digits-0/model"
+    before = sha256(link / "weights.pt")
+    assert before == first["sha256"] == json.loads((link / "metadata.json").read_text())["sha256"]
+
+    # New data, and a challenger trained with a learning rate of 10 from the champion's weights.
+    k.run("patch", "ct", "digits", "--type=merge", "-p", json.dumps({"spec": _ct("digits", claim, "10")["spec"]}))
+    k.run("annotate", "ct", "digits", "ludus.dev/data-version=2026-12-02", "--overwrite")
+    second = wait_for(lambda: k.get_or_none("tj", "digits-1"), timeout=60, what="a second run")
+    assert second["metadata"]["annotations"]["ludus.dev/trigger"] == "DataVersion"
+    assert second["spec"]["init"]["path"] == "digits/runs/digits-0/model"
+    wait_phase(k, "digits-1", "Succeeded", timeout=400)
+    loaded = json.loads(next(x for x in worker_logs(k, "digits-1").splitlines()
+                             if "LUDUS_INIT " in x).split("LUDUS_INIT ", 1)[1])
+    assert loaded["sha256"] == before  # warm-started from the champion
+    status = wait_for(lambda: (k.json("ct", "digits").get("status") or {}).get("rejections") == 1
+                      and k.json("ct", "digits")["status"], timeout=120, what="the challenger judged")
+    record = next(r for r in status["runs"] if r["name"] == "digits-1")
+    print(f"\nchallenger digits-1: {record['reason']}: {record['message']}")
+    assert record["promoted"] is False and record["reason"] in ("NotBetterEnough", "ThresholdNotMet")
+    assert record["evaluation"]["accuracy"] < first["evaluation"]["accuracy"]
+    assert status["champion"]["job"] == "digits-0"
+    events = [e for e in k.items("events") if e["involvedObject"]["name"] == "digits"]
+    assert any(e["reason"] == "ModelRejected" and "digits-1" in e["message"] for e in events)
+    assert not k.items("pod", "ludus.dev/publish=digits-1")
+    assert str(link.readlink()) == "runs/digits-0/model" and sha256(link / "weights.pt") == before
