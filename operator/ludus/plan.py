@@ -28,6 +28,7 @@ from ludus.policies.init import (
     REASON_INIT_UNUSABLE,
     REASON_INIT_WAITING,
     InitOutcome,
+    init_report,
     loaded,
 )
 from ludus.policies.stall import stall_deadline, stalled
@@ -259,11 +260,11 @@ def init_blocked_plan(job: TrainingJob, outcome: InitOutcome, now: datetime) -> 
 
 
 def with_initialized_from(plan: Plan, outcome: InitOutcome, progress: ProgressSample | None,
-                          now: datetime) -> Plan:
+                          now: datetime, pods: list[PodObservation] | None = None) -> Plan:
     """Pin the resolved model in the status (and what the trainer loaded); a job that waited says it no
     longer does."""
     old = plan.status.initialized_from
-    pinned = loaded(outcome.pinned, progress.init if progress else None)
+    pinned = loaded(outcome.pinned, init_report(progress.init if progress else None, pods or []))
     if pinned is not None and old is not None and not pinned.sha256 and old.sha256:
         pinned = old  # the trainer's report survives a poll that lacks it (a restarted pod)
     conditions = plan.status.conditions

@@ -21,7 +21,7 @@ import pytest
 
 from devcluster.jobs import real_job, wait_phase, worker_logs
 from devcluster.kubectl import Kubectl, wait_for
-from devcluster.node import PROVISIONER, STORAGE_CLASS
+from devcluster.node import PROVISIONER, STORAGE_CLASS, RealNode
 from devcluster.operator_process import OperatorProcess
 
 _EVAL = re.compile(r"LUDUS_EVAL epoch=(\d+) step=(\d+) accuracy=([0-9.]+)")
@@ -29,7 +29,7 @@ ClaimFactory = Callable[[str], str]
 
 
 @pytest.fixture
-def provisioned_claims(k: Kubectl) -> Iterator[ClaimFactory]:
+def provisioned_claims(real_node: RealNode, k: Kubectl) -> Iterator[ClaimFactory]:
     """Claims of the default StorageClass: bound by the provisioner when a pod first uses them."""
     made: list[str] = []
 

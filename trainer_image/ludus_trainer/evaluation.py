@@ -52,6 +52,9 @@ class EvaluationRecord:
     best: dict[str, dict[str, float]] = field(default_factory=dict)
     # Where this process's time went (`ludus_trainer.goodput`): sent with the evaluation, not checkpointed.
     goodput: dict[str, Any] = field(default_factory=dict)
+    # The model this run started from (file, step, SHA-256): status.initializedFrom, even for a run too
+    # short for the operator's progress polls.
+    init: dict[str, Any] = field(default_factory=dict)
 
     def update(self, results: dict[str, float], step: int, epoch: int) -> None:
         for metric, raw in results.items():
@@ -81,7 +84,7 @@ class EvaluationRecord:
     def message(self) -> str:
         """The termination message: compact JSON under the kubelet's size limit (the best values go first
         when there are too many metrics for both)."""
-        extra = {"goodput": self.goodput} if self.goodput else {}
+        extra = {k: v for k, v in (("goodput", self.goodput), ("init", self.init)) if v}
         full = json.dumps({"ludusEvaluation": {**self.as_dict(), **extra}}, separators=(",", ":"))
         if len(full.encode()) <= MAX_MESSAGE_BYTES:
             return full

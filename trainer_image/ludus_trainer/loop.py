@@ -175,6 +175,8 @@ def run(
     total_steps = config.max_steps or (step + steps_per_epoch * (config.epochs - epoch) - consumed // global_batch)
     metrics.plan(start_step, total_steps, clock.origin, previous_step)
     evaluation.goodput = {"startStep": start_step, "phases": clock.as_dict(), "startedAt": round(clock.origin, 1)}
+    if config.lineage:
+        evaluation.init = {k: config.lineage[0].get(k) for k in ("source", "step", "sha256")}
 
     def publish_phases() -> None:
         clock.train_until_now()

@@ -235,7 +235,7 @@ class Controller:
                 plan = init_blocked_plan(job, outcome, now)
             else:
                 plan = reconcile(outcome.job, pods, now, expected, self.gang, sample, self.progress.unavailable(uid))
-                plan = with_initialized_from(plan, outcome, sample, now)
+                plan = with_initialized_from(plan, outcome, sample, now, pods)
             if plan.status.phase == c.PHASE_RUNNING:
                 interval = poll_interval(self._progress_seconds, job.spec.progress_deadline_seconds)
                 self.progress.follow(key, uid, interval)

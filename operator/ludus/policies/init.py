@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from ludus.api import constants as c
 from ludus.api.models import Init, InitializedFrom, TrainingJob
+from ludus.observe import PodObservation, current_workers
 
 REASON_INIT_WAITING: Final = "InitSourceNotReady"
 REASON_INIT_UNUSABLE: Final = "InitSourceUnusable"
@@ -74,7 +75,24 @@ def resolve_init(job: TrainingJob, source: Mapping[str, Any] | None) -> InitOutc
     return InitOutcome(_with_init(job, init, str(claim), path), pinned)
 
 
-def loaded(pinned: InitializedFrom | None, report: tuple[str, int | None, str] | None) -> InitializedFrom | None:
+InitReport = tuple[str, int | None, str]  # (file, step, SHA-256) the trainer loaded
+
+
+def init_report(progress: InitReport | None, pods: list[PodObservation]) -> InitReport | None:
+    """What the trainer says it loaded: from its metrics while it runs, else from worker 0's
+    termination message (a run shorter than the progress polls)."""
+    if progress is not None:
+        return progress
+    worker0 = current_workers(pods).get(0)
+    raw = (worker0.evaluation or {}).get("init") if worker0 is not None else None
+    if not isinstance(raw, Mapping) or not raw.get("source"):
+        return None
+    step = raw.get("step")
+    return (str(raw["source"])[:1024], step if isinstance(step, int) and not isinstance(step, bool) else None,
+            str(raw.get("sha256") or "")[:64])
+
+
+def loaded(pinned: InitializedFrom | None, report: InitReport | None) -> InitializedFrom | None:
     """The pin, with what the trainer reports it loaded (file, step, SHA-256) once it has."""
     if pinned is None or report is None:
         return pinned

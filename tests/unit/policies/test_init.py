@@ -11,8 +11,9 @@ from pydantic import ValidationError
 from ludus.api import constants as c
 from ludus.api.models import InitializedFrom, TrainingJob
 from ludus.builders.pods import build_worker_pod
+from ludus.observe import PodObservation
 from ludus.plan import init_blocked_plan, reconcile, with_initialized_from
-from ludus.policies.init import COND_INITIALIZED, InitOutcome, resolve_init
+from ludus.policies.init import COND_INITIALIZED, InitOutcome, init_report, resolve_init
 from ludus.progress import parse_progress
 from tests.factories import T0, make_job
 
@@ -99,3 +100,12 @@ def test_the_status_pins_what_the_trainer_loaded_and_the_condition_clears() -> N
 def test_a_claim_init_is_pinned_as_given() -> None:
     outcome = resolve_init(job({"claimName": "models", "path": "exports/v3"}), None)
     assert outcome == InitOutcome(outcome.job, InitializedFrom(claim_name="models", path="exports/v3"))
+
+
+def test_a_run_shorter_than_the_progress_polls_reports_its_model_in_the_termination_message() -> None:
+    worker0 = PodObservation(name="finetune-worker-0", uid="u0", role=c.ROLE_WORKER, index=0, phase="Succeeded",
+                             evaluation={"latest": {}, "init": {"source": "/ludus/init/pre/model/weights.pt",
+                                                                "step": 120, "sha256": "abc"}})
+    assert init_report(None, [worker0]) == ("/ludus/init/pre/model/weights.pt", 120, "abc")
+    assert init_report(("live", 1, "x"), [worker0]) == ("live", 1, "x")  # the metrics win while it runs
+    assert init_report(None, []) is None
