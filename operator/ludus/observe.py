@@ -38,6 +38,8 @@ class PodObservation:
     ip: str = ""
     # What the trainer left in its termination message (`ludusEvaluation`), once the container ended.
     evaluation: Mapping[str, Any] | None = None
+    # Why the scheduler cannot place it (PodScheduled False, Unschedulable): an unbound claim, no room.
+    unschedulable: str = ""
 
     @property
     def finished(self) -> bool:
@@ -147,6 +149,9 @@ def observe_pod(body: Mapping[str, Any]) -> PodObservation:
         owner_uid=owner_uid,
         ip=str(status.get("podIP") or ""),
         evaluation=_evaluation(status),
+        unschedulable=next((str(cond.get("message") or "")[:400] for cond in conditions
+                            if cond.get("type") == "PodScheduled" and cond.get("status") == "False"
+                            and cond.get("reason") == "Unschedulable"), ""),
     )
 
 

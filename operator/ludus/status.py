@@ -331,7 +331,23 @@ def _compute_status(
             start_time or now,
         )
     conditions = with_phase(conditions, phase, reason, message, now)
+    conditions = scheduling_condition(conditions, pods, now)
     return base.model_copy(update={"phase": phase, "conditions": conditions, "start_time": start_time})
+
+
+def scheduling_condition(conditions: list[Condition], pods: Iterable[PodObservation], now: datetime
+                         ) -> list[Condition]:
+    """PodsScheduled False with the scheduler's words while a pod cannot be placed (a claim that does
+    not bind, no node with room); True again once it can. Never set for a job that schedules at once."""
+    stuck = next((p for p in pods if p.unschedulable and not p.deleting and p.phase == "Pending"), None)
+    if stuck is not None:
+        hint = (" Check the claim: kubectl get pvc (does it exist, does its StorageClass provision?)"
+                if "persistentvolumeclaim" in stuck.unschedulable.lower() else "")
+        return upsert_condition(conditions, c.COND_SCHEDULED, "False", c.REASON_UNSCHEDULABLE,
+                                f"{stuck.name}: {stuck.unschedulable}{hint}", now)
+    if any(x.type == c.COND_SCHEDULED and x.status == "False" for x in conditions):
+        return upsert_condition(conditions, c.COND_SCHEDULED, "True", c.REASON_SCHEDULED, "every pod is placed", now)
+    return conditions
 
 
 def invalid_spec_status(old: TrainingJobStatus, generation: int, message: str, now: datetime) -> TrainingJobStatus:

@@ -236,3 +236,22 @@ def test_retrain_promote_and_history_from_the_cli(k: Kubectl, operator: Operator
     assert any(line.split()[:1] == ["daily-0"] and "serving" in line for line in lines), shown.stdout
     listed = ludus(k.kubeconfig, "ct", "list", *namespace)
     assert "daily-0 accuracy 0.9" in listed.stdout and "Waiting" in listed.stdout
+
+
+def test_a_claim_that_does_not_exist_is_named_on_the_run_and_the_resource(
+        k: Kubectl, operator: OperatorProcess) -> None:
+    manifest = ct_manifest("orphan")
+    manifest["spec"]["template"]["checkpoint"]["claimName"] = "no-such-claim"
+    k.apply(manifest)
+    k.run("annotate", "ct", "orphan", "ludus.dev/data-version=v1")
+    wait_for(lambda: runs(k, "orphan"), what="a run")
+
+    def blocked() -> dict[str, Any] | None:
+        return next((x for x in status(k, "orphan").get("conditions", [])
+                     if x["type"] == "RunScheduled" and x["status"] == "False"), None)
+
+    cond = wait_for(blocked, timeout=60, what="the unbound claim named")
+    assert cond["reason"] == "Unschedulable" and "orphan-0" in cond["message"]
+    assert '"no-such-claim" not found' in cond["message"] and "kubectl get pvc" in cond["message"]
+    run = next(x for x in k.json("tj", "orphan-0")["status"]["conditions"] if x["type"] == "PodsScheduled")
+    assert run["status"] == "False" and "no-such-claim" in run["message"]

@@ -68,3 +68,20 @@ def test_running_restarts_and_spec_edits_never_wait() -> None:
 def test_no_change_is_nothing_to_wait_for() -> None:
     status = make_status()
     assert not can_wait(_dump(status), _dump(status))
+
+
+def test_an_unschedulable_pod_is_named_with_the_schedulers_words_and_cleared_once_placed() -> None:
+    from ludus.observe import observe_pod
+    from ludus.status import scheduling_condition
+
+    body = {"metadata": {"name": "j-worker-0", "uid": "u", "labels": {c.LABEL_ROLE: c.ROLE_WORKER}},
+            "status": {"phase": "Pending", "conditions": [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": '0/5 nodes are available: persistentvolumeclaim "models" not found.'}]}}
+    stuck = observe_pod(body)
+    assert scheduling_condition([], [], T0) == []  # a job that schedules at once never gets the condition
+    conds = scheduling_condition([], [stuck], T0)
+    assert conds[0].status == "False" and conds[0].reason == c.REASON_UNSCHEDULABLE
+    assert '"models" not found' in conds[0].message and "kubectl get pvc" in conds[0].message
+    placed = observe_pod({**body, "status": {"phase": "Running"}})
+    assert scheduling_condition(conds, [placed], T0)[0].status == "True"

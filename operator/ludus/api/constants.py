@@ -114,6 +114,9 @@ REASON_PROGRESS_REPORTED: Final = "Reporting"
 # Reasons (conditions and Events). One constant per cause a user can act on.
 REASON_CREATED: Final = "WorkersCreated"  # the Service and pods were created
 REASON_WAITING: Final = "WaitingForWorkers"  # some workers are not running yet
+COND_SCHEDULED: Final = "PodsScheduled"  # set only once a pod could not be scheduled
+REASON_UNSCHEDULABLE: Final = "Unschedulable"  # the scheduler cannot place a pod (an unbound claim, no room)
+REASON_SCHEDULED: Final = "AllScheduled"
 REASON_ALL_RUNNING: Final = "AllWorkersRunning"  # every desired worker is running
 REASON_SUCCEEDED: Final = "AllWorkersSucceeded"  # workers exited 0
 REASON_POD_FAILED: Final = "WorkerFailed"  # a worker exited non-zero, and it is retried

@@ -25,7 +25,7 @@ from ludus.api.continuous import (
     RunRecord,
     parse_threshold,
 )
-from ludus.api.models import Objective
+from ludus.api.models import Condition, Objective
 from ludus.conditions import upsert_condition
 from ludus.continuous.promotion import decide
 from ludus.continuous.publish import publish_pod, publish_pod_name, published
@@ -51,6 +51,7 @@ COND_VALID: Final = "Valid"
 COND_DATA: Final = "DataVersionAvailable"
 COND_CHAMPION: Final = "ChampionAvailable"
 COND_SUSPENDED: Final = "Suspended"
+COND_RUN_SCHEDULED: Final = "RunScheduled"
 REASON_INVALID: Final = "InvalidSpec"
 REASON_RUN_STARTED: Final = "RunStarted"
 REASON_SKIPPED: Final = "ScheduleSkipped"
@@ -324,6 +325,7 @@ def reconcile_continuous(ct: ContinuousTraining, jobs: Sequence[Mapping[str, Any
         conditions = upsert_condition(conditions, COND_SUSPENDED, "True" if spec.suspend else "False",
                                       "Suspended" if spec.suspend else "Resumed",
                                       "spec.suspend is true: no run starts" if spec.suspend else "runs start", now)
+    conditions = _run_scheduling(conditions, [by_number[r.number] for r in active if r.number in by_number], now)
     phase = ("Suspended" if spec.suspend and not active else "Publishing" if publishing else
              c.PHASE_RUNNING if active else "Waiting")
     plan.status = status.model_copy(update={
@@ -339,6 +341,20 @@ def reconcile_continuous(ct: ContinuousTraining, jobs: Sequence[Mapping[str, Any
     if next_fire is not None:
         plan.requeue_after = max((next_fire - now).total_seconds(), 0.05)
     return plan
+
+
+def _run_scheduling(conditions: list[Condition], active: Sequence[Mapping[str, Any]], now: datetime
+                    ) -> list[Condition]:
+    """RunScheduled False, with the run's own words, while an active run's pods cannot be placed (its
+    claim does not bind, no room); True again once they can."""
+    for job in active:
+        for cond in (job.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == c.COND_SCHEDULED and cond.get("status") == "False":
+                return upsert_condition(conditions, COND_RUN_SCHEDULED, "False", str(cond.get("reason") or ""),
+                                        f"{job['metadata']['name']}: {cond.get('message', '')}", now)
+    if any(x.type == COND_RUN_SCHEDULED and x.status == "False" for x in conditions):
+        return upsert_condition(conditions, COND_RUN_SCHEDULED, "True", "Scheduled", "the active run is placed", now)
+    return conditions
 
 
 def _replace(plan: CTPlan, records: dict[int, RunRecord], record: RunRecord, by: str, now: datetime) -> None:
