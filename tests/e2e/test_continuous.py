@@ -23,6 +23,7 @@ from devcluster.jobs import real_job, wait_phase, worker_logs
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.node import PROVISIONER, STORAGE_CLASS, RealNode
 from devcluster.operator_process import OperatorProcess
+from tests.integration.test_sdk_cli import ludus
 
 _EVAL = re.compile(r"LUDUS_EVAL epoch=(\d+) step=(\d+) accuracy=([0-9.]+)")
 ClaimFactory = Callable[[str], str]
@@ -138,3 +139,6 @@ def test_continuous_training_promotes_a_model_and_rejects_a_worse_challenger_kee
     assert any(e["reason"] == "ModelRejected" and "digits-1" in e["message"] for e in events)
     assert not k.items("pod", "ludus.dev/publish=digits-1")
     assert str(link.readlink()) == "runs/digits-0/model" and sha256(link / "weights.pt") == before
+    shown = ludus(k.kubeconfig, "history", "digits", "-n", k.namespace or "default")
+    print(shown.stdout)
+    assert shown.returncode == 0 and "ThresholdNotMet" in shown.stdout and "champion" in shown.stdout
