@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from ludus.api import constants as c
 from ludus.api.models import TrainingJobSpec, TrainingJobStatus
@@ -257,34 +258,41 @@ def build_crd() -> dict[str, Any]:
                 PRINTER_COLUMNS)
 
 
-def _sweep_schema() -> dict[str, Any]:
-    from ludus.api.sweep import SweepSpec, SweepStatus
-
+def _owner_schema(kind: str, description: str, spec: type[BaseModel], status: type[BaseModel], max_name: int,
+                  names: str, named: str) -> dict[str, Any]:
+    """The schema of a resource that owns TrainingJobs named after it (`<name>-<number>`)."""
     return {
         "type": "object",
-        "description": "A hyperparameter search: Ludus runs TrainingJobs (trials) from a template with values "
-        "chosen by random, grid or TPE search, stops unpromising ones early and reports the best in .status.",
+        "description": description,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string", "description": "ludus.dev/v1alpha1"},
-            "kind": {"type": "string", "description": "Sweep"},
+            "kind": {"type": "string", "description": kind},
             "metadata": {"type": "object"},
-            "spec": model_schema(SweepSpec),
-            "status": _status_schema(SweepStatus),
+            "spec": model_schema(spec),
+            "status": _status_schema(status),
         },
         "x-kubernetes-validations": [
             {
-                "rule": f"size(self.metadata.name) <= {c.MAX_SWEEP_NAME_LENGTH}",
-                "message": f"metadata.name must be at most {c.MAX_SWEEP_NAME_LENGTH} characters so that trial "
-                "names (<sweep>-<number>) fit",
+                "rule": f"size(self.metadata.name) <= {max_name}",
+                "message": f"metadata.name must be at most {max_name} characters so that {names} fit",
             },
             {
                 "rule": "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
                 "message": "metadata.name must start with a letter and hold only lowercase letters, digits and '-' "
-                "(it names the trials)",
+                f"(it names the {named})",
             },
         ],
     }
+
+
+def _sweep_schema() -> dict[str, Any]:
+    from ludus.api.sweep import SweepSpec, SweepStatus
+
+    return _owner_schema(
+        c.SWEEP_KIND, "A hyperparameter search: Ludus runs TrainingJobs (trials) from a template with values "
+        "chosen by random, grid or TPE search, stops unpromising ones early and reports the best in .status.",
+        SweepSpec, SweepStatus, c.MAX_SWEEP_NAME_LENGTH, "trial names (<sweep>-<number>)", "trials")
 
 
 SWEEP_PRINTER_COLUMNS: list[dict[str, Any]] = [
@@ -313,32 +321,12 @@ def render_sweep_crd_yaml() -> str:
 def _continuous_schema() -> dict[str, Any]:
     from ludus.api.continuous import ContinuousTrainingSpec, ContinuousTrainingStatus
 
-    return {
-        "type": "object",
-        "description": "Continuous training: Ludus runs TrainingJobs from a template on a schedule, on a new data "
+    return _owner_schema(
+        c.CT_KIND, "Continuous training: Ludus runs TrainingJobs from a template on a schedule, on a new data "
         "version or by hand, warm-starts each from the champion model and promotes a run's model only if it "
         "beats the champion by the promotion rule.",
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string", "description": "ludus.dev/v1alpha1"},
-            "kind": {"type": "string", "description": "ContinuousTraining"},
-            "metadata": {"type": "object"},
-            "spec": model_schema(ContinuousTrainingSpec),
-            "status": _status_schema(ContinuousTrainingStatus),
-        },
-        "x-kubernetes-validations": [
-            {
-                "rule": f"size(self.metadata.name) <= {c.MAX_CT_NAME_LENGTH}",
-                "message": f"metadata.name must be at most {c.MAX_CT_NAME_LENGTH} characters so that run and publish "
-                "pod names (<name>-<number>, <name>-publish-<number>) fit",
-            },
-            {
-                "rule": "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-                "message": "metadata.name must start with a letter and hold only lowercase letters, digits and '-' "
-                "(it names the runs)",
-            },
-        ],
-    }
+        ContinuousTrainingSpec, ContinuousTrainingStatus, c.MAX_CT_NAME_LENGTH,
+        "run and publish pod names (<name>-<number>, <name>-publish-<number>)", "runs")
 
 
 CT_PRINTER_COLUMNS: list[dict[str, Any]] = [

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,16 +41,21 @@ Context = Annotated[str | None, typer.Option("--context", help="kubeconfig conte
 Output = Annotated[str, typer.Option("--output", "-o", help="table, json or yaml")]
 
 
-def _complete_name(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Shell completion of job names from the cluster; nothing (never an error) when it cannot list."""
-    try:
-        client = LudusClient(context=ctx.params.get("context"), namespace=ctx.params.get("namespace"),
-                             request_timeout=3)
-        return sorted(j.metadata.name for j in client.list() if j.metadata.name.startswith(incomplete))
-    except Exception:  # noqa: BLE001 - a completion must not print a traceback into the shell
-        return []
+def _completer(names: Callable[[LudusClient], Iterable[str]]) -> Callable[[typer.Context, str], list[str]]:
+    """Shell completion of names from the cluster; nothing (never an error) when it cannot list."""
+
+    def complete(ctx: typer.Context, incomplete: str) -> list[str]:
+        try:
+            client = LudusClient(context=ctx.params.get("context"), namespace=ctx.params.get("namespace"),
+                                 request_timeout=3)
+            return sorted(n for n in names(client) if n.startswith(incomplete))
+        except Exception:  # noqa: BLE001 - a completion must not print a traceback into the shell
+            return []
+
+    return complete
 
 
+_complete_name = _completer(lambda client: (j.metadata.name for j in client.list()))
 Name = Annotated[str, typer.Argument(help="the TrainingJob's name", autocompletion=_complete_name)]
 
 
@@ -317,13 +323,7 @@ sweep_app = typer.Typer(name="sweep", help="Hyperparameter sweeps: trials of a T
 app.add_typer(sweep_app)
 
 
-def _complete_sweep(ctx: typer.Context, incomplete: str) -> list[str]:
-    try:
-        client = LudusClient(context=ctx.params.get("context"), namespace=ctx.params.get("namespace"),
-                             request_timeout=3)
-        return sorted(s.metadata.name for s in client.list_sweeps() if s.metadata.name.startswith(incomplete))
-    except Exception:  # noqa: BLE001 - a completion must not print a traceback into the shell
-        return []
+_complete_sweep = _completer(lambda client: (x.metadata.name for x in client.list_sweeps()))
 
 
 SweepName = Annotated[str, typer.Argument(help="the Sweep's name", autocompletion=_complete_sweep)]
@@ -417,13 +417,7 @@ ct_app = typer.Typer(name="ct", help="Continuous training: retrain on a schedule
 app.add_typer(ct_app)
 
 
-def _complete_ct(ctx: typer.Context, incomplete: str) -> list[str]:
-    try:
-        client = LudusClient(context=ctx.params.get("context"), namespace=ctx.params.get("namespace"),
-                             request_timeout=3)
-        return sorted(x.metadata.name for x in client.list_continuous() if x.metadata.name.startswith(incomplete))
-    except Exception:  # noqa: BLE001 - a completion must not print a traceback into the shell
-        return []
+_complete_ct = _completer(lambda client: (x.metadata.name for x in client.list_continuous()))
 
 
 CTName = Annotated[str, typer.Argument(help="the ContinuousTraining's name", autocompletion=_complete_ct)]
