@@ -90,3 +90,18 @@ def test_fine_tuning_a_pretrained_model_beats_the_same_budget_from_scratch(tmp_p
     assert tuned["accuracy"] > scratch["accuracy"] + 0.03, (tuned, scratch)
     lineage = json.loads((tmp_path / "tuned" / "model" / "metadata.json").read_text())["initializedFrom"]
     assert lineage[0]["reinitialized"] == ["4.bias", "4.weight"] and lineage[0]["sha256"]
+
+
+def test_a_model_that_does_not_fit_ends_the_run_with_a_reason_the_operator_reads(tmp_path: Path) -> None:
+    export_model(tmp_path / "pre", digits_model(7, hidden=64), {"step": 1})
+    log = tmp_path / "termination-log"
+    log.write_text("")
+    done = subprocess.run(
+        [TORCHRUN, "--standalone", "--nproc-per-node", "1", "-m", "ludus_trainer", "--workload", "digits",
+         "--checkpoint-dir", str(tmp_path / "ckpt"), "--init-from", str(tmp_path / "pre")],
+        capture_output=True, text=True, timeout=300,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "LUDUS_TERMINATION_LOG": str(log)})
+    assert done.returncode != 0
+    error = json.loads(log.read_text())["ludusEvaluation"]["error"]
+    assert error["reason"] == "InitFailed" and "does not fit the model (strict)" in error["message"]
+    assert "init.strict: false" in error["message"]

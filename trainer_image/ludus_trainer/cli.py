@@ -115,6 +115,9 @@ def _initializer(args: argparse.Namespace, env: RunEnv) -> Any:
     return init
 
 
+# The exit code of a run that cannot load the model it was told to start from (no restart mends it).
+EXIT_INIT_FAILED = 3
+
 # What --init-from loaded, for the exported model's lineage.
 INIT_REPORTS: list[Any] = []
 
@@ -153,10 +156,18 @@ def main(argv: list[str] | None = None) -> int:
         metrics.serve(args.metrics_port)
     workload: Workload
     if args.workload == "digits":
+        from ludus_trainer.evaluation import publish_error
+        from ludus_trainer.model_io import InitError
         from ludus_trainer.workloads.digits import DigitsWorkload
 
-        workload = DigitsWorkload(ctx, lr=args.lr or 1e-3, hidden=args.hidden, seed=args.seed,
-                                  classes=args.classes, fraction=args.fraction, init=_initializer(args, env))
+        try:
+            workload = DigitsWorkload(ctx, lr=args.lr or 1e-3, hidden=args.hidden, seed=args.seed,
+                                      classes=args.classes, fraction=args.fraction, init=_initializer(args, env))
+        except InitError as err:
+            logging.getLogger("ludus_trainer").error("cannot start from the model: %s", err)
+            publish_error("InitFailed", str(err))
+            ludus_dist.shutdown()
+            return EXIT_INIT_FAILED
         logging.getLogger("ludus_trainer").info("digits: lr=%s hidden=%s batch_size=%s epochs=%s%s",
                                                 args.lr or 1e-3, args.hidden, args.batch_size, args.epochs,
                                                 f" (sweep trial: {trial.parameters()})" if trial.parameters() else "")

@@ -102,13 +102,24 @@ class EvaluationRecord:
 
     def publish(self) -> None:
         """Overwrite the termination-message file (inside a pod; a no-op where there is none)."""
-        path = Path(os.environ.get(ENV_TERMINATION_LOG, DEFAULT_TERMINATION_LOG))
-        if not path.parent.exists() or (not path.exists() and ENV_TERMINATION_LOG not in os.environ):
-            return
-        try:
-            path.write_text(self.message())
-        except OSError:
-            pass  # a read-only or missing file: the metrics and the logs still carry the evaluation
+        _write_termination_message(self.message())
+
+
+def publish_error(reason: str, message: str) -> None:
+    """A failure no restart can mend (a model that does not fit, a source with no model): the operator
+    reads it from the termination message and fails the job with this reason instead of retrying."""
+    error = {"reason": reason, "message": message[:3000]}
+    _write_termination_message(json.dumps({"ludusEvaluation": {"error": error}}, separators=(",", ":")))
+
+
+def _write_termination_message(text: str) -> None:
+    path = Path(os.environ.get(ENV_TERMINATION_LOG, DEFAULT_TERMINATION_LOG))
+    if not path.parent.exists() or (not path.exists() and ENV_TERMINATION_LOG not in os.environ):
+        return
+    try:
+        path.write_text(text)
+    except OSError:
+        pass  # a read-only or missing file: the metrics and the logs still carry it
 
 
 def objective_from_env(default: Objective | None = None) -> Objective:

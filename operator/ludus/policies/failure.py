@@ -36,6 +36,12 @@ def classify_failure(job: TrainingJob, pod: PodObservation) -> Failure | None:
         return Failure(pod, disrupted, f"worker pod {pod.name} ended by {disrupted}", retryable=True)
     if pod.phase != "Failed":
         return None
+    declared = (pod.evaluation or {}).get("error")
+    if isinstance(declared, dict) and declared.get("reason"):
+        # The trainer said no restart can mend it (a model that does not fit): fail now, with its words.
+        reason = str(declared["reason"])[:63]
+        return Failure(pod, reason, f"worker pod {pod.name}: {str(declared.get('message') or '')[:2000]}",
+                       retryable=False)
     code = pod.exit_code
     shown = "unknown" if code is None else str(code)
     message = f"worker pod {pod.name} failed with exit code {shown}"

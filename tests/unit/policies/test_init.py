@@ -109,3 +109,15 @@ def test_a_run_shorter_than_the_progress_polls_reports_its_model_in_the_terminat
     assert init_report(None, [worker0]) == ("/ludus/init/pre/model/weights.pt", 120, "abc")
     assert init_report(("live", 1, "x"), [worker0]) == ("live", 1, "x")  # the metrics win while it runs
     assert init_report(None, []) is None
+
+
+def test_a_model_that_does_not_fit_fails_the_job_at_once_with_the_trainers_words() -> None:
+    from ludus.policies.failure import classify_failure
+
+    failed = PodObservation(name="finetune-worker-0", uid="u0", role=c.ROLE_WORKER, index=0, phase="Failed",
+                            exit_code=3, evaluation={"error": {"reason": "InitFailed", "message": "weights.pt does "
+                                                               "not fit the model (strict): 4.weight (10, 16) vs "
+                                                               "(7, 16). Set init.strict: false"}})
+    failure = classify_failure(make_job("finetune").build(), failed)  # restartPolicy OnFailure
+    assert failure is not None and not failure.retryable and failure.reason == "InitFailed"
+    assert "init.strict: false" in failure.message
