@@ -255,3 +255,45 @@ def test_a_claim_that_does_not_exist_is_named_on_the_run_and_the_resource(
     assert '"no-such-claim" not found' in cond["message"] and "kubectl get pvc" in cond["message"]
     run = next(x for x in k.json("tj", "orphan-0")["status"]["conditions"] if x["type"] == "PodsScheduled")
     assert run["status"] == "False" and "no-such-claim" in run["message"]
+
+
+CHALLENGERS = [  # (its evaluation, the decision) against a champion at accuracy 0.90, precision 0.95
+    ({"accuracy": 0.90, "precision": 0.95}, "NotBetterEnough"),  # a tie
+    ({"accuracy": 0.905, "precision": 0.95}, "NotBetterEnough"),  # better, but by less than minImprovement
+    ({"eval_loss": 0.2, "precision": 0.95}, "NotEvaluated"),  # never reported the objective
+    ({"accuracy": 0.99, "precision": 0.80}, "ThresholdNotMet"),  # precision >= 0.9 does not hold
+    ({"accuracy": 0.99}, "ThresholdNotMet"),  # the threshold's metric is missing
+    ({"accuracy": 0.95, "precision": 0.93}, "BetterObjective"),
+]
+
+
+def test_promotion_decisions_over_a_table_of_challengers(k: Kubectl, operator: OperatorProcess, claim: str) -> None:
+    k.apply(ct_manifest("table", successfulRunsHistoryLimit=10,
+                        promotion={"objective": {"metric": "accuracy", "goal": "maximize"}, "minImprovement": 0.01,
+                                   "thresholds": ["precision >= 0.9"]}))
+    for number, (metrics, expected) in enumerate([({"accuracy": 0.90, "precision": 0.95}, "FirstChampion"),
+                                                  *CHALLENGERS]):
+        k.run("annotate", "ct", "table", f"ludus.dev/retrain=r{number}", "--overwrite")
+        run = f"table-{number}"
+        wait_for(lambda r=run: k.get_or_none("tj", r), what=run)
+        wait_for(lambda r=run: running(k, r), what=f"{run} Running")
+        report(k, run, metrics, step=100)
+        finish(k, run)
+
+        def decided(r: str = run) -> dict[str, Any] | None:
+            record = next((x for x in status(k, "table").get("runs", []) if x["name"] == r), None)
+            return record if record and (record.get("promoted") is not None or record["reason"] == "Publishing") \
+                else None
+
+        record = wait_for(decided, what=f"{run} decided")
+        if expected in ("FirstChampion", "BetterObjective"):
+            assert record["reason"] == "Publishing", record
+            publish(k, "table", number)
+            champion = wait_for(lambda r=run: (status(k, "table").get("champion") or {}).get("job") == r
+                                and status(k, "table")["champion"], what=f"{run} champion")
+            assert champion["reason"] == expected
+        else:
+            assert record["promoted"] is False and record["reason"] == expected, (metrics, record)
+    final = status(k, "table")
+    assert final["promotions"] == 2 and final["rejections"] == len(CHALLENGERS) - 1
+    assert [h["job"] for h in final["champions"]] == ["table-0", f"table-{len(CHALLENGERS)}"]

@@ -35,7 +35,8 @@ def test_kubectl_explain_shows_field_descriptions(k: Kubectl) -> None:
         ({"restartPolicy": "Always"}, "spec.restartPolicy: Unsupported value"),
         ({"surprise": True}, 'unknown field "spec.surprise"'),
         ({"init": {"claimName": "models", "path": "../other-team/model"}}, "init.path must stay inside the claim"),
-        ({"init": {"path": "model"}}, "spec.init.claimName: Required value"),
+        ({"init": {"path": "model"}}, "init needs exactly one of claimName (a model on a claim) or fromJob"),
+        ({"init": {"claimName": "models", "fromJob": "pretrain"}}, "init needs exactly one of claimName"),
         ({"checkpoint": {"claimName": "c", "subPath": "a/../../b"}}, "subPath must stay inside the claim"),
     ],
     ids=[
@@ -49,7 +50,8 @@ def test_kubectl_explain_shows_field_descriptions(k: Kubectl) -> None:
         "unknown restart policy",
         "unknown fields",
         "an init path leaving its claim",
-        "an init without a claim",
+        "an init without a claim or a job",
+        "an init with both a claim and a job",
         "a checkpoint subPath leaving its claim",
     ],
 )
