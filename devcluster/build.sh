@@ -51,4 +51,9 @@ build "helm-$HELM_VERSION" bash -c "GOBIN=\"\$out\" go install \
   -ldflags '-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION' helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 build "local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION" bash -c "GOBIN=\"\$out\" go install -ldflags '-s -w' \
   github.com/rancher/local-path-provisioner@$LOCAL_PATH_PROVISIONER_VERSION"
+# The scheduler-plugins scheduler from its pinned module (its Kubernetes replaces are in our go.mod), and
+# the PodGroup CRD from the same module, so the CRD always matches the scheduler.
+build "scheduler-plugins-$SCHEDULER_PLUGINS_VERSION" bash -c "cd '$here/gomod/scheduler-plugins' && \
+  go build -ldflags '-s -w' -o \"\$out/kube-scheduler-plugins\" sigs.k8s.io/scheduler-plugins/cmd/scheduler && \
+  cp \"\$(go list -m -f '{{.Dir}}' sigs.k8s.io/scheduler-plugins)/manifests/coscheduling/crd.yaml\" \"\$out/podgroups-crd.yaml\""
 echo "control-plane binaries ready in $cache" >&2

@@ -31,7 +31,9 @@ FAKE_NODE_LABEL = ("ludus.dev/node-kind", "fake")
 GPU_NODES = ("kwok-gpu-0", "kwok-gpu-1")
 CPU_NODES = ("kwok-cpu-0", "kwok-cpu-1")
 NODE_IP = "10.244.0.1"  # the real node's bridge address (devcluster/node.py)
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kube-scheduler-plugins")
+# The gang scheduler's name: pods that name it are placed by scheduler-plugins' Coscheduling.
+GANG_SCHEDULER = "scheduler-plugins-scheduler"
 
 
 def versions() -> dict[str, str]:
@@ -56,6 +58,8 @@ def binary(name: str) -> Path:
         "helm": f"helm-{v['HELM_VERSION']}",
         "coredns": f"coredns-{v['COREDNS_VERSION']}",
         "local-path-provisioner": f"local-path-provisioner-{v['LOCAL_PATH_PROVISIONER_VERSION']}",
+        "kube-scheduler-plugins": f"scheduler-plugins-{v['SCHEDULER_PLUGINS_VERSION']}",
+        "podgroups-crd.yaml": f"scheduler-plugins-{v['SCHEDULER_PLUGINS_VERSION']}",
     }.get(name, f"kubernetes-{v['KUBERNETES_VERSION']}-2")
     path = cache_dir() / "bin" / folder / name
     if not path.exists():
@@ -188,6 +192,33 @@ class Cluster:
         pids["kube-scheduler"] = self._spawn("kube-scheduler", [
             str(binaries["kube-scheduler"]),
             f"--config={scheduler_config}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--v=1",
+        ])
+        # A second scheduler for gangs: pods that name it (and their PodGroup) are placed all or none.
+        self.kubectl("apply", "-f", str(binary("podgroups-crd.yaml")))
+        gang_config = self.root / "scheduler-plugins.yaml"
+        gang_config.write_text(yaml.safe_dump({
+            "apiVersion": "kubescheduler.config.k8s.io/v1",
+            "kind": "KubeSchedulerConfiguration",
+            # It reads PodGroups, which the built-in scheduler's identity may not: the admin's.
+            "clientConnection": {"kubeconfig": str(self.kubeconfig), "qps": self._client_qps(),
+                                 "burst": 2 * self._client_qps()},
+            "leaderElection": {"leaderElect": False},
+            "profiles": [{
+                "schedulerName": GANG_SCHEDULER,
+                "plugins": {"multiPoint": {"enabled": [{"name": "Coscheduling"}]},
+                            "queueSort": {"enabled": [{"name": "Coscheduling"}], "disabled": [{"name": "*"}]}},
+                "pluginConfig": [{"name": "Coscheduling", "args": {"permitWaitingTimeSeconds": 10}}],
+            }],
+        }))
+        pids["kube-scheduler-plugins"] = self._spawn("kube-scheduler-plugins", [
+            str(binaries["kube-scheduler-plugins"]),
+            f"--config={gang_config}",
+            # A gang rejected at Permit is retried only on events its plugin registered (a pod or a
+            # PodGroup added), not when capacity frees up: look again at least this often.
+            "--pod-max-in-unschedulable-pods-duration=10s",
             "--bind-address=127.0.0.1",
             "--secure-port=0",
             "--v=1",

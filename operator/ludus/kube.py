@@ -264,6 +264,13 @@ class KubeClient:
             raise
         return True
 
+    async def apply(self, body: Mapping[str, Any]) -> None:
+        """Server-side apply: create the object, or bring the fields we own to `body` (a PodGroup's
+        minimum after a scale)."""
+        path = f"{collection_path(body)}/{body['metadata']['name']}"
+        await self.request("PATCH", path, body, content_type="application/apply-patch+yaml",
+                           params={"fieldManager": c.FIELD_MANAGER, "force": "true"})
+
     async def delete_pod(self, namespace: str, name: str, uid: str) -> bool:
         """Delete exactly the pod we observed (a UID precondition never hits a replacement)."""
         options = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}

@@ -117,7 +117,7 @@ def _children(
     create: list[dict[str, Any]] = []
     rdzv = rendezvous_pod(pods)
     if rdzv is None:
-        manifest = pod_builders.build_rendezvous_pod(job)
+        manifest = pod_builders.build_rendezvous_pod(job, gang)
         if manifest["metadata"]["name"] not in expected:
             create.append(manifest)
     elif rdzv.finished and not rdzv.deleting:
@@ -129,9 +129,11 @@ def _children(
         manifest = pod_builders.build_worker_pod(job, index, gang)
         if manifest["metadata"]["name"] not in expected:
             create.append(manifest)
-    if create:
+    scaled = bool(job.status.desired) and job.status.desired != desired
+    if create or scaled:
+        # The group is applied (not just created) so that a scale moves its minimum with it.
         pod_group = build_pod_group(job, gang)
-        create[:0] = [build_headless_service(job), *([pod_group] if pod_group else [])]
+        create[:0] = [*([build_headless_service(job)] if create else []), *([pod_group] if pod_group else [])]
     return create, delete
 
 

@@ -1,9 +1,11 @@
-"""Gang-scheduling hooks on the real API server, with PodGroup CRDs shaped like Volcano's and
-scheduler-plugins' (their schedulers do not run here, so the pods stay unscheduled: the test checks
-what Ludus creates, and that the API server accepts it)."""
+"""Gang scheduling on the real API server: with scheduler-plugins' Coscheduling, which the built-in
+cluster runs as a second scheduler (its PodGroup CRD from the same pinned module), two jobs that do
+not both fit are placed one whole, then the other, never half each. Volcano's scheduler does not run
+here: for it a PodGroup CRD shaped like Volcano's checks what Ludus creates."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,9 @@ from tests.factories import make_job
 from tests.fixtures import TestCluster
 
 GROUPS = {"volcano": ("scheduling.volcano.sh", "v1beta1"), "coscheduling": ("scheduling.x-k8s.io", "v1alpha1")}
+
+
+STAND_INS = {"volcano": GROUPS["volcano"]}  # coscheduling's CRD is the real one, installed with the cluster
 
 
 def _pod_group_crd(group: str, version: str) -> dict:
@@ -31,7 +36,7 @@ def _pod_group_crd(group: str, version: str) -> dict:
 
 @pytest.fixture(scope="module")
 def pod_group_crds(cluster: TestCluster) -> Iterator[None]:
-    for group, version in GROUPS.values():
+    for group, version in STAND_INS.values():
         cluster.kubectl.apply(_pod_group_crd(group, version))
         cluster.kubectl.run("wait", "--for=condition=Established", f"crd/podgroups.{group}", "--timeout=60s")
     yield
@@ -46,7 +51,7 @@ def test_the_operator_creates_a_pod_group_and_labels_the_workers(
     try:
         k.apply(make_job("gang").workers(3).elastic(2, 4).on_fake_nodes().manifest())
         pod_group = wait_for(lambda: k.get_or_none(f"podgroups.{group}", "gang"), what="the PodGroup")
-        assert pod_group["spec"]["minMember"] == 2
+        assert pod_group["spec"]["minMember"] == 3  # the fewest workers that may train, and the store
         assert pod_group["metadata"]["ownerReferences"][0]["name"] == "gang"
         wait_for(lambda: len(k.items("pods", "ludus.dev/role=worker")) == 3, what="3 workers")
         for pod in k.items("pods", "ludus.dev/role=worker"):
@@ -54,5 +59,51 @@ def test_the_operator_creates_a_pod_group_and_labels_the_workers(
             joined = pod["metadata"].get("labels", {}).get("scheduling.x-k8s.io/pod-group") or \
                 pod["metadata"].get("annotations", {}).get("scheduling.k8s.io/group-name")
             assert joined == "gang"
+    finally:
+        operator.stop()
+
+
+def _bound_workers(k: Kubectl, job: str) -> int:
+    return sum(1 for p in k.items("pods", f"ludus.dev/job-name={job},ludus.dev/role=worker")
+               if p["spec"].get("nodeName"))
+
+
+def test_two_jobs_that_do_not_both_fit_run_one_whole_then_the_other(
+    cluster: TestCluster, k: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    """Capacity for six 10-CPU workers (the two 32-CPU kwok CPU nodes), two jobs of four: without gangs
+    the default scheduler could bind three of each, and neither could start."""
+    operator = OperatorProcess(cluster.kubeconfig, namespace, tmp_path, ("--gang-scheduling", "coscheduling")).start()
+    try:
+        for name in ("first", "second"):
+            manifest = make_job(name).workers(4).on_fake_nodes().spec(resources={"cpu": "10", "memory": "1Gi"}) \
+                .manifest()
+            cpu_nodes = {"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "DoesNotExist"}]}
+            manifest["spec"]["template"]["affinity"] = {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [cpu_nodes]}}}
+            k.apply(manifest)
+        seen: set[tuple[int, int]] = set()
+
+        def one_whole() -> bool:
+            counts = (_bound_workers(k, "first"), _bound_workers(k, "second"))
+            seen.add(counts)
+            return sorted(counts) == [0, 4]
+
+        wait_for(one_whole, timeout=90, interval=0.5, what="one job placed whole")
+        # Past the Permit timeout (10 s) the other is still not placed at all, and never was in part.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            one_whole()
+            time.sleep(0.5)
+        assert seen <= {(0, 0), (4, 0), (0, 4)}, f"a job was placed in part: {sorted(seen)}"
+        running = "first" if _bound_workers(k, "first") == 4 else "second"
+        waiting = "second" if running == "first" else "first"
+        assert _bound_workers(k, waiting) == 0
+        for pod in k.items("pods", f"ludus.dev/job-name={running},ludus.dev/role=worker"):
+            k.run("annotate", "pod", pod["metadata"]["name"], "ludus.dev/kwok-exit-code=0")
+        wait_for(lambda: (k.json("tj", running).get("status") or {}).get("phase") == "Succeeded", what=running)
+        wait_for(lambda: _bound_workers(k, waiting) == 4, timeout=90, what=f"{waiting} placed whole")
+        store = k.json("pod", f"{waiting}-rdzv")
+        assert store["spec"]["schedulerName"] == "scheduler-plugins-scheduler" and store["spec"].get("nodeName")
     finally:
         operator.stop()

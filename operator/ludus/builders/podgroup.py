@@ -26,7 +26,8 @@ _SCHEDULER: Final = {GANG_VOLCANO: "volcano", GANG_COSCHEDULING: "scheduler-plug
 
 
 def build_pod_group(job: TrainingJob, gang: str) -> dict[str, Any] | None:
-    """The PodGroup for the job's workers; minMember is the fewest workers that may train."""
+    """The PodGroup for the job's pods: the fewest workers that may train, and the rendezvous store
+    they cannot start without, are placed together or not at all. Applied again on a scale."""
     api = _POD_GROUP_API.get(gang)
     if api is None:
         return None
@@ -34,18 +35,25 @@ def build_pod_group(job: TrainingJob, gang: str) -> dict[str, Any] | None:
         "apiVersion": api,
         "kind": "PodGroup",
         "metadata": labels.child_metadata(job, names.service_name(job), labels.job_selector(job)),
-        "spec": {"minMember": job.spec.min_replicas},
+        "spec": {"minMember": job.spec.min_replicas + 1},
     }
 
 
-def worker_gang_fields(job: TrainingJob, gang: str) -> tuple[dict[str, str], dict[str, str], str | None]:
-    """(labels, annotations, schedulerName) a worker pod carries to join its gang."""
+def gang_fields(job: TrainingJob, gang: str, members: int | None = None
+                ) -> tuple[dict[str, str], dict[str, str], str | None]:
+    """(labels, annotations, schedulerName) a pod of the job carries to join its gang (workers and
+    the rendezvous store alike)."""
     group = names.service_name(job)
     if gang == GANG_VOLCANO:
         return {}, {"scheduling.k8s.io/group-name": group}, _SCHEDULER[gang]
     if gang == GANG_COSCHEDULING:
         return {"scheduling.x-k8s.io/pod-group": group}, {}, _SCHEDULER[gang]
     if gang == GANG_KUEUE:
-        return ({"kueue.x-k8s.io/pod-group-name": group},
-                {"kueue.x-k8s.io/pod-group-total-count": str(job.spec.replicas)}, None)
+        total = job.spec.replicas if members is None else members
+        return ({"kueue.x-k8s.io/pod-group-name": group}, {"kueue.x-k8s.io/pod-group-total-count": str(total)}, None)
     return {}, {}, None
+
+
+def worker_gang_fields(job: TrainingJob, gang: str) -> tuple[dict[str, str], dict[str, str], str | None]:
+    """(labels, annotations, schedulerName) a worker pod carries to join its gang."""
+    return gang_fields(job, gang)

@@ -11,7 +11,7 @@ from typing import Any
 from ludus.api import constants as c
 from ludus.api.models import TrainingJob
 from ludus.builders import labels, names
-from ludus.builders.podgroup import worker_gang_fields
+from ludus.builders.podgroup import GANG_KUEUE, gang_fields, worker_gang_fields
 from ludus.frameworks import torch
 
 
@@ -171,13 +171,21 @@ def build_worker_pod(job: TrainingJob, index: int, gang: str = "none") -> dict[s
     }
 
 
-def build_rendezvous_pod(job: TrainingJob) -> dict[str, Any]:
-    """The c10d TCPStore the workers meet at; small, and independent of every worker."""
+def build_rendezvous_pod(job: TrainingJob, gang: str = "none") -> dict[str, Any]:
+    """The c10d TCPStore the workers meet at; small, and independent of every worker. With a gang
+    scheduler it is one of the gang: workers placed without their store could not start."""
     name = names.rendezvous_pod_name(job)
+    gang_labels, gang_annotations, gang_scheduler = ({}, {}, None) if gang == GANG_KUEUE else gang_fields(job, gang)
+    meta = labels.child_metadata(job, name, {**gang_labels, **labels.child_labels(job, c.ROLE_RENDEZVOUS)})
+    if gang_annotations:
+        meta["annotations"] = gang_annotations
+    scheduling = {k: v for k, v in _scheduling(job).items() if k != "serviceAccountName"}
+    if gang_scheduler and "schedulerName" not in scheduling:
+        scheduling["schedulerName"] = gang_scheduler
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": labels.child_metadata(job, name, labels.child_labels(job, c.ROLE_RENDEZVOUS)),
+        "metadata": meta,
         "spec": {
             "restartPolicy": "Always",
             "hostname": name,
@@ -197,6 +205,6 @@ def build_rendezvous_pod(job: TrainingJob) -> dict[str, Any]:
                     "securityContext": CONTAINER_SECURITY_CONTEXT,
                 }
             ],
-            **{k: v for k, v in _scheduling(job).items() if k != "serviceAccountName"},
+            **scheduling,
         },
     }

@@ -83,7 +83,11 @@ class PlanExecutor:
                 logger.warning("could not record event %s on %s/%s: %s", event.reason, *key, err)
 
     async def _create(self, key: JobKey, manifest: dict[str, Any]) -> bool:
-        """Create a child; False when a pod of that name already exists (ours, not yet seen, or a leftover)."""
+        """Create a child; False when a pod of that name already exists (ours, not yet seen, or a leftover).
+        A PodGroup is applied instead: its minimum follows the job's size."""
+        if manifest["kind"] == "PodGroup":
+            await self.client.apply(manifest)
+            return True
         created = await self.client.create(manifest)
         if manifest["kind"] != "Pod":
             return True

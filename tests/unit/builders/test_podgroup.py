@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ludus.builders.podgroup import build_pod_group
-from ludus.builders.pods import build_worker_pod
+from ludus.builders.pods import build_rendezvous_pod, build_worker_pod
 from ludus.plan import reconcile
 from tests.factories import T0, make_job
 
@@ -27,7 +27,7 @@ def test_gang_scheduling_per_scheduler(gang, api, label, annotation, scheduler) 
     group = build_pod_group(job, gang)
     if api:
         assert group["apiVersion"] == api and group["kind"] == "PodGroup"
-        assert group["metadata"]["name"] == "digits" and group["spec"] == {"minMember": 2}
+        assert group["metadata"]["name"] == "digits" and group["spec"] == {"minMember": 3}  # 2 workers + store
         assert group["metadata"]["ownerReferences"][0]["uid"] == "uid-digits"
     else:
         assert group is None
@@ -48,3 +48,20 @@ def test_the_plan_creates_the_pod_group_before_the_pods() -> None:
     plan = reconcile(make_job().workers(2).build(), [], T0, gang="volcano")
     assert [m["kind"] for m in plan.create][:3] == ["Service", "PodGroup", "Pod"]
     assert [m["kind"] for m in reconcile(make_job().workers(2).build(), [], T0).create].count("PodGroup") == 0
+
+
+@pytest.mark.parametrize("gang", ["volcano", "coscheduling"])
+def test_the_rendezvous_store_is_one_of_the_gang(gang: str) -> None:
+    job = make_job().workers(2).build()
+    store, worker = build_rendezvous_pod(job, gang), build_worker_pod(job, 0, gang)
+    assert store["spec"]["schedulerName"] == worker["spec"]["schedulerName"]
+    assert store["metadata"].get("labels", {}).get("scheduling.x-k8s.io/pod-group") == \
+        worker["metadata"]["labels"].get("scheduling.x-k8s.io/pod-group")
+    assert store["metadata"].get("annotations") == worker["metadata"].get("annotations")
+    assert "schedulerName" not in build_rendezvous_pod(job)["spec"]
+
+
+def test_a_scale_applies_the_group_again_with_its_new_minimum() -> None:
+    scaled = make_job().workers(4).status(desired=2, phase="Running").build()
+    groups = [m for m in reconcile(scaled, [], T0, gang="coscheduling").create if m["kind"] == "PodGroup"]
+    assert groups and groups[0]["spec"]["minMember"] == 5
