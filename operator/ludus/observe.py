@@ -40,6 +40,8 @@ class PodObservation:
     evaluation: Mapping[str, Any] | None = None
     # Why the scheduler cannot place it (PodScheduled False, Unschedulable): an unbound claim, no room.
     unschedulable: str = ""
+    scheduler: str = ""  # spec.schedulerName
+    seen_by_scheduler: bool = True  # a scheduler placed it or said why not (PodScheduled is set)
 
     @property
     def finished(self) -> bool:
@@ -152,6 +154,9 @@ def observe_pod(body: Mapping[str, Any]) -> PodObservation:
         unschedulable=next((str(cond.get("message") or "")[:400] for cond in conditions
                             if cond.get("type") == "PodScheduled" and cond.get("status") == "False"
                             and cond.get("reason") == "Unschedulable"), ""),
+        scheduler=str((body.get("spec") or {}).get("schedulerName") or "default-scheduler"),
+        seen_by_scheduler=bool((body.get("spec") or {}).get("nodeName"))
+        or any(cond.get("type") == "PodScheduled" for cond in conditions),
     )
 
 

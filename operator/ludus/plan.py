@@ -36,7 +36,7 @@ from ludus.policies.success import succeeded
 from ludus.policies.suspension import SUSPENDED_MESSAGE, needs_queue_suspension, suspend_deletions
 from ludus.policies.ttl import ttl_seconds_left
 from ludus.progress import ProgressSample, Unavailable
-from ludus.status import compute_status, invalid_spec_status, progress_status
+from ludus.status import compute_status, invalid_spec_status, progress_status, scheduling_wake
 
 __all__ = ["Event", "Plan", "PodDeletion", "invalid_spec_plan", "reconcile"]
 
@@ -189,7 +189,8 @@ def reconcile(
     status = compute_status(job, pods, decision, now, progress, unavailable)
     deletions = [d for r in restarts for d in r.deletions] + list(failures.deletions) + surplus
     plan = Plan(status=status, create=create, delete=deletions, events=_events(job, status, restarts))
-    plan.requeue_after = _wake(job, status, now)
+    wakes = [w for w in (_wake(job, status, now), scheduling_wake(pods, now)) if w is not None]
+    plan.requeue_after = min(wakes) if wakes else None
     return plan
 
 
@@ -202,6 +203,10 @@ def _events(job: TrainingJob, status: TrainingJobStatus, restarts: tuple[Restart
             events.append(Event("Warning", after.reason, after.message))
         elif before is not None:
             events.append(Event("Normal", after.reason, after.message))
+    before, after = get_condition(job.status, c.COND_SCHEDULED), get_condition(status, c.COND_SCHEDULED)
+    if after is not None and after.status == "False" and (
+            before is None or before.status != "False" or before.reason != after.reason):
+        events.append(Event("Warning", after.reason, after.message))
     if job.status.phase == c.PHASE_SUSPENDED:
         events.append(Event("Normal", c.REASON_RESUMED, "spec.suspend is false: recreating the pods"))
     if job.status.desired and job.status.desired != job.spec.replicas:

@@ -335,10 +335,40 @@ def _compute_status(
     return base.model_copy(update={"phase": phase, "conditions": conditions, "start_time": start_time})
 
 
+# A pod no scheduler has looked at for this long names a scheduler that is not running.
+UNSEEN_SECONDS: Final = 30.0
+
+
+def _unseen(pods: Iterable[PodObservation], now: datetime) -> list[tuple[PodObservation, float]]:
+    """Pending pods that name a scheduler of their own (a gang scheduler) which has not placed them or
+    said why, with how long they have waited. The default scheduler is trusted to be there."""
+    out = []
+    for pod in pods:
+        if (pod.phase == "Pending" and not pod.deleting and not pod.seen_by_scheduler and pod.created_at
+                and pod.scheduler != "default-scheduler"):
+            out.append((pod, (now - pod.created_at).total_seconds()))
+    return out
+
+
+def scheduling_wake(pods: Iterable[PodObservation], now: datetime) -> float | None:
+    """When to look again at pods no scheduler has answered yet (no event comes if none ever does)."""
+    waits = [UNSEEN_SECONDS - age for _, age in _unseen(pods, now) if age < UNSEEN_SECONDS]
+    return max(min(waits), 0.5) if waits else None
+
+
 def scheduling_condition(conditions: list[Condition], pods: Iterable[PodObservation], now: datetime
                          ) -> list[Condition]:
     """PodsScheduled False with the scheduler's words while a pod cannot be placed (a claim that does
-    not bind, no node with room); True again once it can. Never set for a job that schedules at once."""
+    not bind, no node with room), or when no scheduler answers for a pod (the one it names is not
+    running); True again once it can. Never set for a job that schedules at once."""
+    pods = list(pods)
+    ignored = next(((p, age) for p, age in _unseen(pods, now) if age >= UNSEEN_SECONDS), None)
+    if ignored is not None:
+        pod, age = ignored
+        return upsert_condition(conditions, c.COND_SCHEDULED, "False", c.REASON_NO_SCHEDULER,
+                                f"{pod.name}: no scheduler has placed it or said why in {age:.0f}s: is the scheduler "
+                                f"{pod.scheduler!r} running? (spec.template.schedulerName, or the operator's "
+                                "--gang-scheduling, names it)", now)
     stuck = next((p for p in pods if p.unschedulable and not p.deleting and p.phase == "Pending"), None)
     if stuck is not None:
         hint = (" Check the claim: kubectl get pvc (does it exist, does its StorageClass provision?)"

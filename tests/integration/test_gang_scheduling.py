@@ -107,3 +107,36 @@ def test_two_jobs_that_do_not_both_fit_run_one_whole_then_the_other(
         assert store["spec"]["schedulerName"] == "scheduler-plugins-scheduler" and store["spec"].get("nodeName")
     finally:
         operator.stop()
+
+
+def test_a_gang_scheduler_that_is_not_running_is_named_in_a_condition_and_an_event(
+    cluster: TestCluster, k: Kubectl, namespace: str, tmp_path: Path, pod_group_crds: None
+) -> None:
+    operator = OperatorProcess(cluster.kubeconfig, namespace, tmp_path, ("--gang-scheduling", "volcano")).start()
+    try:
+        k.apply(make_job("orphan").workers(2).on_fake_nodes().manifest())
+
+        def named() -> dict | None:
+            conds = (k.json("tj", "orphan").get("status") or {}).get("conditions", [])
+            return next((x for x in conds if x["type"] == "PodsScheduled" and x["status"] == "False"), None)
+
+        cond = wait_for(named, timeout=60, what="the missing scheduler named")
+        assert cond["reason"] == "SchedulerNotRunning" and "'volcano' running" in cond["message"]
+        events = [e for e in k.items("events") if e["involvedObject"]["name"] == "orphan"]
+        assert [e["reason"] for e in events].count("SchedulerNotRunning") == 1
+    finally:
+        operator.stop()
+
+
+def test_scaling_a_gang_moves_its_minimum(cluster: TestCluster, k: Kubectl, namespace: str, tmp_path: Path) -> None:
+    operator = OperatorProcess(cluster.kubeconfig, namespace, tmp_path, ("--gang-scheduling", "coscheduling")).start()
+    try:
+        k.apply(make_job("grow").workers(2).on_fake_nodes().manifest())
+        wait_for(lambda: (k.json("tj", "grow").get("status") or {}).get("phase") == "Running", what="grow Running")
+        assert k.json("podgroups.scheduling.x-k8s.io", "grow")["spec"]["minMember"] == 3
+        k.run("scale", "tj", "grow", "--replicas=3")
+        wait_for(lambda: k.json("podgroups.scheduling.x-k8s.io", "grow")["spec"]["minMember"] == 4,
+                 what="the minimum moved")
+        wait_for(lambda: (k.json("tj", "grow").get("status") or {}).get("workers") == "3/3", what="3 workers")
+    finally:
+        operator.stop()

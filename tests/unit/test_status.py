@@ -85,3 +85,23 @@ def test_an_unschedulable_pod_is_named_with_the_schedulers_words_and_cleared_onc
     assert '"models" not found' in conds[0].message and "kubectl get pvc" in conds[0].message
     placed = observe_pod({**body, "status": {"phase": "Running"}})
     assert scheduling_condition(conds, [placed], T0)[0].status == "True"
+
+
+def test_a_pod_no_scheduler_answers_names_the_scheduler_after_a_while() -> None:
+    from datetime import timedelta
+
+    from ludus.observe import observe_pod
+    from ludus.status import UNSEEN_SECONDS, scheduling_condition, scheduling_wake
+
+    body = {"metadata": {"name": "j-worker-0", "uid": "u", "labels": {c.LABEL_ROLE: c.ROLE_WORKER},
+                         "creationTimestamp": T0.isoformat()},
+            "spec": {"schedulerName": "volcano"}, "status": {"phase": "Pending"}}
+    pod = observe_pod(body)
+    assert scheduling_condition([], [pod], T0 + timedelta(seconds=5)) == []
+    assert scheduling_wake([pod], T0 + timedelta(seconds=5)) == UNSEEN_SECONDS - 5
+    conds = scheduling_condition([], [pod], T0 + timedelta(seconds=UNSEEN_SECONDS + 1))
+    assert conds[0].status == "False" and conds[0].reason == c.REASON_NO_SCHEDULER
+    assert "'volcano' running" in conds[0].message
+    default = observe_pod({**body, "spec": {}})  # the default scheduler is trusted to be there
+    assert scheduling_wake([default], T0) is None
+    assert scheduling_condition([], [default], T0 + timedelta(minutes=5)) == []

@@ -117,6 +117,7 @@ REASON_WAITING: Final = "WaitingForWorkers"  # some workers are not running yet
 COND_SCHEDULED: Final = "PodsScheduled"  # set only once a pod could not be scheduled
 REASON_UNSCHEDULABLE: Final = "Unschedulable"  # the scheduler cannot place a pod (an unbound claim, no room)
 REASON_SCHEDULED: Final = "AllScheduled"
+REASON_NO_SCHEDULER: Final = "SchedulerNotRunning"  # no scheduler answers for a pod: the one it names is not there
 REASON_ALL_RUNNING: Final = "AllWorkersRunning"  # every desired worker is running
 REASON_SUCCEEDED: Final = "AllWorkersSucceeded"  # workers exited 0
 REASON_POD_FAILED: Final = "WorkerFailed"  # a worker exited non-zero, and it is retried
