@@ -27,6 +27,7 @@ from ludus.policies.init import (
     REASON_INIT_READY,
     REASON_INIT_UNUSABLE,
     REASON_INIT_WAITING,
+    REASON_MODEL_LOADED,
     InitOutcome,
     init_report,
     loaded,
@@ -281,5 +282,10 @@ def with_initialized_from(plan: Plan, outcome: InitOutcome, progress: ProgressSa
         conditions = upsert_condition(list(conditions), COND_INITIALIZED, "True", REASON_INIT_READY, message, now)
     if pinned == old and conditions is plan.status.conditions:
         return plan
+    if pinned is not None and pinned.sha256 and not (old and old.sha256):
+        fresh = ", ".join(pinned.reinitialized) or "none"
+        plan.events.append(Event("Normal", REASON_MODEL_LOADED, f"started from {pinned.file} (step {pinned.step}, "
+                                 f"sha256 {pinned.sha256[:12]}){f' of {pinned.job}' if pinned.job else ''}; "
+                                 f"re-initialised: {fresh}"))
     plan.status = plan.status.model_copy(update={"initialized_from": pinned, "conditions": conditions})
     return plan

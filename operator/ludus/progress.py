@@ -76,7 +76,8 @@ class ProgressSample:
     evaluation: dict[str, float] = field(default_factory=dict)  # the latest evaluation while it trains
     evaluation_step: int | None = None  # the step it was measured at
     objective: tuple[str, str] | None = None  # (metric, goal) the trainer optimises
-    init: tuple[str, int | None, str] | None = None  # (file, step, sha256) of the model it started from
+    init: tuple[str, int | None, str, tuple[str, ...]] | None = None  # the model it started from: file, step,
+    # SHA-256, tensors re-initialised
     observed_at: datetime | None = None
     rate_from: tuple[int, datetime] | None = None
 
@@ -120,14 +121,15 @@ def parse_progress(text: str) -> ProgressSample | None:
     phases: dict[str, float] = {}
     evaluation: dict[str, float] = {}
     objective: tuple[str, str] | None = None
-    init: tuple[str, int | None, str] | None = None
+    init: tuple[str, int | None, str, tuple[str, ...]] | None = None
     for family in text_string_to_metric_families(text):
         if family.name == _INIT:
             for sample in family.samples:
                 if sample.value == 1 and sample.labels.get("source"):
                     saved_at = sample.labels.get("step", "")
+                    reinitialized = tuple(x for x in sample.labels.get("reinitialized", "").split(",") if x)
                     init = (sample.labels["source"][:1024], int(saved_at) if saved_at.isdigit() else None,
-                            sample.labels.get("sha256", "")[:64])
+                            sample.labels.get("sha256", "")[:64], reinitialized[:64])
             continue
         if family.name == _OBJECTIVE:
             for sample in family.samples:

@@ -92,6 +92,10 @@ def test_fine_tuning_from_a_pretrained_job_reaches_095_in_fewer_steps_than_from_
     pinned = k.json("tj", "finetune")["status"]["initializedFrom"]
     assert pinned["job"] == "pretrain" and pinned["claimName"] == claim and pinned["path"] == "pretrain/model"
     assert pinned["sha256"] == exported["sha256"] and pinned["step"] == exported["step"]
+    assert pinned["reinitialized"] == ["4.bias", "4.weight"]  # the 7-class head made way for 10 classes
+    loaded = [e["message"] for e in k.items("events") if e["involvedObject"]["name"] == "finetune"
+              and e["reason"] == "ModelLoaded"]
+    assert len(loaded) == 1 and "re-initialised: 4.bias, 4.weight" in loaded[0] and "of pretrain" in loaded[0]
 
 
 def _ct(name: str, claim: str, lr: str) -> dict[str, Any]:

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                                samples=args.samples, seed=args.seed)
     clock.mark("data")
     for report in INIT_REPORTS:
-        metrics.initialized(report.source, report.step, report.sha256)
+        metrics.initialized(report.source, report.step, report.sha256, report.reinitialized)
     config = LoopConfig(
         epochs=args.epochs, batch_size=args.batch_size, checkpoint_dir=args.checkpoint_dir,
         checkpoint_interval=args.checkpoint_interval, keep=args.keep, max_steps=args.max_steps,

@@ -176,7 +176,7 @@ def run(
     metrics.plan(start_step, total_steps, clock.origin, previous_step)
     evaluation.goodput = {"startStep": start_step, "phases": clock.as_dict(), "startedAt": round(clock.origin, 1)}
     if config.lineage:
-        evaluation.init = {k: config.lineage[0].get(k) for k in ("source", "step", "sha256")}
+        evaluation.init = {k: config.lineage[0].get(k) for k in ("source", "step", "sha256", "reinitialized")}
 
     def publish_phases() -> None:
         clock.train_until_now()

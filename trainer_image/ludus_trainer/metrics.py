@@ -31,7 +31,8 @@ class TrainerMetrics:
         self._eval_step = gauge("eval_step", "The optimizer step the latest evaluation was measured at")
         self._objective = gauge("objective", "The job's objective: 1 for its metric and goal", ["metric", "goal"])
         self._init = gauge("init_info", "The model this run started from (transfer learning): 1 for its file, "
-                           "the step it was saved at and its weights' SHA-256", ["source", "step", "sha256"])
+                           "the step it was saved at, its weights' SHA-256 and the tensors re-initialised "
+                           "(strict: false)", ["source", "step", "sha256", "reinitialized"])
         self._ckpt_time = gauge("checkpoint_last_timestamp_seconds", "When the last checkpoint was written")
         self._ckpt_duration = gauge("checkpoint_duration_seconds", "How long the last checkpoint took to write")
         self._world = gauge("world_size", "Processes in the current group")
@@ -89,9 +90,9 @@ class TrainerMetrics:
         """Which metric is the objective, and its direction, from the start: the status says it while training."""
         self._l(self._objective, metric, goal).set(1)
 
-    def initialized(self, source: str, step: int | None, sha256: str) -> None:
+    def initialized(self, source: str, step: int | None, sha256: str, reinitialized: list[str]) -> None:
         """What --init-from loaded, for status.initializedFrom (the model's lineage)."""
-        self._l(self._init, source, "" if step is None else str(step), sha256).set(1)
+        self._l(self._init, source, "" if step is None else str(step), sha256, ",".join(reinitialized)).set(1)
 
     def evaluation(self, results: dict[str, float], step: int) -> None:
         for name, value in results.items():

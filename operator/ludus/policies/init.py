@@ -19,6 +19,7 @@ from ludus.observe import PodObservation, current_workers
 REASON_INIT_WAITING: Final = "InitSourceNotReady"
 REASON_INIT_UNUSABLE: Final = "InitSourceUnusable"
 REASON_INIT_READY: Final = "InitSourceReady"
+REASON_MODEL_LOADED: Final = "ModelLoaded"
 COND_INITIALIZED: Final = "InitSourceReady"
 
 
@@ -75,7 +76,7 @@ def resolve_init(job: TrainingJob, source: Mapping[str, Any] | None) -> InitOutc
     return InitOutcome(_with_init(job, init, str(claim), path), pinned)
 
 
-InitReport = tuple[str, int | None, str]  # (file, step, SHA-256) the trainer loaded
+InitReport = tuple[str, int | None, str, tuple[str, ...]]  # (file, step, SHA-256, re-initialised) as loaded
 
 
 def init_report(progress: InitReport | None, pods: list[PodObservation]) -> InitReport | None:
@@ -88,13 +89,16 @@ def init_report(progress: InitReport | None, pods: list[PodObservation]) -> Init
     if not isinstance(raw, Mapping) or not raw.get("source"):
         return None
     step = raw.get("step")
+    fresh = raw.get("reinitialized")
+    reinitialized = tuple(str(x) for x in fresh[:64]) if isinstance(fresh, list) else ()
     return (str(raw["source"])[:1024], step if isinstance(step, int) and not isinstance(step, bool) else None,
-            str(raw.get("sha256") or "")[:64])
+            str(raw.get("sha256") or "")[:64], reinitialized)
 
 
 def loaded(pinned: InitializedFrom | None, report: InitReport | None) -> InitializedFrom | None:
     """The pin, with what the trainer reports it loaded (file, step, SHA-256) once it has."""
     if pinned is None or report is None:
         return pinned
-    file, step, sha256 = report
-    return pinned.model_copy(update={"file": file, "step": step, "sha256": sha256 or None})
+    file, step, sha256, reinitialized = report
+    return pinned.model_copy(update={"file": file, "step": step, "sha256": sha256 or None,
+                                     "reinitialized": list(reinitialized)})

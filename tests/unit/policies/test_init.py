@@ -88,13 +88,19 @@ def test_the_status_pins_what_the_trainer_loaded_and_the_condition_clears() -> N
     sample = parse_progress(
         "ludus_trainer_step{job=\"finetune\",rank=\"0\"} 3\n"
         "ludus_trainer_init_info{job=\"finetune\",rank=\"0\",source=\"/ludus/init/pre/model/weights.pt\","
-        "step=\"120\",sha256=\"abc\"} 1\n")
-    assert sample is not None and sample.init == ("/ludus/init/pre/model/weights.pt", 120, "abc")
+        "step=\"120\",sha256=\"abc\",reinitialized=\"4.bias,4.weight\"} 1\n")
+    assert sample is not None and sample.init == ("/ludus/init/pre/model/weights.pt", 120, "abc",
+                                                  ("4.bias", "4.weight"))
     plan = with_initialized_from(reconcile(outcome.job, [], T0), outcome, sample, T0)
     assert plan.create and plan.status.initialized_from == InitializedFrom(
         job="pretrain", claim_name="models", path="pre/model", file="/ludus/init/pre/model/weights.pt", step=120,
-        sha256="abc")
+        sha256="abc", reinitialized=["4.bias", "4.weight"])
     assert next(x for x in plan.status.conditions if x.type == COND_INITIALIZED).status == "True"
+    loaded_event = next(e for e in plan.events if e.reason == "ModelLoaded")
+    assert "sha256 abc" in loaded_event.message and "re-initialised: 4.bias, 4.weight" in loaded_event.message
+    again = ready.model_copy(update={"status": plan.status})
+    assert not [e for e in with_initialized_from(reconcile(again, [], T0), resolve_init(again, source()), sample,
+                                                  T0).events if e.reason == "ModelLoaded"]  # once
 
 
 def test_a_claim_init_is_pinned_as_given() -> None:
@@ -105,9 +111,10 @@ def test_a_claim_init_is_pinned_as_given() -> None:
 def test_a_run_shorter_than_the_progress_polls_reports_its_model_in_the_termination_message() -> None:
     worker0 = PodObservation(name="finetune-worker-0", uid="u0", role=c.ROLE_WORKER, index=0, phase="Succeeded",
                              evaluation={"latest": {}, "init": {"source": "/ludus/init/pre/model/weights.pt",
-                                                                "step": 120, "sha256": "abc"}})
-    assert init_report(None, [worker0]) == ("/ludus/init/pre/model/weights.pt", 120, "abc")
-    assert init_report(("live", 1, "x"), [worker0]) == ("live", 1, "x")  # the metrics win while it runs
+                                                                "step": 120, "sha256": "abc",
+                                                                "reinitialized": ["4.weight"]}})
+    assert init_report(None, [worker0]) == ("/ludus/init/pre/model/weights.pt", 120, "abc", ("4.weight",))
+    assert init_report(("live", 1, "x", ()), [worker0]) == ("live", 1, "x", ())  # the metrics win while it runs
     assert init_report(None, []) is None
 
 
