@@ -213,7 +213,10 @@ class Cluster:
                 "pluginConfig": [{"name": "Coscheduling", "args": {"permitWaitingTimeSeconds": 10}}],
             }],
         }))
+        # Restarted when it exits, as its Deployment would be: a scheduler exits on purpose when it finds
+        # its cache inconsistent with the API server (it does after the API server outage test).
         pids["kube-scheduler-plugins"] = self._spawn("kube-scheduler-plugins", [
+            "sh", "-c", 'while :; do "$0" "$@"; echo "exited $?; restarting" >&2; sleep 1; done',
             str(binaries["kube-scheduler-plugins"]),
             f"--config={gang_config}",
             # A gang rejected at Permit is retried only on events its plugin registered (a pod or a

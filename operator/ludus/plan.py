@@ -283,7 +283,7 @@ def with_initialized_from(plan: Plan, outcome: InitOutcome, progress: ProgressSa
     if pinned == old and conditions is plan.status.conditions:
         return plan
     if pinned is not None and pinned.sha256 and not (old and old.sha256):
-        fresh = ", ".join(pinned.reinitialized) or "none"
+        fresh = ", ".join(pinned.reinitialized or []) or "none"
         plan.events.append(Event("Normal", REASON_MODEL_LOADED, f"started from {pinned.file} (step {pinned.step}, "
                                  f"sha256 {pinned.sha256[:12]}){f' of {pinned.job}' if pinned.job else ''}; "
                                  f"re-initialised: {fresh}"))

@@ -483,8 +483,8 @@ class InitializedFrom(Model):
     file: str | None = Field(default=None, description="The weights file the trainer loaded.")
     step: int | None = Field(default=None, description="The step it was saved at.")
     sha256: str | None = Field(default=None, description="Its weights' SHA-256, as the trainer read them.")
-    reinitialized: list[str] = Field(default_factory=list, description="Tensors that did not fit and were "
-                                     "initialised afresh (init.strict: false), such as a new head.")
+    reinitialized: list[str] | None = Field(default=None, description="Tensors that did not fit and were "
+                                            "initialised afresh (init.strict: false), such as a new head.")
 
 
 class RestartRecord(Model):
