@@ -1,9 +1,14 @@
-"""The SHA-256 of a file, read in blocks: what pins a model's weights (torch-free, for the publisher)."""
+"""An exported model's file names and the SHA-256 that pins its weights (torch-free: the publisher
+reads them without importing torch)."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Final
+
+WEIGHTS: Final = "weights.pt"
+METADATA: Final = "metadata.json"
 
 
 def sha256_of(path: Path) -> str:

@@ -24,10 +24,7 @@ import torch
 from torch import nn
 
 from ludus_trainer.checkpoint import write_atomically
-from ludus_trainer.digest import sha256_of
-
-WEIGHTS = "weights.pt"
-METADATA = "metadata.json"
+from ludus_trainer.digest import METADATA, WEIGHTS, sha256_of
 
 
 class InitError(RuntimeError):

@@ -18,11 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ludus_trainer.digest import sha256_of
+from ludus_trainer.digest import METADATA, WEIGHTS, sha256_of
 from ludus_trainer.env import ENV_TERMINATION_LOG
-
-WEIGHTS = "weights.pt"
-METADATA = "metadata.json"
 
 
 class PublishError(RuntimeError):
