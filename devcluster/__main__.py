@@ -12,6 +12,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m devcluster")
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--with-node", action="store_true", help="also start the real node (kubelet, containerd)")
+    parser.add_argument("--nodes", type=int, default=1, help="real nodes to start with --with-node (each its own "
+                        "kubelet, containerd, bridge and pod subnet)")
     args = parser.parse_args()
     cluster = Cluster.default()
     if args.action == "up":
@@ -19,7 +21,8 @@ def main() -> int:
         if args.with_node:
             from devcluster.node import RealNode
 
-            RealNode(cluster).up()
+            for index in range(args.nodes):
+                RealNode(cluster, index).up()
     elif args.action == "down":
         cluster.down()
     else:

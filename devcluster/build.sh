@@ -31,20 +31,28 @@ build "kubernetes-$KUBERNETES_VERSION-2" bash -c "cd '$here/gomod/kubernetes' &&
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet \
   k8s.io/kubernetes/cmd/kube-proxy"
 build "etcd-$ETCD_VERSION" bash -c "cd '$here/gomod/etcd' && go build -ldflags '-s -w' -o \"\$out/etcd\" go.etcd.io/etcd/server/v3"
-# kwok from its pinned module with our patches applied: its fake kubelet deleted pods by name, so
-# a late delete could remove a replacement pod of the same name (see patches/).
-kwok_build() {
+# patched_source <module@version> <name>: a writable copy of a pinned module with patches/<name>-*.patch
+# applied, printed as a path (the module cache itself is read-only).
+patched_source() {
   set -euo pipefail
   local src dir
   src=$(mktemp -d)
-  dir=$(cd "$src" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-  [ -d "$dir" ] || { echo "could not download sigs.k8s.io/kwok@$KWOK_VERSION" >&2; return 1; }
+  dir=$(cd "$src" && go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -d "$dir" ] || { echo "could not download $1" >&2; return 1; }
   cp -r "$dir/." "$src/" && chmod -R u+w "$src"
-  for p in "$here"/patches/kwok-*.patch; do (cd "$src" && git apply -p1 "$p"); done
+  for p in "$here/patches/$2"-*.patch; do (cd "$src" && patch -p1 --quiet < "$p") >&2; done
+  echo "$src"
+}
+# kwok with our patches: its fake kubelet deleted pods by name, so a late delete could remove a
+# replacement pod of the same name (see patches/).
+kwok_build() {
+  set -euo pipefail
+  local src
+  src=$(patched_source "sigs.k8s.io/kwok@$KWOK_VERSION" kwok)
   (cd "$src" && go build -ldflags '-s -w' -o "$out/kwok" ./cmd/kwok)
   rm -rf "$src"
 }
-export -f kwok_build; export here KWOK_VERSION
+export -f patched_source kwok_build; export here KWOK_VERSION
 build "kwok-$KWOK_VERSION-p$KWOK_PATCHES" bash -c kwok_build
 build "coredns-$COREDNS_VERSION" bash -c "GOBIN=\"\$out\" go install -ldflags '-s -w' github.com/coredns/coredns@$COREDNS_VERSION"
 build "helm-$HELM_VERSION" bash -c "GOBIN=\"\$out\" go install \
@@ -56,4 +64,23 @@ build "local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION" bash -c "GOBIN=\"
 build "scheduler-plugins-$SCHEDULER_PLUGINS_VERSION" bash -c "cd '$here/gomod/scheduler-plugins' && \
   go build -ldflags '-s -w' -o \"\$out/kube-scheduler-plugins\" sigs.k8s.io/scheduler-plugins/cmd/scheduler && \
   cp \"\$(go list -m -f '{{.Dir}}' sigs.k8s.io/scheduler-plugins)/manifests/coscheduling/crd.yaml\" \"\$out/podgroups-crd.yaml\""
+# Kueue's controller from its pinned module with our patches applied (patches/kueue-*.patch: where a host
+# process keeps its metrics certificate), and its CRDs and webhook configurations from the same module,
+# so the objects always match the controller that serves them.
+kueue_build() {
+  set -euo pipefail
+  local src
+  src=$(patched_source "sigs.k8s.io/kueue@$KUEUE_VERSION" kueue)
+  (cd "$src" && go build -ldflags '-s -w' -o "$out/kueue" ./cmd/kueue)
+  mkdir -p "$out/crds"
+  cp "$src"/config/components/crd/bases/*.yaml "$out/crds/"
+  cp "$src/config/components/webhook/manifests.yaml" "$out/webhooks.yaml"
+  rm -rf "$src"
+}
+export -f kueue_build; export KUEUE_VERSION
+build "kueue-$KUEUE_VERSION-p$KUEUE_PATCHES" bash -c kueue_build
+# kube-router from its pinned module, run only as the real node's NetworkPolicy controller; our go.mod
+# (devcluster/gomod/kube-router) raises its dependencies to patched releases.
+build "kube-router-$KUBE_ROUTER_VERSION-d$KUBE_ROUTER_DEPS" bash -c "cd '$here/gomod/kube-router' && \
+  go build -ldflags '-s -w' -o \"\$out/kube-router\" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"
 echo "control-plane binaries ready in $cache" >&2

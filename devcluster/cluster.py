@@ -8,6 +8,7 @@ with `--unsafe-no-fsync`, as envtest does: the data is thrown away anyway.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -34,6 +35,10 @@ NODE_IP = "10.244.0.1"  # the real node's bridge address (devcluster/node.py)
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kube-scheduler-plugins")
 # The gang scheduler's name: pods that name it are placed by scheduler-plugins' Coscheduling.
 GANG_SCHEDULER = "scheduler-plugins-scheduler"
+# Kueue: its namespace, API group, and the name TrainingJobs are registered under as an external framework.
+KUEUE_NAMESPACE = "kueue-system"
+KUEUE_GROUP = "kueue.x-k8s.io"
+KUEUE_EXTERNAL_FRAMEWORK = "TrainingJob.v1alpha1.ludus.dev"
 
 
 def versions() -> dict[str, str]:
@@ -60,11 +65,20 @@ def binary(name: str) -> Path:
         "local-path-provisioner": f"local-path-provisioner-{v['LOCAL_PATH_PROVISIONER_VERSION']}",
         "kube-scheduler-plugins": f"scheduler-plugins-{v['SCHEDULER_PLUGINS_VERSION']}",
         "podgroups-crd.yaml": f"scheduler-plugins-{v['SCHEDULER_PLUGINS_VERSION']}",
+        "kube-router": f"kube-router-{v['KUBE_ROUTER_VERSION']}-d{v['KUBE_ROUTER_DEPS']}",
+        "kueue": f"kueue-{v['KUEUE_VERSION']}-p{v['KUEUE_PATCHES']}",
+        "crds": f"kueue-{v['KUEUE_VERSION']}-p{v['KUEUE_PATCHES']}",
+        "webhooks.yaml": f"kueue-{v['KUEUE_VERSION']}-p{v['KUEUE_PATCHES']}",
     }.get(name, f"kubernetes-{v['KUBERNETES_VERSION']}-2")
     path = cache_dir() / "bin" / folder / name
     if not path.exists():
         subprocess.run([str(HERE / "build.sh")], check=True)
     return path
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return bool(resp.status == 200)
 
 
 def free_port() -> int:
@@ -78,10 +92,13 @@ class Cluster:
     """One cluster's files under `root`; its processes are recorded there so `down` finds them."""
 
     root: Path
+    # Kueue's controller runs beside the control plane unless LUDUS_KUEUE=0 (`make cluster-up KUEUE=0`).
+    kueue: bool = True
 
     @classmethod
     def default(cls) -> Cluster:
-        return cls(Path(os.environ.get("LUDUS_CLUSTER_DIR", REPO / ".cluster")))
+        return cls(Path(os.environ.get("LUDUS_CLUSTER_DIR", REPO / ".cluster")),
+                   kueue=os.environ.get("LUDUS_KUEUE", "1") != "0")
 
     @property
     def kubeconfig(self) -> Path:
@@ -253,6 +270,8 @@ class Cluster:
             "--node-lease-duration-seconds=40",
         ])
         self._save({**self.state(), "ports": ports, "pids": pids})
+        if self.kueue:
+            self._start_kueue(ports, pids)
         self.kubectl("apply", "-f", "-", input=self._fake_nodes_yaml())
         self._wait(self._fake_nodes_ready, 60, "fake nodes Ready")
         self._wait(lambda: self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
@@ -262,10 +281,69 @@ class Cluster:
             file=sys.stderr,
         )
 
-    def down(self, *, quiet: bool = False) -> None:
-        if any(name in self.state().get("pids", {}) for name in ("kubelet", "containerd")):
-            from devcluster.node import RealNode
+    def _start_kueue(self, ports: dict[str, int], pids: dict[str, int]) -> None:
+        """Kueue's controller as a host process: its CRDs and its webhooks (for Kueue's own objects; the
+        API server calls them on 127.0.0.1 with our CA) from the same pinned module."""
+        for name in ("kueue_webhook", "kueue_health", "kueue_metrics"):
+            ports[name] = free_port()
+        crds = binary("crds")
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
+        # Kueue reads its API from discovery once at start: the CRDs must be served before it starts.
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))
+        self.kubectl("create", "namespace", KUEUE_NAMESPACE, check=False)
+        certs = self.root / "kueue-certs"
+        certs.mkdir(exist_ok=True)
+        shutil.copy(self.pki / "kueue-webhook.crt", certs / "tls.crt")
+        shutil.copy(self.pki / "kueue-webhook.key", certs / "tls.key")
+        config = self.root / "kueue.yaml"
+        config.write_text(yaml.safe_dump({
+            "apiVersion": "config.kueue.x-k8s.io/v1beta2",
+            "kind": "Configuration",
+            "namespace": KUEUE_NAMESPACE,
+            "health": {"healthProbeBindAddress": f"127.0.0.1:{ports['kueue_health']}"},
+            "metrics": {"bindAddress": f"127.0.0.1:{ports['kueue_metrics']}"},
+            "webhook": {"port": ports["kueue_webhook"], "host": "127.0.0.1", "certDir": str(certs)},
+            "leaderElection": {"leaderElect": False},
+            "internalCertManagement": {"enable": False},
+            "clientConnection": {"qps": 200, "burst": 400},
+            # Its visibility API (pending workloads) would need the API server's aggregation layer.
+            "featureGates": {"VisibilityOnDemand": False},
+            # TrainingJobs are an external framework: Ludus creates and follows their Workloads.
+            "integrations": {"frameworks": ["batch/job"], "externalFrameworks": [KUEUE_EXTERNAL_FRAMEWORK]},
+        }))
+        pids["kueue"] = self._spawn("kueue", [
+            "env", f"KUBECONFIG={self.kubeconfig}", f"KUEUE_METRICS_CERT_DIR={certs}",
+            str(binary("kueue")), f"--config={config}", "--zap-log-level=2",
+        ])
+        self._save({**self.state(), "ports": ports, "pids": pids})
+        self._wait(lambda: _http_ok(f"http://127.0.0.1:{ports['kueue_health']}/readyz"), 90, "Kueue /readyz")
+        self.kubectl("apply", "-f", "-", input=self._kueue_webhooks(ports["kueue_webhook"]))
 
+    def _kueue_webhooks(self, port: int) -> str:
+        """Kueue's webhook configurations for its own API group, pointed at the host process."""
+        ca = base64.b64encode((self.pki / "ca.crt").read_bytes()).decode()
+        docs = []
+        for doc in yaml.safe_load_all(binary("webhooks.yaml").read_text()):
+            if not doc:
+                continue
+            hooks = [h for h in doc["webhooks"] if any(KUEUE_GROUP in r["apiGroups"] for r in h["rules"])]
+            for hook in hooks:
+                path = hook["clientConfig"]["service"]["path"]
+                hook["clientConfig"] = {"url": f"https://127.0.0.1:{port}{path}", "caBundle": ca}
+            doc["metadata"]["name"] = f"kueue-{doc['metadata']['name']}"
+            doc["webhooks"] = hooks
+            docs.append(doc)
+        return yaml.safe_dump_all(docs)
+
+    def down(self, *, quiet: bool = False) -> None:
+        from devcluster.node import RealNode
+
+        pids = self.state().get("pids", {})
+        extra = sorted({int(name.rsplit("-", 1)[1]) for name in pids
+                        if name.startswith(("kubelet-", "containerd-"))}, reverse=True)
+        for index in extra:  # the other nodes first: the first node's state holds theirs
+            RealNode(self, index).down()
+        if any(name in pids for name in ("kubelet", "containerd")):
             RealNode(self).down()
         state = self.state()
         pids = state.get("pids", {})
@@ -418,8 +496,10 @@ class Cluster:
 
     def _make_pki(self) -> None:
         """A throwaway CA, the API server's serving cert, one client cert per component."""
-        if (self.pki / "done-v2").exists():
+        if (self.pki / "done-v3").exists():
             return
+        # A new CA invalidates every certificate signed by the old one, the real node's among them.
+        shutil.rmtree(self.pki, ignore_errors=True)
         self.pki.mkdir(parents=True, exist_ok=True)
         self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
                       "-days", "3650", "-subj", "/CN=ludus-test-ca")
@@ -432,7 +512,9 @@ class Cluster:
         self._cert("kube-controller-manager", "/CN=system:kube-controller-manager")
         self._cert("kube-scheduler", "/CN=system:kube-scheduler")
         self._cert("kwok", "/O=system:masters/CN=kwok")
-        (self.pki / "done-v2").write_text("ok")
+        # Kueue's webhook server, which the API server calls on 127.0.0.1.
+        self._cert("kueue-webhook", "/CN=kueue-webhook", "IP:127.0.0.1,DNS:localhost")
+        (self.pki / "done-v3").write_text("ok")
 
     def _cert(self, name: str, subject: str, sans: str | None = None) -> None:
         self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",

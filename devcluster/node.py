@@ -32,21 +32,28 @@ NODE_LABEL = ("ludus.dev/node-kind", "real")
 BRIDGE = "ludus0"
 NODE_IP = "10.244.0.1"
 POD_SUBNET = "10.244.0.0/24"
+# Every node's pods: each node has its own /24 of it, and its bridge routes to the others' on this host.
+CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
 STATE = Path(os.environ.get("LUDUS_NODE_STATE", "/var/lib/ludus"))
 RUN = Path("/run/ludus")
 CONTAINERD_SOCK = RUN / "containerd" / "containerd.sock"
 PAUSE_IMAGE = "ludus.local/pause:3.10"
-NODE_COMPONENTS = ("containerd", "kube-proxy", "coredns", "kubelet", "local-path-provisioner")
+NODE_COMPONENTS = ("containerd", "kube-proxy", "coredns", "kubelet", "local-path-provisioner", "kube-router")
+# What a second (third, ...) node runs of its own; kube-proxy, CoreDNS and the provisioner serve every node.
+EXTRA_NODE_COMPONENTS = ("containerd", "kubelet")
 STORAGE_CLASS = "local-path"
 PROVISIONER = "rancher.io/local-path"
 PROVISIONER_NAMESPACE = "local-path-storage"
 # Its helper pods (mkdir, rm -rf) need a shell: the trainer image has one and is always imported.
 HELPER_IMAGE = "ludus-trainer:latest"
-_FORWARD_RULES = (
-    ["-i", BRIDGE, "-j", "ACCEPT", "-m", "comment", "--comment", "ludus test node"],
-    ["-o", BRIDGE, "-j", "ACCEPT", "-m", "comment", "--comment", "ludus test node"],
-)
+
+
+def _forward_rules(bridge: str) -> tuple[list[str], ...]:
+    return (
+        ["-i", bridge, "-j", "ACCEPT", "-m", "comment", "--comment", "ludus test node"],
+        ["-o", bridge, "-j", "ACCEPT", "-m", "comment", "--comment", "ludus test node"],
+    )
 
 
 def negative_oom_allowed() -> bool:
@@ -59,7 +66,7 @@ def host_problem() -> str | None:
     """Why this host cannot run a kubelet, or None when it can."""
     if os.geteuid() != 0:
         return "the real node needs root (kubelet, containerd and CNI manage namespaces and cgroups)"
-    for tool in ("containerd", "runc", "ctr", "iptables", "ip", "docker"):
+    for tool in ("containerd", "runc", "ctr", "iptables", "ip", "docker", "ipset"):
         if shutil.which(tool) is None:
             return f"{tool} is missing (scripts/host-packages.sh installs it)"
     if not Path("/usr/lib/cni/bridge").exists():
@@ -77,17 +84,32 @@ def host_problem() -> str | None:
 
 
 class RealNode:
-    """The node's processes are recorded in the cluster's state, so `Cluster.down` stops them too."""
+    """The node's processes are recorded in the cluster's state, so `Cluster.down` stops them too.
 
-    def __init__(self, cluster: Cluster) -> None:
+    Node `index` 0 is the first; others (`python -m devcluster up --nodes 2`) are more kubelets with
+    their own containerd, bridge `ludus<i>`, pod subnet 10.244.<i>.0/24, cgroup root and state, routed
+    to each other through this host; they share the first node's kube-proxy, CoreDNS and provisioner."""
+
+    def __init__(self, cluster: Cluster, index: int = 0) -> None:
         self.cluster = cluster
-        self.dir = cluster.root / "node"
+        self.index = index
+        suffix = "" if index == 0 else f"-{index}"
+        self.suffix = suffix
+        self.dir = cluster.root / f"node{suffix}"
+        self.name = f"ludus-node-{index}"
+        self.bridge = f"ludus{index}"
+        self.ip = f"10.244.{index}.1"
+        self.subnet = f"10.244.{index}.0/24"
+        self.state = STATE if index == 0 else STATE / f"node{suffix}"
+        self.run = RUN if index == 0 else RUN / f"node{suffix}"
+        self.sock = self.run / "containerd" / "containerd.sock"
+        self.components = NODE_COMPONENTS if index == 0 else tuple(f"{c}{suffix}" for c in EXTRA_NODE_COMPONENTS)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def is_up(self) -> bool:
         state = self.cluster.state()
         pids = state.get("pids", {})
-        if not all(name in pids and self.cluster._alive(pids[name]) for name in NODE_COMPONENTS):
+        if not all(name in pids and self.cluster._alive(pids[name]) for name in self.components):
             return False
         return self._node_ready()
 
@@ -98,52 +120,81 @@ class RealNode:
         if self.is_up():
             return
         started = time.monotonic()
+        if self.index and not RealNode(self.cluster).is_up():
+            raise RuntimeError("start the first real node before another")
         self.dir.mkdir(parents=True, exist_ok=True)
         self._bridge()
+        self._cgroup_root()
         self._certs()
         self._write_configs()
-        self._spawn("containerd", ["containerd", f"--config={self.dir / 'containerd.toml'}"])
+        self._spawn(f"containerd{self.suffix}", ["containerd", f"--config={self.dir / 'containerd.toml'}"])
         self.cluster._wait(lambda: self._ctr("version").returncode == 0, 60, "containerd")
         self.import_image(PAUSE_IMAGE)
-        self._spawn("kube-proxy", [str(binary("kube-proxy")), f"--config={self.dir / 'kube-proxy.yaml'}", "--v=1"])
-        self._spawn("coredns", [str(binary("coredns")), "-conf", str(self.dir / "Corefile")])
-        self._spawn("kubelet", [
+        if self.index == 0:
+            self._spawn("kube-proxy", [str(binary("kube-proxy")), f"--config={self.dir / 'kube-proxy.yaml'}",
+                                       "--v=1"])
+            self._spawn("coredns", [str(binary("coredns")), "-conf", str(self.dir / "Corefile")])
+        self._spawn(f"kubelet{self.suffix}", [
             str(binary("kubelet")),
             f"--config={self.dir / 'kubelet.yaml'}",
             f"--kubeconfig={self.dir / 'kubelet.kubeconfig'}",
-            f"--hostname-override={NODE_NAME}",
-            f"--node-ip={NODE_IP}",
+            f"--hostname-override={self.name}",
+            f"--node-ip={self.ip}",
             f"--node-labels={NODE_LABEL[0]}={NODE_LABEL[1]}",
-            f"--root-dir={STATE / 'kubelet'}",
+            f"--root-dir={self.state / 'kubelet'}",
             "--v=1",
         ])
-        self.cluster._wait(self._node_ready, 120, f"node {NODE_NAME} Ready (log: {self.cluster.logs / 'kubelet.log'})")
-        self._storage()
-        print(f"real node {NODE_NAME} ready in {time.monotonic() - started:.1f}s", flush=True)
+        log = self.cluster.logs / f"kubelet{self.suffix}.log"
+        self.cluster._wait(self._node_ready, 120, f"node {self.name} Ready (log: {log})")
+        if self.index == 0:
+            self._storage()
+            self._network_policies()
+        print(f"real node {self.name} ready in {time.monotonic() - started:.1f}s", flush=True)
 
     def down(self) -> None:
         """Stop the kubelet first, then every container it started, then the runtime and the rest."""
         state = self.cluster.state()
         pids = state.get("pids", {})
-        for name in ("kubelet", "coredns", "kube-proxy"):
+        shared = ("coredns", "kube-proxy") if self.index == 0 else ()
+        containerd = f"containerd{self.suffix}"
+        for name in (f"kubelet{self.suffix}", *shared, *(("kube-router",) if self.index == 0 else ())):
             if name in pids:
                 self.cluster._stop(pids[name])
                 self.cluster._reap(pids.pop(name))
-        if "containerd" in pids and self.cluster._alive(pids["containerd"]):
+        if containerd in pids and self.cluster._alive(pids[containerd]):
             self._kill_all_tasks()
-            self.cluster._stop(pids["containerd"])
-            self.cluster._reap(pids.pop("containerd"))
+            self.cluster._stop(pids[containerd])
+            self.cluster._reap(pids.pop(containerd))
+        pids.pop(containerd, None)
         self._kill_leftover_shims()
         self._kill_strays()
         self._unmount_pods()
-        kube_proxy = binary("kube-proxy")
-        subprocess.run([str(kube_proxy), "--cleanup"], capture_output=True)
-        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
-        for rule in _FORWARD_RULES:
+        if self.index == 0:
+            kube_proxy = binary("kube-proxy")
+            subprocess.run([str(kube_proxy), "--cleanup"], capture_output=True)
+            subprocess.run([str(binary("kube-router")), "--cleanup-config"], capture_output=True, timeout=60)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        for rule in _forward_rules(self.bridge):
             subprocess.run(["iptables", "-D", "FORWARD", *rule], capture_output=True)
         if state:
             state["pids"] = pids
             self.cluster._save(state)
+
+    def _network_policies(self) -> None:
+        """kube-router's firewall, so NetworkPolicies are enforced for the first node's pods (not its
+        router or service proxy: the CNI bridge and kube-proxy do those). One instance per network
+        namespace: a second in this one would remove the first one's chains, so other nodes' pods here
+        are not policed."""
+        self._spawn("kube-router", [
+            str(binary("kube-router")),
+            f"--kubeconfig={self.cluster.kubeconfig}",
+            f"--hostname-override={self.name}",
+            "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--health-port=0", "--metrics-port=0",
+            "--iptables-sync-period=30s",
+            "--v=1",
+        ])
 
     def _storage(self) -> None:
         """The default StorageClass and its provisioner: a claim binds when a pod first uses it
@@ -172,6 +223,10 @@ class RealNode:
         listed = self._ctr("images", "ls", f"name=={ref}").stdout
         if image_id.replace(":", "-") in listed:
             return
+        # ctr holds what it imports under a lease that lasts a day: the image this one replaces (its
+        # layers and unpacked snapshots, 5 GB for the trainer) would stay on disk until then, and a day
+        # of rebuilds fills it. The import's own leases go once the image record holds its content.
+        leases_before = self._leases()
         save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
         assert save.stdout is not None
         ctr = subprocess.Popen(self._ctr_cmd("images", "import", "-"), stdin=save.stdout,
@@ -182,6 +237,12 @@ class RealNode:
         if ctr.returncode != 0 or save.returncode != 0:
             raise RuntimeError(f"importing {image} failed: {err.decode()[-500:]}")
         self._ctr("images", "label", ref, f"ludus.dev/docker-id={image_id.replace(':', '-')}")
+        new_leases = sorted(self._leases() - leases_before)
+        if new_leases:
+            self._ctr("leases", "delete", "--sync", *new_leases)
+
+    def _leases(self) -> set[str]:
+        return set(self._ctr("leases", "ls", "-q").stdout.split())
 
     # --- helpers --------------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> None:
@@ -191,42 +252,57 @@ class RealNode:
         self.cluster._save(state)
 
     def _ctr_cmd(self, *args: str) -> list[str]:
-        return ["ctr", f"--address={CONTAINERD_SOCK}", "--namespace=k8s.io", *args]
+        return ["ctr", f"--address={self.sock}", "--namespace=k8s.io", *args]
 
     def _ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self._ctr_cmd(*args), capture_output=True, text=True)
 
     def _node_ready(self) -> bool:
-        out = self.cluster.kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
+        out = self.cluster.kubectl("get", "node", self.name, "-o", "json", check=False)
         if out.returncode != 0:
             return False
         conditions = json.loads(out.stdout).get("status", {}).get("conditions", [])
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     def _bridge(self) -> None:
-        if subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True).returncode != 0:
-            subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True)
-            subprocess.run(["ip", "addr", "add", f"{NODE_IP}/24", "dev", BRIDGE], check=True)
-        subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True)
+        if subprocess.run(["ip", "link", "show", self.bridge], capture_output=True).returncode != 0:
+            subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True)
+            subprocess.run(["ip", "addr", "add", f"{self.ip}/24", "dev", self.bridge], check=True)
+        subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True)
         for key, value in (("net/ipv4/ip_forward", "1"), ("net/bridge/bridge-nf-call-iptables", "1")):
             path = Path("/proc/sys") / key
             if path.exists():
                 path.write_text(value)
         # Bridged pod traffic passes iptables' FORWARD chain, whose policy Docker sets to DROP.
-        for rule in _FORWARD_RULES:
+        for rule in _forward_rules(self.bridge):
             if subprocess.run(["iptables", "-C", "FORWARD", *rule], capture_output=True).returncode != 0:
                 subprocess.run(["iptables", "-I", "FORWARD", *rule], check=True)
 
+    def _cgroup_root(self) -> None:
+        """A node after the first keeps its pods under a cgroup of its own: two kubelets under one root
+        would each remove the other's pod cgroups as orphans. cgroup v1 needs it in every hierarchy."""
+        if self.index == 0:
+            return
+        base = Path("/sys/fs/cgroup")
+        roots = [base / self.name] if (base / "cgroup.controllers").exists() else [
+            d / self.name for d in base.iterdir() if d.is_dir() and not d.is_symlink() and d.name != "unified"]
+        for root in roots:
+            root.mkdir(exist_ok=True)
+            for name in ("cpuset.cpus", "cpuset.mems"):  # a cpuset cgroup starts empty; copy the parent's
+                if (root / name).exists() and not (root / name).read_text().strip():
+                    (root / name).write_text((root.parent / name).read_text())
+
     def _certs(self) -> None:
         pki = self.cluster.pki
-        if not (pki / "kubelet.crt").exists():
-            self.cluster._cert("kubelet", f"/O=system:nodes/CN=system:node:{NODE_NAME}")
-            self.cluster._cert("kubelet-serving", f"/CN={NODE_NAME}", f"IP:{NODE_IP},DNS:{NODE_NAME}")
+        if not (pki / f"kubelet{self.suffix}.crt").exists():
+            self.cluster._cert(f"kubelet{self.suffix}", f"/O=system:nodes/CN=system:node:{self.name}")
+            self.cluster._cert(f"kubelet-serving{self.suffix}", f"/CN={self.name}", f"IP:{self.ip},DNS:{self.name}")
+        if not (pki / "kube-proxy.crt").exists():
             self.cluster._cert("kube-proxy", "/CN=system:kube-proxy")
 
     def _write_configs(self) -> None:
         pki, port = self.cluster.pki, self.cluster.state()["ports"]["apiserver"]
-        for name, cert in (("kubelet", "kubelet"), ("kube-proxy", "kube-proxy")):
+        for name, cert in (("kubelet", f"kubelet{self.suffix}"), ("kube-proxy", "kube-proxy")):
             (self.dir / f"{name}.kubeconfig").write_text(yaml.safe_dump(self.cluster.client_kubeconfig(port, cert)))
         cni_dir = self.dir / "cni"
         (cni_dir / "net.d").mkdir(parents=True, exist_ok=True)
@@ -235,25 +311,26 @@ class RealNode:
             "name": "ludus",
             "plugins": [
                 {
-                    "type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False, "hairpinMode": True,
-                    # A route to the Service range only: pods reach Services through kube-proxy,
-                    # and have no default route off this host.
-                    "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET, "gateway": NODE_IP}]],
-                             "routes": [{"dst": SERVICE_CIDR}], "dataDir": str(STATE / "cni-ipam")},
+                    "type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": False, "hairpinMode": True,
+                    # Routes to the Service range and to the other nodes' pods only: pods reach Services
+                    # through kube-proxy, other nodes through this host, and have no default route off it.
+                    "ipam": {"type": "host-local", "ranges": [[{"subnet": self.subnet, "gateway": self.ip}]],
+                             "routes": [{"dst": SERVICE_CIDR}, {"dst": CLUSTER_CIDR}],
+                             "dataDir": str(self.state / "cni-ipam")},
                 },
                 {"type": "portmap", "capabilities": {"portMappings": True}},
             ],
         }, indent=2))
         runc_binary = "" if negative_oom_allowed() else f'\n        BinaryName = "{HERE / "runc-oom-clamp"}"'
         (self.dir / "containerd.toml").write_text(f"""version = 2
-root = "{STATE / 'containerd'}"
-state = "{RUN / 'containerd-state'}"
+root = "{self.state / 'containerd'}"
+state = "{self.run / 'containerd-state'}"
 [grpc]
-  address = "{CONTAINERD_SOCK}"
+  address = "{self.sock}"
 [ttrpc]
-  address = "{CONTAINERD_SOCK}.ttrpc"
+  address = "{self.sock}.ttrpc"
 [plugins."io.containerd.internal.v1.opt"]
-  path = "{STATE / 'opt'}"
+  path = "{self.state / 'opt'}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
   # Some hosts (VM sandboxes, rootless) refuse negative oom_score_adj, which the kubelet asks for
@@ -271,19 +348,23 @@ state = "{RUN / 'containerd-state'}"
     conf_dir = "{cni_dir / 'net.d'}"
 """)
         (self.dir / "resolv.conf").write_text(f"nameserver {NODE_IP}\n")
+        own = {} if self.index == 0 else {
+            # Its own pods' cgroups and logs: each kubelet removes what it finds there and does not know.
+            "cgroupRoot": f"/{self.name}", "podLogsDir": str(self.state / "pod-logs")}
         (self.dir / "kubelet.yaml").write_text(yaml.safe_dump({
+            **own,
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
             "kind": "KubeletConfiguration",
-            "address": NODE_IP,
+            "address": self.ip,
             "readOnlyPort": 0,
             "healthzPort": 0,
             "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False},
                                "x509": {"clientCAFile": str(pki / "ca.crt")}},
             "authorization": {"mode": "AlwaysAllow"},
-            "tlsCertFile": str(pki / "kubelet-serving.crt"),
-            "tlsPrivateKeyFile": str(pki / "kubelet-serving.key"),
+            "tlsCertFile": str(pki / f"kubelet-serving{self.suffix}.crt"),
+            "tlsPrivateKeyFile": str(pki / f"kubelet-serving{self.suffix}.key"),
             "cgroupDriver": "cgroupfs",
-            "containerRuntimeEndpoint": f"unix://{CONTAINERD_SOCK}",
+            "containerRuntimeEndpoint": f"unix://{self.sock}",
             "clusterDNS": [NODE_IP],
             "clusterDomain": "cluster.local",
             "resolvConf": str(self.dir / "resolv.conf"),
@@ -304,7 +385,7 @@ state = "{RUN / 'containerd-state'}"
             "kind": "KubeProxyConfiguration",
             "clientConnection": {"kubeconfig": str(self.dir / "kube-proxy.kubeconfig")},
             "mode": "iptables",
-            "clusterCIDR": "10.244.0.0/16",
+            "clusterCIDR": CLUSTER_CIDR,
             "hostnameOverride": NODE_NAME,
             "conntrack": {"maxPerCore": 0},
             "metricsBindAddress": "127.0.0.1:10249",
@@ -338,9 +419,8 @@ state = "{RUN / 'containerd-state'}"
                 self._ctr("tasks", "delete", "-f", line)
             time.sleep(0.2)
 
-    @staticmethod
-    def _kill_leftover_shims() -> None:
-        marker = str(CONTAINERD_SOCK)
+    def _kill_leftover_shims(self) -> None:
+        marker = str(self.sock)
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
@@ -356,7 +436,7 @@ state = "{RUN / 'containerd-state'}"
 
     def _kill_strays(self) -> None:
         """Node processes not in the state file (an interrupted `up`) still use our config paths."""
-        markers = (str(self.dir), str(STATE / "kubelet"))
+        markers = (str(self.dir), str(self.state / "kubelet"))
         for entry in os.listdir("/proc"):
             if not entry.isdigit() or int(entry) == os.getpid():
                 continue
@@ -370,11 +450,11 @@ state = "{RUN / 'containerd-state'}"
                 except OSError:
                     pass
 
-    @staticmethod
-    def _unmount_pods() -> None:
-        root = str(STATE)
+    def _unmount_pods(self) -> None:
+        """This node's mounts (the first node's state holds the others': they go down first)."""
+        roots = (str(self.state), str(self.run))
         mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-                  if line.split()[1].startswith(root) or line.split()[1].startswith(str(RUN))]
+                  if line.split()[1].startswith(roots)]
         for mount in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", mount], capture_output=True)
 

@@ -15,6 +15,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v openssl >/dev/null || need+=(openssl)
 command -v conntrack >/dev/null || need+=(conntrack)
 command -v socat >/dev/null || need+=(socat)
+command -v ipset >/dev/null || need+=(ipset)  # kube-router's NetworkPolicy firewall
 command -v gcc >/dev/null || need+=(gcc libc6-dev)  # the pause image is compiled here
 command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then

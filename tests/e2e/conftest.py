@@ -47,6 +47,16 @@ def real_node(cluster: TestCluster) -> RealNode:  # noqa: F811
     return node
 
 
+@pytest.fixture(scope="session")
+def second_node(real_node: RealNode) -> RealNode:
+    """A second real node (its own kubelet, containerd, bridge and pod subnet), for the rest of the session."""
+    node = RealNode(real_node.cluster, 1)
+    node.up()
+    for image in IMAGES:
+        node.import_image(image)
+    return node
+
+
 @pytest.fixture
 def operator(
     cluster: TestCluster, namespace: str, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
