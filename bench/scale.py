@@ -332,7 +332,8 @@ class OperatorArm:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ludus", "operator", "--namespace", namespace, "--log-level", "warning",
              "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
-             *OPERATOR_ARGS],
+             # The ceiling arm creates what every run since the first created: no NetworkPolicy either.
+             "--network-policy", "off", *OPERATOR_ARGS],
             env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PYTHONPATH": str(REPO / "operator")},
             stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -466,7 +467,7 @@ async def run_bare_arm(api: Api, n: int, w: int, tag: str) -> dict[str, Any]:
 
 # --- the cluster and the report ----------------------------------------------------------------------
 def bench_cluster() -> Cluster:
-    cluster = Cluster(BENCH_ROOT)
+    cluster = Cluster(BENCH_ROOT, kueue=False)  # the scale figures measure Ludus alone
     BENCH_ROOT.mkdir(parents=True, exist_ok=True)
     policy = BENCH_ROOT / "audit-policy.yaml"
     policy.write_text(yaml.safe_dump(AUDIT_POLICY))

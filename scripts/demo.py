@@ -117,8 +117,9 @@ def main() -> int:
         say(f"loading {image} into the node's runtime (never pulled)")
         node.import_image(image)
 
-    say("installing Ludus: kubectl apply -k manifests/ (progress read every 2 s for the demo)")
-    kubectl(cluster, "apply", "-k", str(REPO / "manifests"))
+    say("installing Ludus: kubectl apply -k manifests/, with the image built here "
+        "(scripts/demo-kustomize; progress read every 2 s for the demo)")
+    kubectl(cluster, "apply", "-k", str(REPO / "scripts" / "demo-kustomize"))
     arg = {"op": "add", "path": "/spec/template/spec/containers/0/args/-",
            "value": f"--progress-interval={PROGRESS_INTERVAL}"}
     kubectl(cluster, "-n", "ludus-system", "patch", "deployment/ludus-operator", "--type=json",

@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import socket
 import sys
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ludus import __version__
+
+if TYPE_CHECKING:
+    from ludus.builders.netpol import PolicySettings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,9 +31,15 @@ def _parser() -> argparse.ArgumentParser:
     op.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     op.add_argument("--workers", type=int, default=16, help="concurrent reconcile workers")
     op.add_argument("--connections", type=int, default=64, help="API server connection pool size")
-    op.add_argument("--gang-scheduling", default="none", choices=["none", "volcano", "coscheduling", "kueue"],
+    op.add_argument("--gang-scheduling", default="none", choices=["none", "volcano", "coscheduling"],
                     help="place each job's workers as one gang: a PodGroup for Volcano or scheduler-plugins' "
-                    "coscheduling, or Kueue pod-group labels")
+                    "coscheduling (Kueue needs no flag: a job's kueue.x-k8s.io/queue-name label asks for it)")
+    op.add_argument("--network-policy", default="on", choices=["on", "off"],
+                    help="give each job a NetworkPolicy admitting only its own pods (and the metrics readers below "
+                    "to the metrics port); a job's spec.networkPolicy.enabled overrides it")
+    op.add_argument("--metrics-from", default="[]",
+                    help="JSON list of NetworkPolicyPeers that may read the trainers' metrics port: the operator's "
+                    "own pods and the metrics scrapers (the Helm chart fills it in)")
     op.add_argument("--peering", default=None, help="KopfPeering name for high availability (default: standalone)")
     op.add_argument("--priority", default="0",
                     help="peering priority; replicas need distinct ones: 'auto' derives one from the pod name")
@@ -55,6 +66,22 @@ def peering_priority(value: str) -> int:
     if value == "auto":
         return zlib.crc32(socket.gethostname().encode()) % 1_000_000 + 1
     return int(value)
+
+
+def network_policy_settings(mode: str, metrics_from: str) -> PolicySettings:
+    """--network-policy and --metrics-from, checked: a peer list that is not a JSON list of objects is
+    refused at start, not found out when the first job's policy is rejected."""
+    from ludus.builders.netpol import PolicySettings
+
+    try:
+        peers = json.loads(metrics_from)
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"--metrics-from is not JSON: {err}") from None
+    if not isinstance(peers, list) or not all(isinstance(p, dict) and p for p in peers):
+        raise SystemExit("--metrics-from must be a JSON list of NetworkPolicyPeer objects, e.g. "
+                         '[{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": '
+                         '"prometheus"}}}]')
+    return PolicySettings(enabled=mode == "on", metrics_from=tuple(peers))
 
 
 def run_operator(args: argparse.Namespace) -> int:
@@ -86,7 +113,8 @@ def run_operator(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(args.log_level.upper())
     controller = Controller(
         workers=config.workers, gang=args.gang_scheduling, progress_seconds=config.progress_seconds,
-        status_batch_seconds=config.status_batch_seconds)
+        status_batch_seconds=config.status_batch_seconds,
+        policy=network_policy_settings(args.network_policy, args.metrics_from))
     memo = kopf.Memo(config=config, controller=controller,
                      sweeps=SweepController(lambda: controller.now(), controller.active),
                      continuous=ContinuousController(lambda: controller.now(), controller.active))

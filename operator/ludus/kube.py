@@ -102,6 +102,10 @@ def collection_path(body: Mapping[str, Any]) -> str:
         return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
     if kind == "PodGroup":
         return f"/apis/{body['apiVersion']}/namespaces/{namespace}/podgroups"
+    if kind == "NetworkPolicy":
+        return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
+    if kind == "Workload":
+        return f"/apis/{body['apiVersion']}/namespaces/{namespace}/workloads"
     raise ValueError(f"no collection path for kind {kind}")
 
 
@@ -291,13 +295,34 @@ class KubeClient:
             "PATCH", job_path(namespace, name, "status"), patch, content_type="application/merge-patch+json"
         )
 
-    async def suspend_job_for_queue(self, namespace: str, name: str, uid: str) -> None:
-        """Set spec.suspend as Kueue's webhook would, marking the job so it happens only once."""
-        patch = {
-            "metadata": {"uid": uid, "annotations": {c.ANNOTATION_QUEUED: "true"}},
-            "spec": {"suspend": True},
-        }
+    async def set_queue_suspension(self, namespace: str, name: str, uid: str, suspend: bool) -> None:
+        """Suspend a job for its queue (marked as the queue's, not the user's), or lift that suspension
+        once Kueue admits it: what Kueue does to the spec.suspend of the jobs it knows."""
+        annotations = {c.ANNOTATION_QUEUED: "true", c.ANNOTATION_QUEUE_SUSPENDED: "true" if suspend else None}
+        patch = {"metadata": {"uid": uid, "annotations": annotations}, "spec": {"suspend": suspend}}
         await self.request("PATCH", job_path(namespace, name), patch, content_type="application/merge-patch+json")
+
+    async def patch_workload_status(self, namespace: str, name: str, resource_version: str,
+                                    status: Mapping[str, Any]) -> None:
+        """Merge-patch a Kueue Workload's status, guarded by the resourceVersion it was decided on."""
+        path = f"/apis/{c.KUEUE_WORKLOAD_API}/namespaces/{namespace}/workloads/{name}/status"
+        patch = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        await self.request("PATCH", path, patch, content_type="application/merge-patch+json")
+
+    async def list_nodes(self) -> list[dict[str, Any]]:
+        """Every node (one page: what a capacity check needs is small next to the pods)."""
+        body = await self.request("GET", "/api/v1/nodes")
+        return list(body.get("items") or [])
+
+    async def priority_value(self, name: str) -> int | None:
+        """The value of a PriorityClass (None: there is none of that name)."""
+        try:
+            body = await self.request("GET", f"/apis/scheduling.k8s.io/v1/priorityclasses/{name}")
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+        return int(body.get("value", 0))
 
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:
         options = {

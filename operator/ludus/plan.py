@@ -15,10 +15,13 @@ from typing import Any
 from ludus.api import constants as c
 from ludus.api.models import TrainingJob, TrainingJobStatus
 from ludus.builders import pods as pod_builders
-from ludus.builders.podgroup import build_pod_group
+from ludus.builders.netpol import NO_POLICY, PolicySettings, build_network_policy, policy_wanted
+from ludus.builders.podgroup import build_pod_group, effective_gang, gang_unavailable
 from ludus.builders.service import build_headless_service
+from ludus.builders.workload import build_workload
 from ludus.conditions import get_condition, upsert_condition, with_phase
 from ludus.observe import PodObservation, current_workers, own_pods, rendezvous_pod
+from ludus.policies.capacity import NodeCapacity, capacity_problem
 from ludus.policies.deadline import deadline_exceeded, seconds_left
 from ludus.policies.decision import Decision, Event, Finish, PodDeletion, Restart, cleanup
 from ludus.policies.failure import failed_workers
@@ -34,9 +37,10 @@ from ludus.policies.init import (
 )
 from ludus.policies.stall import stall_deadline, stalled
 from ludus.policies.success import succeeded
-from ludus.policies.suspension import SUSPENDED_MESSAGE, needs_queue_suspension, suspend_deletions
+from ludus.policies.suspension import SUSPENDED_MESSAGE, suspend_deletions
 from ludus.policies.ttl import ttl_seconds_left
 from ludus.progress import ProgressSample, Unavailable
+from ludus.queueing import QueueStep, WorkloadState, finished_status, queue_step, released_status
 from ludus.status import compute_status, invalid_spec_status, progress_status, scheduling_wake
 
 __all__ = ["Event", "Plan", "PodDeletion", "invalid_spec_plan", "reconcile"]
@@ -51,7 +55,11 @@ class Plan:
     delete: list[PodDeletion] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     delete_job: bool = False
-    suspend_for_queue: bool = False
+    # Kueue: set spec.suspend for the queue (True) or lift the queue's suspension (False); the job's
+    # Workload to create; the Workload status to write (quota given back, or the job finished).
+    queue_suspend: bool | None = None
+    workload: dict[str, Any] | None = None
+    workload_status: tuple[WorkloadState, dict[str, Any]] | None = None
     requeue_after: float | None = None
 
 
@@ -106,6 +114,7 @@ def _children(
     workers: dict[int, PodObservation],
     expected: frozenset[str],
     gang: str,
+    policy: PolicySettings = NO_POLICY,
 ) -> tuple[list[dict[str, Any]], list[PodDeletion]]:
     """What is missing (the store, then each absent worker, never over a pod still terminating) and
     what is surplus (workers above the desired count, highest first: not restarts)."""
@@ -134,7 +143,9 @@ def _children(
     if create or scaled:
         # The group is applied (not just created) so that a scale moves its minimum with it.
         pod_group = build_pod_group(job, gang)
-        create[:0] = [*([build_headless_service(job)] if create else []), *([pod_group] if pod_group else [])]
+        network = [build_network_policy(job, policy)] if create and policy_wanted(job, policy) else []
+        create[:0] = [*([build_headless_service(job)] if create else []), *network,
+                      *([pod_group] if pod_group else [])]
     return create, delete
 
 
@@ -146,20 +157,105 @@ def reconcile(
     gang: str = "none",
     progress: ProgressSample | None = None,
     unavailable: Unavailable | None = None,
+    workload: WorkloadState | None = None,
+    kueue_served: bool = True,
+    policy: PolicySettings = NO_POLICY,
 ) -> Plan:
     """Decide one reconcile pass.
 
     `expected` names pods this operator created whose watch events have not
     arrived yet: they count as existing, so a stale view never re-creates them.
+    `workload` is the job's Kueue Workload, for a job queued through Kueue.
     """
     pods = own_pods(job.metadata.uid, pods)
+    step = queue_step(job, workload, bool(pods), kueue_served)
+    unavailable_gang = gang_unavailable(job, gang)
+    gang = effective_gang(job, gang)
+    plan = _decide(job, pods, now, expected, gang, progress, unavailable, step, policy)
+    if any(m["kind"] == "Pod" and m["metadata"]["labels"].get(c.LABEL_ROLE) == c.ROLE_RENDEZVOUS for m in plan.create):
+        # Said once per start, with the store's creation: what the job runs without, or with more of.
+        if unavailable_gang:
+            plan.events.append(Event("Warning", c.REASON_NO_GANG, unavailable_gang))
+        relaxed = pod_builders.relaxed_security(job)
+        if relaxed:
+            plan.events.append(Event("Normal", c.REASON_SECURITY_RELAXED, f"as the template asks: {relaxed}"))
+    return with_queue(plan, job, step, workload, now, gang)
+
+
+# Seconds between looks at a queued job while the cluster serves no Kueue.
+KUEUE_RECHECK_SECONDS = 30.0
+
+
+def with_queue(plan: Plan, job: TrainingJob, step: QueueStep, workload: WorkloadState | None, now: datetime,
+               gang: str = "none") -> Plan:
+    """Carry the queue's step into the plan: the Admitted condition (an Event when its reason changes),
+    the Workload to create or update, and spec.suspend to set or lift."""
+    plan.queue_suspend = step.suspend
+    plan.events.extend(step.events)
+    if step.create_workload:
+        plan.workload = build_workload(job, gang)
+    if workload is not None and step.finish is not None:
+        plan.workload_status = (workload, finished_status(workload, step.finish, now))
+    elif workload is not None and step.release_quota:
+        plan.workload_status = (workload, released_status(workload, now))
+    if step.condition is None:
+        return plan
+    status_, reason, message = step.condition
+    if reason == c.REASON_KUEUE_MISSING:
+        # Look again later: Kueue may be installed meanwhile, and nothing else would wake the job.
+        plan.requeue_after = min(plan.requeue_after or KUEUE_RECHECK_SECONDS, KUEUE_RECHECK_SECONDS)
+    before = get_condition(job.status, c.COND_ADMITTED)
+    conditions = upsert_condition(list(plan.status.conditions), c.COND_ADMITTED, status_, reason, message, now)
+    plan.status = plan.status.model_copy(update={"conditions": conditions})
+    waiting = reason in (c.REASON_QUEUED, c.REASON_INADMISSIBLE, c.REASON_KUEUE_MISSING)
+    # Queued: once per reason (Kueue's counts in the message move); what blocks a job: once per message.
+    moved = before is None or before.reason != reason or (reason != c.REASON_QUEUED and before.message != message)
+    if waiting and moved:
+        plan.events.append(Event("Normal" if reason == c.REASON_QUEUED else "Warning", reason, message))
+    return plan
+
+
+def unschedulable(plan: Plan) -> bool:
+    """The scheduler cannot place one of the job's pods: worth asking whether it ever could."""
+    cond = get_condition(plan.status, c.COND_SCHEDULED)
+    return cond is not None and cond.status == "False" and cond.reason in (c.REASON_UNSCHEDULABLE, c.REASON_TOO_LARGE)
+
+
+def with_capacity(plan: Plan, job: TrainingJob, nodes: list[NodeCapacity], now: datetime, gang: str = "none") -> Plan:
+    """A pod the scheduler cannot place, of a job no node (or all of them together) could ever hold:
+    PodsScheduled says which resource and how much, with one Warning per message."""
+    if not unschedulable(plan):
+        return plan
+    gang = effective_gang(job, gang)
+    worker = pod_builders.build_worker_pod(job, 0, gang)["spec"]
+    store = pod_builders.build_rendezvous_pod(job, gang)["spec"]
+    problem = capacity_problem(worker, store, job.spec.min_replicas, nodes)
+    if problem is None:
+        return plan
+    before = get_condition(job.status, c.COND_SCHEDULED)
+    conditions = upsert_condition(list(plan.status.conditions), c.COND_SCHEDULED, "False", c.REASON_TOO_LARGE,
+                                  problem, now)
+    plan.status = plan.status.model_copy(update={"conditions": conditions})
+    plan.events = [e for e in plan.events if e.reason != c.REASON_UNSCHEDULABLE]
+    if before is None or before.reason != c.REASON_TOO_LARGE or before.message != problem:
+        plan.events.append(Event("Warning", c.REASON_TOO_LARGE, problem))
+    return plan
+
+
+def _decide(
+    job: TrainingJob,
+    pods: list[PodObservation],
+    now: datetime,
+    expected: frozenset[str],
+    gang: str,
+    progress: ProgressSample | None,
+    unavailable: Unavailable | None,
+    step: QueueStep,
+    policy: PolicySettings,
+) -> Plan:
     if job.status.phase in c.TERMINAL_PHASES:
         return _keep_finished(job, pods, now, progress, unavailable)
-    if needs_queue_suspension(job):
-        plan = _suspended(job, pods, now, progress, unavailable)
-        plan.suspend_for_queue = True
-        return plan
-    if job.spec.suspend:
+    if job.spec.suspend or step.suspend:
         return _suspended(job, pods, now, progress, unavailable)
     over = deadline_exceeded(job, job.status.start_time, now)
     if over is not None:
@@ -184,7 +280,7 @@ def reconcile(
     if done is not None:
         return _finish_job(job, pods, done, now, progress, unavailable)
 
-    create, surplus = _children(job, pods, workers, expected, gang)
+    create, surplus = _children(job, pods, workers, expected, gang, policy)
     starting = bool(create) or any(not p.deleting for p in workers.values())
     decision = Decision(restarts=restarts, replacing=replacing, starting=starting)
     status = compute_status(job, pods, decision, now, progress, unavailable)

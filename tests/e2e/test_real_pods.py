@@ -51,7 +51,7 @@ def test_digits_trains_on_real_pods_through_the_headless_service(
     pods = k.items("pods", f"ludus.dev/job-name={name},ludus.dev/role=worker")
     assert len(pods) == 2
     for pod in pods:
-        assert pod["spec"]["nodeName"] == "ludus-node-0"
+        assert pod["spec"]["nodeName"].startswith("ludus-node-")  # a real node, never a kwok one
         container_id = pod["status"]["containerStatuses"][0]["containerID"]
         assert container_id.startswith("containerd://"), container_id
         env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}

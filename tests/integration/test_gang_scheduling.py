@@ -140,3 +140,28 @@ def test_scaling_a_gang_moves_its_minimum(cluster: TestCluster, k: Kubectl, name
         wait_for(lambda: (k.json("tj", "grow").get("status") or {}).get("workers") == "3/3", what="3 workers")
     finally:
         operator.stop()
+
+
+@pytest.mark.parametrize(("workers", "cpu", "said"), [(1, "100", "more than any node"), (20, "60", "together")],
+                         ids=["a worker larger than any node", "a gang larger than every node together"])
+def test_a_job_larger_than_its_nodes_is_named_in_a_condition_and_an_event(
+    cluster: TestCluster, k: Kubectl, namespace: str, tmp_path: Path, workers: int, cpu: str, said: str
+) -> None:
+    """The scheduler only counts nodes without room, as for a busy cluster; the condition says that no
+    node (or all the kwok nodes together: 192 CPUs) could ever hold the job."""
+    operator = OperatorProcess(cluster.kubeconfig, namespace, tmp_path, ("--gang-scheduling", "coscheduling")).start()
+    try:
+        k.apply(make_job("huge").workers(workers).on_fake_nodes().spec(resources={"cpu": cpu, "memory": "1Gi"})
+                .manifest())
+
+        def named() -> dict | None:
+            conds = (k.json("tj", "huge").get("status") or {}).get("conditions", [])
+            return next((x for x in conds if x["type"] == "PodsScheduled" and x["reason"] == "LargerThanNodes"), None)
+
+        cond = wait_for(named, timeout=60, what="the job named larger than its nodes")
+        assert cond["status"] == "False" and said in cond["message"] and "cpu" in cond["message"], cond
+        time.sleep(3)  # more passes: still one Warning
+        events = [e for e in k.items("events") if e["involvedObject"]["name"] == "huge"]
+        assert [e["reason"] for e in events].count("LargerThanNodes") == 1, events
+    finally:
+        operator.stop()

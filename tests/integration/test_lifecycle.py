@@ -149,16 +149,3 @@ def test_a_worker_on_a_lost_node_is_replaced(k: Kubectl, operator: OperatorProce
     finally:
         cluster.kubectl.run("apply", "-f", "-", input=node_yaml)
         time.sleep(1)
-
-
-def test_a_job_for_a_kueue_queue_waits_suspended_until_admitted(k: Kubectl, operator: OperatorProcess) -> None:
-    manifest = make_job("queued").workers(2).on_fake_nodes().manifest()
-    manifest["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": "team-queue"}
-    k.apply(manifest)
-    wait_for(lambda: _status(k, "queued").get("phase") == "Suspended", what="Suspended")
-    job = k.json("tj", "queued")
-    assert job["spec"]["suspend"] is True and job["metadata"]["annotations"]["ludus.dev/queued"] == "true"
-    assert not k.items("pods", "ludus.dev/job-name=queued")
-    k.run("patch", "tj", "queued", "--type=merge", "-p", '{"spec":{"suspend":false}}')  # Kueue admits it
-    _running(k, "queued")
-    assert k.json("tj", "queued")["spec"]["suspend"] is False

@@ -382,17 +382,6 @@ def test_a_running_job_whose_workers_are_exiting_stays_running() -> None:
     assert plan.status.phase == c.PHASE_RUNNING and plan.status.workers == "0/2"
 
 
-def test_a_job_for_a_kueue_queue_starts_suspended_once() -> None:
-    builder = make_job().workers(2)
-    builder._body["metadata"]["labels"] = {c.LABEL_KUEUE_QUEUE: "team-a"}
-    plan = reconcile(builder.build(), [], NOW)
-    assert plan.suspend_for_queue and plan.create == [] and plan.status.phase == c.PHASE_SUSPENDED
-    # Once Ludus marked it, Kueue's admission (suspend back to false) starts it for real.
-    builder._body["metadata"]["annotations"] = {c.ANNOTATION_QUEUED: "true"}
-    admitted = reconcile(builder.build(), [], NOW)
-    assert not admitted.suspend_for_queue and len(admitted.create) == 4
-
-
 # --- stall detection ------------------------------------------------------------------------------
 def _stall_job(seconds: int = 60, step: int | None = 40, moved: int = 0, restarts: int = 0):
     status = {

@@ -49,7 +49,23 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [scheduling.volcano.sh, scheduling.x-k8s.io]
   resources: [podgroups]
   verbs: [create, patch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [create]
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads]
+  verbs: [list, watch, create]
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads/status]
+  verbs: [patch]
 - apiGroups: [kopf.dev]
   resources: [kopfpeerings]
   verbs: [list, watch, patch, get]
+{{- end -}}
+
+{{/* Who may read the trainers' metrics through each job's NetworkPolicy: this release's operator pods, and
+the pods networkPolicy.metricsFrom selects. */}}
+{{- define "ludus.metricsFrom" -}}
+{{- $operator := dict "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" .Release.Namespace)) "podSelector" (dict "matchLabels" (include "ludus.selector" . | fromYaml)) -}}
+{{- concat (list $operator) (.Values.networkPolicy.metricsFrom | default list) | toJson -}}
 {{- end -}}

@@ -75,9 +75,23 @@ ROLE_RENDEZVOUS: Final = "rendezvous"
 
 # Kueue's queue label: a job that carries it starts suspended until admitted.
 LABEL_KUEUE_QUEUE: Final = "kueue.x-k8s.io/queue-name"
+# Kueue's Workload API, which Ludus writes for queued jobs (Kueue's v1beta2, its storage version).
+KUEUE_GROUP: Final = "kueue.x-k8s.io"
+KUEUE_VERSION: Final = "v1beta2"
+KUEUE_WORKLOAD_API: Final = f"{KUEUE_GROUP}/{KUEUE_VERSION}"
 
 # Set when Ludus suspended a queued job on first sight, so it does not do it again after admission.
 ANNOTATION_QUEUED: Final = "ludus.dev/queued"
+# Present while spec.suspend is the queue's (waiting for admission, or evicted), not the user's: only
+# such a suspension is lifted when Kueue admits the job.
+ANNOTATION_QUEUE_SUSPENDED: Final = "ludus.dev/queue-suspended"
+# The job's place in Kueue: True once its Workload is admitted; False with Kueue's words while it waits.
+COND_ADMITTED: Final = "Admitted"
+REASON_ADMITTED: Final = "Admitted"
+REASON_QUEUED: Final = "Queued"  # waiting in its LocalQueue for quota
+REASON_INADMISSIBLE: Final = "Inadmissible"  # Kueue cannot admit it as things are (no such LocalQueue, too big)
+REASON_EVICTED: Final = "Evicted"  # Kueue took the quota back (preempted by a higher priority, ...)
+REASON_KUEUE_MISSING: Final = "KueueNotInstalled"  # the Workload API is not served
 
 # Ports inside the pods.
 RENDEZVOUS_PORT: Final = 29400
@@ -89,6 +103,9 @@ EXTENDED_RESOURCE_GPU: Final = "nvidia.com/gpu"
 CONTAINER_TRAINER: Final = "trainer"
 CONTAINER_RENDEZVOUS: Final = "rendezvous"
 VOLUME_SHM: Final = "dshm"
+# The one writable place besides the volumes: every container's root file system is read-only.
+VOLUME_TMP: Final = "tmp"
+TMP_MOUNT: Final = "/tmp"
 VOLUME_CHECKPOINT: Final = "checkpoint"
 
 # Phases, in the order a healthy job passes through them.
@@ -117,6 +134,9 @@ REASON_WAITING: Final = "WaitingForWorkers"  # some workers are not running yet
 COND_SCHEDULED: Final = "PodsScheduled"  # set only once a pod could not be scheduled
 REASON_UNSCHEDULABLE: Final = "Unschedulable"  # the scheduler cannot place a pod (an unbound claim, no room)
 REASON_SCHEDULED: Final = "AllScheduled"
+REASON_SECURITY_RELAXED: Final = "SecurityRelaxed"  # the template re-enables the token or a writable root
+REASON_NO_GANG: Final = "GangSchedulingUnavailable"  # the job asks for a gang; the operator runs without one
+REASON_TOO_LARGE: Final = "LargerThanNodes"  # no node (or all of them together) could ever hold the job
 REASON_NO_SCHEDULER: Final = "SchedulerNotRunning"  # no scheduler answers for a pod: the one it names is not there
 REASON_ALL_RUNNING: Final = "AllWorkersRunning"  # every desired worker is running
 REASON_SUCCEEDED: Final = "AllWorkersSucceeded"  # workers exited 0

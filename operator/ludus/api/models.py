@@ -114,6 +114,11 @@ class PodTemplateOverride(Model):
         default_factory=list, description="Kubernetes tolerations, e.g. for tainted GPU nodes."
     )
     affinity: dict[str, Any] | None = Field(default=None, description="A Kubernetes Affinity for worker pods.")
+    topology_spread_constraints: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Kubernetes TopologySpreadConstraints for worker pods, e.g. one worker per node "
+        "(topologyKey kubernetes.io/hostname, a labelSelector on ludus.dev/job-name and ludus.dev/role: worker).",
+    )
     volumes: list[dict[str, Any]] = Field(default_factory=list, description="Extra Kubernetes volumes.")
     volume_mounts: list[dict[str, Any]] = Field(
         default_factory=list, description="Where the extra volumes are mounted in the trainer container."
@@ -127,6 +132,38 @@ class PodTemplateOverride(Model):
         default=1000,
         ge=0,
         description="UID the containers run as. Pods run as non-root by default (restricted Pod Security).",
+    )
+    automount_service_account_token: StrictBool = Field(
+        default=False,
+        description="Mount the ServiceAccount's API token into the pods. Off: the trainer never calls the API; "
+        "a script that does turns it on (noted in an Event).",
+    )
+    read_only_root_filesystem: StrictBool = Field(
+        default=True,
+        description="Containers get a read-only root file system; /tmp, /dev/shm, the checkpoint directory and "
+        "the volumes are writable. false gives a writable root (noted in an Event).",
+    )
+
+
+class NetworkPolicySpec(Model):
+    """Who may connect to the job's pods."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description="A NetworkPolicy for the job's pods: ingress only from the job's own pods (rendezvous, "
+        "gloo/NCCL) and, to the metrics port, from the operator and the metrics scrapers; egress open. "
+        "Unset: the operator's default (--network-policy, on).",
+    )
+
+
+class Scheduling(Model):
+    """How the job's pods are placed."""
+
+    gang: bool | None = Field(
+        default=None,
+        description="true: place every pod the job needs to start (workers and store) as one gang, through the "
+        "gang scheduler the operator runs with (--gang-scheduling); false: never; unset: the operator's default "
+        "(a gang whenever it runs with a gang scheduler).",
     )
 
 
@@ -298,6 +335,10 @@ class TrainingJobSpec(Model):
     resources: Resources = Field(default_factory=Resources, description="Resources of each worker pod.")
     template: PodTemplateOverride = Field(
         default_factory=PodTemplateOverride, description="Pod settings applied to every worker pod."
+    )
+    scheduling: Scheduling = Field(default_factory=Scheduling, description="How the job's pods are placed.")
+    network_policy: NetworkPolicySpec = Field(
+        default_factory=NetworkPolicySpec, description="Who may connect to the job's pods."
     )
     elastic: Elastic | None = Field(
         default=None,

@@ -1,5 +1,6 @@
-"""Gang scheduling: a PodGroup for Volcano or the scheduler-plugins coscheduling plugin, or Kueue's
-pod-group labels, so that a job's workers are placed all together or not at all.
+"""Gang scheduling: a PodGroup for Volcano or the scheduler-plugins coscheduling plugin, so that a
+job's workers are placed all together or not at all. (Kueue is not a gang scheduler: it admits a job's
+quota all at once through the job's Workload, `ludus.builders.workload`, and combines with either.)
 
 Which one is an operator setting (`ludus operator --gang-scheduling ...`): a cluster runs one such
 scheduler, and it is the platform team's choice, not each job's.
@@ -15,14 +16,27 @@ from ludus.builders import labels, names
 GANG_NONE: Final = "none"
 GANG_VOLCANO: Final = "volcano"
 GANG_COSCHEDULING: Final = "coscheduling"
-GANG_KUEUE: Final = "kueue"
-GANG_CHOICES: Final = (GANG_NONE, GANG_VOLCANO, GANG_COSCHEDULING, GANG_KUEUE)
+GANG_CHOICES: Final = (GANG_NONE, GANG_VOLCANO, GANG_COSCHEDULING)
 
 _POD_GROUP_API: Final = {
     GANG_VOLCANO: "scheduling.volcano.sh/v1beta1",
     GANG_COSCHEDULING: "scheduling.x-k8s.io/v1alpha1",
 }
 _SCHEDULER: Final = {GANG_VOLCANO: "volcano", GANG_COSCHEDULING: "scheduler-plugins-scheduler"}
+
+
+def effective_gang(job: TrainingJob, operator_gang: str) -> str:
+    """The gang scheduler this job's pods use: the operator's, unless the job opts out
+    (spec.scheduling.gang: false)."""
+    return GANG_NONE if job.spec.scheduling.gang is False else operator_gang
+
+
+def gang_unavailable(job: TrainingJob, operator_gang: str) -> str | None:
+    """Why a job that asks for a gang runs without one (the operator has no gang scheduler), or None."""
+    if job.spec.scheduling.gang and operator_gang == GANG_NONE:
+        return ("spec.scheduling.gang is true, but this operator runs without a gang scheduler "
+                "(--gang-scheduling none; Helm: gangScheduling): the pods are placed one by one")
+    return None
 
 
 def build_pod_group(job: TrainingJob, gang: str) -> dict[str, Any] | None:
@@ -39,8 +53,7 @@ def build_pod_group(job: TrainingJob, gang: str) -> dict[str, Any] | None:
     }
 
 
-def gang_fields(job: TrainingJob, gang: str, members: int | None = None
-                ) -> tuple[dict[str, str], dict[str, str], str | None]:
+def gang_fields(job: TrainingJob, gang: str) -> tuple[dict[str, str], dict[str, str], str | None]:
     """(labels, annotations, schedulerName) a pod of the job carries to join its gang (workers and
     the rendezvous store alike)."""
     group = names.service_name(job)
@@ -48,9 +61,6 @@ def gang_fields(job: TrainingJob, gang: str, members: int | None = None
         return {}, {"scheduling.k8s.io/group-name": group}, _SCHEDULER[gang]
     if gang == GANG_COSCHEDULING:
         return {"scheduling.x-k8s.io/pod-group": group}, {}, _SCHEDULER[gang]
-    if gang == GANG_KUEUE:
-        total = job.spec.replicas if members is None else members
-        return ({"kueue.x-k8s.io/pod-group-name": group}, {"kueue.x-k8s.io/pod-group-total-count": str(total)}, None)
     return {}, {}, None
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from ludus.api import constants as c
 from ludus.api.models import TrainingJob
 from ludus.builders import labels, names
-from ludus.builders.podgroup import GANG_KUEUE, gang_fields, worker_gang_fields
+from ludus.builders.podgroup import gang_fields, worker_gang_fields
 from ludus.frameworks import torch
 
 
@@ -31,7 +31,32 @@ def pod_security_context(job: TrainingJob) -> dict[str, Any]:
 CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
 }
+# Where Python, torch and the libraries they load keep caches, now that only /tmp is writable.
+CACHE_ENV: tuple[dict[str, str], ...] = (
+    {"name": "XDG_CACHE_HOME", "value": f"{c.TMP_MOUNT}/.cache"},
+    {"name": "TORCH_HOME", "value": f"{c.TMP_MOUNT}/.cache/torch"},
+    {"name": "TRITON_CACHE_DIR", "value": f"{c.TMP_MOUNT}/.cache/triton"},
+    {"name": "MPLCONFIGDIR", "value": f"{c.TMP_MOUNT}/.cache/matplotlib"},
+)
+TMP_VOLUME: dict[str, Any] = {"name": c.VOLUME_TMP, "emptyDir": {}}
+TMP_VOLUME_MOUNT: dict[str, Any] = {"name": c.VOLUME_TMP, "mountPath": c.TMP_MOUNT}
+
+
+def container_security_context(job: TrainingJob) -> dict[str, Any]:
+    """Least privilege; the root file system stays writable only where the template asks for it."""
+    return {**CONTAINER_SECURITY_CONTEXT, "readOnlyRootFilesystem": job.spec.template.read_only_root_filesystem}
+
+
+def relaxed_security(job: TrainingJob) -> str | None:
+    """What the job's template turns back on of what Ludus locks down, if anything (worth an Event)."""
+    t = job.spec.template
+    relaxed = [*(["the ServiceAccount token is mounted (template.automountServiceAccountToken)"]
+                 if t.automount_service_account_token else []),
+               *(["the root file system is writable (template.readOnlyRootFilesystem: false)"]
+                 if not t.read_only_root_filesystem else [])]
+    return "; ".join(relaxed) if relaxed else None
 
 
 def worker_resources(job: TrainingJob) -> dict[str, Any]:
@@ -54,6 +79,8 @@ def _scheduling(job: TrainingJob) -> dict[str, Any]:
         spec["tolerations"] = list(t.tolerations)
     if t.affinity:
         spec["affinity"] = dict(t.affinity)
+    if t.topology_spread_constraints:
+        spec["topologySpreadConstraints"] = list(t.topology_spread_constraints)
     if t.priority_class_name:
         spec["priorityClassName"] = t.priority_class_name
     if t.scheduler_name:
@@ -102,6 +129,8 @@ def _volumes(job: TrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
         }
     ]
     mounts: list[dict[str, Any]] = [{"name": c.VOLUME_SHM, "mountPath": "/dev/shm"}]
+    volumes.append(dict(TMP_VOLUME))
+    mounts.append(dict(TMP_VOLUME_MOUNT))
     ckpt = job.spec.checkpoint
     if ckpt.claim_name:
         volumes.append({"name": c.VOLUME_CHECKPOINT, "persistentVolumeClaim": {"claimName": ckpt.claim_name}})
@@ -131,13 +160,13 @@ def build_worker_pod(job: TrainingJob, index: int, gang: str = "none") -> dict[s
         "image": job.spec.image,
         "imagePullPolicy": job.spec.image_pull_policy,
         "command": torch.worker_command(job),
-        "env": [*torch.torchrun_env(job, index), *_ludus_env(job, index), *user_env],
+        "env": [*torch.torchrun_env(job, index), *_ludus_env(job, index), *CACHE_ENV, *user_env],
         "resources": worker_resources(job),
         "ports": [
             {"name": "metrics", "containerPort": c.TRAINER_METRICS_PORT},
         ],
         "volumeMounts": mounts,
-        "securityContext": CONTAINER_SECURITY_CONTEXT,
+        "securityContext": container_security_context(job),
         # The trainer leaves its evaluation here; the kubelet copies it into the pod's status.
         "terminationMessagePath": c.TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "File",
@@ -162,6 +191,7 @@ def build_worker_pod(job: TrainingJob, index: int, gang: str = "none") -> dict[s
             "hostname": name,
             "subdomain": names.service_name(job),
             "enableServiceLinks": False,
+            "automountServiceAccountToken": job.spec.template.automount_service_account_token,
             "terminationGracePeriodSeconds": 30,
             "securityContext": pod_security_context(job),
             "containers": [container],
@@ -175,11 +205,13 @@ def build_rendezvous_pod(job: TrainingJob, gang: str = "none") -> dict[str, Any]
     """The c10d TCPStore the workers meet at; small, and independent of every worker. With a gang
     scheduler it is one of the gang: workers placed without their store could not start."""
     name = names.rendezvous_pod_name(job)
-    gang_labels, gang_annotations, gang_scheduler = ({}, {}, None) if gang == GANG_KUEUE else gang_fields(job, gang)
+    gang_labels, gang_annotations, gang_scheduler = gang_fields(job, gang)
     meta = labels.child_metadata(job, name, {**gang_labels, **labels.child_labels(job, c.ROLE_RENDEZVOUS)})
     if gang_annotations:
         meta["annotations"] = gang_annotations
-    scheduling = {k: v for k, v in _scheduling(job).items() if k != "serviceAccountName"}
+    # The store is one small pod: the workers' spread is not its to follow.
+    workers_only = ("serviceAccountName", "topologySpreadConstraints")
+    scheduling = {k: v for k, v in _scheduling(job).items() if k not in workers_only}
     if gang_scheduler and "schedulerName" not in scheduling:
         scheduling["schedulerName"] = gang_scheduler
     return {
@@ -191,6 +223,7 @@ def build_rendezvous_pod(job: TrainingJob, gang: str = "none") -> dict[str, Any]
             "hostname": name,
             "subdomain": names.service_name(job),
             "enableServiceLinks": False,
+            "automountServiceAccountToken": job.spec.template.automount_service_account_token,
             "terminationGracePeriodSeconds": 5,
             "securityContext": pod_security_context(job),
             "containers": [
@@ -202,9 +235,11 @@ def build_rendezvous_pod(job: TrainingJob, gang: str = "none") -> dict[str, Any]
                     "ports": [{"name": "rendezvous", "containerPort": c.RENDEZVOUS_PORT}],
                     "readinessProbe": {"tcpSocket": {"port": c.RENDEZVOUS_PORT}, "periodSeconds": 2},
                     "resources": {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-                    "securityContext": CONTAINER_SECURITY_CONTEXT,
+                    "securityContext": container_security_context(job),
+                    "volumeMounts": [dict(TMP_VOLUME_MOUNT)],
                 }
             ],
+            "volumes": [dict(TMP_VOLUME)],
             **scheduling,
         },
     }

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from ludus.api import constants as c
 from ludus.api.continuous import ContinuousTraining
-from ludus.builders.pods import CONTAINER_SECURITY_CONTEXT
+from ludus.builders.pods import CONTAINER_SECURITY_CONTEXT, TMP_VOLUME, TMP_VOLUME_MOUNT
 from ludus.continuous.runs import CHAMPION_LINK, base_dir, claim_of
 
 STORE_MOUNT: Final = "/ludus/store"
@@ -47,9 +47,10 @@ def publish_pod(ct: ContinuousTraining, run: str, run_number: int) -> dict[str, 
             "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
             "terminationMessagePath": c.TERMINATION_MESSAGE_PATH,
             "terminationMessagePolicy": "FallbackToLogsOnError",
-            "volumeMounts": [{"name": "store", "mountPath": STORE_MOUNT}],
+            "volumeMounts": [{"name": "store", "mountPath": STORE_MOUNT}, dict(TMP_VOLUME_MOUNT)],
         }],
-        "volumes": [{"name": "store", "persistentVolumeClaim": {"claimName": claim_of(ct)}}],
+        "automountServiceAccountToken": False,
+        "volumes": [{"name": "store", "persistentVolumeClaim": {"claimName": claim_of(ct)}}, dict(TMP_VOLUME)],
     }
     for key, value in (("nodeSelector", t.template.node_selector), ("tolerations", t.template.tolerations),
                        ("affinity", t.template.affinity)):

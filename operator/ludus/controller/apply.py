@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -31,10 +32,20 @@ def status_dump(status: TrainingJobStatus) -> dict[str, Any]:
     return status.model_dump(by_alias=True, mode="json")
 
 
+# Seconds between tries to create a Workload once the API server said it serves none (Kueue absent).
+KUEUE_RETRY_SECONDS = 30.0
+
+
 class PlanExecutor:
     def __init__(self, client: KubeClient, expectations: Expectations) -> None:
         self.client = client
         self.expectations = expectations
+        # When a Workload create last found no Workload API (None: it was served, or never tried).
+        self.kueue_missing_at: float | None = None
+
+    @property
+    def kueue_served(self) -> bool:
+        return self.kueue_missing_at is None
 
     async def execute(
         self,
@@ -64,8 +75,7 @@ class PlanExecutor:
             return_exceptions=True,
         )
         uid = str(meta.get("uid", ""))
-        if plan.suspend_for_queue:
-            await self.client.suspend_job_for_queue(key[0], key[1], uid)
+        await self._queue(key, uid, plan)
         if plan.delete_job:
             await self.client.delete_job(key[0], key[1], uid)
         await self._record(key, body, plan, now)
@@ -73,6 +83,35 @@ class PlanExecutor:
         if errors:
             raise errors[0]
         return any(result is False for result in results[: len(plan.create)])
+
+    async def _queue(self, key: JobKey, uid: str, plan: Plan) -> None:
+        """Kueue's part: the Workload first (a job is never started before it is asked for), then the
+        job's suspension, then the Workload's status."""
+        if plan.workload is not None:
+            await self._create_workload(plan.workload)
+        if plan.queue_suspend is not None:
+            await self.client.set_queue_suspension(key[0], key[1], uid, plan.queue_suspend)
+        if plan.workload_status is not None:
+            workload, status = plan.workload_status
+            await self.client.patch_workload_status(key[0], workload.name, workload.resource_version, status)
+
+    async def _create_workload(self, manifest: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if self.kueue_missing_at is not None and now - self.kueue_missing_at < KUEUE_RETRY_SECONDS:
+            return
+        ref = manifest["spec"].get("priorityClassRef")
+        if ref is not None:
+            value = await self.client.priority_value(ref["name"])
+            if value is not None:
+                manifest = {**manifest, "spec": {**manifest["spec"], "priority": value}}
+        try:
+            await self.client.create(manifest)
+        except ApiError as err:
+            if err.status != 404:
+                raise
+            self.kueue_missing_at = now
+            return
+        self.kueue_missing_at = None
 
     async def _record(self, key: JobKey, body: Mapping[str, Any], plan: Plan, now: datetime) -> None:
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -22,17 +22,28 @@ from pydantic import ValidationError
 from ludus import metrics
 from ludus.api import constants as c
 from ludus.api.models import TrainingJob, TrainingJobStatus
+from ludus.builders.netpol import NO_POLICY, PolicySettings
+from ludus.builders.workload import LABEL_JOB_UID
 from ludus.controller.apply import PlanExecutor, status_dump
 from ludus.controller.batching import STATUS_BATCH_SECONDS, STATUS_MAX_HOLD_SECONDS, StatusBatcher
 from ludus.controller.expectations import Expectations
 from ludus.controller.transitions import TransitionMetrics
 from ludus.controller.written import WrittenStatus
 from ludus.kube import ApiError, KubeClient
-from ludus.plan import init_blocked_plan, invalid_spec_plan, reconcile, with_initialized_from
+from ludus.plan import (
+    init_blocked_plan,
+    invalid_spec_plan,
+    reconcile,
+    unschedulable,
+    with_capacity,
+    with_initialized_from,
+)
 from ludus.podwatch import PodIndex, PodWatch
+from ludus.policies.capacity import NodeCapacity, parse_node
 from ludus.policies.init import resolve_init
 from ludus.poller import ProgressPoller
 from ludus.progress import DEFAULT_PROGRESS_SECONDS, poll_interval
+from ludus.queueing import WorkloadState, parse_workload
 from ludus.workqueue import WorkQueue
 
 logger = logging.getLogger("ludus.controller")
@@ -43,6 +54,8 @@ JobKey = tuple[str, str]  # (namespace, name)
 CONFLICT_RETRY_SECONDS: Final = 0.2
 # Delay before creating again a pod whose name is still held by a terminating or foreign pod.
 NAME_TAKEN_RETRY_SECONDS: Final = 1.0
+# Seconds a listing of the nodes serves capacity checks before it is read again.
+NODES_SECONDS: Final = 30.0
 
 __all__ = ["Controller", "STATUS_BATCH_SECONDS", "STATUS_MAX_HOLD_SECONDS", "utcnow"]
 
@@ -79,14 +92,18 @@ class Controller:
         progress_seconds: float = DEFAULT_PROGRESS_SECONDS,
         status_batch_seconds: float = STATUS_BATCH_SECONDS,
         status_max_hold_seconds: float = STATUS_MAX_HOLD_SECONDS,
+        policy: PolicySettings = NO_POLICY,
     ) -> None:
         self.gang = gang
+        self.policy = policy
         self._progress_seconds = progress_seconds
         self._workers = workers
         self.queue: WorkQueue[JobKey] = WorkQueue()
         self.client: KubeClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: Mapping[Any, Any] | None = None
+        self._workloads: Mapping[Any, Any] | None = None
+        self._nodes: tuple[float, list[NodeCapacity]] | None = None  # (read at, nodes), for capacity checks
         self.pods = PodIndex()
         self.expectations = Expectations()
         self.batcher = StatusBatcher(status_batch_seconds, status_max_hold_seconds, progress_seconds=progress_seconds)
@@ -104,6 +121,34 @@ class Controller:
         """Kopf hands its live indexes to handlers only; the first handler call passes the job index here."""
         if self._jobs is None:
             self._jobs = jobs
+
+    def bind_workloads(self, workloads: Mapping[Any, Any]) -> None:
+        """Kueue's Workloads for queued jobs, by job (the index stays empty where Kueue is absent)."""
+        if self._workloads is None:
+            self._workloads = workloads
+
+    def _workload(self, key: JobKey, uid: str) -> WorkloadState | None:
+        """The job's Workload from the index (None: not made yet, or the one of an earlier job by that name)."""
+        if self._workloads is None or key not in self._workloads:
+            return None
+        body = next((b for b in self._workloads[key] if b["metadata"].get("labels", {}).get(LABEL_JOB_UID) == uid),
+                    None)
+        return parse_workload(body) if body is not None else None
+
+    async def nodes(self) -> list[NodeCapacity]:
+        """The nodes, read at most every NODES_SECONDS and only for jobs a pod of which cannot be placed
+        (an empty list when they cannot be read: the check then says nothing)."""
+        now = time.monotonic()
+        if self._nodes is not None and now - self._nodes[0] < NODES_SECONDS:
+            return self._nodes[1]
+        assert self.client is not None
+        try:
+            nodes = [parse_node(body) for body in await self.client.list_nodes()]
+        except ApiError as err:
+            logger.warning("cannot list nodes for the capacity check: %s", err)
+            nodes = []
+        self._nodes = (now, nodes)
+        return nodes
 
     def start(self, client: KubeClient, namespaces: tuple[str, ...] = ()) -> None:
         """Start the pod watch, the reconcile workers (they wait for the pods' first listing) and the poller."""
@@ -234,8 +279,11 @@ class Controller:
             if (outcome.waiting or outcome.unusable) and old.phase not in c.TERMINAL_PHASES:
                 plan = init_blocked_plan(job, outcome, now)
             else:
-                plan = reconcile(outcome.job, pods, now, expected, self.gang, sample, self.progress.unavailable(uid))
+                plan = reconcile(outcome.job, pods, now, expected, self.gang, sample, self.progress.unavailable(uid),
+                                 self._workload(key, uid), self.executor.kueue_served, self.policy)
                 plan = with_initialized_from(plan, outcome, sample, now, pods)
+                if unschedulable(plan):
+                    plan = with_capacity(plan, outcome.job, await self.nodes(), now, self.gang)
             if plan.status.phase == c.PHASE_RUNNING:
                 interval = poll_interval(self._progress_seconds, job.spec.progress_deadline_seconds)
                 self.progress.follow(key, uid, interval)

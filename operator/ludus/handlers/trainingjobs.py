@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 
 from ludus.api import constants as c
+from ludus.builders.workload import LABEL_JOB_UID
 from ludus.controller import Controller
 
 
@@ -51,8 +52,38 @@ async def trainingjob_event(
     # Kopf passes each index by its id as a keyword argument: `jobs` here.
     controller: Controller = memo.controller
     controller.bind_jobs(kwargs["jobs"])
+    controller.bind_workloads(kwargs["workloads"])
     key = (namespace or "", name)
     if type == "DELETED":
         controller.forget_job(key, uid)
         return
     controller.enqueue(key)
+
+
+def slim_workload(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the Workload index keeps: the names, the queue and Kueue's status."""
+    meta = body.get("metadata") or {}
+    return {
+        "metadata": {k: meta[k] for k in ("name", "namespace", "resourceVersion", "generation", "labels") if k in meta},
+        "spec": {"queueName": (body.get("spec") or {}).get("queueName")},
+        "status": dict(body.get("status") or {}),
+    }
+
+
+# Kueue's Workloads that Ludus made for queued jobs (none are watched where Kueue is not installed).
+_OURS = {c.LABEL_JOB_NAME: kopf.PRESENT, LABEL_JOB_UID: kopf.PRESENT}
+
+
+@kopf.index(c.KUEUE_GROUP, c.KUEUE_VERSION, "workloads", id="workloads", labels=_OURS)
+async def workloads(
+    *, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(namespace or "", labels[c.LABEL_JOB_NAME]): slim_workload(body)}
+
+
+@kopf.on.event(c.KUEUE_GROUP, c.KUEUE_VERSION, "workloads", id="workload-event", labels=_OURS)
+async def workload_event(*, namespace: str | None, labels: Mapping[str, str], memo: Any, **kwargs: Any) -> None:
+    """Kueue admitted, evicted or re-queued a job's Workload: the job's next pass acts on it."""
+    controller: Controller = memo.controller
+    controller.bind_workloads(kwargs["workloads"])
+    controller.enqueue((namespace or "", labels[c.LABEL_JOB_NAME]))

@@ -226,7 +226,8 @@ def get(name: Name, output: Output = "table", namespace: Namespace = None, conte
 
 @app.command()
 def describe(name: Name, namespace: Namespace = None, context: Context = None) -> None:
-    """Phase, conditions, restarts and their causes, progress, evaluation, goodput, events."""
+    """Phase, conditions, restarts and their causes, progress, evaluation, goodput, events.
+    Example: ludus describe digits -n team-a"""
     client = _client(namespace, context)
     out.print(render.describe(client.get(name, namespace), client.events(name, namespace)), markup=False,
               highlight=False)

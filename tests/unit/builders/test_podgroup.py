@@ -16,11 +16,8 @@ from tests.factories import T0, make_job
         ("volcano", "scheduling.volcano.sh/v1beta1", None, ("scheduling.k8s.io/group-name", "digits"), "volcano"),
         ("coscheduling", "scheduling.x-k8s.io/v1alpha1", ("scheduling.x-k8s.io/pod-group", "digits"), None,
          "scheduler-plugins-scheduler"),
-        ("kueue", None, ("kueue.x-k8s.io/pod-group-name", "digits"), ("kueue.x-k8s.io/pod-group-total-count", "3"),
-         None),
     ],
-    ids=["volcano: PodGroup and group-name annotation", "coscheduling: PodGroup and pod-group label",
-         "kueue: pod-group labels, no PodGroup"],
+    ids=["volcano: PodGroup and group-name annotation", "coscheduling: PodGroup and pod-group label"],
 )
 def test_gang_scheduling_per_scheduler(gang, api, label, annotation, scheduler) -> None:
     job = make_job().workers(3).elastic(2, 4).build()
@@ -65,3 +62,20 @@ def test_a_scale_applies_the_group_again_with_its_new_minimum() -> None:
     scaled = make_job().workers(4).status(desired=2, phase="Running").build()
     groups = [m for m in reconcile(scaled, [], T0, gang="coscheduling").create if m["kind"] == "PodGroup"]
     assert groups and groups[0]["spec"]["minMember"] == 5
+
+
+
+def test_a_job_may_opt_out_of_the_operators_gang() -> None:
+    job = make_job().workers(2).spec(scheduling={"gang": False}).build()
+    plan = reconcile(job, [], T0, gang="coscheduling")
+    assert [m["kind"] for m in plan.create] == ["Service", "Pod", "Pod", "Pod"]  # no PodGroup
+    assert all("schedulerName" not in m["spec"] for m in plan.create if m["kind"] == "Pod")
+
+
+def test_a_job_that_asks_for_a_gang_where_the_operator_has_none_is_told_once() -> None:
+    builder = make_job().workers(2).spec(scheduling={"gang": True})
+    plan = reconcile(builder.build(), [], T0, gang="none")
+    assert [e.reason for e in plan.events] == ["GangSchedulingUnavailable"]
+    assert "--gang-scheduling none" in plan.events[0].message
+    with_gang = reconcile(builder.build(), [], T0, gang="coscheduling")
+    assert with_gang.events == [] and with_gang.create[1]["kind"] == "PodGroup"

@@ -37,6 +37,7 @@ def test_worker_pod_whole_manifest_for_a_two_worker_elastic_job() -> None:
             "hostname": "digits-worker-1",
             "subdomain": "digits",
             "enableServiceLinks": False,
+            "automountServiceAccountToken": False,
             "terminationGracePeriodSeconds": 30,
             "securityContext": {
                 "runAsNonRoot": True,
@@ -67,20 +68,27 @@ def test_worker_pod_whole_manifest_for_a_two_worker_elastic_job() -> None:
                         {"name": "LUDUS_CHECKPOINT_INTERVAL", "value": "100"},
                         {"name": "LUDUS_METRICS_PORT", "value": "9090"},
                         {"name": "PYTHONUNBUFFERED", "value": "1"},
+                        {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
+                        {"name": "TORCH_HOME", "value": "/tmp/.cache/torch"},
+                        {"name": "TRITON_CACHE_DIR", "value": "/tmp/.cache/triton"},
+                        {"name": "MPLCONFIGDIR", "value": "/tmp/.cache/matplotlib"},
                     ],
                     "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}},
                     "ports": [{"name": "metrics", "containerPort": 9090}],
                     "volumeMounts": [
                         {"name": "dshm", "mountPath": "/dev/shm"},
+                        {"name": "tmp", "mountPath": "/tmp"},
                         {"name": "checkpoint", "mountPath": "/checkpoints"},
                     ],
-                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                        "readOnlyRootFilesystem": True},
                     "terminationMessagePath": "/dev/termination-log",
                     "terminationMessagePolicy": "File",
                 }
             ],
             "volumes": [
                 {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+                {"name": "tmp", "emptyDir": {}},
                 {"name": "checkpoint", "emptyDir": {}},
             ],
         },
@@ -190,3 +198,38 @@ def test_a_declared_objective_reaches_the_trainer() -> None:
     assert env["LUDUS_OBJECTIVE"] == "f1:maximize"
     default = build_worker_pod(make_job().build(), 0)["spec"]["containers"][0]["env"]
     assert "LUDUS_OBJECTIVE" not in {e["name"] for e in default}
+
+
+def test_a_spread_constraint_reaches_the_workers_and_not_the_store() -> None:
+    spread = [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+               "labelSelector": {"matchLabels": {"ludus.dev/job-name": "digits", "ludus.dev/role": "worker"}}}]
+    job = make_job().workers(2).spec(template={"topologySpreadConstraints": spread}).build()
+    assert build_worker_pod(job, 1)["spec"]["topologySpreadConstraints"] == spread
+    assert "topologySpreadConstraints" not in build_rendezvous_pod(job)["spec"]
+
+
+def test_pods_have_no_api_token_and_a_read_only_root_with_tmp_writable() -> None:
+    job = make_job().workers(1).build()
+    for pod in (build_worker_pod(job, 0), build_rendezvous_pod(job)):
+        spec = pod["spec"]
+        assert spec["automountServiceAccountToken"] is False
+        container = spec["containers"][0]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert {"name": c.VOLUME_TMP, "mountPath": "/tmp"} in container["volumeMounts"]
+        assert {"name": c.VOLUME_TMP, "emptyDir": {}} in spec["volumes"]
+    env = {e["name"]: e.get("value") for e in build_worker_pod(job, 0)["spec"]["containers"][0]["env"]}
+    assert env["XDG_CACHE_HOME"].startswith("/tmp/") and env["TORCH_HOME"].startswith("/tmp/")
+
+
+def test_a_template_may_turn_the_token_and_a_writable_root_back_on_and_is_told_once() -> None:
+    from ludus.plan import reconcile
+    from tests.factories import T0
+
+    job = make_job().workers(1).spec(template={"automountServiceAccountToken": True,
+                                               "readOnlyRootFilesystem": False}).build()
+    worker = build_worker_pod(job, 0)["spec"]
+    assert worker["automountServiceAccountToken"] is True
+    assert worker["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is False
+    plan = reconcile(job, [], T0)
+    notes = [e for e in plan.events if e.reason == c.REASON_SECURITY_RELAXED]
+    assert len(notes) == 1 and "token" in notes[0].message and "writable" in notes[0].message
