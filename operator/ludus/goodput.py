@@ -141,8 +141,10 @@ def breakdown(goodput: Goodput, wall: float, seconds_per_step: float | None) -> 
     total = max(wall, accounted)
     seconds["other"] = total - accounted
     if total <= 0:
+        # A job created and finished within one second (timestamps have seconds): every category is still
+        # there, at zero, so the status always has the same shape and the fleet's counters count the job.
         return goodput.model_copy(update={"wall_seconds": 0.0, "productive_seconds": 0.0, "fraction": 0.0,
-                                          "badput": {}})
+                                          "badput": {k: Badput(seconds=0.0, fraction=0.0) for k in CATEGORIES}})
     return goodput.model_copy(
         update={
             "wall_seconds": round(total, 1),

@@ -166,8 +166,12 @@ def test_prometheus_scrapes_operator_and_trainer_and_every_expression_works(
     while (empty := [e for e in expressions if not any(w in e for w in no_gpu_here)
                      and not query(prometheus, e)["data"]["result"]]) and time.monotonic() < deadline:
         time.sleep(1)
-    scrapes = query(prometheus, 'up{job="ludus-operator"}[2m]')["data"]["result"]
-    assert not empty, f"dashboard expressions returned no data: {empty}; operator scrapes: {scrapes}"
+    if empty:
+        scrapes = query(prometheus, 'up{job="ludus-operator"}[2m]')["data"]["result"]
+        goodput = {j["metadata"]["name"]: (j.get("status") or {}).get("goodput") for j in k.items("tj")}
+        exported = [line for line in operator.metrics().splitlines() if line.startswith("ludus_job_")]
+        raise AssertionError(f"dashboard expressions returned no data: {empty}; operator scrapes: {scrapes}; "
+                             f"jobs' goodput: {goodput}; the operator exports: {exported}")
     for expr in alert_expressions():
         answer = query(prometheus, expr)
         assert answer["status"] == "success", f"{expr}: {answer}"

@@ -170,3 +170,15 @@ def test_steps_redone_use_the_trainers_own_record_of_the_furthest_step() -> None
     status = reconcile(job, running("digits", 2), T0 + timedelta(seconds=40), progress=resumed).status
     assert status.goodput is not None and status.goodput.steps_redone == 18  # 58 reached, 40 resumed
     assert status.goodput.high_water_step == 58
+
+
+def test_a_job_that_runs_and_finishes_within_its_creation_second_still_reports_every_category() -> None:
+    # Timestamps have seconds: a fast job's wall time is 0, and its status keeps the same shape.
+    job = make_job().workers(1).status(phase="Pending", startTime=T0.isoformat(), observedGeneration=1).build()
+    job = job.model_copy(update={"status": reconcile(job, running("digits", 1), T0).status})
+    done = [store("digits"), pod("digits", 0, "Succeeded", exit_code=0)]
+    final = reconcile(job, done, T0).status
+    assert final.phase == c.PHASE_SUCCEEDED and final.goodput is not None
+    assert final.goodput.wall_seconds == 0.0 and final.goodput.fraction == 0.0
+    assert set(final.goodput.badput) == set(CATEGORIES)
+    assert all(b.seconds == 0.0 and b.fraction == 0.0 for b in final.goodput.badput.values())
