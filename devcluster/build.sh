@@ -2,13 +2,18 @@
 # Build the pinned control-plane binaries from the Go module proxy, once.
 # Each set lands in $LUDUS_CACHE_DIR/bin/<component>-<version>/ and is reused
 # after that; the versions below are the cache keys. Go's module and build
-# caches stay in their usual places so a warm machine rebuilds nothing.
+# caches live in a scratch directory for this run only and go with it: the
+# binaries are what is kept, and the caches (15 GB for this set) would
+# otherwise stay on a disk that the node images and the tests need.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/versions.env"
 cache=${LUDUS_CACHE_DIR:-$HOME/.cache/ludus}/bin
 mkdir -p "$cache"
 export CGO_ENABLED=0 GOFLAGS=-trimpath
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/ludus-go.XXXXXX")
+export GOCACHE="$scratch/build" GOMODCACHE="$scratch/mod"
+trap 'go clean -modcache >/dev/null 2>&1 || true; rm -rf "$scratch"' EXIT
 
 build() {  # build <dir-name> <command...>: runs the command with $out set, then publishes atomically
   local name=$1; shift
@@ -30,6 +35,9 @@ build "kubernetes-$KUBERNETES_VERSION-2" bash -c "cd '$here/gomod/kubernetes' &&
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kubelet \
   k8s.io/kubernetes/cmd/kube-proxy"
+# Kubernetes' pause.c from the same module, for the pause image (scripts/build-images.sh compiles it).
+build "pause-src-$KUBERNETES_VERSION" bash -c "cd '$here/gomod/kubernetes' && \
+  cp \"\$(go mod download -json k8s.io/kubernetes | sed -n 's/^\t\"Dir\": \"\(.*\)\",\$/\1/p')/build/pause/linux/pause.c\" \"\$out/\""
 build "etcd-$ETCD_VERSION" bash -c "cd '$here/gomod/etcd' && go build -ldflags '-s -w' -o \"\$out/etcd\" go.etcd.io/etcd/server/v3"
 # patched_source <module@version> <name>: a writable copy of a pinned module with patches/<name>-*.patch
 # applied, printed as a path (the module cache itself is read-only).

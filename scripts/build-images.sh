@@ -20,7 +20,8 @@ build() {  # build <tag> <dockerfile>
 pause() {  # Kubernetes' pause.c from the pinned module, compiled static, in an image FROM scratch
   local src ctx
   source devcluster/versions.env
-  src=$(cd devcluster/gomod/kubernetes && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c
+  src=${LUDUS_CACHE_DIR:-$HOME/.cache/ludus}/bin/pause-src-$KUBERNETES_VERSION/pause.c  # devcluster/build.sh
+  [ -f "$src" ] || { echo "no $src: make cluster-binaries first" >&2; exit 1; }
   ctx=$(mktemp -d)
   gcc -Os -static -DVERSION=ludus -o "$ctx/pause" "$src"
   cp devcluster/pause/Dockerfile "$ctx/"
