@@ -35,6 +35,7 @@ POD_SUBNET = "10.244.0.0/24"
 # Every node's pods: each node has its own /24 of it, and its bridge routes to the others' on this host.
 CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
+LAYER_GC_REF = "containerd.io/gc.ref.content.l."  # a manifest's hold on its layer blobs
 STATE = Path(os.environ.get("LUDUS_NODE_STATE", "/var/lib/ludus"))
 RUN = Path("/run/ludus")
 CONTAINERD_SOCK = RUN / "containerd" / "containerd.sock"
@@ -223,9 +224,6 @@ class RealNode:
         listed = self._ctr("images", "ls", f"name=={ref}").stdout
         if image_id.replace(":", "-") in listed:
             return
-        # ctr holds what it imports under a lease that lasts a day: the image this one replaces (its
-        # layers and unpacked snapshots, 5 GB for the trainer) would stay on disk until then, and a day
-        # of rebuilds fills it. The import's own leases go once the image record holds its content.
         leases_before = self._leases()
         save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
         assert save.stdout is not None
@@ -237,9 +235,37 @@ class RealNode:
         if ctr.returncode != 0 or save.returncode != 0:
             raise RuntimeError(f"importing {image} failed: {err.decode()[-500:]}")
         self._ctr("images", "label", ref, f"ludus.dev/docker-id={image_id.replace(':', '-')}")
-        new_leases = sorted(self._leases() - leases_before)
-        if new_leases:
-            self._ctr("leases", "delete", "--sync", *new_leases)
+        self._keep_only_what_runs(ref, self._leases() - leases_before)
+
+    def _keep_only_what_runs(self, ref: str, import_leases: set[str]) -> None:
+        """Leave one unpacked copy of each image on disk, as containerd's `discard_unpacked_layers` does
+        for pulls. An import would otherwise keep, per node, the trainer's 5 GB layer twice (the blob
+        and its unpacked snapshot), plus every image it replaced: the CRI keeps each image under its ID
+        too, and ctr holds what it imports under a lease that lasts a day."""
+        manifest = next((digest for name, digest in self._images() if name == ref), None)
+        if manifest is not None:
+            layer_refs = [key for key in self._content_labels(manifest) if key.startswith(LAYER_GC_REF)]
+            if layer_refs:
+                self._ctr("content", "label", manifest, *(f"{key}=" for key in layer_refs))
+        for alias in replaced_aliases(self._images()):
+            self._ctr("images", "rm", alias)
+        # Deleting a lease with --sync runs containerd's garbage collector now; a lease of our own makes
+        # sure it runs even when the import left none.
+        own = self._ctr("leases", "create").stdout.split()
+        self._ctr("leases", "delete", "--sync", *sorted(import_leases), *own[:1])
+
+    def _images(self) -> list[tuple[str, str]]:
+        """(reference, target digest) of every image record in the node's k8s.io namespace."""
+        lines = self._ctr("images", "ls").stdout.splitlines()[1:]
+        return [(parts[0], parts[2]) for parts in (line.split() for line in lines) if len(parts) >= 3]
+
+    def _content_labels(self, digest: str) -> dict[str, str]:
+        for line in self._ctr("content", "ls").stdout.splitlines()[1:]:
+            parts = line.split()
+            if parts and parts[0] == digest:
+                labels = parts[-1] if "=" in parts[-1] else ""
+                return dict(item.split("=", 1) for item in labels.split(",") if "=" in item)
+        return {}
 
     def _leases(self) -> set[str]:
         return set(self._ctr("leases", "ls", "-q").stdout.split())
@@ -457,6 +483,13 @@ state = "{self.run / 'containerd-state'}"
                   if line.split()[1].startswith(roots)]
         for mount in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", mount], capture_output=True)
+
+
+def replaced_aliases(images: list[tuple[str, str]]) -> list[str]:
+    """The CRI names each image by its ID as well as by its tag; once the tag points at a newer
+    image, the old ID's record is all that keeps the old image on disk."""
+    named = {digest for name, digest in images if not name.startswith("sha256:")}
+    return [name for name, digest in images if name.startswith("sha256:") and digest not in named]
 
 
 def storage_objects(base: Path) -> list[dict[str, object]]:
