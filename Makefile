@@ -12,7 +12,7 @@ WHEELHOUSE  ?= $(CACHE_DIR)/wheelhouse
 TORCH_PIN   := torch==2.13.0
 export LUDUS_CACHE_DIR := $(CACHE_DIR)
 
-.PHONY: help install wheelhouse host lint test test-unit test-integration test-e2e test-trainer test-images manifests \
+.PHONY: help install disk-check clean-node-state wheelhouse host lint test test-unit test-integration test-e2e test-trainer test-images manifests \
         cluster-up cluster-down cluster-binaries demo demo-down trainer-image operator-image bench bench-demo bench-progress bench-sweep bench-recovery \
         bench-throughput bench-report bench-all clean
 
@@ -28,7 +28,9 @@ $(WHEELHOUSE)/.complete-$(REQ_KEY):
 	$(PYTHON) -m pip download --quiet --dest $(WHEELHOUSE) -r trainer_image/requirements.txt -r operator/requirements.txt
 	touch $@
 
-install: $(VENV)/.installed ## virtual environment in .venv with everything the tests need
+install: disk-check $(VENV)/.installed ## virtual environment in .venv with everything the tests need
+disk-check: ## say at once, with numbers, when the disk is too full for a run
+	@scripts/disk-check.sh
 $(VENV)/.installed: pyproject.toml $(WHEELHOUSE)/.complete-$(REQ_KEY)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -135,3 +137,6 @@ bench-throughput: install ## GPT throughput, harness vs bare loop (GPU if presen
 
 clean: cluster-down
 	rm -rf $(VENV) .cluster
+
+clean-node-state: cluster-down ## drop the real nodes' image stores (about 5 GB each; imported again when next needed)
+	state=$${LUDUS_NODE_STATE:-/var/lib/ludus}; rm -rf "$$state/containerd" "$$state"/node-*/containerd
