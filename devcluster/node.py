@@ -36,6 +36,7 @@ POD_SUBNET = "10.244.0.0/24"
 CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
 LAYER_GC_REF = "containerd.io/gc.ref.content.l."  # a manifest's hold on its layer blobs
+IMPORT_PIN = "ludus.local/importing:replaced"  # names the image an import replaces until the import is done
 STATE = Path(os.environ.get("LUDUS_NODE_STATE", "/var/lib/ludus"))
 RUN = Path("/run/ludus")
 CONTAINERD_SOCK = RUN / "containerd" / "containerd.sock"
@@ -225,13 +226,21 @@ class RealNode:
         if image_id.replace(":", "-") in listed:
             return
         leases_before = self._leases()
-        save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
-        assert save.stdout is not None
-        ctr = subprocess.Popen(self._ctr_cmd("images", "import", "-"), stdin=save.stdout,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        save.stdout.close()  # only ctr reads the pipe: if it fails, docker save gets EPIPE instead of hanging
-        _, err = ctr.communicate()
-        save.wait()
+        # ctr moves the name to the new image before unpacking it, on top of the layers both share; the
+        # CRI records only the first image a name held by its ID, so nothing else may reference the old
+        # one then, and a garbage collection in that window deletes a layer the unpack is building on
+        # ("parent snapshot ... does not exist"). A second name keeps it until the import is done.
+        self._ctr("images", "tag", "--force", ref, IMPORT_PIN)  # fails, harmlessly, on a first import
+        try:
+            save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+            assert save.stdout is not None
+            ctr = subprocess.Popen(self._ctr_cmd("images", "import", "-"), stdin=save.stdout,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            save.stdout.close()  # only ctr reads the pipe: if it fails, docker save gets EPIPE instead of hanging
+            _, err = ctr.communicate()
+            save.wait()
+        finally:
+            self._ctr("images", "rm", IMPORT_PIN)
         if ctr.returncode != 0 or save.returncode != 0:
             raise RuntimeError(f"importing {image} failed: {err.decode()[-500:]}")
         self._ctr("images", "label", ref, f"ludus.dev/docker-id={image_id.replace(':', '-')}")

@@ -4,8 +4,12 @@ node that kept each rebuild, or each layer twice, filled the disk of the machine
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,13 +23,36 @@ REF = PROBE
 
 def _build(tmp: Path, payload: bytes) -> tuple[str, str]:
     """A one-layer image under PROBE holding `payload`; returns its ID and its layer's digest."""
-    (tmp / "payload").write_bytes(payload)
-    (tmp / "Dockerfile").write_text("FROM scratch\nCOPY payload /payload\n")
+    image_id, (layer,) = _build_layers(tmp, {"payload": payload})
+    return image_id, layer
+
+
+def _build_layers(tmp: Path, files: dict[str, bytes]) -> tuple[str, list[str]]:
+    """An image under PROBE with one layer per file, in order; returns its ID and its layers' digests."""
+    for name, data in files.items():
+        (tmp / name).write_bytes(data)
+    (tmp / "Dockerfile").write_text("FROM scratch\n" + "".join(f"COPY {name} /{name}\n" for name in files))
     subprocess.run(["docker", "build", "--quiet", "-t", PROBE, str(tmp)], check=True, capture_output=True)
     inspect = json.loads(subprocess.run(["docker", "image", "inspect", PROBE], check=True, capture_output=True,
                                         text=True).stdout)[0]
-    (layer,) = inspect["RootFS"]["Layers"]
-    return inspect["Id"], layer
+    return inspect["Id"], inspect["RootFS"]["Layers"]
+
+
+def _chain_id(layers: list[str]) -> str:
+    """The key containerd gives the snapshot of a stack of layers (the OCI image spec's ChainID)."""
+    chain = layers[0]
+    for layer in layers[1:]:
+        chain = "sha256:" + hashlib.sha256(f"{chain} {layer}".encode()).hexdigest()
+    return chain
+
+
+def _named_digests(node: RealNode) -> set[str]:
+    return {line.split()[2] for line in _ctr(node, "images", "ls").splitlines()[1:] if len(line.split()) >= 3}
+
+
+def _committed(node: RealNode) -> set[str]:
+    return {line.split()[0] for line in _ctr(node, "snapshots", "ls").splitlines()[1:]
+            if line.split()[-1:] == ["Committed"]}
 
 
 def _ctr(node: RealNode, *args: str) -> str:
@@ -68,3 +95,50 @@ def test_a_replaced_image_leaves_the_node_and_only_its_unpacked_layers_stay(real
     assert new_layer in snapshots and new_layer not in content
     assert images[REF] in content, "the current image lost its manifest"
     assert set(_ctr(real_node, "leases", "ls", "-q").split()) == leases, "an import left a lease behind"
+
+
+@pytest.mark.usefixtures("probe_image")
+def test_the_image_a_name_held_stays_referenced_until_its_replacement_is_unpacked(real_node: RealNode,
+                                                                                  tmp_path: Path) -> None:
+    """An import moves the name to the new image before it unpacks it, and the unpack builds on the
+    layers the two images share. Were the replaced image referenced by nothing in that window, a
+    garbage collection could delete a shared layer between the unpack finding it and stacking the
+    next one on it: `parent snapshot ... does not exist` (a CI run failed so). The CRI gives only the
+    first image a name ever held an ID record of its own, so the replaced image here is the second."""
+    _build_layers(tmp_path, {"first": os.urandom(1000)})
+    real_node.import_image(PROBE)
+    base = os.urandom(1 << 20)
+    _, old_layers = _build_layers(tmp_path, {"base": base})
+    real_node.import_image(PROBE)
+    old_manifest = dict(line.split()[:3:2] for line in _ctr(real_node, "images", "ls").splitlines()[1:])[REF]
+
+    # A large new layer on the shared one: its unpack takes long enough for the watch to see the window.
+    _, new_layers = _build_layers(tmp_path, {"base": base, "big": os.urandom(256 << 20)})
+    assert new_layers[0] == old_layers[0], "the two images must share their first layer"
+    new_top = _chain_id(new_layers)
+    unreferenced: list[float] = []
+    polls = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal polls
+        started = time.monotonic()
+        while not done.is_set():
+            named = _named_digests(real_node)  # read before the snapshots: no false alarm at the end
+            if old_manifest not in named and new_top not in _committed(real_node):
+                unreferenced.append(time.monotonic() - started)
+            polls += 1
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        real_node.import_image(PROBE)
+    finally:
+        done.set()
+        watcher.join()
+    assert polls > 10, "the watch did not run during the import"
+    assert new_top in _committed(real_node), "the new image was not unpacked"
+    assert not unreferenced, (f"the replaced image was referenced by nothing for {len(unreferenced)} of {polls} "
+                              f"looks while its replacement was unpacked, from {unreferenced[0]:.2f}s")
+    assert old_manifest not in _named_digests(real_node), "the replaced image was kept after the import"
