@@ -218,12 +218,11 @@ class RealNode:
 
     # --- images ---------------------------------------------------------------------------------
     def import_image(self, image: str) -> None:
-        """Copy a Docker image into containerd, unless the same image (by Docker ID) is already there."""
+        """Copy a Docker image into containerd, unless its name already holds that image, unpacked."""
         image_id = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", image], capture_output=True,
                                   text=True, check=True).stdout.strip()
         ref = image if "/" in image.split(":")[0] else f"docker.io/library/{image}"
-        listed = self._ctr("images", "ls", f"name=={ref}").stdout
-        if image_id.replace(":", "-") in listed:
+        if self._holds(ref, image_id):
             return
         leases_before = self._leases()
         # ctr moves the name to the new image before unpacking it, on top of the layers both share; the
@@ -243,8 +242,17 @@ class RealNode:
             self._ctr("images", "rm", IMPORT_PIN)
         if ctr.returncode != 0 or save.returncode != 0:
             raise RuntimeError(f"importing {image} failed: {err.decode()[-500:]}")
-        self._ctr("images", "label", ref, f"ludus.dev/docker-id={image_id.replace(':', '-')}")
         self._keep_only_what_runs(ref, self._leases() - leases_before)
+
+    def _holds(self, ref: str, image_id: str) -> bool:
+        """Whether `ref` names the image with this Docker ID (its config's digest) and it is unpacked. Asked
+        of containerd, not of a label set after an import: an import that fails moves the name anyway,
+        to an image it did not finish unpacking, and a label would still vouch for the one before."""
+        manifest = unpacked_target(self._ctr("images", "check", f"name=={ref}").stdout)
+        if manifest is None:
+            return False
+        content = self._ctr("content", "get", manifest)
+        return content.returncode == 0 and json.loads(content.stdout).get("config", {}).get("digest") == image_id
 
     def _keep_only_what_runs(self, ref: str, import_leases: set[str]) -> None:
         """Leave one unpacked copy of each image on disk, as containerd's `discard_unpacked_layers` does
@@ -492,6 +500,15 @@ state = "{self.run / 'containerd-state'}"
                   if line.split()[1].startswith(roots)]
         for mount in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", mount], capture_output=True)
+
+
+def unpacked_target(check: str) -> str | None:
+    """The manifest digest `ctr images check name==REF` shows for REF when it is unpacked; None when the
+    name is not there or its image is not (all) unpacked."""
+    rows = [line.split() for line in check.splitlines()[1:] if line.strip()]
+    if len(rows) != 1 or len(rows[0]) < 4 or rows[0][-1] != "true":
+        return None
+    return rows[0][2]
 
 
 def replaced_aliases(images: list[tuple[str, str]]) -> list[str]:

@@ -142,3 +142,21 @@ def test_the_image_a_name_held_stays_referenced_until_its_replacement_is_unpacke
     assert not unreferenced, (f"the replaced image was referenced by nothing for {len(unreferenced)} of {polls} "
                               f"looks while its replacement was unpacked, from {unreferenced[0]:.2f}s")
     assert old_manifest not in _named_digests(real_node), "the replaced image was kept after the import"
+
+
+@pytest.mark.usefixtures("probe_image")
+def test_a_name_an_unfinished_import_moved_is_imported_again(real_node: RealNode, tmp_path: Path) -> None:
+    """ctr moves a name before it unpacks: an import that then fails leaves the name on an image it did not
+    unpack, and the next import of the image the name held before must not take it for done."""
+    held_id, _ = _build_layers(tmp_path, {"held": os.urandom(1000)})
+    real_node.import_image(PROBE)
+    _build_layers(tmp_path, {"unfinished": os.urandom(1000)})
+    save = subprocess.run(["docker", "save", PROBE], check=True, capture_output=True).stdout
+    subprocess.run(real_node._ctr_cmd("images", "import", "--no-unpack", "-"), input=save, check=True,
+                   capture_output=True)  # what a failed unpack leaves: the name moved, nothing unpacked
+    subprocess.run(["docker", "tag", held_id, PROBE], check=True)
+
+    real_node.import_image(PROBE)
+    check = _ctr(real_node, "images", "check", f"name=={REF}").splitlines()[1].split()
+    config = json.loads(_ctr(real_node, "content", "get", check[2]))["config"]["digest"]
+    assert (config, check[-1]) == (held_id, "true"), "the name was left on the image the import did not finish"
