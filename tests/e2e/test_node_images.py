@@ -47,7 +47,7 @@ def _chain_id(layers: list[str]) -> str:
 
 
 def _named_digests(node: RealNode) -> set[str]:
-    return {line.split()[2] for line in _ctr(node, "images", "ls").splitlines()[1:] if len(line.split()) >= 3}
+    return {digest for _, digest in node._images()}
 
 
 def _committed(node: RealNode) -> set[str]:
@@ -110,7 +110,7 @@ def test_the_image_a_name_held_stays_referenced_until_its_replacement_is_unpacke
     base = os.urandom(1 << 20)
     _, old_layers = _build_layers(tmp_path, {"base": base})
     real_node.import_image(PROBE)
-    old_manifest = dict(line.split()[:3:2] for line in _ctr(real_node, "images", "ls").splitlines()[1:])[REF]
+    old_manifest = dict(real_node._images())[REF]
 
     # A large new layer on the shared one: its unpack takes long enough for the watch to see the window.
     _, new_layers = _build_layers(tmp_path, {"base": base, "big": os.urandom(256 << 20)})
