@@ -49,9 +49,9 @@ else
 	@scripts/engine.sh || echo "!! no container engine here: container and e2e tests will skip"
 endif
 
-lint: install ## ruff, mypy --strict on the operator and the trainer, and the operator's import layers
+lint: install ## ruff, mypy --strict on the operator, the trainer and the dev cluster, the import layers and circles
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy operator/ludus trainer_image/ludus_trainer
+	$(VENV)/bin/mypy operator/ludus trainer_image/ludus_trainer devcluster
 	$(VENV)/bin/lint-imports
 
 test: install cluster-binaries host test-images ## all tests: unit, integration (built-in control plane), e2e

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 
 from bench import scale  # noqa: E402
-from devcluster.cluster import versions  # noqa: E402
+from devcluster.paths import versions  # noqa: E402
 
 RESULTS = REPO / "docs" / "benchmarks" / "progress.json"
 METRICS_PORT = 9090  # ludus.api.constants.TRAINER_METRICS_PORT

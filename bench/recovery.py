@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from devcluster.agents import Store, progress_steps, start_agent, wait_for_step  # noqa: E402
-from devcluster.cluster import Cluster, binary, versions  # noqa: E402
+from devcluster.cluster import Cluster  # noqa: E402
 from devcluster.jobs import (  # noqa: E402
     events,
     progress_step,
@@ -35,6 +35,7 @@ from devcluster.jobs import (  # noqa: E402
 from devcluster.kubectl import Kubectl, wait_for  # noqa: E402
 from devcluster.node import STATE, RealNode  # noqa: E402
 from devcluster.operator_process import CRD, OperatorProcess  # noqa: E402
+from devcluster.paths import binary, versions  # noqa: E402
 
 INTERVAL = 20
 

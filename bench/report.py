@@ -92,7 +92,7 @@ def _scale() -> list[str]:
         "the same 5 s batch as pod counts, and its start time is dated by its oldest pod. At N=500 status "
         "patches per job fell from 3.1 to 2.2 (writes per job 9.1 → 8.2); a 10 s window gave 1.7 (7.7) "
         "but no faster runs, so the default stays 5 s.",
-        "- Watch events decode with orjson instead of the standard library (`ludus/fastjson.py`; Kopf's "
+        "- Watch events decode with orjson instead of the standard library (`ludus/runtime/fastjson.py`; Kopf's "
         "stream decoder was the largest single frame in py-spy): operator CPU to Running 13.5 → 12.5 s, "
         "operator/ceiling 1.52 → 1.44 at N=500.",
         "- gc callbacks showed 9.0 of the operator's ~13 CPU seconds in CPython's cyclic garbage collector: "
@@ -105,7 +105,7 @@ def _scale() -> list[str]:
         "so the threshold stayed.",
         "- After that, about a quarter of the operator's CPU was Kopf's per-event machinery for pods: a "
         "per-object worker and two handler invocations (index and event) per pod event, each with its "
-        "kwargs and loggers. Pods now skip Kopf: `ludus/podwatch.py` lists and watches them itself "
+        "kwargs and loggers. Pods now skip Kopf: `ludus/runtime/podwatch.py` lists and watches them itself "
         "(informer semantics: resume from the last resourceVersion, relist on 410 or error, the relist's "
         "difference queues every job it touched) and files each event under its job with one dict update. "
         "At N=500 (single runs): operator CPU to Running 11.3 → 6.1 s, peak RSS 138 → 95 MB, "
@@ -161,7 +161,7 @@ def _restructure_check() -> list[str]:
                    f"| {_m(r['ceiling']['first_create_to_all_running_s'])} |")
     out += ["", "The patch reached into `kopf._cogs.clients.api`, a private module, and its arm is no better "
             "than the one without it, so it is removed; orjson still decodes the operator's own pod watch "
-            "and responses (`ludus/fastjson.py`).", ""]
+            "and responses (`ludus/runtime/fastjson.py`).", ""]
     inter = _load("scale-500-interleaved.json")
     if inter:
         out += ["Separate runs drift with the machine (the ceiling alone moved by a fifth between them), so the "

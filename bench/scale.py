@@ -40,7 +40,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 
-from devcluster.cluster import Cluster, free_port, versions  # noqa: E402
+from devcluster.cluster import Cluster  # noqa: E402
+from devcluster.paths import free_port, versions  # noqa: E402
 from ludus.api.models import TrainingJob  # noqa: E402
 from ludus.builders import pods as pod_builders  # noqa: E402
 from ludus.builders.service import build_headless_service  # noqa: E402

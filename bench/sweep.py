@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 
 from bench import scale  # noqa: E402
-from devcluster.cluster import versions  # noqa: E402
+from devcluster.paths import versions  # noqa: E402
 
 RESULTS = REPO / "docs" / "benchmarks" / "sweep.json"
 GROUP = "/apis/ludus.dev/v1alpha1/namespaces"

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devcluster.cluster import free_port
 from devcluster.kubectl import wait_for
+from devcluster.paths import free_port
 from ludus.api.models import TrainingJob
 from ludus.frameworks import torch as torch_wiring
 
@@ -133,11 +133,12 @@ def starts(text: str) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in _START.findall(text)]
 
 
-def result(text: str) -> dict | None:
+def result(text: str) -> dict[str, object] | None:
     import json
 
     found = _RESULT.findall(text)
-    return json.loads(found[-1]) if found else None
+    parsed: dict[str, object] | None = json.loads(found[-1]) if found else None
+    return parsed
 
 
 def wait_for_step(agents: list[Agent], step: int, timeout: float = 120) -> int:

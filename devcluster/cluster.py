@@ -12,21 +12,22 @@ import base64
 import json
 import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+from devcluster import processes
+from devcluster.node import RealNode
+from devcluster.paths import HERE, REPO, binary, free_port
+
 FAKE_NODE_TAINT = {"key": "ludus.dev/fake-node", "value": "true", "effect": "NoSchedule"}
 FAKE_NODE_LABEL = ("ludus.dev/node-kind", "fake")
 GPU_NODES = ("kwok-gpu-0", "kwok-gpu-1")
@@ -41,50 +42,9 @@ KUEUE_GROUP = "kueue.x-k8s.io"
 KUEUE_EXTERNAL_FRAMEWORK = "TrainingJob.v1alpha1.ludus.dev"
 
 
-def versions() -> dict[str, str]:
-    out = {}
-    for line in (HERE / "versions.env").read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            key, value = line.split("=", 1)
-            out[key.strip()] = value.strip()
-    return out
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("LUDUS_CACHE_DIR", Path.home() / ".cache" / "ludus"))
-
-
-def binary(name: str) -> Path:
-    """Path of a pinned binary; builds the cache first if it is missing."""
-    v = versions()
-    folder = {
-        "etcd": f"etcd-{v['ETCD_VERSION']}",
-        "kwok": f"kwok-{v['KWOK_VERSION']}-p{v['KWOK_PATCHES']}",
-        "helm": f"helm-{v['HELM_VERSION']}",
-        "coredns": f"coredns-{v['COREDNS_VERSION']}",
-        "local-path-provisioner": f"local-path-provisioner-{v['LOCAL_PATH_PROVISIONER_VERSION']}",
-        "kube-scheduler-plugins": f"scheduler-plugins-{v['SCHEDULER_PLUGINS_VERSION']}",
-        "podgroups-crd.yaml": f"scheduler-plugins-{v['SCHEDULER_PLUGINS_VERSION']}",
-        "kube-router": f"kube-router-{v['KUBE_ROUTER_VERSION']}-d{v['KUBE_ROUTER_DEPS']}",
-        "kueue": f"kueue-{v['KUEUE_VERSION']}-p{v['KUEUE_PATCHES']}",
-        "crds": f"kueue-{v['KUEUE_VERSION']}-p{v['KUEUE_PATCHES']}",
-        "webhooks.yaml": f"kueue-{v['KUEUE_VERSION']}-p{v['KUEUE_PATCHES']}",
-    }.get(name, f"kubernetes-{v['KUBERNETES_VERSION']}-2")
-    path = cache_dir() / "bin" / folder / name
-    if not path.exists():
-        subprocess.run([str(HERE / "build.sh")], check=True)
-    return path
-
-
 def _http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as resp:
         return bool(resp.status == 200)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -122,7 +82,7 @@ class Cluster:
     # --- lifecycle -----------------------------------------------------------------------------
     def is_up(self) -> bool:
         state = self.state()
-        if not state or not all(self._alive(p) for p in state.get("pids", {}).values()):
+        if not state or not all(processes.alive(p) for p in state.get("pids", {}).values()):
             return False
         try:
             return self._readyz(state["ports"]["apiserver"])
@@ -150,9 +110,9 @@ class Cluster:
         self._make_pki()
         self._write_kubeconfigs(ports["apiserver"])
         pids: dict[str, int] = {}
-        self._save({**self.state(), "ports": ports, "pids": pids})
+        self.save_state({**self.state(), "ports": ports, "pids": pids})
 
-        pids["etcd"] = self._spawn("etcd", [
+        pids["etcd"] = self.spawn("etcd", [
             str(binaries["etcd"]),
             f"--data-dir={self.root / 'etcd'}",
             f"--listen-client-urls=http://127.0.0.1:{ports['etcd']}",
@@ -164,9 +124,9 @@ class Cluster:
             "--quota-backend-bytes=4294967296",
             "--log-level=warn",
         ])
-        self._save({**self.state(), "ports": ports, "pids": pids})
+        self.save_state({**self.state(), "ports": ports, "pids": pids})
         pki = self.pki
-        pids["kube-apiserver"] = self._spawn("kube-apiserver", [
+        pids["kube-apiserver"] = self.spawn("kube-apiserver", [
             str(binaries["kube-apiserver"]),
             f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
             # Pods on the real node reach the API server through kube-proxy at the bridge address
@@ -192,8 +152,8 @@ class Cluster:
             "--v=1",
             *self._extra_args("APISERVER"),
         ])
-        self._save({**self.state(), "ports": ports, "pids": pids})
-        self._wait(lambda: self._readyz(ports["apiserver"]), 90, "kube-apiserver /readyz")
+        self.save_state({**self.state(), "ports": ports, "pids": pids})
+        self.wait_for(lambda: self._readyz(ports["apiserver"]), 90, "kube-apiserver /readyz")
 
         scheduler_config = self.root / "scheduler.yaml"
         scheduler_config.write_text(yaml.safe_dump({
@@ -206,7 +166,7 @@ class Cluster:
             },
             "leaderElection": {"leaderElect": False},
         }))
-        pids["kube-scheduler"] = self._spawn("kube-scheduler", [
+        pids["kube-scheduler"] = self.spawn("kube-scheduler", [
             str(binaries["kube-scheduler"]),
             f"--config={scheduler_config}",
             "--bind-address=127.0.0.1",
@@ -232,7 +192,7 @@ class Cluster:
         }))
         # Restarted when it exits, as its Deployment would be: a scheduler exits on purpose when it finds
         # its cache inconsistent with the API server (it does after the API server outage test).
-        pids["kube-scheduler-plugins"] = self._spawn("kube-scheduler-plugins", [
+        pids["kube-scheduler-plugins"] = self.spawn("kube-scheduler-plugins", [
             "sh", "-c", 'while :; do "$0" "$@"; echo "exited $?; restarting" >&2; sleep 1; done',
             str(binaries["kube-scheduler-plugins"]),
             f"--config={gang_config}",
@@ -243,7 +203,7 @@ class Cluster:
             "--secure-port=0",
             "--v=1",
         ])
-        pids["kube-controller-manager"] = self._spawn("kube-controller-manager", [
+        pids["kube-controller-manager"] = self.spawn("kube-controller-manager", [
             str(binaries["kube-controller-manager"]),
             f"--kubeconfig={self.root / 'kube-controller-manager.kubeconfig'}",
             "--bind-address=127.0.0.1",
@@ -259,7 +219,7 @@ class Cluster:
             "--concurrent-gc-syncs=20",
             "--v=1",
         ])
-        pids["kwok"] = self._spawn("kwok", [
+        pids["kwok"] = self.spawn("kwok", [
             str(binaries["kwok"]),
             f"--kubeconfig={self.root / 'kwok.kubeconfig'}",
             "--manage-all-nodes=false",
@@ -269,12 +229,12 @@ class Cluster:
             f"--server-address=127.0.0.1:{ports['kwok']}",
             "--node-lease-duration-seconds=40",
         ])
-        self._save({**self.state(), "ports": ports, "pids": pids})
+        self.save_state({**self.state(), "ports": ports, "pids": pids})
         if self.kueue:
             self._start_kueue(ports, pids)
-        self.kubectl("apply", "-f", "-", input=self._fake_nodes_yaml())
-        self._wait(self._fake_nodes_ready, 60, "fake nodes Ready")
-        self._wait(lambda: self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
+        self.kubectl("apply", "-f", "-", input=self.fake_nodes_yaml())
+        self.wait_for(self._fake_nodes_ready, 60, "fake nodes Ready")
+        self.wait_for(lambda: self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0,
                    60, "the default ServiceAccount")
         print(
             f"cluster up in {time.monotonic() - started:.1f}s\n  export KUBECONFIG={self.kubeconfig}",
@@ -311,12 +271,12 @@ class Cluster:
             # TrainingJobs are an external framework: Ludus creates and follows their Workloads.
             "integrations": {"frameworks": ["batch/job"], "externalFrameworks": [KUEUE_EXTERNAL_FRAMEWORK]},
         }))
-        pids["kueue"] = self._spawn("kueue", [
+        pids["kueue"] = self.spawn("kueue", [
             "env", f"KUBECONFIG={self.kubeconfig}", f"KUEUE_METRICS_CERT_DIR={certs}",
             str(binary("kueue")), f"--config={config}", "--zap-log-level=2",
         ])
-        self._save({**self.state(), "ports": ports, "pids": pids})
-        self._wait(lambda: _http_ok(f"http://127.0.0.1:{ports['kueue_health']}/readyz"), 90, "Kueue /readyz")
+        self.save_state({**self.state(), "ports": ports, "pids": pids})
+        self.wait_for(lambda: _http_ok(f"http://127.0.0.1:{ports['kueue_health']}/readyz"), 90, "Kueue /readyz")
         self.kubectl("apply", "-f", "-", input=self._kueue_webhooks(ports["kueue_webhook"]))
 
     def _kueue_webhooks(self, port: int) -> str:
@@ -336,8 +296,6 @@ class Cluster:
         return yaml.safe_dump_all(docs)
 
     def down(self, *, quiet: bool = False) -> None:
-        from devcluster.node import RealNode
-
         pids = self.state().get("pids", {})
         extra = sorted({int(name.rsplit("-", 1)[1]) for name in pids
                         if name.startswith(("kubelet-", "containerd-"))}, reverse=True)
@@ -349,9 +307,9 @@ class Cluster:
         pids = state.get("pids", {})
         # Stop in reverse order so nothing logs errors about a vanished API server.
         for name in reversed(list(pids)):
-            self._stop(pids[name])
+            processes.stop(pids[name])
         for name in reversed(list(pids)):
-            self._reap(pids[name])
+            processes.reap(pids[name])
         for sub in ("etcd", "state.json"):
             path = self.root / sub
             if path.is_dir():
@@ -379,25 +337,29 @@ class Cluster:
         """kube-scheduler's and kube-controller-manager's client rate, raised alike (LUDUS_CONTROL_PLANE_QPS)."""
         return int(os.environ.get("LUDUS_CONTROL_PLANE_QPS", "500"))
 
-    def _save(self, state: dict[str, Any]) -> None:
+    def wait_for(self, check: Callable[[], object], timeout: float, what: str) -> None:
+        """Poll `check` until it is true; a time-out names this cluster's logs."""
+        processes.wait_until(check, timeout, what, self.logs)
+
+    def save_state(self, state: dict[str, Any]) -> None:
         self.state_file.write_text(json.dumps(state, indent=2))
 
     def restart(self, name: str) -> None:
         """Stop one component and start it again with the same command (tests of outages use it)."""
         state = self.state()
-        self._stop(state["pids"][name])
-        self._reap(state["pids"][name])
+        processes.stop(state["pids"][name])
+        processes.reap(state["pids"][name])
         state = self.state()
-        state["pids"][name] = self._spawn(name, state["argv"][name])
-        self._save(state)
+        state["pids"][name] = self.spawn(name, state["argv"][name])
+        self.save_state(state)
         if name == "kube-apiserver":
-            self._wait(lambda: self._readyz(state["ports"]["apiserver"]), 90, "kube-apiserver /readyz")
+            self.wait_for(lambda: self._readyz(state["ports"]["apiserver"]), 90, "kube-apiserver /readyz")
 
-    def _spawn(self, name: str, argv: list[str]) -> int:
+    def spawn(self, name: str, argv: list[str]) -> int:
         state = self.state()
         state.setdefault("argv", {})[name] = argv
         if state.get("ports"):
-            self._save(state)
+            self.save_state(state)
         log = open(self.logs / f"{name}.log", "ab")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -406,54 +368,11 @@ class Cluster:
             raise RuntimeError(f"{name} exited at once; see {self.logs / (name + '.log')}")
         return proc.pid
 
-    @staticmethod
-    def _alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        try:  # a zombie is not alive
-            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-        except OSError:
-            return False
-
-    @staticmethod
-    def _stop(pid: int) -> None:
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except OSError:
-            pass
-
-    def _reap(self, pid: int) -> None:
-        deadline = time.monotonic() + 15
-        while self._alive(pid) and time.monotonic() < deadline:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            time.sleep(0.1)
-        if self._alive(pid):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
-
-    def _wait(self, check: Any, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if check():
-                    return
-            except (OSError, RuntimeError):
-                pass
-            time.sleep(0.25)
-        raise TimeoutError(f"timed out after {timeout}s waiting for {what}; logs in {self.logs}")
-
     def _readyz(self, port: int) -> bool:
         context = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
         context.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
         with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", context=context, timeout=2) as resp:
-            return resp.status == 200
+            return bool(resp.status == 200)
 
     def _fake_nodes_ready(self) -> bool:
         out = self.kubectl("get", "nodes", "-l", "=".join(FAKE_NODE_LABEL), "-o", "json").stdout
@@ -465,7 +384,7 @@ class Cluster:
         return len(ready) == len(GPU_NODES) + len(CPU_NODES)
 
     @staticmethod
-    def _fake_nodes_yaml() -> str:
+    def fake_nodes_yaml() -> str:
         docs = []
         for name in (*CPU_NODES, *GPU_NODES):
             gpu = name in GPU_NODES
@@ -507,16 +426,16 @@ class Cluster:
         self._openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
         sans = (f"IP:127.0.0.1,IP:10.96.0.1,IP:{NODE_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
                 "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local")
-        self._cert("apiserver", "/CN=kube-apiserver", sans)
-        self._cert("admin", "/O=system:masters/CN=ludus-admin")
-        self._cert("kube-controller-manager", "/CN=system:kube-controller-manager")
-        self._cert("kube-scheduler", "/CN=system:kube-scheduler")
-        self._cert("kwok", "/O=system:masters/CN=kwok")
+        self.cert("apiserver", "/CN=kube-apiserver", sans)
+        self.cert("admin", "/O=system:masters/CN=ludus-admin")
+        self.cert("kube-controller-manager", "/CN=system:kube-controller-manager")
+        self.cert("kube-scheduler", "/CN=system:kube-scheduler")
+        self.cert("kwok", "/O=system:masters/CN=kwok")
         # Kueue's webhook server, which the API server calls on 127.0.0.1.
-        self._cert("kueue-webhook", "/CN=kueue-webhook", "IP:127.0.0.1,DNS:localhost")
+        self.cert("kueue-webhook", "/CN=kueue-webhook", "IP:127.0.0.1,DNS:localhost")
         (self.pki / "done-v3").write_text("ok")
 
-    def _cert(self, name: str, subject: str, sans: str | None = None) -> None:
+    def cert(self, name: str, subject: str, sans: str | None = None) -> None:
         self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
                       "-subj", subject)
         ext = ["-extfile", f"{name}.ext"] if sans else []

@@ -20,7 +20,7 @@ _RESULT = re.compile(r"LUDUS_RESULT (\{.*\})")
 
 
 def phase(k: Kubectl, name: str) -> str:
-    return (k.json("tj", name).get("status") or {}).get("phase", "")
+    return str((k.json("tj", name).get("status") or {}).get("phase", ""))
 
 
 def wait_phase(k: Kubectl, name: str, wanted: str, timeout: float = 300) -> None:

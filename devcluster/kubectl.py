@@ -54,7 +54,7 @@ class Kubectl:
 def wait_for(check: Callable[[], T], *, timeout: float = 60, interval: float = 0.25, what: str = "") -> T:
     """Poll `check` until it returns something truthy; fail with the last value seen."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: T | AssertionError | None = None
     while time.monotonic() < deadline:
         try:
             last = check()

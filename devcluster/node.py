@@ -21,11 +21,46 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
 import yaml
 
-from devcluster.cluster import HERE, Cluster, binary
+from devcluster import processes
+from devcluster.paths import HERE, binary
+
+
+class ControlPlane(Protocol):
+    """What a node needs of the cluster it joins (`devcluster.cluster.Cluster`), named here so that
+    the node does not import the cluster that starts and stops it."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def kubeconfig(self) -> Path: ...
+
+    @property
+    def pki(self) -> Path: ...
+
+    @property
+    def logs(self) -> Path: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def save_state(self, state: dict[str, Any]) -> None: ...
+
+    def spawn(self, name: str, argv: list[str]) -> int: ...
+
+    def cert(self, name: str, subject: str, sans: str | None = None) -> None: ...
+
+    def wait_for(self, check: Callable[[], object], timeout: float, what: str) -> None: ...
+
+    def client_kubeconfig(self, port: int, cert: str) -> dict[str, Any]: ...
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]: ...
+
 
 NODE_NAME = "ludus-node-0"
 NODE_LABEL = ("ludus.dev/node-kind", "real")
@@ -92,7 +127,7 @@ class RealNode:
     their own containerd, bridge `ludus<i>`, pod subnet 10.244.<i>.0/24, cgroup root and state, routed
     to each other through this host; they share the first node's kube-proxy, CoreDNS and provisioner."""
 
-    def __init__(self, cluster: Cluster, index: int = 0) -> None:
+    def __init__(self, cluster: ControlPlane, index: int = 0) -> None:
         self.cluster = cluster
         self.index = index
         suffix = "" if index == 0 else f"-{index}"
@@ -111,7 +146,7 @@ class RealNode:
     def is_up(self) -> bool:
         state = self.cluster.state()
         pids = state.get("pids", {})
-        if not all(name in pids and self.cluster._alive(pids[name]) for name in self.components):
+        if not all(name in pids and processes.alive(pids[name]) for name in self.components):
             return False
         return self._node_ready()
 
@@ -130,7 +165,7 @@ class RealNode:
         self._certs()
         self._write_configs()
         self._spawn(f"containerd{self.suffix}", ["containerd", f"--config={self.dir / 'containerd.toml'}"])
-        self.cluster._wait(lambda: self._ctr("version").returncode == 0, 60, "containerd")
+        self.cluster.wait_for(lambda: self._ctr("version").returncode == 0, 60, "containerd")
         self.import_image(PAUSE_IMAGE)
         if self.index == 0:
             self._spawn("kube-proxy", [str(binary("kube-proxy")), f"--config={self.dir / 'kube-proxy.yaml'}",
@@ -147,7 +182,7 @@ class RealNode:
             "--v=1",
         ])
         log = self.cluster.logs / f"kubelet{self.suffix}.log"
-        self.cluster._wait(self._node_ready, 120, f"node {self.name} Ready (log: {log})")
+        self.cluster.wait_for(self._node_ready, 120, f"node {self.name} Ready (log: {log})")
         if self.index == 0:
             self._storage()
             self._network_policies()
@@ -161,12 +196,12 @@ class RealNode:
         containerd = f"containerd{self.suffix}"
         for name in (f"kubelet{self.suffix}", *shared, *(("kube-router",) if self.index == 0 else ())):
             if name in pids:
-                self.cluster._stop(pids[name])
-                self.cluster._reap(pids.pop(name))
-        if containerd in pids and self.cluster._alive(pids[containerd]):
+                processes.stop(pids[name])
+                processes.reap(pids.pop(name))
+        if containerd in pids and processes.alive(pids[containerd]):
             self._kill_all_tasks()
-            self.cluster._stop(pids[containerd])
-            self.cluster._reap(pids.pop(containerd))
+            processes.stop(pids[containerd])
+            processes.reap(pids.pop(containerd))
         pids.pop(containerd, None)
         self._kill_leftover_shims()
         self._kill_strays()
@@ -180,7 +215,7 @@ class RealNode:
             subprocess.run(["iptables", "-D", "FORWARD", *rule], capture_output=True)
         if state:
             state["pids"] = pids
-            self.cluster._save(state)
+            self.cluster.save_state(state)
 
     def _network_policies(self) -> None:
         """kube-router's firewall, so NetworkPolicies are enforced for the first node's pods (not its
@@ -289,10 +324,10 @@ class RealNode:
 
     # --- helpers --------------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> None:
-        pid = self.cluster._spawn(name, argv)
+        pid = self.cluster.spawn(name, argv)
         state = self.cluster.state()
         state.setdefault("pids", {})[name] = pid
-        self.cluster._save(state)
+        self.cluster.save_state(state)
 
     def _ctr_cmd(self, *args: str) -> list[str]:
         return ["ctr", f"--address={self.sock}", "--namespace=k8s.io", *args]
@@ -338,10 +373,10 @@ class RealNode:
     def _certs(self) -> None:
         pki = self.cluster.pki
         if not (pki / f"kubelet{self.suffix}.crt").exists():
-            self.cluster._cert(f"kubelet{self.suffix}", f"/O=system:nodes/CN=system:node:{self.name}")
-            self.cluster._cert(f"kubelet-serving{self.suffix}", f"/CN={self.name}", f"IP:{self.ip},DNS:{self.name}")
+            self.cluster.cert(f"kubelet{self.suffix}", f"/O=system:nodes/CN=system:node:{self.name}")
+            self.cluster.cert(f"kubelet-serving{self.suffix}", f"/CN={self.name}", f"IP:{self.ip},DNS:{self.name}")
         if not (pki / "kube-proxy.crt").exists():
-            self.cluster._cert("kube-proxy", "/CN=system:kube-proxy")
+            self.cluster.cert("kube-proxy", "/CN=system:kube-proxy")
 
     def _write_configs(self) -> None:
         pki, port = self.cluster.pki, self.cluster.state()["ports"]["apiserver"]

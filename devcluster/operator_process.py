@@ -9,8 +9,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from devcluster.cluster import REPO, free_port
 from devcluster.kubectl import wait_for
+from devcluster.paths import REPO, free_port
 
 CRD = REPO / "manifests" / "crd" / "trainingjobs.ludus.dev.yaml"
 SWEEP_CRD = REPO / "manifests" / "crd" / "sweeps.ludus.dev.yaml"
@@ -47,13 +47,13 @@ class OperatorProcess:
             raise AssertionError(f"operator exited with {self.proc.returncode}; log: {log}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1) as resp:
-                return resp.status == 200
+                return bool(resp.status == 200)
         except OSError:
             return False
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
-            return resp.read().decode()
+            return str(resp.read().decode())
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:

@@ -17,8 +17,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from devcluster.cluster import Cluster, binary  # noqa: E402
+from devcluster.cluster import Cluster  # noqa: E402
 from devcluster.node import RealNode, host_problem  # noqa: E402
+from devcluster.paths import binary  # noqa: E402
 
 NAMESPACE = "ludus-demo"
 JOB = "digits"

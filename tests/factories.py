@@ -12,7 +12,7 @@ from typing import Any
 
 from ludus.api import constants as c
 from ludus.api.models import TrainingJob
-from ludus.observe import PodObservation
+from ludus.trainingjob.observe import PodObservation
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from devcluster.cluster import Cluster, binary
+from devcluster.cluster import Cluster
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import CRD, CT_CRD, SWEEP_CRD, OperatorProcess
+from devcluster.paths import binary
 
 
 @dataclass

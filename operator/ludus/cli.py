@@ -90,9 +90,9 @@ def run_operator(args: argparse.Namespace) -> int:
     import ludus.handlers  # noqa: F401 - registers the handlers
     from ludus.controller import Controller
     from ludus.controller.continuous import ContinuousController
-    from ludus.controller.sweeps import SweepController
-    from ludus.peering import own_identity
-    from ludus.settings import OperatorConfig, tune_gc
+    from ludus.controller.sweep import SweepController
+    from ludus.runtime.peering import own_identity
+    from ludus.runtime.settings import OperatorConfig, tune_gc
 
     config = OperatorConfig(
         namespaces=tuple(args.namespace) if not args.all_namespaces else (),

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from devcluster.kubectl import Kubectl
-from ludus import credentials, metrics
-from ludus.kube import ApiError, KubeClient, pod_path
+from ludus.runtime import credentials, metrics
+from ludus.runtime.kube import ApiError, KubeClient, pod_path
 from tests.fixtures import TestCluster
 
 PLUGIN = """#!/bin/sh

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from devcluster.cluster import REPO, binary
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
+from devcluster.paths import REPO, binary
 from tests.factories import make_job
 from tests.fixtures import TestCluster
 

@@ -132,7 +132,7 @@ def test_suspend_deletes_pods_keeps_the_job_and_resume_recreates_them(k: Kubectl
 
 def test_a_worker_on_a_lost_node_is_replaced(k: Kubectl, operator: OperatorProcess, cluster) -> None:
     """Delete the node under a worker: pod garbage collection fails the pod, Ludus replaces it."""
-    node_yaml = cluster.built_in._fake_nodes_yaml() if cluster.built_in else None
+    node_yaml = cluster.built_in.fake_nodes_yaml() if cluster.built_in else None
     if node_yaml is None:
         pytest.skip("needs the built-in cluster's fake nodes")
     k.apply(make_job("lost").workers(2).on_fake_nodes().manifest())

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
-from devcluster.cluster import REPO, free_port
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
+from devcluster.paths import REPO, free_port
 from tests.factories import make_job
 from tests.integration.test_continuous import claim, complete, ct_manifest, publish  # noqa: F401 - claim: a fixture
 

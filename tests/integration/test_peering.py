@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from devcluster.cluster import REPO
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
+from devcluster.paths import REPO
 from tests.factories import make_job
 from tests.fixtures import TestCluster
 

@@ -10,8 +10,8 @@ import kopf
 import pytest
 
 from ludus.api import constants as c
-from ludus.kube import KubeClient, pod_path
-from ludus.podwatch import PodIndex, PodWatch, _pods_path, _Relist
+from ludus.runtime.kube import KubeClient, pod_path
+from ludus.runtime.podwatch import PodIndex, PodWatch, _pods_path, _Relist
 from tests.fixtures import TestCluster
 
 

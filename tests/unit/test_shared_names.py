@@ -23,8 +23,8 @@ def test_environment_names_match() -> None:
 
 def test_both_sides_agree_which_direction_is_better() -> None:
     """The trainer keeps a metric's best value and the operator merges bests by the same rule."""
-    from ludus import status as operator_status
     from ludus.api.models import Objective as OperatorObjective
+    from ludus.trainingjob import status as operator_status
     from ludus_trainer import evaluation as trainer_evaluation
 
     metrics = ["accuracy", "f1", "eval_loss", "loss", "error_rate", "perplexity", "bleu"]

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ludus.api import constants as c
+from ludus.api import names
 from ludus.api.models import TrainingJob
-from ludus.builders import labels, names
+from ludus.builders import labels
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from ludus.api import names
 from ludus.api.models import TrainingJob
-from ludus.builders import labels, names
+from ludus.builders import labels
 
 GANG_NONE: Final = "none"
 GANG_VOLCANO: Final = "volcano"

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from ludus.api import constants as c
+from ludus.api import names
 from ludus.api.models import TrainingJob
-from ludus.builders import labels, names
+from ludus.builders import labels
 from ludus.builders.podgroup import gang_fields, worker_gang_fields
 from ludus.frameworks import torch
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ludus.api import constants as c
+from ludus.api import names
 from ludus.api.models import TrainingJob
-from ludus.builders import labels, names
+from ludus.builders import labels
 
 
 def build_headless_service(job: TrainingJob) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 TrainingJobs are a framework Kueue does not know, so Ludus does for them what Kueue's own job
 integrations do: one Workload per job, owned by it, with a pod set per role (the rendezvous store and
 the workers) whose templates are the pods Ludus will create. Kueue admits it (or not); Ludus starts
-and stops the job to match (`ludus.queueing`).
+and stops the job to match (`ludus.trainingjob.queueing`).
 """
 
 from __future__ import annotations

@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from ludus import metrics
 from ludus.api import constants as c
 from ludus.api.models import TrainingJobStatus
 from ludus.controller.expectations import Expectations
-from ludus.kube import ApiError, KubeClient
-from ludus.plan import Plan
+from ludus.runtime import metrics
+from ludus.runtime.kube import ApiError, KubeClient
+from ludus.trainingjob.reconcile import Plan
 
 logger = logging.getLogger("ludus.controller")
 

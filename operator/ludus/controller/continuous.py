@@ -1,4 +1,4 @@
-"""The ContinuousTraining loop: each pass reads what the plan needs, asks `ludus.continuous.plan`
+"""The ContinuousTraining loop: each pass reads what the plan needs, asks `ludus.continuous.reconcile`
 and carries the plan out (the loop itself is `owner`'s)."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from ludus import metrics
 from ludus.api import constants as c
+from ludus.api.conditions import upsert_condition
 from ludus.api.continuous import ContinuousTraining, ContinuousTrainingStatus
-from ludus.conditions import upsert_condition
-from ludus.continuous.plan import COND_VALID, REASON_INVALID, CTPlan, Observed, reconcile_continuous
+from ludus.continuous.reconcile import COND_VALID, REASON_INVALID, CTPlan, Observed, reconcile_continuous
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
-from ludus.kube import ApiError, pod_path
+from ludus.runtime import metrics
+from ludus.runtime.kube import ApiError, pod_path
 
 # While a model is being published the pass looks at its pod this often (there is no pod watch for it).
 PUBLISH_POLL_SECONDS: Final = 1.0

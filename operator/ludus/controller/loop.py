@@ -2,8 +2,8 @@
 
 Kopf's handlers only feed this queue (they are thin glue). Each pass reads the
 job from Kopf's in-memory index (with our own newer write over it, see
-`written`) and its pods from the operator's own pod watch (`ludus.podwatch`;
-never a list call), asks the pure `ludus.plan.reconcile` what to do, lets the
+`written`) and its pods from the operator's own pod watch (`ludus.runtime.podwatch`;
+never a list call), asks the pure `ludus.trainingjob.reconcile.reconcile` what to do, lets the
 batcher decide whether the status goes out now, and hands the plan to the
 executor (`apply`).
 """
@@ -19,7 +19,6 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from ludus import metrics
 from ludus.api import constants as c
 from ludus.api.models import TrainingJob, TrainingJobStatus
 from ludus.builders.netpol import NO_POLICY, PolicySettings
@@ -29,8 +28,16 @@ from ludus.controller.batching import STATUS_BATCH_SECONDS, STATUS_MAX_HOLD_SECO
 from ludus.controller.expectations import Expectations
 from ludus.controller.transitions import TransitionMetrics
 from ludus.controller.written import WrittenStatus
-from ludus.kube import ApiError, KubeClient
-from ludus.plan import (
+from ludus.runtime import metrics
+from ludus.runtime.kube import ApiError, KubeClient
+from ludus.runtime.podwatch import PodIndex, PodWatch
+from ludus.runtime.poller import ProgressPoller
+from ludus.runtime.workqueue import WorkQueue
+from ludus.trainingjob.policies.capacity import NodeCapacity, parse_node
+from ludus.trainingjob.policies.init import resolve_init
+from ludus.trainingjob.progress import DEFAULT_PROGRESS_SECONDS, poll_interval
+from ludus.trainingjob.queueing import WorkloadState, parse_workload
+from ludus.trainingjob.reconcile import (
     init_blocked_plan,
     invalid_spec_plan,
     reconcile,
@@ -38,13 +45,6 @@ from ludus.plan import (
     with_capacity,
     with_initialized_from,
 )
-from ludus.podwatch import PodIndex, PodWatch
-from ludus.policies.capacity import NodeCapacity, parse_node
-from ludus.policies.init import resolve_init
-from ludus.poller import ProgressPoller
-from ludus.progress import DEFAULT_PROGRESS_SECONDS, poll_interval
-from ludus.queueing import WorkloadState, parse_workload
-from ludus.workqueue import WorkQueue
 
 logger = logging.getLogger("ludus.controller")
 

@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from ludus import metrics
 from ludus.controller.written import WrittenStatus
-from ludus.kube import ApiError, KubeClient, job_path
-from ludus.workqueue import WorkQueue
+from ludus.runtime import metrics
+from ludus.runtime.kube import ApiError, KubeClient, job_path
+from ludus.runtime.workqueue import WorkQueue
 
 logger = logging.getLogger("ludus.owner")
 

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from ludus import metrics
 from ludus.api import constants as c
 from ludus.api.models import TrainingJobStatus
+from ludus.runtime import metrics
 
 _RESTART_REASONS: Final = frozenset(
     {c.REASON_POD_FAILED, c.REASON_POD_DELETED, c.REASON_POD_EVICTED, c.REASON_NODE_LOST, c.REASON_STALLED}

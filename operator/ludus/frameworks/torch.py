@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Final
 
 from ludus.api import constants as c
+from ludus.api import names
 from ludus.api.models import TrainingJob
-from ludus.builders import names
 
 TORCHRUN: Final = ("torchrun", "--no-python")
 DEFAULT_COMMAND: Final = ("python", "-m", "ludus_trainer")

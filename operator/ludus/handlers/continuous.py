@@ -8,7 +8,7 @@ import kopf
 
 from ludus.api import constants as c
 from ludus.controller.continuous import ContinuousController
-from ludus.handlers.trainingjobs import slim_job, slim_owner
+from ludus.handlers.trainingjob import slim_job, slim_owner
 
 
 @kopf.index(c.GROUP, c.VERSION, c.CT_PLURAL, id="continuous")

@@ -8,12 +8,12 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from ludus import credentials
 from ludus.controller import Controller
-from ludus.kube import KubeClient
-from ludus.peering import follow as peering_follow
-from ludus.peering import peering_path
-from ludus.settings import OperatorConfig, tune_kopf
+from ludus.runtime import credentials
+from ludus.runtime.kube import KubeClient
+from ludus.runtime.peering import follow as peering_follow
+from ludus.runtime.peering import peering_path
+from ludus.runtime.settings import OperatorConfig, tune_kopf
 
 logger = logging.getLogger("ludus")
 

@@ -10,8 +10,8 @@ from typing import Any, Final
 from ludus.api import constants as c
 from ludus.api.models import Objective
 from ludus.api.sweep import Sweep, TrialRecord
-from ludus.jobreport import latest_metrics
 from ludus.sweep.study import TrialOutcome, TrialState_
+from ludus.trainingjob.report import latest_metrics
 
 # Intermediate objective values kept per trial (the newest): what early stopping compares.
 MAX_INTERMEDIATE: Final = 64

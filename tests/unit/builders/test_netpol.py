@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from ludus.api import constants as c
 from ludus.builders.netpol import PolicySettings, build_network_policy, policy_wanted
 from ludus.cli import network_policy_settings
-from ludus.plan import reconcile
+from ludus.trainingjob.reconcile import reconcile
 from tests.factories import T0, make_job
 
 PROMETHEUS = {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}

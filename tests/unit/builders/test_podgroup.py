@@ -6,7 +6,7 @@ import pytest
 
 from ludus.builders.podgroup import build_pod_group
 from ludus.builders.pods import build_rendezvous_pod, build_worker_pod
-from ludus.plan import reconcile
+from ludus.trainingjob.reconcile import reconcile
 from tests.factories import T0, make_job
 
 

@@ -222,7 +222,7 @@ def test_pods_have_no_api_token_and_a_read_only_root_with_tmp_writable() -> None
 
 
 def test_a_template_may_turn_the_token_and_a_writable_root_back_on_and_is_told_once() -> None:
-    from ludus.plan import reconcile
+    from ludus.trainingjob.reconcile import reconcile
     from tests.factories import T0
 
     job = make_job().workers(1).spec(template={"automountServiceAccountToken": True,

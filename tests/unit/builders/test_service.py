@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from ludus.api.names import pod_fqdn, rendezvous_pod_name, service_name, worker_pod_name
 from ludus.builders.labels import selector_string, worker_selector
-from ludus.builders.names import pod_fqdn, rendezvous_pod_name, service_name, worker_pod_name
 from ludus.builders.service import build_headless_service
 from tests.factories import make_job
 

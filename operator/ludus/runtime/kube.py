@@ -1,0 +1,370 @@
+"""The only module that talks to the API server for the reconcile.
+
+A small aiohttp client, not the `kubernetes` package: bodies are plain dicts
+from the pure builders, and responses are parsed only as far as we read them.
+The official client's model (de)serialisation dominates CPU at a few thousand
+objects (see docs/benchmarks.md and shared research); Kopf itself uses aiohttp.
+Credentials come from Kopf's own login, so both agree on the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import ssl
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import aiohttp
+
+from ludus import __version__
+from ludus.api import constants as c
+from ludus.runtime import fastjson, metrics
+
+USER_AGENT: Final = f"ludus-operator/{__version__}"
+_SA_TOKEN_PATH: Final = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+_TOKEN_REREAD_SECONDS: Final = 60.0
+# Credentials with an expiry are renewed this long before it.
+_EXPIRY_MARGIN: Final = timedelta(seconds=30)
+
+
+class ApiError(Exception):
+    """A response the caller may want to branch on (conflict, not found, server trouble)."""
+
+    def __init__(self, status: int, verb: str, path: str, message: str, *, token: str | None = None) -> None:
+        super().__init__(f"{verb} {path}: HTTP {status}: {message}")
+        self.status = status
+        self.token = token  # the bearer token the request carried (a 401 makes it stale)
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def transient(self) -> bool:
+        return self.status == 429 or self.status >= 500
+
+
+def _pem(data: str | bytes) -> bytes:
+    """Kubeconfig `*-data` fields are base64 of PEM; exec plugins hand PEM itself."""
+    raw = data.encode() if isinstance(data, str) else data
+    return raw if raw.lstrip().startswith(b"-----BEGIN") else base64.b64decode(raw)
+
+
+def _load_cert_chain(context: ssl.SSLContext, cert: bytes, key: bytes) -> None:
+    """ssl reads a client certificate and key only from files: they live in a private directory
+    for the duration of this call and are removed at once, so no decoded key stays on disk."""
+    with tempfile.TemporaryDirectory(prefix="ludus-tls-") as private:
+        os.chmod(private, 0o700)
+        cert_path, key_path = os.path.join(private, "client.crt"), os.path.join(private, "client.key")
+        for path, content in ((cert_path, cert), (key_path, key)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+        context.load_cert_chain(cert_path, key_path)
+
+
+def ssl_context(info: Any) -> ssl.SSLContext | bool:
+    """TLS settings from a Kopf ConnectionInfo: CA and client certificate from paths or inline data."""
+    if info.insecure:
+        return False
+    if info.ca_path:
+        context = ssl.create_default_context(cafile=os.fsdecode(info.ca_path))
+    elif info.ca_data:
+        context = ssl.create_default_context(cadata=_pem(info.ca_data).decode())
+    else:
+        context = ssl.create_default_context()
+    if info.certificate_path:
+        key = os.fsdecode(info.private_key_path) if info.private_key_path else None
+        context.load_cert_chain(os.fsdecode(info.certificate_path), key)
+    elif info.certificate_data:
+        _load_cert_chain(context, _pem(info.certificate_data), _pem(info.private_key_data or b""))
+    return context
+
+
+def pod_path(namespace: str, name: str = "") -> str:
+    base = f"/api/v1/namespaces/{namespace}/pods"
+    return f"{base}/{name}" if name else base
+
+
+def collection_path(body: Mapping[str, Any]) -> str:
+    """Where a child manifest is POSTed."""
+    namespace = body["metadata"]["namespace"]
+    kind = body["kind"]
+    if kind == "Pod":
+        return pod_path(namespace)
+    if kind == "Service":
+        return f"/api/v1/namespaces/{namespace}/services"
+    if kind == c.KIND:
+        return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
+    if kind == "PodGroup":
+        return f"/apis/{body['apiVersion']}/namespaces/{namespace}/podgroups"
+    if kind == "NetworkPolicy":
+        return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
+    if kind == "Workload":
+        return f"/apis/{body['apiVersion']}/namespaces/{namespace}/workloads"
+    raise ValueError(f"no collection path for kind {kind}")
+
+
+def job_path(namespace: str, name: str, subresource: str = "", plural: str = c.PLURAL) -> str:
+    path = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{plural}/{name}"
+    return f"{path}/{subresource}" if subresource else path
+
+
+class JsonLines:
+    """Splits a watch stream into its JSON documents, one per line, whatever the chunk boundaries."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        lines = (self._tail + chunk).split(b"\n")
+        self._tail = lines.pop()
+        return [fastjson.loads(line) for line in lines if line.strip()]
+
+
+Relogin = Callable[[], Any]  # returns a fresh kopf.ConnectionInfo, or None
+
+
+class KubeClient:
+    """One pooled HTTP session to the API server, shared by all reconcile workers.
+
+    Credentials that expire (exec plugins, OIDC, rotated service-account tokens) are
+    renewed by `relogin` when the API server answers 401 or their expiry is near;
+    the request is then sent once more."""
+
+    def __init__(self, info: Any, *, connections: int = 64, relogin: Relogin | None = None) -> None:
+        self._server = str(info.server).rstrip("/")
+        self._connections = connections
+        self._relogin = relogin
+        self._refreshing = asyncio.Lock()
+        self._retired: list[aiohttp.ClientSession] = []
+        self._use(info)
+
+    def _use(self, info: Any) -> None:
+        self._info = info
+        self._token = info.token
+        self._token_read_at = time.monotonic()
+        self._expires: datetime | None = getattr(info, "expiration", None)
+        self._basic = aiohttp.BasicAuth(info.username, info.password or "") if info.username else None
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=ssl_context(info), limit=self._connections, keepalive_timeout=60),
+            timeout=aiohttp.ClientTimeout(total=30),
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    async def refresh(self, stale_token: str | None) -> bool:
+        """Log in again (once for many concurrent 401s); False when there is nothing to log in with."""
+        if self._relogin is None:
+            return False
+        async with self._refreshing:
+            if self._token != stale_token:
+                return True  # another request refreshed while this one waited
+            info = await asyncio.to_thread(self._relogin)
+            if info is None:
+                return False
+            metrics.CREDENTIAL_REFRESHES.inc()
+            same_tls = (info.certificate_data, info.certificate_path) == (
+                self._info.certificate_data, self._info.certificate_path,
+            )
+            if same_tls:
+                self._info, self._token = info, info.token
+                self._expires = getattr(info, "expiration", None)
+                self._basic = aiohttp.BasicAuth(info.username, info.password or "") if info.username else None
+            else:
+                # A new client certificate needs a new connection pool; in-flight requests finish on the old one.
+                self._retired.append(self._session)
+                self._use(info)
+            return True
+
+    def _expiring(self) -> bool:
+        return self._expires is not None and datetime.now(UTC) >= self._expires - _EXPIRY_MARGIN
+
+    def _headers(self) -> dict[str, str]:
+        # Projected service-account tokens rotate; kubelet rewrites the file, we re-read it.
+        if os.path.exists(_SA_TOKEN_PATH) and time.monotonic() - self._token_read_at > _TOKEN_REREAD_SECONDS:
+            with open(_SA_TOKEN_PATH, encoding="utf-8") as f:
+                self._token = f.read().strip()
+            self._token_read_at = time.monotonic()
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    async def request(
+        self,
+        verb: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        if self._expiring():
+            await self.refresh(self._token)
+        try:
+            return await self._send(verb, path, body, content_type, params)
+        except ApiError as err:
+            if err.status != 401 or not await self.refresh(err.token):
+                raise
+        return await self._send(verb, path, body, content_type, params)
+
+    async def _send(
+        self, verb: str, path: str, body: Any, content_type: str, params: Mapping[str, str] | None
+    ) -> dict[str, Any]:
+        token = self._token
+        headers = {**self._headers(), "Content-Type": content_type, "Accept": "application/json"}
+        data = None if body is None else fastjson.dumps(body)
+        async with self._session.request(
+            verb, self._server + path, data=data, headers=headers, params=params, auth=self._basic
+        ) as response:
+            raw = await response.read()
+            metrics.API_REQUESTS.labels(verb=verb, code=str(response.status)).inc()
+            if response.status >= 400:
+                text = raw.decode("utf-8", "replace")
+                try:
+                    message = fastjson.loads(raw).get("message", text)
+                except (ValueError, AttributeError):
+                    message = text
+                raise ApiError(response.status, verb, path, message, token=token)
+            result: dict[str, Any] = fastjson.loads(raw) if raw else {}
+            return result
+
+    async def watch(
+        self, path: str, params: Mapping[str, str], *, read_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Stream a watch's events, decoded; ends when the server closes the watch.
+
+        Lines are split by `JsonLines` rather than aiohttp's readline, which refuses
+        lines above its buffer size (a pod with a large spec can exceed it)."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
+        if self._expiring():
+            await self.refresh(self._token)
+        token = self._token
+        headers = {**self._headers(), "Accept": "application/json"}
+        async with self._session.get(
+            self._server + path, params=params, headers=headers, auth=self._basic, timeout=timeout
+        ) as response:
+            metrics.API_REQUESTS.labels(verb="WATCH", code=str(response.status)).inc()
+            if response.status >= 400:
+                raw = await response.read()
+                if response.status == 401:
+                    await self.refresh(token)  # the caller's relist then goes out with the new credentials
+                raise ApiError(response.status, "WATCH", path, raw.decode("utf-8", "replace"), token=token)
+            lines = JsonLines()
+            async for chunk in response.content.iter_any():
+                for event in lines.feed(chunk):
+                    yield event
+            for event in lines.feed(b"\n"):
+                yield event
+
+    async def create(self, body: Mapping[str, Any]) -> bool:
+        """Create a child; True if created, False if it already existed (deterministic names make 409 success)."""
+        try:
+            await self.request("POST", collection_path(body), body, params={"fieldManager": c.FIELD_MANAGER})
+        except ApiError as err:
+            if err.conflict:
+                return False
+            raise
+        return True
+
+    async def apply(self, body: Mapping[str, Any]) -> None:
+        """Server-side apply: create the object, or bring the fields we own to `body` (a PodGroup's
+        minimum after a scale)."""
+        path = f"{collection_path(body)}/{body['metadata']['name']}"
+        await self.request("PATCH", path, body, content_type="application/apply-patch+yaml",
+                           params={"fieldManager": c.FIELD_MANAGER, "force": "true"})
+
+    async def delete_pod(self, namespace: str, name: str, uid: str) -> bool:
+        """Delete exactly the pod we observed (a UID precondition never hits a replacement)."""
+        options = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": uid}}
+        try:
+            await self.request("DELETE", pod_path(namespace, name), options)
+        except ApiError as err:
+            if err.status in (404, 409):
+                return False
+            raise
+        return True
+
+    async def patch_job_status(
+        self, namespace: str, name: str, resource_version: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch .status, guarded by resourceVersion so a stale view can never overwrite a newer one."""
+        patch = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        return await self.request(
+            "PATCH", job_path(namespace, name, "status"), patch, content_type="application/merge-patch+json"
+        )
+
+    async def set_queue_suspension(self, namespace: str, name: str, uid: str, suspend: bool) -> None:
+        """Suspend a job for its queue (marked as the queue's, not the user's), or lift that suspension
+        once Kueue admits it: what Kueue does to the spec.suspend of the jobs it knows."""
+        annotations = {c.ANNOTATION_QUEUED: "true", c.ANNOTATION_QUEUE_SUSPENDED: "true" if suspend else None}
+        patch = {"metadata": {"uid": uid, "annotations": annotations}, "spec": {"suspend": suspend}}
+        await self.request("PATCH", job_path(namespace, name), patch, content_type="application/merge-patch+json")
+
+    async def patch_workload_status(self, namespace: str, name: str, resource_version: str,
+                                    status: Mapping[str, Any]) -> None:
+        """Merge-patch a Kueue Workload's status, guarded by the resourceVersion it was decided on."""
+        path = f"/apis/{c.KUEUE_WORKLOAD_API}/namespaces/{namespace}/workloads/{name}/status"
+        patch = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        await self.request("PATCH", path, patch, content_type="application/merge-patch+json")
+
+    async def list_nodes(self) -> list[dict[str, Any]]:
+        """Every node (one page: what a capacity check needs is small next to the pods)."""
+        body = await self.request("GET", "/api/v1/nodes")
+        return list(body.get("items") or [])
+
+    async def priority_value(self, name: str) -> int | None:
+        """The value of a PriorityClass (None: there is none of that name)."""
+        try:
+            body = await self.request("GET", f"/apis/scheduling.k8s.io/v1/priorityclasses/{name}")
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+        return int(body.get("value", 0))
+
+    async def delete_job(self, namespace: str, name: str, uid: str) -> None:
+        options = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "preconditions": {"uid": uid},
+            "propagationPolicy": "Background",
+        }
+        try:
+            await self.request("DELETE", job_path(namespace, name), options)
+        except ApiError as err:
+            if err.status not in (404, 409):
+                raise
+
+    async def post_event(self, job: Mapping[str, Any], type_: str, reason: str, message: str, now: str,
+                         kind: str = c.KIND) -> None:
+        """Record a core/v1 Event on the job, or a Sweep (what `kubectl describe` shows)."""
+        meta = job["metadata"]
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": c.API_VERSION,
+                "kind": kind,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid", ""),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[: c.MAX_EVENT_MESSAGE],
+            "source": {"component": c.MANAGED_BY},
+            "reportingComponent": f"{c.GROUP}/operator",
+            "reportingInstance": os.environ.get("HOSTNAME", "ludus-operator"),
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", event)
+
+    async def close(self) -> None:
+        for session in [*self._retired, self._session]:
+            await session.close()

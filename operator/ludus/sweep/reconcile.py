@@ -1,0 +1,218 @@
+"""One pass over a Sweep: from the sweep and its trial TrainingJobs to what to do and its status (pure).
+
+The trials in the API server are the record. A trial's number is its name's suffix, so a pass
+that runs twice (a lagging cache, a restarted operator) can only try to create the same trial
+again, which the API server refuses: no trial is repeated, and none is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from ludus.api import constants as c
+from ludus.api.conditions import upsert_condition
+from ludus.api.models import Objective
+from ludus.api.sweep import BestTrial, Sweep, SweepStatus, TrialRecord
+from ludus.sweep.space import SpaceError, grid_size
+from ludus.sweep.study import suggest_many, to_stop
+from ludus.sweep.trials import outcome, record, state_of, trial_job, trial_number
+from ludus.trainingjob.report import latest_metrics, reported_objective
+
+COND_SUCCEEDED: Final = "Succeeded"
+COND_FAILED: Final = "Failed"
+COND_RUNNING: Final = "Running"
+COND_SUSPENDED: Final = "Suspended"
+REASON_INVALID: Final = "InvalidSpec"
+REASON_MAX_TRIALS: Final = "MaxTrialsReached"
+REASON_EXHAUSTED: Final = "SearchSpaceExhausted"
+REASON_TOO_MANY_FAILED: Final = "TooManyFailedTrials"
+REASON_OBJECTIVE_MISSING: Final = "ObjectiveNotReported"
+REASON_RUNNING: Final = "TrialsRunning"
+REASON_SUSPENDED: Final = "Suspended"
+REASON_TRIAL_CREATED: Final = "TrialCreated"
+REASON_STOPPED_EARLY: Final = "TrialStoppedEarly"
+REASON_NEW_BEST: Final = "NewBestTrial"
+
+
+@dataclass
+class SweepPlan:
+    """What one pass does: trial jobs to create, trials to stop early, suspend or resume, the status
+    and the Events, in that order."""
+
+    create: list[dict[str, Any]] = field(default_factory=list)
+    stop: list[str] = field(default_factory=list)
+    suspend: list[str] = field(default_factory=list)
+    resume: list[str] = field(default_factory=list)
+    status: SweepStatus = field(default_factory=SweepStatus)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def objective_of(sweep: Sweep, jobs: Sequence[Mapping[str, Any]], old: SweepStatus) -> tuple[Objective, bool]:
+    """The objective: the sweep's, the template's, the one the trials' status resolved (the
+    workload's own), or loss/minimize. The flag says whether it is settled."""
+    declared = sweep.spec.objective or sweep.spec.template.objective
+    if declared is not None:
+        return declared, True
+    if old.objective is not None:
+        return old.objective, True
+    # Settled by a finished trial (the trainer's own word, from its termination message); a running
+    # one's is used meanwhile but not recorded.
+    done = [j for j in jobs if (j.get("status") or {}).get("phase") == c.PHASE_SUCCEEDED]
+    found = next((o for o in (reported_objective(j) for j in done) if o is not None), None)
+    if found:
+        return found, True
+    provisional = next((o for o in (reported_objective(j) for j in jobs) if o is not None), None)
+    return provisional or Objective(), False
+
+
+def _records(jobs: Sequence[Mapping[str, Any]], old: SweepStatus, objective: Objective,
+             settled: bool) -> dict[int, TrialRecord]:
+    previous = {t.number: t for t in old.trials}
+    records = dict(previous)  # a trial whose job was deleted by hand keeps its last record
+    for job in jobs:
+        number = trial_number(job)
+        if number is not None:
+            records[number] = record(job, number, objective, previous.get(number), track=settled)
+    return records
+
+
+def _better(value: float, than: float, objective: Objective) -> bool:
+    return value > than if objective.goal == "maximize" else value < than
+
+
+def _best(records: Mapping[int, TrialRecord], jobs: Mapping[str, Mapping[str, Any]], objective: Objective,
+          old: BestTrial | None) -> BestTrial | None:
+    best: TrialRecord | None = None
+    for trial in sorted(records.values(), key=lambda t: t.number):
+        if state_of(trial) == "succeeded" and trial.value is not None:
+            if best is None or _better(trial.value, best.value or 0.0, objective):
+                best = trial
+    if best is None or best.value is None:
+        return None
+    job = jobs.get(best.name)
+    metrics = {m: v for m, (v, _) in latest_metrics(job).items()} if job else (
+        dict(old.metrics) if old and old.number == best.number else {})
+    return BestTrial(number=best.number, name=best.name, parameters=dict(best.parameters), value=best.value,
+                     metrics=metrics)
+
+
+def _ended(status: SweepStatus, phase: str, cond: str, reason: str, message: str, now: datetime) -> SweepStatus:
+    conditions = upsert_condition(list(status.conditions), cond, "True", reason, message, now)
+    conditions = upsert_condition(conditions, COND_RUNNING, "False", reason, message, now)
+    return status.model_copy(update={"phase": phase, "conditions": conditions,
+                                     "completion_time": status.completion_time or now})
+
+
+def reconcile_sweep(sweep: Sweep, jobs: Sequence[Mapping[str, Any]], now: datetime) -> SweepPlan:
+    """The pass for one sweep and the TrainingJobs labelled as its trials."""
+    spec, old = sweep.spec, sweep.status
+    plan = SweepPlan()
+    objective, settled = objective_of(sweep, jobs, old)
+    records = _records(jobs, old, objective, settled)
+    by_name = {str(j["metadata"]["name"]): j for j in jobs}
+    states = {n: state_of(t) for n, t in records.items()}
+    counts = {s: sum(1 for v in states.values() if v == s) for s in ("running", "succeeded", "failed", "stopped")}
+    finished = len(records) - counts["running"]
+    best = _best(records, by_name, objective, old.best)
+    status = old.model_copy(update={
+        "objective": objective if settled else None,
+        "trials": [records[n] for n in sorted(records)],
+        "created": len(records), "running": counts["running"], "succeeded": counts["succeeded"],
+        "failed": counts["failed"], "stopped": counts["stopped"],
+        "progress": f"{finished}/{spec.max_trials}",
+        "best": best,
+        "best_summary": f"{objective.metric} {best.value:.4g}"[:63] if best else "",
+        "observed_generation": sweep.metadata.generation,
+    })
+    if best and (old.best is None or old.best.number != best.number):
+        plan.events.append(("Normal", REASON_NEW_BEST, f"trial {best.name} is the best so far: {objective.metric} "
+                            f"{best.value:.4g} with {values_text(best.parameters)}"))
+    if old.phase in c.TERMINAL_PHASES:
+        plan.status = status
+        return plan
+
+    try:
+        limit = min(spec.max_trials, grid_size(spec.parameters)) if spec.algorithm.name == "grid" else spec.max_trials
+    except SpaceError as err:
+        plan.status = _ended(status, c.PHASE_FAILED, COND_FAILED, REASON_INVALID, str(err), now)
+        plan.events.append(("Warning", REASON_INVALID, str(err)))
+        return plan
+
+    ended = _ending(sweep, records, by_name, objective, counts, finished, limit)
+    if ended is not None:
+        phase, cond, reason, message = ended
+        plan.status = _ended(status, phase, cond, reason, message, now)
+        plan.events.append(("Normal" if phase == c.PHASE_SUCCEEDED else "Warning", reason, message))
+        return plan
+
+    running = [t for t in records.values() if states[t.number] == "running"]
+    if spec.suspend:
+        plan.suspend = [t.name for t in running if not _suspended(by_name.get(t.name))]
+        conditions = upsert_condition(list(status.conditions), COND_SUSPENDED, "True", REASON_SUSPENDED,
+                                      "spec.suspend is true: trials are suspended and none start", now)
+        plan.status = status.model_copy(update={"phase": c.PHASE_SUSPENDED, "conditions": conditions})
+        return plan
+    plan.resume = [t.name for t in running if _suspended(by_name.get(t.name))]
+
+    outcomes = [outcome(t) for t in records.values()]
+    stopping = set(to_stop(spec, objective, outcomes))
+    for number in sorted(stopping):
+        trial = records[number]
+        plan.stop.append(trial.name)
+        plan.events.append(("Normal", REASON_STOPPED_EARLY, f"trial {trial.name} stopped early: {objective.metric} "
+                            f"{trial.value} is worse than the median of earlier trials at its step"))
+    active = counts["running"] - len(stopping)
+    first = max(records, default=-1) + 1
+    slots = max(0, min(spec.parallel_trials - active, limit - len(records)))
+    numbers = [n for n in range(first, first + slots) if n < limit]
+    for number, values in zip(numbers, suggest_many(spec, objective, outcomes, numbers), strict=True):
+        if values is None:
+            break
+        job = trial_job(sweep, number, values, spec.objective or spec.template.objective)
+        plan.create.append(job)  # its TrialCreated Event goes out once the API server took it
+        active += 1
+
+    conditions = upsert_condition(list(status.conditions), COND_SUSPENDED, "False", REASON_RUNNING,
+                                  "trials run", now) if any(x.type == COND_SUSPENDED for x in status.conditions) \
+        else list(status.conditions)
+    conditions = upsert_condition(conditions, COND_RUNNING, "True", REASON_RUNNING,
+                                  f"{active} trials running, {finished} of {limit} finished", now)
+    plan.status = status.model_copy(update={
+        "phase": c.PHASE_RUNNING, "conditions": conditions, "start_time": old.start_time or now,
+        "created": len(records) + len(plan.create), "running": active,
+    })
+    return plan
+
+
+def _suspended(job: Mapping[str, Any] | None) -> bool:
+    return bool(job and (job.get("spec") or {}).get("suspend"))
+
+
+def values_text(values: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+
+
+def _ending(sweep: Sweep, records: Mapping[int, TrialRecord], jobs: Mapping[str, Mapping[str, Any]],
+            objective: Objective, counts: Mapping[str, int], finished: int, limit: int
+            ) -> tuple[str, str, str, str] | None:
+    """Why the sweep ends now, if it does: (phase, condition, reason, message)."""
+    spec = sweep.spec
+    done = [t for t in records.values() if state_of(t) == "succeeded"]
+    if done and all(t.value is None for t in done) and not any(t.value is not None for t in records.values()):
+        reported = sorted({m for t in done for m in latest_metrics(jobs.get(t.name) or {})})
+        message = (f"the objective metric {objective.metric!r} was never reported: trials "
+                   f"{', '.join(t.name for t in done)} reported "
+                   f"{', '.join(reported) if reported else 'no evaluation metrics'}")
+        return c.PHASE_FAILED, COND_FAILED, REASON_OBJECTIVE_MISSING, message
+    if counts["failed"] >= spec.max_failed_trials:
+        return (c.PHASE_FAILED, COND_FAILED, REASON_TOO_MANY_FAILED,
+                f"{counts['failed']} trials failed (maxFailedTrials {spec.max_failed_trials})")
+    if finished >= limit and counts["running"] == 0:
+        if limit < spec.max_trials:
+            return (c.PHASE_SUCCEEDED, COND_SUCCEEDED, REASON_EXHAUSTED,
+                    f"every one of the grid's {limit} combinations ran")
+        return c.PHASE_SUCCEEDED, COND_SUCCEEDED, REASON_MAX_TRIALS, f"{finished} trials finished"
+    return None

@@ -1,0 +1,104 @@
+"""Where a job's starting model comes from (pure): `spec.init` resolved to a claim and a path.
+
+`init.fromJob` names another TrainingJob: its model is `<its checkpoint directory>/<init.path>` on
+its checkpoint claim, once it has succeeded. The resolution is pinned in `status.initializedFrom`
+the first time, so a restarted worker loads the same model even after the other job is gone; what
+the trainer then actually loaded (file, step, SHA-256) is added from its metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ludus.api import constants as c
+from ludus.api.models import Init, InitializedFrom, TrainingJob
+from ludus.trainingjob.observe import PodObservation, current_workers
+
+REASON_INIT_WAITING: Final = "InitSourceNotReady"
+REASON_INIT_UNUSABLE: Final = "InitSourceUnusable"
+REASON_INIT_READY: Final = "InitSourceReady"
+REASON_MODEL_LOADED: Final = "ModelLoaded"
+COND_INITIALIZED: Final = "InitSourceReady"
+
+
+@dataclass(frozen=True)
+class InitOutcome:
+    """The job as its pods are built (spec.init on a claim), what to pin, or why it cannot start."""
+
+    job: TrainingJob
+    pinned: InitializedFrom | None = None
+    waiting: str | None = None  # the source is not there or not finished yet: the job waits
+    unusable: str | None = None  # the source will never have a model: the job fails
+
+
+def _with_init(job: TrainingJob, init: Init, claim: str, path: str) -> TrainingJob:
+    resolved = init.model_copy(update={"claim_name": claim, "path": path, "from_job": None})
+    return job.model_copy(update={"spec": job.spec.model_copy(update={"init": resolved})})
+
+
+def resolve_init(job: TrainingJob, source: Mapping[str, Any] | None) -> InitOutcome:
+    """`source`: the body of the TrainingJob `spec.init.fromJob` names (None: not found)."""
+    init = job.spec.init
+    if init is None:
+        return InitOutcome(job)
+    old = job.status.initialized_from
+    if init.claim_name is not None:
+        pinned = InitializedFrom(claim_name=init.claim_name, path=init.path)
+        if old is not None and old.claim_name == init.claim_name and old.path == init.path:
+            pinned = old
+        return InitOutcome(job, pinned)
+    name = init.from_job
+    assert name is not None, "the model requires claimName or fromJob"
+    if old is not None and old.job == name:  # pinned when the workers were first created
+        return InitOutcome(_with_init(job, init, old.claim_name, old.path), old)
+    field = f"spec.init.fromJob ({name})"
+    if source is None:
+        return InitOutcome(job, waiting=f"{field}: no TrainingJob {name} in {job.metadata.namespace}: create it "
+                           "(or correct the name); this job starts once it has succeeded")
+    spec = source.get("spec") or {}
+    checkpoint = spec.get("checkpoint") or {}
+    claim = checkpoint.get("claimName")
+    phase = (source.get("status") or {}).get("phase") or c.PHASE_PENDING
+    if not claim:
+        return InitOutcome(job, unusable=f"{field}: {name} has no spec.checkpoint.claimName, so its model stayed in "
+                           "its pods: train it with a checkpoint claim, or use init.claimName")
+    if phase == c.PHASE_FAILED:
+        return InitOutcome(job, unusable=f"{field}: {name} failed, so it exported no model: point fromJob at a "
+                           "job that succeeded")
+    if phase != c.PHASE_SUCCEEDED:
+        return InitOutcome(job, waiting=f"{field}: {name} is {phase}; its model is exported when it succeeds, "
+                           "and this job waits for it")
+    sub_path = checkpoint.get("subPath")
+    path = f"{sub_path}/{init.path}" if sub_path else init.path
+    pinned = InitializedFrom(job=name, claim_name=str(claim), path=path)
+    return InitOutcome(_with_init(job, init, str(claim), path), pinned)
+
+
+InitReport = tuple[str, int | None, str, tuple[str, ...]]  # (file, step, SHA-256, re-initialised) as loaded
+
+
+def init_report(progress: InitReport | None, pods: list[PodObservation]) -> InitReport | None:
+    """What the trainer says it loaded: from its metrics while it runs, else from worker 0's
+    termination message (a run shorter than the progress polls)."""
+    if progress is not None:
+        return progress
+    worker0 = current_workers(pods).get(0)
+    raw = (worker0.evaluation or {}).get("init") if worker0 is not None else None
+    if not isinstance(raw, Mapping) or not raw.get("source"):
+        return None
+    step = raw.get("step")
+    fresh = raw.get("reinitialized")
+    reinitialized = tuple(str(x) for x in fresh[:64]) if isinstance(fresh, list) else ()
+    return (str(raw["source"])[:1024], step if isinstance(step, int) and not isinstance(step, bool) else None,
+            str(raw.get("sha256") or "")[:64], reinitialized)
+
+
+def loaded(pinned: InitializedFrom | None, report: InitReport | None) -> InitializedFrom | None:
+    """The pin, with what the trainer reports it loaded (file, step, SHA-256) once it has."""
+    if pinned is None or report is None:
+        return pinned
+    file, step, sha256, reinitialized = report
+    return pinned.model_copy(update={"file": file, "step": step, "sha256": sha256 or None,
+                                     "reinitialized": list(reinitialized)})

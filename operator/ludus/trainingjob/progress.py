@@ -1,0 +1,203 @@
+"""Training progress as the trainer's own metrics page reports it: parsing and rates, no I/O.
+
+Every worker pod's local rank 0 serves `ludus_trainer_step` (with total steps,
+loss, epoch, throughput and seconds per phase) on the metrics port; ranks step
+in lock-step, so worker 0's pod speaks for the job. The operator reads it for
+every Running job: it needs no RBAC for the trainer and no connection from the
+pods to the operator, and the status write rate stays the operator's choice.
+
+`ludus.runtime.poller` is the small async loop that fetches the page.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Final
+
+from prometheus_client.parser import text_string_to_metric_families
+
+# How often status.progress is written for a job (at most), and polled for it.
+DEFAULT_PROGRESS_SECONDS: Final = 30.0
+MIN_POLL_SECONDS: Final = 1.0
+_EVAL_STEP: Final = "ludus_trainer_eval_step"
+_FIELDS: Final = {
+    "ludus_trainer_step": "step",
+    "ludus_trainer_total_steps": "total_steps",
+    "ludus_trainer_start_step": "start_step",
+    "ludus_trainer_start_timestamp_seconds": "started_at",
+    "ludus_trainer_previous_run_step": "previous_step",
+    "ludus_trainer_epoch": "epoch",
+    "ludus_trainer_loss": "loss",
+    "ludus_trainer_samples_per_second": "samples_per_second",
+    "ludus_trainer_tokens_per_second": "tokens_per_second",
+    _EVAL_STEP: "evaluation_step",
+}
+_PHASES: Final = "ludus_trainer_phase_seconds"
+_EVAL: Final = "ludus_trainer_eval_metric"
+_OBJECTIVE: Final = "ludus_trainer_objective"
+_RESTARTS: Final = "ludus_trainer_restarts"
+_INIT: Final = "ludus_trainer_init_info"
+_KNOWN_PHASES: Final = frozenset({"startup", "rendezvous", "restore", "train", "checkpoint", "evaluation"})
+# Counts and steps beyond this are not a trainer's (and would not survive JSON as integers).
+_MAX_COUNT: Final = 2.0**53
+
+
+REASON_UNREACHABLE: Final = "EndpointUnreachable"
+REASON_INVALID: Final = "InvalidResponse"
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """Why a job's progress cannot be read (after several failed polls in a row)."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ProgressSample:
+    """What worker 0 reported, when the operator saw its step move, and the step rate since
+    this run of the trainer began (`rate_from`: the first step and time the operator saw of it)."""
+
+    step: int
+    epoch: int = 0
+    loss: float | None = None
+    samples_per_second: float | None = None
+    tokens_per_second: float | None = None
+    total_steps: int | None = None
+    start_step: int | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    restarts: int = 0  # in-place restarts torchrun made of this pod's trainer
+    previous_step: int | None = None  # the furthest step an earlier run recorded, as this run found it
+    started_at: float | None = None  # when this run began (the trainer's clock, seconds since the epoch)
+    source: str = ""  # the worker 0 pod it came from (its uid)
+    evaluation: dict[str, float] = field(default_factory=dict)  # the latest evaluation while it trains
+    evaluation_step: int | None = None  # the step it was measured at
+    objective: tuple[str, str] | None = None  # (metric, goal) the trainer optimises
+    init: tuple[str, int | None, str, tuple[str, ...]] | None = None  # the model it started from: file, step,
+    # SHA-256, tensors re-initialised
+    observed_at: datetime | None = None
+    rate_from: tuple[int, datetime] | None = None
+
+    @property
+    def run(self) -> str:
+        """One run of the trainer: a pod, torchrun's restart count in it, the step it began from."""
+        return f"{self.source}/{self.restarts}/{self.start_step if self.start_step is not None else '-'}"
+
+    @property
+    def steps_per_second(self) -> float | None:
+        if self.rate_from is None or self.observed_at is None:
+            return None
+        steps = self.step - self.rate_from[0]
+        seconds = (self.observed_at - self.rate_from[1]).total_seconds()
+        return steps / seconds if steps > 0 and seconds > 0 else None
+
+    @property
+    def percent(self) -> float | None:
+        if not self.total_steps:
+            return None
+        return round(min(100.0, 100.0 * self.step / self.total_steps), 1)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        rate = self.steps_per_second
+        if not self.total_steps or rate is None:
+            return None
+        return round(max(self.total_steps - self.step, 0) / rate, 0)
+
+
+def _count(value: float | None) -> int | None:
+    if value is None or not 0 <= value < _MAX_COUNT:
+        return None
+    return int(value)
+
+
+def parse_progress(text: str) -> ProgressSample | None:
+    """The trainer's metrics page reduced to its progress; None when it has no step yet.
+    Raises ValueError on a page that is not Prometheus text."""
+    values: dict[str, float] = {}
+    phases: dict[str, float] = {}
+    evaluation: dict[str, float] = {}
+    objective: tuple[str, str] | None = None
+    init: tuple[str, int | None, str, tuple[str, ...]] | None = None
+    for family in text_string_to_metric_families(text):
+        if family.name == _INIT:
+            for sample in family.samples:
+                if sample.value == 1 and sample.labels.get("source"):
+                    saved_at = sample.labels.get("step", "")
+                    reinitialized = tuple(x for x in sample.labels.get("reinitialized", "").split(",") if x)
+                    init = (sample.labels["source"][:1024], int(saved_at) if saved_at.isdigit() else None,
+                            sample.labels.get("sha256", "")[:64], reinitialized[:64])
+            continue
+        if family.name == _OBJECTIVE:
+            for sample in family.samples:
+                if sample.value == 1 and sample.labels.get("metric") and sample.labels.get("goal"):
+                    objective = (sample.labels["metric"], sample.labels["goal"])
+            continue
+        if family.name == _EVAL:
+            for sample in family.samples:
+                metric = sample.labels.get("metric", "")
+                if metric and math.isfinite(sample.value):
+                    evaluation[metric] = sample.value
+            continue
+        if family.name == _PHASES:
+            for sample in family.samples:
+                phase = sample.labels.get("phase", "")
+                if phase in _KNOWN_PHASES and math.isfinite(sample.value) and sample.value >= 0:
+                    phases[phase] = max(phases.get(phase, 0.0), round(sample.value, 3))
+            continue
+        if family.name in (_RESTARTS, f"{_RESTARTS}_total"):
+            values["restarts"] = max((s.value for s in family.samples if s.name.endswith("_total")
+                                      and math.isfinite(s.value)), default=0.0)
+            continue
+        name = _FIELDS.get(family.name)
+        if name is None:
+            continue
+        for sample in family.samples:
+            if sample.name == family.name and math.isfinite(sample.value):
+                # Several local ranks in one pod: they agree on the step; keep the largest.
+                values[name] = max(values.get(name, -math.inf), sample.value)
+    step = _count(values.get("step"))
+    if step is None:
+        return None
+    rates = {k: values[k] if values.get(k, -1) >= 0 else None for k in ("samples_per_second", "tokens_per_second")}
+    return ProgressSample(
+        step=step,
+        epoch=_count(values.get("epoch")) or 0,
+        loss=values.get("loss"),
+        samples_per_second=rates["samples_per_second"],
+        tokens_per_second=rates["tokens_per_second"],
+        total_steps=_count(values.get("total_steps")) or None,
+        start_step=_count(values.get("start_step")),
+        phases=phases,
+        restarts=_count(values.get("restarts")) or 0,
+        started_at=values["started_at"] if values.get("started_at", 0) > 0 else None,
+        previous_step=_count(values.get("previous_step")),
+        evaluation=evaluation if _count(values.get("evaluation_step")) is not None else {},
+        evaluation_step=_count(values.get("evaluation_step")),
+        objective=objective,
+        init=init,
+    )
+
+
+def advance(previous: ProgressSample | None, current: ProgressSample, now: datetime) -> ProgressSample:
+    """Keep the time the step last moved (a stalled trainer keeps serving the same step) and where
+    the step rate is measured from (reset when the trainer starts over: a restart, a resume)."""
+    same_run = (
+        previous is not None
+        and previous.rate_from is not None
+        and current.step >= previous.step
+        and current.run == previous.run
+    )
+    rate_from = previous.rate_from if same_run and previous is not None else (current.step, now)
+    if previous is not None and previous.step == current.step and previous.observed_at is not None:
+        return replace(current, observed_at=previous.observed_at, rate_from=rate_from)
+    return replace(current, observed_at=now, rate_from=rate_from)
+
+
+def poll_interval(progress_seconds: float, deadline_seconds: int | None) -> float:
+    """Every progress interval; often enough to see a stall within a third of its deadline; at most once a second."""
+    wanted = progress_seconds if deadline_seconds is None else min(progress_seconds, deadline_seconds / 3)
+    return max(MIN_POLL_SECONDS, wanted)

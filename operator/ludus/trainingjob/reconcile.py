@@ -1,0 +1,387 @@
+"""Desired versus observed: the one reconcile decision, as a pure function.
+
+`reconcile(job, pods, now)` looks at a TrainingJob and the pods it owns and
+returns a Plan: what to create, what to delete, the new status and the Events
+to record. It applies the policies (`ludus.trainingjob.policies`) in a fixed order, asks
+`ludus.trainingjob.status.compute_status` for the status, and never talks to the API server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ludus.api import constants as c
+from ludus.api.conditions import get_condition, upsert_condition, with_phase
+from ludus.api.models import TrainingJob, TrainingJobStatus
+from ludus.builders import pods as pod_builders
+from ludus.builders.netpol import NO_POLICY, PolicySettings, build_network_policy, policy_wanted
+from ludus.builders.podgroup import build_pod_group, effective_gang, gang_unavailable
+from ludus.builders.service import build_headless_service
+from ludus.builders.workload import build_workload
+from ludus.trainingjob.observe import PodObservation, current_workers, own_pods, rendezvous_pod
+from ludus.trainingjob.policies.capacity import NodeCapacity, capacity_problem
+from ludus.trainingjob.policies.deadline import deadline_exceeded, seconds_left
+from ludus.trainingjob.policies.decision import Decision, Event, Finish, PodDeletion, Restart, cleanup
+from ludus.trainingjob.policies.failure import failed_workers
+from ludus.trainingjob.policies.init import (
+    COND_INITIALIZED,
+    REASON_INIT_READY,
+    REASON_INIT_UNUSABLE,
+    REASON_INIT_WAITING,
+    REASON_MODEL_LOADED,
+    InitOutcome,
+    init_report,
+    loaded,
+)
+from ludus.trainingjob.policies.stall import stall_deadline, stalled
+from ludus.trainingjob.policies.success import succeeded
+from ludus.trainingjob.policies.suspension import SUSPENDED_MESSAGE, suspend_deletions
+from ludus.trainingjob.policies.ttl import ttl_seconds_left
+from ludus.trainingjob.progress import ProgressSample, Unavailable
+from ludus.trainingjob.queueing import QueueStep, WorkloadState, finished_status, queue_step, released_status
+from ludus.trainingjob.status import compute_status, invalid_spec_status, progress_status, scheduling_wake
+
+__all__ = ["Event", "Plan", "PodDeletion", "invalid_spec_plan", "reconcile"]
+
+
+@dataclass
+class Plan:
+    """Everything one reconcile pass wants done, in the order it must happen."""
+
+    status: TrainingJobStatus
+    create: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[PodDeletion] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    delete_job: bool = False
+    # Kueue: set spec.suspend for the queue (True) or lift the queue's suspension (False); the job's
+    # Workload to create; the Workload status to write (quota given back, or the job finished).
+    queue_suspend: bool | None = None
+    workload: dict[str, Any] | None = None
+    workload_status: tuple[WorkloadState, dict[str, Any]] | None = None
+    requeue_after: float | None = None
+
+
+def _keep_finished(
+    job: TrainingJob, pods: list[PodObservation], now: datetime, progress: ProgressSample | None,
+    unavailable: Unavailable | None = None,
+) -> Plan:
+    """A terminal job: keep cleaning per policy and honour ttlSecondsAfterFinished."""
+    plan = Plan(
+        status=compute_status(job, pods, Decision(), now, progress, unavailable),
+        delete=cleanup(pods, job.spec.clean_pod_policy, "JobFinished"),
+    )
+    left = ttl_seconds_left(job, job.status.completion_time, now)
+    if left is not None and left <= 0:
+        plan.delete_job = True
+        message = f"deleting the job {job.spec.ttl_seconds_after_finished}s after it finished"
+        plan.events.append(Event("Normal", c.REASON_TTL_EXPIRED, message))
+    elif left is not None:
+        plan.requeue_after = left
+    return plan
+
+
+def _suspended(
+    job: TrainingJob, pods: list[PodObservation], now: datetime, progress: ProgressSample | None,
+    unavailable: Unavailable | None = None,
+) -> Plan:
+    status = compute_status(job, pods, Decision(suspend=True), now, progress, unavailable)
+    plan = Plan(status=status, delete=suspend_deletions(pods))
+    if job.status.phase != c.PHASE_SUSPENDED:
+        plan.events.append(Event("Normal", c.REASON_SUSPENDED, SUSPENDED_MESSAGE))
+    return plan
+
+
+def _finish_job(
+    job: TrainingJob, pods: list[PodObservation], finish: Finish, now: datetime, progress: ProgressSample | None,
+    unavailable: Unavailable | None = None,
+) -> Plan:
+    """Move the job to a terminal phase, clean its pods and record why."""
+    plan = Plan(
+        status=compute_status(job, pods, Decision(finish=finish), now, progress, unavailable),
+        delete=cleanup(pods, job.spec.clean_pod_policy, finish.reason),
+        events=[Event("Normal" if finish.phase == c.PHASE_SUCCEEDED else "Warning", finish.reason, finish.message)],
+    )
+    if job.spec.ttl_seconds_after_finished is not None:
+        plan.requeue_after = float(job.spec.ttl_seconds_after_finished)
+    return plan
+
+
+def _children(
+    job: TrainingJob,
+    pods: list[PodObservation],
+    workers: dict[int, PodObservation],
+    expected: frozenset[str],
+    gang: str,
+    policy: PolicySettings = NO_POLICY,
+) -> tuple[list[dict[str, Any]], list[PodDeletion]]:
+    """What is missing (the store, then each absent worker, never over a pod still terminating) and
+    what is surplus (workers above the desired count, highest first: not restarts)."""
+    desired = job.spec.replicas
+    delete = [
+        PodDeletion(pod.name, pod.uid, c.REASON_SCALED)
+        for index, pod in sorted(workers.items(), reverse=True)
+        if index >= desired and not pod.deleting
+    ]
+    create: list[dict[str, Any]] = []
+    rdzv = rendezvous_pod(pods)
+    if rdzv is None:
+        manifest = pod_builders.build_rendezvous_pod(job, gang)
+        if manifest["metadata"]["name"] not in expected:
+            create.append(manifest)
+    elif rdzv.finished and not rdzv.deleting:
+        delete.append(PodDeletion(rdzv.name, rdzv.uid, "RendezvousEnded"))
+    store_live = rdzv is not None and not rdzv.deleting
+    for index in range(desired):
+        if index in workers or not store_live and rdzv is not None:
+            continue
+        manifest = pod_builders.build_worker_pod(job, index, gang)
+        if manifest["metadata"]["name"] not in expected:
+            create.append(manifest)
+    scaled = bool(job.status.desired) and job.status.desired != desired
+    if create or scaled:
+        # The group is applied (not just created) so that a scale moves its minimum with it.
+        pod_group = build_pod_group(job, gang)
+        network = [build_network_policy(job, policy)] if create and policy_wanted(job, policy) else []
+        create[:0] = [*([build_headless_service(job)] if create else []), *network,
+                      *([pod_group] if pod_group else [])]
+    return create, delete
+
+
+def reconcile(
+    job: TrainingJob,
+    pods: list[PodObservation],
+    now: datetime,
+    expected: frozenset[str] = frozenset(),
+    gang: str = "none",
+    progress: ProgressSample | None = None,
+    unavailable: Unavailable | None = None,
+    workload: WorkloadState | None = None,
+    kueue_served: bool = True,
+    policy: PolicySettings = NO_POLICY,
+) -> Plan:
+    """Decide one reconcile pass.
+
+    `expected` names pods this operator created whose watch events have not
+    arrived yet: they count as existing, so a stale view never re-creates them.
+    `workload` is the job's Kueue Workload, for a job queued through Kueue.
+    """
+    pods = own_pods(job.metadata.uid, pods)
+    step = queue_step(job, workload, bool(pods), kueue_served)
+    unavailable_gang = gang_unavailable(job, gang)
+    gang = effective_gang(job, gang)
+    plan = _decide(job, pods, now, expected, gang, progress, unavailable, step, policy)
+    if any(m["kind"] == "Pod" and m["metadata"]["labels"].get(c.LABEL_ROLE) == c.ROLE_RENDEZVOUS for m in plan.create):
+        # Said once per start, with the store's creation: what the job runs without, or with more of.
+        if unavailable_gang:
+            plan.events.append(Event("Warning", c.REASON_NO_GANG, unavailable_gang))
+        relaxed = pod_builders.relaxed_security(job)
+        if relaxed:
+            plan.events.append(Event("Normal", c.REASON_SECURITY_RELAXED, f"as the template asks: {relaxed}"))
+    return with_queue(plan, job, step, workload, now, gang)
+
+
+# Seconds between looks at a queued job while the cluster serves no Kueue.
+KUEUE_RECHECK_SECONDS = 30.0
+
+
+def with_queue(plan: Plan, job: TrainingJob, step: QueueStep, workload: WorkloadState | None, now: datetime,
+               gang: str = "none") -> Plan:
+    """Carry the queue's step into the plan: the Admitted condition (an Event when its reason changes),
+    the Workload to create or update, and spec.suspend to set or lift."""
+    plan.queue_suspend = step.suspend
+    plan.events.extend(step.events)
+    if step.create_workload:
+        plan.workload = build_workload(job, gang)
+    if workload is not None and step.finish is not None:
+        plan.workload_status = (workload, finished_status(workload, step.finish, now))
+    elif workload is not None and step.release_quota:
+        plan.workload_status = (workload, released_status(workload, now))
+    if step.condition is None:
+        return plan
+    status_, reason, message = step.condition
+    if reason == c.REASON_KUEUE_MISSING:
+        # Look again later: Kueue may be installed meanwhile, and nothing else would wake the job.
+        plan.requeue_after = min(plan.requeue_after or KUEUE_RECHECK_SECONDS, KUEUE_RECHECK_SECONDS)
+    before = get_condition(job.status, c.COND_ADMITTED)
+    conditions = upsert_condition(list(plan.status.conditions), c.COND_ADMITTED, status_, reason, message, now)
+    plan.status = plan.status.model_copy(update={"conditions": conditions})
+    waiting = reason in (c.REASON_QUEUED, c.REASON_INADMISSIBLE, c.REASON_KUEUE_MISSING)
+    # Queued: once per reason (Kueue's counts in the message move); what blocks a job: once per message.
+    moved = before is None or before.reason != reason or (reason != c.REASON_QUEUED and before.message != message)
+    if waiting and moved:
+        plan.events.append(Event("Normal" if reason == c.REASON_QUEUED else "Warning", reason, message))
+    return plan
+
+
+def unschedulable(plan: Plan) -> bool:
+    """The scheduler cannot place one of the job's pods: worth asking whether it ever could."""
+    cond = get_condition(plan.status, c.COND_SCHEDULED)
+    return cond is not None and cond.status == "False" and cond.reason in (c.REASON_UNSCHEDULABLE, c.REASON_TOO_LARGE)
+
+
+def with_capacity(plan: Plan, job: TrainingJob, nodes: list[NodeCapacity], now: datetime, gang: str = "none") -> Plan:
+    """A pod the scheduler cannot place, of a job no node (or all of them together) could ever hold:
+    PodsScheduled says which resource and how much, with one Warning per message."""
+    if not unschedulable(plan):
+        return plan
+    gang = effective_gang(job, gang)
+    worker = pod_builders.build_worker_pod(job, 0, gang)["spec"]
+    store = pod_builders.build_rendezvous_pod(job, gang)["spec"]
+    problem = capacity_problem(worker, store, job.spec.min_replicas, nodes)
+    if problem is None:
+        return plan
+    before = get_condition(job.status, c.COND_SCHEDULED)
+    conditions = upsert_condition(list(plan.status.conditions), c.COND_SCHEDULED, "False", c.REASON_TOO_LARGE,
+                                  problem, now)
+    plan.status = plan.status.model_copy(update={"conditions": conditions})
+    plan.events = [e for e in plan.events if e.reason != c.REASON_UNSCHEDULABLE]
+    if before is None or before.reason != c.REASON_TOO_LARGE or before.message != problem:
+        plan.events.append(Event("Warning", c.REASON_TOO_LARGE, problem))
+    return plan
+
+
+def _decide(
+    job: TrainingJob,
+    pods: list[PodObservation],
+    now: datetime,
+    expected: frozenset[str],
+    gang: str,
+    progress: ProgressSample | None,
+    unavailable: Unavailable | None,
+    step: QueueStep,
+    policy: PolicySettings,
+) -> Plan:
+    if job.status.phase in c.TERMINAL_PHASES:
+        return _keep_finished(job, pods, now, progress, unavailable)
+    if job.spec.suspend or step.suspend:
+        return _suspended(job, pods, now, progress, unavailable)
+    over = deadline_exceeded(job, job.status.start_time, now)
+    if over is not None:
+        return _finish_job(job, pods, over, now, progress, unavailable)
+
+    workers = current_workers(pods)
+    observed = {p.uid for p in pods}
+    counted = frozenset(u for u in job.status.counted_failures if u in observed)
+    failures = failed_workers(job, workers, pods, counted, job.status.restarts)
+    if failures.finish is not None:
+        return _finish_job(job, pods, failures.finish, now, progress, unavailable)
+    restarts: tuple[Restart, ...] = failures.restarts
+    replacing = failures.replacing
+    if not replacing:
+        # The stall clock reads the step as this pass will record it.
+        stall = stalled(job, progress_status(job.status.progress, progress), pods, job.status.restarts, now)
+        if isinstance(stall, Finish):
+            return _finish_job(job, pods, stall, now, progress, unavailable)
+        if stall is not None:
+            restarts, replacing = (stall,), stall.indexes
+    done = succeeded(job, workers, replacing)
+    if done is not None:
+        return _finish_job(job, pods, done, now, progress, unavailable)
+
+    create, surplus = _children(job, pods, workers, expected, gang, policy)
+    starting = bool(create) or any(not p.deleting for p in workers.values())
+    decision = Decision(restarts=restarts, replacing=replacing, starting=starting)
+    status = compute_status(job, pods, decision, now, progress, unavailable)
+    deletions = [d for r in restarts for d in r.deletions] + list(failures.deletions) + surplus
+    plan = Plan(status=status, create=create, delete=deletions, events=_events(job, status, restarts))
+    wakes = [w for w in (_wake(job, status, now), scheduling_wake(pods, now)) if w is not None]
+    plan.requeue_after = min(wakes) if wakes else None
+    return plan
+
+
+def _events(job: TrainingJob, status: TrainingJobStatus, restarts: tuple[Restart, ...]) -> list[Event]:
+    """What a going job's pass records: its restarts, a resume, a scale, a recovery, progress lost or back."""
+    events = [Event("Warning", r.reason, r.message) for r in restarts]
+    before, after = get_condition(job.status, c.COND_PROGRESS), get_condition(status, c.COND_PROGRESS)
+    if after is not None and (before is None or before.status != after.status):
+        if after.status == "False":
+            events.append(Event("Warning", after.reason, after.message))
+        elif before is not None:
+            events.append(Event("Normal", after.reason, after.message))
+    before, after = get_condition(job.status, c.COND_SCHEDULED), get_condition(status, c.COND_SCHEDULED)
+    if after is not None and after.status == "False" and (
+            before is None or before.status != "False" or before.reason != after.reason):
+        events.append(Event("Warning", after.reason, after.message))
+    if job.status.phase == c.PHASE_SUSPENDED:
+        events.append(Event("Normal", c.REASON_RESUMED, "spec.suspend is false: recreating the pods"))
+    if job.status.desired and job.status.desired != job.spec.replicas:
+        message = f"scaled from {job.status.desired} to {job.spec.replicas} workers"
+        events.append(Event("Normal", c.REASON_SCALED, message))
+    if status.phase == c.PHASE_RUNNING and job.status.phase == c.PHASE_RESTARTING:
+        # A first start is in the Running condition; a recovery is worth an Event in the history.
+        running = get_condition(status, c.COND_RUNNING)
+        message = running.message if running else ""
+        events.append(Event("Normal", c.REASON_ALL_RUNNING, f"{message} again after {status.restarts} restarts"))
+    return events
+
+
+def _wake(job: TrainingJob, status: TrainingJobStatus, now: datetime) -> float | None:
+    """When the next pass must look even if nothing changes: the active deadline, the stall deadline."""
+    wake = []
+    left = seconds_left(job, status.start_time, now)
+    if left is not None:
+        wake.append(max(left, 0.0))
+    stall_at = stall_deadline(job, status, status.progress)  # None while Restarting
+    if stall_at is not None:
+        wake.append(max((stall_at - now).total_seconds(), 0.0))
+    return min(wake) if wake else None
+
+
+def invalid_spec_plan(job_status: TrainingJobStatus, generation: int, message: str, now: datetime) -> Plan:
+    """A spec the operator refuses: Failed with InvalidSpec, nothing deleted, the message kept in status."""
+    status = invalid_spec_status(job_status, generation, message, now)
+    return Plan(status=status, events=[Event("Warning", c.REASON_INVALID_SPEC, message)])
+
+
+# Seconds between looks at a job that waits for init.fromJob's model (its events do not wake this job).
+INIT_WAIT_SECONDS = 5.0
+
+
+def init_blocked_plan(job: TrainingJob, outcome: InitOutcome, now: datetime) -> Plan:
+    """A job whose starting model is not there: it waits (Pending, saying for what), or fails when
+    the model can never come; no pods either way. The Event goes out when the reason changes."""
+    old = job.status
+    if outcome.unusable is not None:
+        if old.phase in c.TERMINAL_PHASES:
+            return Plan(status=old)
+        conditions = upsert_condition(list(old.conditions), COND_INITIALIZED, "False", REASON_INIT_UNUSABLE,
+                                      outcome.unusable, now)
+        conditions = with_phase(conditions, c.PHASE_FAILED, REASON_INIT_UNUSABLE, outcome.unusable, now)
+        status = old.model_copy(update={"phase": c.PHASE_FAILED, "conditions": conditions,
+                                        "observed_generation": job.metadata.generation,
+                                        "completion_time": old.completion_time or now})
+        return Plan(status=status, events=[Event("Warning", REASON_INIT_UNUSABLE, outcome.unusable)])
+    message = outcome.waiting or ""
+    before = get_condition(old, COND_INITIALIZED)
+    conditions = upsert_condition(list(old.conditions), COND_INITIALIZED, "False", REASON_INIT_WAITING, message, now)
+    status = old.model_copy(update={"phase": c.PHASE_PENDING, "conditions": conditions,
+                                    "observed_generation": job.metadata.generation})
+    events = [] if before is not None and before.message == message else [
+        Event("Warning", REASON_INIT_WAITING, message)]
+    return Plan(status=status, events=events, requeue_after=INIT_WAIT_SECONDS)
+
+
+def with_initialized_from(plan: Plan, outcome: InitOutcome, progress: ProgressSample | None,
+                          now: datetime, pods: list[PodObservation] | None = None) -> Plan:
+    """Pin the resolved model in the status (and what the trainer loaded); a job that waited says it no
+    longer does."""
+    old = plan.status.initialized_from
+    pinned = loaded(outcome.pinned, init_report(progress.init if progress else None, pods or []))
+    if pinned is not None and old is not None and not pinned.sha256 and old.sha256:
+        pinned = old  # the trainer's report survives a poll that lacks it (a restarted pod)
+    conditions = plan.status.conditions
+    waited = get_condition(plan.status, COND_INITIALIZED)
+    if waited is not None and waited.status != "True" and pinned is not None:
+        message = f"{pinned.job or 'the model'} on claim {pinned.claim_name} at {pinned.path}"
+        conditions = upsert_condition(list(conditions), COND_INITIALIZED, "True", REASON_INIT_READY, message, now)
+    if pinned == old and conditions is plan.status.conditions:
+        return plan
+    if pinned is not None and pinned.sha256 and not (old and old.sha256):
+        fresh = ", ".join(pinned.reinitialized or []) or "none"
+        plan.events.append(Event("Normal", REASON_MODEL_LOADED, f"started from {pinned.file} (step {pinned.step}, "
+                                 f"sha256 {pinned.sha256[:12]}){f' of {pinned.job}' if pinned.job else ''}; "
+                                 f"re-initialised: {fresh}"))
+    plan.status = plan.status.model_copy(update={"initialized_from": pinned, "conditions": conditions})
+    return plan

@@ -1,0 +1,85 @@
+"""Pod bodies reduced to observations: phases, exit codes, disruption reasons."""
+
+from __future__ import annotations
+
+from ludus.api import constants as c
+from ludus.trainingjob.observe import observe_pod
+
+
+def _pod(phase: str = "Running", **extra) -> dict:
+    body = {
+        "metadata": {
+            "name": "digits-worker-1",
+            "uid": "u1",
+            "creationTimestamp": "2026-01-01T12:00:00Z",
+            "labels": {c.LABEL_ROLE: "worker", c.LABEL_REPLICA_INDEX: "1", c.LABEL_JOB_NAME: "digits"},
+            "ownerReferences": [{"uid": "job-uid", "controller": True}],
+        },
+        "spec": {"nodeName": "kwok-gpu-0"},
+        "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    for key, value in extra.items():
+        body[key].update(value)
+    return body
+
+
+def test_a_running_ready_worker() -> None:
+    obs = observe_pod(_pod())
+    assert (obs.name, obs.uid, obs.role, obs.index, obs.phase) == ("digits-worker-1", "u1", "worker", 1, "Running")
+    assert obs.ready and not obs.deleting and not obs.finished and obs.disrupted == ""
+    assert obs.node_name == "kwok-gpu-0" and obs.created_at is not None and obs.owner_uid == "job-uid"
+
+
+def test_exit_code_comes_from_the_trainer_container() -> None:
+    status = {
+        "phase": "Failed",
+        "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [
+            {"name": "sidecar", "state": {"terminated": {"exitCode": 0}}},
+            {"name": "trainer", "state": {"terminated": {"exitCode": 137}}},
+        ],
+    }
+    obs = observe_pod(_pod(status=status))
+    assert obs.exit_code == 137 and obs.finished and not obs.ready
+
+
+def test_exit_code_from_last_state_when_state_is_waiting() -> None:
+    trainer = {"name": "trainer", "state": {"waiting": {}}, "lastState": {"terminated": {"exitCode": 2}}}
+    status = {"containerStatuses": [trainer]}
+    assert observe_pod(_pod(status=status)).exit_code == 2
+
+
+def test_deletion_and_disruption_reasons() -> None:
+    deleting = observe_pod(_pod(metadata={"deletionTimestamp": "2026-01-01T12:01:00Z"}))
+    assert deleting.deleting and deleting.disrupted == c.REASON_POD_DELETED
+    evicted = observe_pod(_pod(status={"phase": "Failed", "reason": "Evicted"}))
+    assert evicted.disrupted == c.REASON_POD_EVICTED
+    gc = observe_pod(_pod(status={"phase": "Failed", "conditions": [
+        {"type": "DisruptionTarget", "status": "True", "reason": "DeletionByPodGC"}]}))
+    assert gc.disrupted == c.REASON_NODE_LOST
+    succeeded_then_deleted = observe_pod(_pod(status={"phase": "Succeeded"}, metadata={"deletionTimestamp": "x"}))
+    assert succeeded_then_deleted.disrupted == ""
+
+
+def test_a_pod_without_status_is_pending_and_the_store_has_no_index() -> None:
+    body = {"metadata": {"name": "digits-rdzv", "labels": {c.LABEL_ROLE: "rendezvous"}}}
+    obs = observe_pod(body)
+    assert obs.phase == "Pending" and obs.index is None and obs.role == "rendezvous"
+
+
+def test_a_workers_exit_counts_before_the_kubelet_moves_the_phase() -> None:
+    """The kubelet reports the trainer's exit first (phase still Running), the phase in a later update."""
+    for code, phase in ((0, "Succeeded"), (137, "Failed")):
+        status = {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
+                  "containerStatuses": [{"name": "trainer", "state": {"terminated": {"exitCode": code}}}]}
+        obs = observe_pod(_pod(status=status))
+        assert obs.phase == phase and obs.finished and obs.exit_code == code
+    # A restarted-in-place container's earlier exit (lastState) does not end a running pod.
+    status = {"phase": "Running", "containerStatuses": [
+        {"name": "trainer", "state": {"running": {}}, "lastState": {"terminated": {"exitCode": 1}}}]}
+    assert observe_pod(_pod(status=status)).phase == "Running"
+    # The rendezvous store is not a worker: its phase is the kubelet's.
+    store = _pod(status={"phase": "Running", "containerStatuses": [
+        {"name": "trainer", "state": {"terminated": {"exitCode": 0}}}]})
+    store["metadata"]["labels"][c.LABEL_ROLE] = c.ROLE_RENDEZVOUS
+    assert observe_pod(store).phase == "Running"

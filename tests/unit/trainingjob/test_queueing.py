@@ -1,0 +1,159 @@
+"""Kueue admission as pure decisions: the Workload a queued job asks for, and what each state of that
+Workload does to the job (the mirror of Kueue's own job integrations)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from ludus.api import constants as c
+from ludus.builders.workload import LABEL_JOB_UID, workload_name
+from ludus.trainingjob.queueing import WorkloadState, parse_workload
+from ludus.trainingjob.reconcile import KUEUE_RECHECK_SECONDS, reconcile
+from tests.factories import T0, JobBuilder, make_job, running
+
+NOW = T0 + timedelta(minutes=5)
+
+
+def _queued(*, suspended: bool = False, by_queue: bool = True, priority_class: str | None = None) -> JobBuilder:
+    builder = make_job().workers(2)
+    builder._body["metadata"]["labels"] = {c.LABEL_KUEUE_QUEUE: "team-a-queue"}
+    if suspended:
+        builder.spec(suspend=True).status(phase=c.PHASE_SUSPENDED)
+        if by_queue:
+            builder._body["metadata"]["annotations"] = {c.ANNOTATION_QUEUED: "true",
+                                                        c.ANNOTATION_QUEUE_SUSPENDED: "true"}
+    if priority_class:
+        builder.spec(template={"priorityClassName": priority_class})
+    return builder
+
+
+def _workload(*conditions: dict[str, Any], admission: dict[str, Any] | None = None) -> WorkloadState:
+    return parse_workload({
+        "metadata": {"name": "trainingjob-digits-uid-d", "resourceVersion": "7", "generation": 1,
+                     "labels": {c.LABEL_JOB_NAME: "digits", LABEL_JOB_UID: "uid-digits"}},
+        "spec": {"queueName": "team-a-queue"},
+        "status": {"conditions": list(conditions), **({"admission": admission} if admission else {})},
+    })
+
+
+def _cond(type_: str, status: str, reason: str, message: str = "") -> dict[str, Any]:
+    return {"type": type_, "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": "2026-01-01T12:00:00Z"}
+
+
+ADMITTED = _workload(_cond("QuotaReserved", "True", "QuotaReserved"), _cond("Admitted", "True", "Admitted"),
+                     admission={"clusterQueue": "cq-gpu", "podSetAssignments": []})
+
+
+def _admitted_condition(plan):  # noqa: ANN001, ANN202
+    return next((x for x in plan.status.conditions if x.type == c.COND_ADMITTED), None)
+
+
+def test_a_job_without_the_queue_label_has_nothing_to_do_with_kueue() -> None:
+    plan = reconcile(make_job().workers(2).build(), [], NOW)
+    assert plan.workload is None and plan.queue_suspend is None and _admitted_condition(plan) is None
+
+
+def test_a_new_queued_job_asks_for_a_workload_and_waits_suspended_without_pods() -> None:
+    plan = reconcile(_queued(priority_class="high").build(), [], NOW)
+    assert plan.queue_suspend is True and plan.create == []
+    assert plan.status.phase == c.PHASE_SUSPENDED
+    wl = plan.workload
+    assert wl is not None and wl["kind"] == "Workload" and wl["metadata"]["name"] == workload_name(_queued().build())
+    assert wl["spec"]["queueName"] == "team-a-queue"
+    assert [(s["name"], s["count"]) for s in wl["spec"]["podSets"]] == [("store", 1), ("workers", 2)]
+    worker = wl["spec"]["podSets"][1]["template"]["spec"]["containers"][0]
+    assert worker["resources"]["requests"]["cpu"]  # Kueue counts the quota from the same requests the pods get
+    assert wl["spec"]["priorityClassRef"] == {"group": "scheduling.k8s.io", "kind": "PriorityClass", "name": "high"}
+    assert wl["metadata"]["ownerReferences"][0]["uid"] == "uid-digits"
+    cond = _admitted_condition(plan)
+    assert (cond.status, cond.reason) == ("False", c.REASON_QUEUED) and "team-a-queue" in cond.message
+    assert [e.reason for e in plan.events if e.reason == c.REASON_QUEUED] == [c.REASON_QUEUED]
+
+
+def test_a_queue_kueue_cannot_serve_is_named_once_in_a_warning() -> None:
+    pending = _workload(_cond("QuotaReserved", "False", "Inadmissible", "LocalQueue team-a-queue doesn't exist"))
+    plan = reconcile(_queued(suspended=True).build(), [], NOW, workload=pending)
+    cond = _admitted_condition(plan)
+    assert (cond.status, cond.reason) == ("False", c.REASON_INADMISSIBLE)
+    assert "LocalQueue team-a-queue doesn't exist" in cond.message
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", c.REASON_INADMISSIBLE)]
+    again = _queued(suspended=True).status(conditions=[cond.model_dump(by_alias=True, mode="json")]).build()
+    assert reconcile(again, [], NOW, workload=pending).events == []  # said once, not every pass
+    assert plan.queue_suspend is None and plan.workload is None and plan.create == []
+
+
+def test_admission_lifts_the_queues_suspension_and_names_the_cluster_queue() -> None:
+    plan = reconcile(_queued(suspended=True).build(), [], NOW, workload=ADMITTED)
+    assert plan.queue_suspend is False
+    cond = _admitted_condition(plan)
+    assert (cond.status, cond.reason) == ("True", c.REASON_ADMITTED) and "cq-gpu" in cond.message
+    assert [e.reason for e in plan.events] == [c.REASON_ADMITTED]
+
+
+def test_a_suspension_of_the_users_own_is_not_lifted_by_admission() -> None:
+    plan = reconcile(_queued(suspended=True, by_queue=False).build(), [], NOW, workload=ADMITTED)
+    assert plan.queue_suspend is None and plan.create == []
+
+
+def test_an_admitted_running_job_creates_its_pods_as_any_job() -> None:
+    plan = reconcile(_queued().build(), [], NOW, workload=ADMITTED)
+    assert plan.queue_suspend is None and len(plan.create) == 4
+
+
+def test_a_running_job_whose_workload_lost_its_admission_is_suspended() -> None:
+    requeued = _workload(_cond("QuotaReserved", "False", "Pending", "couldn't assign flavors"))
+    plan = reconcile(_queued().build(), running("digits", 2), NOW, workload=requeued)
+    assert plan.queue_suspend is True and len(plan.delete) == 3 and plan.create == []
+
+
+def test_eviction_suspends_through_the_normal_path_then_gives_the_quota_back_once_the_pods_are_gone() -> None:
+    evicted = _workload(_cond("QuotaReserved", "True", "QuotaReserved"), _cond("Admitted", "True", "Admitted"),
+                        _cond("Evicted", "True", "Preempted", "Preempted to accommodate a workload (UID: x)"),
+                        admission={"clusterQueue": "cq-gpu", "podSetAssignments": []})
+    plan = reconcile(_queued().build(), running("digits", 2), NOW, workload=evicted)
+    assert plan.queue_suspend is True and len(plan.delete) == 3  # SIGTERM: the trainer checkpoints
+    assert plan.workload_status is None  # not while its pods still hold the resources
+    warning = [e for e in plan.events if e.reason == c.REASON_EVICTED]
+    assert len(warning) == 1 and "Preempted" in warning[0].message
+    still_there = reconcile(_queued(suspended=True).build(), running("digits", 2), NOW, workload=evicted)
+    assert still_there.workload_status is None and still_there.queue_suspend is None
+    gone = reconcile(_queued(suspended=True).build(), [], NOW, workload=evicted)
+    assert gone.workload_status is not None
+    state, status = gone.workload_status
+    assert state.resource_version == "7" and status["admission"] is None
+    by_type = {cond["type"]: cond for cond in status["conditions"]}
+    assert (by_type["QuotaReserved"]["status"], by_type["QuotaReserved"]["reason"]) == ("False", "Pending")
+    assert (by_type["Requeued"]["status"], by_type["Requeued"]["reason"]) == ("True", "Preempted")
+    assert by_type["Admitted"]["status"] == "False"
+    assert by_type["Evicted"]["status"] == "True"  # Kueue's own, left for Kueue to clear
+
+
+def test_a_finished_job_marks_its_workload_finished_once() -> None:
+    done = _queued().status(phase=c.PHASE_SUCCEEDED).build()
+    plan = reconcile(done, [], NOW, workload=ADMITTED)
+    assert plan.workload_status is not None
+    finished = {cond["type"]: cond for cond in plan.workload_status[1]["conditions"]}["Finished"]
+    assert (finished["status"], finished["reason"]) == ("True", "Succeeded")
+    already = _workload(_cond("Finished", "True", "Succeeded"))
+    assert reconcile(done, [], NOW, workload=already).workload_status is None
+
+
+def test_without_kueue_installed_the_job_waits_saying_so_and_looks_again() -> None:
+    plan = reconcile(_queued().build(), [], NOW, kueue_served=False)
+    cond = _admitted_condition(plan)
+    assert (cond.status, cond.reason) == ("False", c.REASON_KUEUE_MISSING) and "install Kueue" in cond.message
+    assert plan.queue_suspend is True and plan.workload is not None  # asked again: Kueue may be there now
+    assert plan.requeue_after == KUEUE_RECHECK_SECONDS
+    assert [e.reason for e in plan.events if e.type == "Warning"] == [c.REASON_KUEUE_MISSING]
+
+
+def test_a_job_larger_than_its_cluster_queue_could_ever_give_is_inadmissible_not_queued() -> None:
+    message = ("couldn't assign flavors to pod set workers: insufficient quota for cpu in flavor default, "
+               "previously considered podsets requests (50m) + current podset request (40) > maximum capacity (5)")
+    too_big = _workload(_cond("QuotaReserved", "False", "Pending", message))
+    plan = reconcile(_queued(suspended=True).build(), [], NOW, workload=too_big)
+    cond = _admitted_condition(plan)
+    assert cond.reason == c.REASON_INADMISSIBLE and "maximum capacity (5)" in cond.message
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", c.REASON_INADMISSIBLE)]
