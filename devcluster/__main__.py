@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from devcluster import claim
 from devcluster.cluster import Cluster
 
 
@@ -17,6 +18,11 @@ def main() -> int:
     args = parser.parse_args()
     cluster = Cluster.default()
     if args.action == "up":
+        held = claim.current_claim(cluster.root)
+        if held is not None:
+            print(f"refusing to start or take over the cluster: {claim.in_use_message(cluster.root, held)}",
+                  file=sys.stderr)
+            return 3
         cluster.up()
         if args.with_node:
             from devcluster.node import RealNode

@@ -17,6 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from devcluster import claim  # noqa: E402
 from devcluster.cluster import Cluster  # noqa: E402
 from devcluster.node import RealNode, host_problem  # noqa: E402
 from devcluster.paths import binary  # noqa: E402
@@ -109,6 +110,18 @@ def main() -> int:
         return 2
     started = time.monotonic()
     cluster = Cluster.default()
+    try:  # never take over a cluster a test run is using (it would get a second, cluster-wide operator)
+        claim.take(cluster.root, "make demo")
+    except claim.ClusterInUse as err:
+        say(f"refusing to run the demo: {err}")
+        return 3
+    try:
+        return run_demo(cluster, started)
+    finally:
+        claim.release(cluster.root)
+
+
+def run_demo(cluster: Cluster, started: float) -> int:
     say("starting the control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
     cluster.up()
     say("starting the real node (containerd, CNI, kube-proxy, CoreDNS, kubelet)")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from devcluster import claim
 from devcluster.cluster import Cluster
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import CRD, CT_CRD, SWEEP_CRD, OperatorProcess
@@ -55,18 +56,35 @@ def cluster() -> Iterator[TestCluster]:
         started = False
     else:
         built_in = Cluster.default()
+        try:  # marks the cluster as the suite's: `make demo` and `make cluster-up` refuse it meanwhile
+            claim.take(built_in.root, "make test")
+        except claim.ClusterInUse as err:
+            pytest.exit(f"refusing to test: {err}", 2)
         started = not built_in.is_up()
         built_in.up()
         test_cluster = TestCluster(Kubectl(str(binary("kubectl")), str(built_in.kubeconfig)), built_in)
     kubectl = test_cluster.kubectl
+    _refuse_a_clusterwide_operator(kubectl)
     kubectl.run("apply", "-f", str(CRD), "-f", str(SWEEP_CRD), "-f", str(CT_CRD))
     kubectl.run("wait", "--for=condition=Established", "crd/trainingjobs.ludus.dev", "crd/sweeps.ludus.dev",
                 "crd/continuoustrainings.ludus.dev", "--timeout=60s")
     wait_for(lambda: kubectl.run("get", "trainingjobs,sweeps,continuoustrainings", "-A", check=False).returncode == 0,
              what="CRDs served")
     yield test_cluster
-    if started and test_cluster.built_in is not None and not os.environ.get("LUDUS_KEEP_CLUSTER"):
-        test_cluster.built_in.down()
+    if test_cluster.built_in is not None:
+        if started and not os.environ.get("LUDUS_KEEP_CLUSTER"):
+            test_cluster.built_in.down()
+        claim.release(test_cluster.built_in.root)
+
+
+def _refuse_a_clusterwide_operator(kubectl: Kubectl) -> None:
+    """Every test runs its own operator on its own namespace; one already watching every namespace
+    (a `make demo` left running, a Helm install) would write the tests' jobs too."""
+    deployments = kubectl.json("deployments", "-A", "-l", claim.OPERATOR_SELECTOR)["items"]
+    found = claim.clusterwide_operators(deployments)
+    if found:
+        pytest.exit(f"refusing to test: a cluster-wide Ludus operator is installed ({', '.join(found)}); "
+                    "remove it (make demo-down stops the demo's cluster) and run the tests again", 2)
 
 
 @pytest.fixture
