@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ludus import __version__
+from ludus.settings import DEFAULTS, OperatorSettings
 
 if TYPE_CHECKING:
     from ludus.builders.netpol import PolicySettings
@@ -26,29 +27,31 @@ def _parser() -> argparse.ArgumentParser:
     op = sub.add_parser("operator", help="run the operator against the current kubeconfig or service account")
     op.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
     op.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)")
-    op.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0 disables)")
-    op.add_argument("--health-port", type=int, default=8081, help="liveness endpoint port, serving /healthz")
-    op.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    op.add_argument("--workers", type=int, default=16, help="concurrent reconcile workers")
-    op.add_argument("--connections", type=int, default=64, help="API server connection pool size")
-    op.add_argument("--gang-scheduling", default="none", choices=["none", "volcano", "coscheduling"],
+    op.add_argument("--metrics-port", type=int, default=DEFAULTS.metrics_port,
+                    help="Prometheus metrics port (0 disables)")
+    op.add_argument("--health-port", type=int, default=DEFAULTS.health_port,
+                    help="liveness endpoint port, serving /healthz")
+    op.add_argument("--log-level", default=DEFAULTS.log_level, choices=["debug", "info", "warning", "error"])
+    op.add_argument("--workers", type=int, default=DEFAULTS.workers, help="concurrent reconcile workers")
+    op.add_argument("--connections", type=int, default=DEFAULTS.connections, help="API server connection pool size")
+    op.add_argument("--gang-scheduling", default=DEFAULTS.gang_scheduling, choices=["none", "volcano", "coscheduling"],
                     help="place each job's workers as one gang: a PodGroup for Volcano or scheduler-plugins' "
                     "coscheduling (Kueue needs no flag: a job's kueue.x-k8s.io/queue-name label asks for it)")
-    op.add_argument("--network-policy", default="on", choices=["on", "off"],
+    op.add_argument("--network-policy", default=DEFAULTS.network_policy, choices=["on", "off"],
                     help="give each job a NetworkPolicy admitting only its own pods (and the metrics readers below "
                     "to the metrics port); a job's spec.networkPolicy.enabled overrides it")
-    op.add_argument("--metrics-from", default="[]",
+    op.add_argument("--metrics-from", default=DEFAULTS.metrics_from,
                     help="JSON list of NetworkPolicyPeers that may read the trainers' metrics port: the operator's "
                     "own pods and the metrics scrapers (the Helm chart fills it in)")
-    op.add_argument("--peering", default=None, help="KopfPeering name for high availability (default: standalone)")
-    op.add_argument("--priority", default="0",
+    op.add_argument("--peering", default=DEFAULTS.peering,
+                    help="KopfPeering name for high availability (default: standalone)")
+    op.add_argument("--priority", default=str(DEFAULTS.priority),
                     help="peering priority; replicas need distinct ones: 'auto' derives one from the pod name")
-    op.add_argument("--status-batch-seconds", type=float, default=5.0,
+    op.add_argument("--status-batch-seconds", type=float, default=DEFAULTS.status_batch_seconds,
                     help="write pod counts and a Pending job's bookkeeping once its pods were quiet this long "
                          "(at most 30 s late; phase changes and restarts are always written at once); "
                          "0 writes every change")
-    op.add_argument("--progress-interval", "--progress-poll-seconds", dest="progress_interval", type=float,
-                    default=30.0,
+    op.add_argument("--progress-interval", type=float, default=DEFAULTS.progress_interval,
                     help="seconds between reads of worker 0's progress for each Running job, and at least this "
                          "long between two status writes of a job's progress (jobs with progressDeadlineSeconds "
                          "are read at least three times per deadline)")
@@ -84,6 +87,28 @@ def network_policy_settings(mode: str, metrics_from: str) -> PolicySettings:
     return PolicySettings(enabled=mode == "on", metrics_from=tuple(peers))
 
 
+def operator_settings(args: argparse.Namespace) -> OperatorSettings:
+    """The parsed flags as settings: each flag's dest is the field of the same name."""
+    from ludus.runtime.peering import own_identity
+
+    return OperatorSettings(
+        namespaces=tuple(args.namespace) if not args.all_namespaces else (),
+        metrics_port=args.metrics_port,
+        health_port=args.health_port,
+        log_level=args.log_level,
+        workers=args.workers,
+        connections=args.connections,
+        gang_scheduling=args.gang_scheduling,
+        network_policy=args.network_policy,
+        metrics_from=args.metrics_from,
+        peering=args.peering,
+        priority=peering_priority(args.priority),
+        identity=own_identity(),
+        progress_interval=args.progress_interval,
+        status_batch_seconds=args.status_batch_seconds,
+    )
+
+
 def run_operator(args: argparse.Namespace) -> int:
     import kopf
 
@@ -91,30 +116,17 @@ def run_operator(args: argparse.Namespace) -> int:
     from ludus.controller import Controller
     from ludus.controller.continuous import ContinuousController
     from ludus.controller.sweep import SweepController
-    from ludus.runtime.peering import own_identity
-    from ludus.runtime.settings import OperatorConfig, tune_gc
+    from ludus.runtime.settings import tune_gc
 
-    config = OperatorConfig(
-        namespaces=tuple(args.namespace) if not args.all_namespaces else (),
-        metrics_port=args.metrics_port,
-        health_port=args.health_port,
-        log_level=args.log_level,
-        workers=args.workers,
-        connections=args.connections,
-        peering=args.peering,
-        priority=peering_priority(args.priority),
-        identity=own_identity(),
-        progress_seconds=args.progress_interval,
-        status_batch_seconds=args.status_batch_seconds,
-    )
+    config = operator_settings(args)
     kopf.configure(
         debug=args.log_level == "debug", verbose=args.log_level == "info", quiet=args.log_level == "error"
     )
     logging.getLogger().setLevel(args.log_level.upper())
     controller = Controller(
-        workers=config.workers, gang=args.gang_scheduling, progress_seconds=config.progress_seconds,
+        workers=config.workers, gang=config.gang_scheduling, progress_interval=config.progress_interval,
         status_batch_seconds=config.status_batch_seconds,
-        policy=network_policy_settings(args.network_policy, args.metrics_from))
+        policy=network_policy_settings(config.network_policy, config.metrics_from))
     memo = kopf.Memo(config=config, controller=controller,
                      sweeps=SweepController(lambda: controller.now(), controller.active),
                      continuous=ContinuousController(lambda: controller.now(), controller.active))

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Final
 
 from ludus.api import constants as c
+from ludus.settings import DEFAULTS
 
 JobKey = tuple[str, str]  # (namespace, name)
 
 # Changes that can wait are written once the job's pods have been quiet this long...
-STATUS_BATCH_SECONDS: Final = 5.0
+STATUS_BATCH_SECONDS: Final = DEFAULTS.status_batch_seconds
 # ... but never held longer than this after the job's last write (or first sight).
 STATUS_MAX_HOLD_SECONDS: Final = 30.0
 
@@ -72,10 +73,10 @@ class StatusBatcher:
         batch_seconds: float = STATUS_BATCH_SECONDS,
         max_hold_seconds: float = STATUS_MAX_HOLD_SECONDS,
         clock: Callable[[], float] = time.monotonic,
-        progress_seconds: float = 30.0,
+        progress_interval: float = DEFAULTS.progress_interval,
     ) -> None:
         self.batch_seconds = batch_seconds
-        self.progress_seconds = progress_seconds
+        self.progress_interval = progress_interval
         self.max_hold_seconds = max(max_hold_seconds, batch_seconds)
         self.clock = clock
         self._written_at: dict[str, float] = {}
@@ -96,7 +97,7 @@ class StatusBatcher:
         now = self.clock()
         since = self._written_at.setdefault(uid, now)
         if only_progress(old, new):
-            left = since + self.progress_seconds - now
+            left = since + self.progress_interval - now
             return Hold(left) if left > 0 else None
         quiet_from = max(since, self._pod_changed_at.get(key, since))
         left = min(quiet_from + self.batch_seconds, since + self.max_hold_seconds) - now

@@ -33,9 +33,10 @@ from ludus.runtime.kube import ApiError, KubeClient
 from ludus.runtime.podwatch import PodIndex, PodWatch
 from ludus.runtime.poller import ProgressPoller
 from ludus.runtime.workqueue import WorkQueue
+from ludus.settings import DEFAULTS
 from ludus.trainingjob.policies.capacity import NodeCapacity, parse_node
 from ludus.trainingjob.policies.init import resolve_init
-from ludus.trainingjob.progress import DEFAULT_PROGRESS_SECONDS, poll_interval
+from ludus.trainingjob.progress import poll_interval
 from ludus.trainingjob.queueing import WorkloadState, parse_workload
 from ludus.trainingjob.reconcile import (
     init_blocked_plan,
@@ -89,14 +90,14 @@ class Controller:
         *,
         workers: int = 16,
         gang: str = "none",
-        progress_seconds: float = DEFAULT_PROGRESS_SECONDS,
+        progress_interval: float = DEFAULTS.progress_interval,
         status_batch_seconds: float = STATUS_BATCH_SECONDS,
         status_max_hold_seconds: float = STATUS_MAX_HOLD_SECONDS,
         policy: PolicySettings = NO_POLICY,
     ) -> None:
         self.gang = gang
         self.policy = policy
-        self._progress_seconds = progress_seconds
+        self._progress_interval = progress_interval
         self._workers = workers
         self.queue: WorkQueue[JobKey] = WorkQueue()
         self.client: KubeClient | None = None
@@ -106,7 +107,7 @@ class Controller:
         self._nodes: tuple[float, list[NodeCapacity]] | None = None  # (read at, nodes), for capacity checks
         self.pods = PodIndex()
         self.expectations = Expectations()
-        self.batcher = StatusBatcher(status_batch_seconds, status_max_hold_seconds, progress_seconds=progress_seconds)
+        self.batcher = StatusBatcher(status_batch_seconds, status_max_hold_seconds, progress_interval=progress_interval)
         self.written = WrittenStatus()
         self.transitions = TransitionMetrics()
         self.executor: PlanExecutor | None = None
@@ -285,7 +286,7 @@ class Controller:
                 if unschedulable(plan):
                     plan = with_capacity(plan, outcome.job, await self.nodes(), now, self.gang)
             if plan.status.phase == c.PHASE_RUNNING:
-                interval = poll_interval(self._progress_seconds, job.spec.progress_deadline_seconds)
+                interval = poll_interval(self._progress_interval, job.spec.progress_deadline_seconds)
                 self.progress.follow(key, uid, interval)
             else:
                 self.progress.unfollow(key)

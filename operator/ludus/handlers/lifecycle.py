@@ -13,7 +13,8 @@ from ludus.runtime import credentials
 from ludus.runtime.kube import KubeClient
 from ludus.runtime.peering import follow as peering_follow
 from ludus.runtime.peering import peering_path
-from ludus.runtime.settings import OperatorConfig, tune_kopf
+from ludus.runtime.settings import tune_kopf
+from ludus.settings import OperatorSettings
 
 logger = logging.getLogger("ludus")
 
@@ -27,7 +28,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.startup(id="ludus-startup")
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     tune_kopf(settings)
-    config: OperatorConfig = memo.config
+    config: OperatorSettings = memo.config
     info = login(settings=settings, **kwargs)
     if info is None:
         raise kopf.PermanentError("no credentials: neither a service account nor a kubeconfig was found")

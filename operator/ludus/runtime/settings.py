@@ -1,38 +1,15 @@
-"""Operator configuration: command-line flags plus the one place Kopf is tuned."""
+"""The one place Kopf and the garbage collector are tuned (the settings themselves: `ludus.settings`)."""
 
 from __future__ import annotations
 
 import gc
 import logging
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import kopf
 
 from ludus.api import constants as c
 from ludus.runtime.peering import PEERING_LIFETIME_SECONDS
-
-
-@dataclass(frozen=True)
-class OperatorConfig:
-    """What `ludus operator` was started with."""
-
-    namespaces: tuple[str, ...] = ()
-    metrics_port: int = 8080
-    health_port: int = 8081
-    log_level: str = "info"
-    workers: int = 16
-    connections: int = 64
-    peering: str | None = None
-    priority: int = 0
-    identity: str = ""
-    progress_seconds: float = 30.0
-    status_batch_seconds: float = 5.0
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def clusterwide(self) -> bool:
-        return not self.namespaces
 
 
 class NoDiffBaseStorage(kopf.DiffBaseStorage):

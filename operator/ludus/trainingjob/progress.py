@@ -19,7 +19,6 @@ from typing import Final
 from prometheus_client.parser import text_string_to_metric_families
 
 # How often status.progress is written for a job (at most), and polled for it.
-DEFAULT_PROGRESS_SECONDS: Final = 30.0
 MIN_POLL_SECONDS: Final = 1.0
 _EVAL_STEP: Final = "ludus_trainer_eval_step"
 _FIELDS: Final = {
@@ -197,7 +196,7 @@ def advance(previous: ProgressSample | None, current: ProgressSample, now: datet
     return replace(current, observed_at=now, rate_from=rate_from)
 
 
-def poll_interval(progress_seconds: float, deadline_seconds: int | None) -> float:
+def poll_interval(progress_interval: float, deadline_seconds: int | None) -> float:
     """Every progress interval; often enough to see a stall within a third of its deadline; at most once a second."""
-    wanted = progress_seconds if deadline_seconds is None else min(progress_seconds, deadline_seconds / 3)
+    wanted = progress_interval if deadline_seconds is None else min(progress_interval, deadline_seconds / 3)
     return max(MIN_POLL_SECONDS, wanted)

@@ -107,7 +107,7 @@ def _running() -> dict:
 
 
 def test_progress_alone_waits_for_the_progress_interval_since_the_last_write() -> None:
-    batcher, clock = _batcher(progress_seconds=30.0)
+    batcher, clock = _batcher(progress_interval=30.0)
     batcher.written(UID)
     old = _running()
     moved = {**old, "progress": {**old["progress"], "step": 20}, "goodput": {"fraction": 0.5}}
@@ -122,7 +122,7 @@ def test_progress_alone_waits_for_the_progress_interval_since_the_last_write() -
 
 
 def test_progress_rides_along_with_any_other_change() -> None:
-    batcher, clock = _batcher(progress_seconds=30.0)
+    batcher, clock = _batcher(progress_interval=30.0)
     batcher.written(UID)
     old = _running()
     clock.now += 1
