@@ -24,12 +24,12 @@ def test_environment_names_match() -> None:
 def test_both_sides_agree_which_direction_is_better() -> None:
     """The trainer keeps a metric's best value and the operator merges bests by the same rule."""
     from ludus.api.models import Objective as OperatorObjective
-    from ludus.trainingjob import status as operator_status
+    from ludus.trainingjob import objective as operator_objective
     from ludus_trainer import evaluation as trainer_evaluation
 
     metrics = ["accuracy", "f1", "eval_loss", "loss", "error_rate", "perplexity", "bleu"]
     for metric, goal in [("accuracy", "maximize"), ("loss", "minimize"), ("perplexity", "minimize")]:
         for name in metrics:
             trainer = trainer_evaluation._minimized(name, trainer_evaluation.Objective(metric, goal))
-            operator = operator_status._minimized(name, OperatorObjective(metric=metric, goal=goal))
+            operator = operator_objective.minimized(name, OperatorObjective(metric=metric, goal=goal))
             assert trainer == operator, (name, metric, goal)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ludus.api import constants as c
-from ludus.api.models import TrainingJob
+from ludus.api.models import ObjectMeta, TrainingJob
 
 
 def job_selector(job: TrainingJob) -> dict[str, str]:
@@ -29,16 +29,20 @@ def child_labels(job: TrainingJob, role: str, index: int | None = None) -> dict[
     return labels
 
 
-def owner_reference(job: TrainingJob) -> dict[str, Any]:
-    """Makes the job the controller of a child, so garbage collection removes it with the job."""
+def controller_reference(kind: str, owner: ObjectMeta) -> dict[str, Any]:
+    """Makes a Ludus resource the controller of a child, so garbage collection removes it with the owner."""
     return {
         "apiVersion": c.API_VERSION,
-        "kind": c.KIND,
-        "name": job.metadata.name,
-        "uid": job.metadata.uid,
+        "kind": kind,
+        "name": owner.name,
+        "uid": owner.uid,
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def owner_reference(job: TrainingJob) -> dict[str, Any]:
+    return controller_reference(c.KIND, job.metadata)
 
 
 def child_metadata(job: TrainingJob, name: str, labels: dict[str, str]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Final
 
 from ludus.api.continuous import Threshold
 from ludus.api.models import Objective
+from ludus.trainingjob.objective import gain
 
 REASON_FIRST: Final = "FirstChampion"
 REASON_BETTER: Final = "BetterObjective"
@@ -49,10 +50,10 @@ def decide(challenger: Mapping[str, float] | None, champion: Mapping[str, float]
     best = (champion or {}).get(objective.metric)
     if best is None or not math.isfinite(best):
         return Verdict(True, REASON_FIRST, f"the first evaluated run: {objective.metric} {value:.4g}")
-    gain = value - best if objective.goal == "maximize" else best - value
-    if gain <= 0 or gain < min_improvement:
+    margin = gain(value, best, objective)
+    if margin <= 0 or margin < min_improvement:
         wanted = f" by at least {min_improvement:g}" if min_improvement else ""
         return Verdict(False, REASON_NOT_BETTER, f"{objective.metric} {value:.4g} against the champion's {best:.4g}: "
                        f"not better{wanted} ({objective.goal})")
     return Verdict(True, REASON_BETTER, f"{objective.metric} {value:.4g} beats the champion's {best:.4g} "
-                   f"by {gain:.4g}")
+                   f"by {margin:.4g}")

@@ -33,19 +33,18 @@ from ludus.continuous.runs import (
     TRIGGER_DATA,
     TRIGGER_MANUAL,
     TRIGGER_SCHEDULE,
-    annotation,
     champion_path,
     claim_of,
     model_dir,
     objective_of,
-    phase_of,
     run_job,
     run_name,
     run_number,
     warm_start_of,
 )
 from ludus.continuous.schedule import due
-from ludus.trainingjob.report import latest_metrics, reported_objective
+from ludus.trainingjob.child import annotation, latest_metrics, phase_of, reported_objective
+from ludus.trainingjob.objective import resolve
 
 COND_VALID: Final = "Valid"
 COND_DATA: Final = "DataVersionAvailable"
@@ -109,14 +108,9 @@ def _record(ct: ContinuousTraining, job: Mapping[str, Any], number: int, old: Ru
 
 def _objective(ct: ContinuousTraining, jobs: Sequence[Mapping[str, Any]], old: ContinuousTrainingStatus
                ) -> tuple[Objective, bool]:
-    declared = objective_of(ct)
-    if declared is not None:
-        return declared, True
-    if old.objective is not None:
-        return old.objective, True
-    done = [j for j in jobs if phase_of(j) == c.PHASE_SUCCEEDED]
-    found = next((o for o in (reported_objective(j) for j in done) if o is not None), None)
-    return (found, True) if found else (Objective(), False)
+    """Only a finished run settles the objective (a running run's word is never used)."""
+    done = (reported_objective(j) for j in jobs if phase_of(j) == c.PHASE_SUCCEEDED)
+    return resolve(objective_of(ct), old.objective, done)
 
 
 def _newest(jobs: Sequence[Mapping[str, Any]], key: str) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any, Final
 from ludus.api import constants as c
 from ludus.api.continuous import ContinuousTraining
 from ludus.api.models import Objective
+from ludus.trainingjob.child import child_job, number_label, template_spec
 
 TRIGGER_SCHEDULE: Final = "Schedule"
 TRIGGER_DATA: Final = "DataVersion"
@@ -58,58 +59,24 @@ def run_job(ct: ContinuousTraining, number: int, trigger: str, data_version: str
             scheduled_time: datetime | None, warm_start: str | None) -> dict[str, Any]:
     """Run `number`: the template, checkpointing in its own directory of the claim, warm-started from
     the champion `warm_start` (its weights; a new optimizer), owned by the resource."""
-    spec: dict[str, Any] = ct.spec.template.model_dump(by_alias=True, exclude_none=True, mode="json")
     name = run_name(ct.metadata.name, number)
-    checkpoint = dict(spec.get("checkpoint") or {})
-    checkpoint["subPath"] = run_dir(ct, name)
-    spec["checkpoint"] = checkpoint
-    objective = objective_of(ct)
-    if objective is not None:
-        spec["objective"] = objective.model_dump(by_alias=True, mode="json")
+    spec = template_spec(ct.spec.template, objective_of(ct), suspend=False)
+    spec["checkpoint"] = {**(spec.get("checkpoint") or {}), "subPath": run_dir(ct, name)}
     if warm_start is not None:
         template_init = spec.get("init") or {}
         spec["init"] = {"claimName": claim_of(ct), "path": model_dir(ct, warm_start),
                         "strict": template_init.get("strict", True), "freeze": template_init.get("freeze", [])}
-    spec.pop("ttlSecondsAfterFinished", None)  # a run is the resource's record: it goes by the history limits
-    spec["suspend"] = False
     annotations = {c.ANNOTATION_TRIGGER: trigger}
     if data_version is not None:
         annotations[c.ANNOTATION_DATA_VERSION] = data_version
     if scheduled_time is not None:
         annotations[c.ANNOTATION_SCHEDULED_TIME] = scheduled_time.isoformat().replace("+00:00", "Z")
-    meta = ct.metadata
-    return {
-        "apiVersion": c.API_VERSION,
-        "kind": c.KIND,
-        "metadata": {
-            "name": name,
-            "namespace": meta.namespace,
-            "labels": {c.LABEL_CT: meta.name, c.LABEL_RUN: str(number), c.LABEL_MANAGED_BY: c.MANAGED_BY},
-            "annotations": annotations,
-            "ownerReferences": [{
-                "apiVersion": c.API_VERSION, "kind": c.CT_KIND, "name": meta.name, "uid": meta.uid,
-                "controller": True, "blockOwnerDeletion": True,
-            }],
-        },
-        "spec": spec,
-    }
+    return child_job(c.CT_KIND, ct.metadata, name, spec,
+                     labels={c.LABEL_CT: ct.metadata.name, c.LABEL_RUN: str(number)}, annotations=annotations)
 
 
 def run_number(job: Mapping[str, Any]) -> int | None:
-    labels = (job.get("metadata") or {}).get("labels") or {}
-    try:
-        return int(labels[c.LABEL_RUN])
-    except (KeyError, ValueError):
-        return None
-
-
-def annotation(job: Mapping[str, Any], key: str) -> str | None:
-    value = ((job.get("metadata") or {}).get("annotations") or {}).get(key)
-    return str(value) if value is not None else None
-
-
-def phase_of(job: Mapping[str, Any]) -> str:
-    return str((job.get("status") or {}).get("phase") or c.PHASE_PENDING)
+    return number_label(job, c.LABEL_RUN)
 
 
 def warm_start_of(ct: ContinuousTraining, job: Mapping[str, Any]) -> str | None:

@@ -19,7 +19,8 @@ from ludus.api.sweep import BestTrial, Sweep, SweepStatus, TrialRecord
 from ludus.sweep.space import SpaceError, grid_size
 from ludus.sweep.study import suggest_many, to_stop
 from ludus.sweep.trials import outcome, record, state_of, trial_job, trial_number
-from ludus.trainingjob.report import latest_metrics, reported_objective
+from ludus.trainingjob.child import latest_metrics, phase_of, reported_objective
+from ludus.trainingjob.objective import better, resolve
 
 COND_SUCCEEDED: Final = "Succeeded"
 COND_FAILED: Final = "Failed"
@@ -52,20 +53,11 @@ class SweepPlan:
 
 def objective_of(sweep: Sweep, jobs: Sequence[Mapping[str, Any]], old: SweepStatus) -> tuple[Objective, bool]:
     """The objective: the sweep's, the template's, the one the trials' status resolved (the
-    workload's own), or loss/minimize. The flag says whether it is settled."""
-    declared = sweep.spec.objective or sweep.spec.template.objective
-    if declared is not None:
-        return declared, True
-    if old.objective is not None:
-        return old.objective, True
-    # Settled by a finished trial (the trainer's own word, from its termination message); a running
-    # one's is used meanwhile but not recorded.
-    done = [j for j in jobs if (j.get("status") or {}).get("phase") == c.PHASE_SUCCEEDED]
-    found = next((o for o in (reported_objective(j) for j in done) if o is not None), None)
-    if found:
-        return found, True
-    provisional = next((o for o in (reported_objective(j) for j in jobs) if o is not None), None)
-    return provisional or Objective(), False
+    workload's own), or loss/minimize. The flag says whether it is settled: by a finished trial (the
+    trainer's own word, from its termination message); a running one's is used meanwhile, not recorded."""
+    done = (reported_objective(j) for j in jobs if phase_of(j) == c.PHASE_SUCCEEDED)
+    return resolve(sweep.spec.objective or sweep.spec.template.objective, old.objective, done,
+                   (reported_objective(j) for j in jobs))
 
 
 def _records(jobs: Sequence[Mapping[str, Any]], old: SweepStatus, objective: Objective,
@@ -79,16 +71,12 @@ def _records(jobs: Sequence[Mapping[str, Any]], old: SweepStatus, objective: Obj
     return records
 
 
-def _better(value: float, than: float, objective: Objective) -> bool:
-    return value > than if objective.goal == "maximize" else value < than
-
-
 def _best(records: Mapping[int, TrialRecord], jobs: Mapping[str, Mapping[str, Any]], objective: Objective,
           old: BestTrial | None) -> BestTrial | None:
     best: TrialRecord | None = None
     for trial in sorted(records.values(), key=lambda t: t.number):
         if state_of(trial) == "succeeded" and trial.value is not None:
-            if best is None or _better(trial.value, best.value or 0.0, objective):
+            if best is None or better(trial.value, best.value or 0.0, objective):
                 best = trial
     if best is None or best.value is None:
         return None

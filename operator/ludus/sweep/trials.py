@@ -11,7 +11,7 @@ from ludus.api import constants as c
 from ludus.api.models import Objective
 from ludus.api.sweep import Sweep, TrialRecord
 from ludus.sweep.study import TrialOutcome, TrialState_
-from ludus.trainingjob.report import latest_metrics
+from ludus.trainingjob.child import annotation, child_job, latest_metrics, number_label, phase_of, template_spec
 
 # Intermediate objective values kept per trial (the newest): what early stopping compares.
 MAX_INTERMEDIATE: Final = 64
@@ -33,7 +33,7 @@ def _substitute(words: list[str], values: Mapping[str, str]) -> list[str]:
 def trial_job(sweep: Sweep, number: int, values: Mapping[str, str], objective: Objective | None) -> dict[str, Any]:
     """Trial `number` of the sweep: the template with the values in its environment (one variable per
     parameter and all of them as JSON) and in `${name}` placeholders, owned by the Sweep."""
-    spec: dict[str, Any] = sweep.spec.template.model_dump(by_alias=True, exclude_none=True, mode="json")
+    spec = template_spec(sweep.spec.template, objective, sweep.spec.suspend)
     spec["command"] = _substitute(spec.get("command", []), values)
     spec["args"] = _substitute(spec.get("args", []), values)
     own = {env_name(name) for name in values} | {c.ENV_TRIAL_PARAMETERS}
@@ -41,42 +41,21 @@ def trial_job(sweep: Sweep, number: int, values: Mapping[str, str], objective: O
         {"name": c.ENV_TRIAL_PARAMETERS, "value": json.dumps(dict(values), sort_keys=True)},
         *({"name": env_name(name), "value": value} for name, value in sorted(values.items())),
     ]
-    if objective is not None:
-        spec["objective"] = objective.model_dump(by_alias=True, mode="json")
-    spec["suspend"] = sweep.spec.suspend
-    spec.pop("ttlSecondsAfterFinished", None)  # a trial is the sweep's record: it goes with the sweep
     checkpoint = spec.get("checkpoint") or {}
     if checkpoint.get("claimName"):  # one claim for the sweep, a directory in it per trial: none resumes another's
         directory = trial_name(sweep.metadata.name, number)
         checkpoint["subPath"] = f"{checkpoint['subPath']}/{directory}" if checkpoint.get("subPath") else directory
-    meta = sweep.metadata
-    return {
-        "apiVersion": c.API_VERSION,
-        "kind": c.KIND,
-        "metadata": {
-            "name": trial_name(meta.name, number),
-            "namespace": meta.namespace,
-            "labels": {c.LABEL_SWEEP: meta.name, c.LABEL_TRIAL: str(number), c.LABEL_MANAGED_BY: c.MANAGED_BY},
-            "annotations": {c.ANNOTATION_TRIAL_PARAMETERS: json.dumps(dict(values), sort_keys=True)},
-            "ownerReferences": [{
-                "apiVersion": c.API_VERSION, "kind": c.SWEEP_KIND, "name": meta.name, "uid": meta.uid,
-                "controller": True, "blockOwnerDeletion": True,
-            }],
-        },
-        "spec": spec,
-    }
+    return child_job(c.SWEEP_KIND, sweep.metadata, trial_name(sweep.metadata.name, number), spec,
+                     labels={c.LABEL_SWEEP: sweep.metadata.name, c.LABEL_TRIAL: str(number)},
+                     annotations={c.ANNOTATION_TRIAL_PARAMETERS: json.dumps(dict(values), sort_keys=True)})
 
 
 def trial_number(job: Mapping[str, Any]) -> int | None:
-    labels = (job.get("metadata") or {}).get("labels") or {}
-    try:
-        return int(labels[c.LABEL_TRIAL])
-    except (KeyError, ValueError):
-        return None
+    return number_label(job, c.LABEL_TRIAL)
 
 
 def _values(job: Mapping[str, Any]) -> dict[str, str]:
-    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(c.ANNOTATION_TRIAL_PARAMETERS, "{}")
+    raw = annotation(job, c.ANNOTATION_TRIAL_PARAMETERS) or "{}"
     try:
         parsed = json.loads(raw)
     except ValueError:
@@ -85,14 +64,14 @@ def _values(job: Mapping[str, Any]) -> dict[str, str]:
 
 
 def stopped_early(job: Mapping[str, Any]) -> bool:
-    return ((job.get("metadata") or {}).get("annotations") or {}).get(c.ANNOTATION_STOPPED_EARLY) == "true"
+    return annotation(job, c.ANNOTATION_STOPPED_EARLY) == "true"
 
 
 def record(job: Mapping[str, Any], number: int, objective: Objective, old: TrialRecord | None,
            track: bool = True) -> TrialRecord:
     """The trial as the sweep records it: phase, objective value, and its objective by step (the
     old record's points plus the one the status shows now)."""
-    phase = str((job.get("status") or {}).get("phase") or c.PHASE_PENDING)
+    phase = phase_of(job)
     stopped = stopped_early(job)
     metrics = latest_metrics(job)
     intermediate = dict(old.intermediate) if old else {}

@@ -7,5 +7,6 @@
 - `progress`: the metrics page worker 0 serves, parsed;
 - `goodput`: where a job's time went;
 - `queueing`: Kueue's Workload read into a step (wait, admit, suspend);
-- `report`: a finished job read back by its owner (a Sweep trial, a ContinuousTraining run).
+- `objective`: what "better" means: the one objective parse, resolution and comparison;
+- `child`: a TrainingJob another resource owns (a Sweep trial, a ContinuousTraining run), built and read back.
 """

@@ -29,6 +29,7 @@ from ludus.api.models import (
 )
 from ludus.builders import labels
 from ludus.trainingjob.goodput import final_report, goodput_status
+from ludus.trainingjob.objective import better, parse_objective
 from ludus.trainingjob.observe import PodObservation, current_workers, rendezvous_pod
 from ludus.trainingjob.policies.decision import Decision
 from ludus.trainingjob.policies.suspension import SUSPENDED_MESSAGE
@@ -119,26 +120,6 @@ def _metric_value(entry: Any) -> MetricValue | None:
     return MetricValue(value=float(value), step=step, epoch=epoch)
 
 
-def _reported_objective(report: Mapping[str, Any]) -> Objective | None:
-    raw = report.get("objective")
-    if not isinstance(raw, Mapping):
-        return None
-    metric, goal = raw.get("metric"), raw.get("goal")
-    if isinstance(metric, str) and _METRIC_NAME.match(metric) and goal in ("maximize", "minimize"):
-        return Objective(metric=metric, goal=goal)
-    return None
-
-
-def _minimized(metric: str, objective: Objective) -> bool:
-    if metric == objective.metric:
-        return objective.goal == "minimize"
-    return "loss" in metric or "error" in metric
-
-
-def _better(value: float, than: float, minimized: bool) -> bool:
-    return value < than if minimized else value > than
-
-
 def live_report(progress: ProgressSample | None) -> Mapping[str, Any] | None:
     """The evaluation worker 0's metrics page shows while it trains, in a termination report's shape:
     what a Sweep's early stopping compares before the trial ends."""
@@ -165,7 +146,7 @@ def evaluation_status(
         return old
     latest = dict(old.latest) if old else {}
     best = dict(old.best) if old else {}
-    reported = next((o for o in (_reported_objective(r) for r in reports) if o is not None), None)
+    reported = next((o for o in (parse_objective(r.get("objective")) for r in reports) if o is not None), None)
     kept = Objective(metric=old.objective.metric, goal=old.objective.goal) if old and old.objective else None
     objective = declared or reported or kept or Objective()
     for report in reports:
@@ -185,7 +166,7 @@ def evaluation_status(
                 elif part == "latest":
                     if value.step >= current.step:
                         target[metric] = value
-                elif _better(value.value, current.value, _minimized(metric, objective)):
+                elif better(value.value, current.value, objective, metric):
                     target[metric] = value
     mine = latest.get(objective.metric)
     best_value = best.get(objective.metric)

@@ -1,0 +1,53 @@
+"""A child TrainingJob, built and read back the one way both owners use."""
+
+from __future__ import annotations
+
+from ludus.api import constants as c
+from ludus.api.models import Objective, ObjectMeta
+from ludus.trainingjob.child import (
+    annotation,
+    child_job,
+    latest_metrics,
+    number_label,
+    phase_of,
+    reported_objective,
+    template_spec,
+)
+from tests.factories import make_job
+
+OWNER = ObjectMeta(name="search", namespace="team-a", uid="0000-1111")
+
+
+def test_a_child_is_labelled_as_ludus_managed_and_controlled_by_its_owner_uid() -> None:
+    job = child_job(c.SWEEP_KIND, OWNER, "search-3", {"replicas": 1}, labels={c.LABEL_TRIAL: "3"},
+                    annotations={"a": "b"})
+    assert job == {
+        "apiVersion": c.API_VERSION, "kind": c.KIND,
+        "metadata": {
+            "name": "search-3", "namespace": "team-a",
+            "labels": {c.LABEL_TRIAL: "3", c.LABEL_MANAGED_BY: c.MANAGED_BY},
+            "annotations": {"a": "b"},
+            "ownerReferences": [{"apiVersion": c.API_VERSION, "kind": c.SWEEP_KIND, "name": "search",
+                                 "uid": "0000-1111", "controller": True, "blockOwnerDeletion": True}],
+        },
+        "spec": {"replicas": 1},
+    }
+
+
+def test_the_template_becomes_a_spec_with_the_owners_objective_and_no_ttl() -> None:
+    template = make_job().build().spec.model_copy(update={"ttl_seconds_after_finished": 60})
+    spec = template_spec(template, Objective(metric="accuracy", goal="maximize"), suspend=True)
+    assert spec["objective"] == {"metric": "accuracy", "goal": "maximize"}
+    assert spec["suspend"] is True and "ttlSecondsAfterFinished" not in spec
+
+
+def test_a_child_is_read_back_defensively() -> None:
+    job = {"metadata": {"labels": {c.LABEL_RUN: "7", c.LABEL_TRIAL: "x"}, "annotations": {"k": "v"}},
+           "status": {"phase": "Succeeded", "evaluation": {
+               "latest": {"accuracy": {"value": 0.9, "step": 40}, "bad": {"value": "high"}},
+               "objective": {"metric": "accuracy", "goal": "maximize", "value": 0.9}}}}
+    assert number_label(job, c.LABEL_RUN) == 7 and number_label(job, c.LABEL_TRIAL) is None
+    assert annotation(job, "k") == "v" and annotation(job, "missing") is None
+    assert phase_of(job) == "Succeeded" and phase_of({}) == c.PHASE_PENDING
+    assert latest_metrics(job) == {"accuracy": (0.9, 40)}
+    assert reported_objective(job) == Objective(metric="accuracy", goal="maximize")
