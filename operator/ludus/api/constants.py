@@ -156,6 +156,35 @@ REASON_SCALED: Final = "Scaled"  # spec.replicas changed
 REASON_STALLED: Final = "Stalled"  # no training progress for progressDeadlineSeconds
 REASON_TTL_EXPIRED: Final = "TTLExpired"  # ttlSecondsAfterFinished passed; the job is deleted
 
+# ContinuousTraining: its phases besides the job phases above, conditions and reasons.
+CT_PHASE_WAITING: Final = "Waiting"  # no run is active; the next trigger starts one
+CT_PHASE_PUBLISHING: Final = "Publishing"  # a promoted run's model is being published as the champion
+CT_PHASE_REPLACED: Final = "Replaced"  # a run's record: stopped by a newer run (concurrencyPolicy Replace)
+CT_COND_VALID: Final = "Valid"  # the spec passed the operator's own checks (cron, time zone, thresholds)
+CT_COND_DATA: Final = "DataVersionAvailable"  # the data version the spec names could be read
+CT_COND_CHAMPION: Final = "ChampionAvailable"  # a promoted model serves from the champion path
+CT_COND_RUN_SCHEDULED: Final = "RunScheduled"  # the active run's pods can be placed (False: why not)
+CT_REASON_SPEC_VALID: Final = "SpecValid"  # Valid is True
+CT_REASON_DATA_READ: Final = "DataVersionRead"  # the ConfigMap key was read
+CT_REASON_DATA_MISSING: Final = "DataVersionMissing"  # the ConfigMap or its key cannot be read
+CT_REASON_NO_CHAMPION: Final = "NoChampionYet"  # no run has been promoted
+CT_REASON_RUN_PLACED: Final = "Scheduled"  # RunScheduled is True again
+CT_REASON_RUN_STARTED: Final = "RunStarted"  # a trigger started a run
+CT_REASON_SKIPPED: Final = "ScheduleSkipped"  # a firing was skipped: a run was active (concurrencyPolicy Forbid)
+CT_REASON_REPLACED: Final = "RunReplaced"  # an active run was stopped for a newer one (concurrencyPolicy Replace)
+CT_REASON_PROMOTED: Final = "Promoted"  # a run's model became the champion
+CT_REASON_REJECTED: Final = "ModelRejected"  # a finished run's model was not promoted
+CT_REASON_RUN_FAILED: Final = "RunFailed"  # a run failed; its model is not considered
+CT_REASON_PUBLISH_FAILED: Final = "PublishFailed"  # the publish pod could not make the model the champion
+CT_REASON_PUBLISHING: Final = "Publishing"  # a run's record while its model is published
+CT_REASON_MANUAL: Final = "Manual"  # promoted by hand (`ludus promote`)
+CT_REASON_PROMOTE_REFUSED: Final = "PromoteRefused"  # a promotion by hand named a run that cannot be promoted
+CT_REASON_FIRST_CHAMPION: Final = "FirstChampion"  # the first evaluated run, with no champion before it
+CT_REASON_BETTER: Final = "BetterObjective"  # beats the champion's objective by at least minImprovement
+CT_REASON_NOT_EVALUATED: Final = "NotEvaluated"  # the run reported no value of the objective
+CT_REASON_NOT_BETTER: Final = "NotBetterEnough"  # no better than the champion by minImprovement
+CT_REASON_THRESHOLD: Final = "ThresholdNotMet"  # a threshold does not hold, or cannot be checked
+
 # Restart policies and clean-pod policies (spec enums).
 RESTART_ON_FAILURE: Final = "OnFailure"
 RESTART_EXIT_CODE: Final = "ExitCode"

@@ -10,9 +10,9 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from ludus.api import constants as c
-from ludus.api.conditions import upsert_condition
 from ludus.api.continuous import ContinuousTraining, ContinuousTrainingStatus
-from ludus.continuous.reconcile import COND_VALID, REASON_INVALID, CTPlan, Observed, reconcile_continuous
+from ludus.continuous.reconcile import CTPlan, Observed, reconcile_continuous
+from ludus.continuous.status import invalid_status
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
 from ludus.runtime import metrics
 from ludus.runtime.kube import ApiError, pod_path
@@ -87,13 +87,11 @@ class ContinuousController(OwnerController):
             old = ContinuousTrainingStatus.model_validate(body.get("status") or {})
         except ValidationError:
             old = ContinuousTrainingStatus()
-        conditions = upsert_condition(list(old.conditions), COND_VALID, "False", REASON_INVALID, message, now)
-        status = old.model_copy(update={"phase": c.PHASE_FAILED, "conditions": conditions,
-                                        "observed_generation": int(body["metadata"].get("generation") or 0)})
+        status = invalid_status(old, message, int(body["metadata"].get("generation") or 0), now)
         if _dump(status) == _dump(old):
             return
         await self.write_status(body, _dump(status))
-        await self.event(body, "Warning", REASON_INVALID, message, now)
+        await self.event(body, "Warning", c.REASON_INVALID_SPEC, message, now)
 
     async def _execute(self, key: OwnerKey, body: Mapping[str, Any], ct: ContinuousTraining,
                        jobs: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]], plan: CTPlan,

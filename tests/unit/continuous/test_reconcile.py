@@ -13,34 +13,10 @@ from pydantic import ValidationError
 from ludus.api import constants as c
 from ludus.api.continuous import ContinuousTraining
 from ludus.continuous.publish import published
-from ludus.continuous.reconcile import (
-    PHASE_REPLACED,
-    REASON_PROMOTED,
-    REASON_REJECTED,
-    REASON_REPLACED,
-    REASON_RUN_STARTED,
-    REASON_SKIPPED,
-    CTPlan,
-    Observed,
-    reconcile_continuous,
-)
+from ludus.continuous.reconcile import CTPlan, Observed, reconcile_continuous
 from ludus.continuous.runs import run_number
 from ludus.continuous.schedule import due, next_after
-
-T0 = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
-
-
-def ct_body(name: str = "fresh", annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "template": {"image": "ludus-trainer:latest", "command": ["python", "-m", "ludus_trainer"],
-                     "checkpoint": {"claimName": "models"}},
-        "promotion": {"objective": {"metric": "accuracy", "goal": "maximize"}, "minImprovement": 0.01},
-    }
-    base.update(spec)
-    return {"apiVersion": c.API_VERSION, "kind": c.CT_KIND,
-            "metadata": {"name": name, "namespace": "team-a", "uid": f"uid-{name}", "generation": 1,
-                         "creationTimestamp": T0.isoformat(), "annotations": annotations or {}},
-            "spec": base}
+from tests.unit.continuous.factories import T0, ct_body
 
 
 class World:
@@ -140,7 +116,7 @@ def test_a_new_data_version_starts_one_run_and_the_same_version_never_another() 
     world = World(ct_body())
     world.annotate(data="v1")
     plan = world.step(T0)
-    assert len(plan.create) == 1 and reasons(plan) == [REASON_RUN_STARTED]
+    assert len(plan.create) == 1 and reasons(plan) == [c.CT_REASON_RUN_STARTED]
     assert world.status["dataVersion"] == "v1"
     world.finish("fresh-0", accuracy=0.9)
     world.step(T0 + timedelta(seconds=5))
@@ -165,7 +141,7 @@ def test_forbid_skips_a_firing_while_a_run_is_active_and_a_data_version_waits_fo
     world.annotate(retrain="r1")
     assert world.step(T0).create[0]["metadata"]["annotations"][c.ANNOTATION_TRIGGER] == "Manual"
     plan = world.step(T0 + timedelta(minutes=10, seconds=1))
-    assert not plan.create and reasons(plan) == [REASON_SKIPPED]
+    assert not plan.create and reasons(plan) == [c.CT_REASON_SKIPPED]
     world.annotate(data="v2")
     assert not world.step(T0 + timedelta(minutes=11)).create
     world.finish("fresh-0", accuracy=0.8)
@@ -186,9 +162,9 @@ def test_replace_stops_the_active_run_and_a_restart_mid_replace_keeps_only_the_n
     world.annotate(data="v2")
     plan = world.step(T0 + timedelta(minutes=1))
     assert plan.delete_runs == ["fresh-0"] and [j["metadata"]["name"] for j in plan.create] == ["fresh-1"]
-    assert REASON_REPLACED in reasons(plan)
+    assert c.CT_REASON_REPLACED in reasons(plan)
     record = next(r for r in world.status["runs"] if r["name"] == "fresh-0")
-    assert record["phase"] == PHASE_REPLACED and record["promoted"] is False
+    assert record["phase"] == c.CT_PHASE_REPLACED and record["promoted"] is False
     # As if the operator died after creating fresh-2 but before deleting fresh-1 or writing the status.
     world.annotate(data="v3")
     world.step(T0 + timedelta(minutes=2), write=False)
@@ -214,7 +190,7 @@ def test_first_run_is_published_then_champion_and_the_next_warm_starts_from_it()
     assert world.status["phase"] == "Publishing" and "champion" not in world.status
     world.run_pod("fresh-0")
     plan = world.step(T0 + timedelta(minutes=2))
-    assert reasons(plan) == [REASON_PROMOTED] and plan.delete_pods == ["fresh-publish-0"]
+    assert reasons(plan) == [c.CT_REASON_PROMOTED] and plan.delete_pods == ["fresh-publish-0"]
     assert plan.decisions == [("promoted", "FirstChampion")]
     champion = world.status["champion"]
     assert champion["job"] == "fresh-0" and champion["modelPath"] == "fresh/champion"
@@ -251,7 +227,7 @@ def test_a_challenger_not_better_is_rejected_with_its_reason_and_the_champion_st
     world.step(T0 + timedelta(minutes=3))
     world.finish("fresh-1", **metrics)
     plan = world.step(T0 + timedelta(minutes=4))
-    assert reasons(plan) == [REASON_REJECTED] and plan.decisions == [("rejected", reason)]
+    assert reasons(plan) == [c.CT_REASON_REJECTED] and plan.decisions == [("rejected", reason)]
     assert not [m for m in plan.create if m["kind"] == "Pod"]
     record = next(r for r in world.status["runs"] if r["name"] == "fresh-1")
     assert record["promoted"] is False and record["reason"] == reason and record["message"]
@@ -300,7 +276,7 @@ def test_a_restart_between_a_runs_end_and_its_promotion_neither_loses_nor_double
     # The pod finished; the pass that records the champion is lost too, then repeated.
     lost = world.step(T0 + timedelta(minutes=3), write=False)
     done = world.step(T0 + timedelta(minutes=4))
-    assert reasons(lost) == reasons(done) == [REASON_PROMOTED]
+    assert reasons(lost) == reasons(done) == [c.CT_REASON_PROMOTED]
     assert world.status["promotions"] == 1 and len(world.status["champions"]) == 1
     assert not world.pods
     assert not world.step(T0 + timedelta(minutes=5)).events  # nothing more to do: no second promotion

@@ -6,7 +6,7 @@ import pytest
 
 from ludus.api.continuous import parse_threshold
 from ludus.api.models import Objective
-from ludus.continuous.promotion import (
+from ludus.continuous.policies.promotion import (
     REASON_BETTER,
     REASON_FIRST,
     REASON_NOT_BETTER,

@@ -1,0 +1,70 @@
+"""A promotion in flight ends with its publish pod: the run becomes the champion (the old one retired),
+or it is rejected with the pod's own words. Until the pod has ended, nothing else is published."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ludus.api import constants as c
+from ludus.api.continuous import Champion, ChampionHistory, Publishing
+from ludus.continuous.publish import publish_pod, publish_pod_name, published
+from ludus.continuous.runs import champion_path, claim_of, model_dir
+from ludus.continuous.state import RunPass
+
+
+def finish_publication(s: RunPass, pods: Sequence[Mapping[str, Any]]) -> None:
+    """Create the publication's pod if it is missing (a restart between the decision and the pod), and
+    apply its outcome once it has one."""
+    publishing = s.publishing
+    if publishing is None:
+        return
+    number = next((n for n, r in s.records.items() if r.name == publishing.job), None)
+    if number is None:
+        s.event("Warning", c.CT_REASON_PUBLISH_FAILED, f"{publishing.job} has no run record: not published")
+        s.publishing = None
+        return
+    pod_name = publish_pod_name(s.ct.metadata.name, number)
+    pod = next((p for p in pods if p["metadata"]["name"] == pod_name), None)
+    if pod is None:
+        s.plan.create.append(publish_pod(s.ct, publishing.job, number))
+        return
+    outcome = published(pod)
+    if outcome is None:
+        return  # still publishing
+    s.plan.delete_pods.append(pod_name)
+    if outcome.ok:
+        _crown(s, publishing, number, outcome.sha256)
+    else:
+        _refuse(s, publishing, number, outcome.message)
+    s.publishing = None
+
+
+def _crown(s: RunPass, publishing: Publishing, number: int, sha256: str | None) -> None:
+    """The published run is the champion from now on; the one before it is retired in the history."""
+    ct, now = s.ct, s.now
+    if s.champion is not None and s.champions and s.champions[-1].retired_at is None:
+        s.champions[-1] = s.champions[-1].model_copy(update={"retired_at": now})
+    s.champion = Champion(job=publishing.job, claim_name=claim_of(ct), model_path=champion_path(ct),
+                          source_path=model_dir(ct, publishing.job), evaluation=dict(publishing.evaluation),
+                          promoted_at=now, reason=publishing.reason, sha256=sha256 or None)
+    s.champions.append(ChampionHistory(job=publishing.job, promoted_at=now, reason=publishing.reason))
+    s.promotions += 1
+    s.plan.decisions.append(("promoted", publishing.reason))
+    s.event("Normal", c.CT_REASON_PROMOTED, f"{publishing.job} is the champion ({publishing.reason}: "
+            f"{publishing.message}); {champion_path(ct)} on claim {claim_of(ct)} now holds its model")
+    record = s.records[number]
+    s.records[number] = record.model_copy(update={
+        "promoted": True, "reason": publishing.reason, "message": publishing.message,
+        "finished_at": record.finished_at or now})
+
+
+def _refuse(s: RunPass, publishing: Publishing, number: int, why: str) -> None:
+    s.rejections += 1
+    s.plan.decisions.append(("rejected", c.CT_REASON_PUBLISH_FAILED))
+    message = f"{publishing.job} was not published: {why}"
+    s.event("Warning", c.CT_REASON_PUBLISH_FAILED, message)
+    record = s.records[number]
+    s.records[number] = record.model_copy(update={
+        "promoted": False, "reason": c.CT_REASON_PUBLISH_FAILED, "message": message[:1000],
+        "finished_at": record.finished_at or s.now})
