@@ -185,6 +185,16 @@ CT_REASON_NOT_EVALUATED: Final = "NotEvaluated"  # the run reported no value of 
 CT_REASON_NOT_BETTER: Final = "NotBetterEnough"  # no better than the champion by minImprovement
 CT_REASON_THRESHOLD: Final = "ThresholdNotMet"  # a threshold does not hold, or cannot be checked
 
+# Sweep: reasons besides the job's (its conditions are the job's Succeeded, Failed, Running, Suspended).
+SWEEP_REASON_MAX_TRIALS: Final = "MaxTrialsReached"  # maxTrials trials finished
+SWEEP_REASON_EXHAUSTED: Final = "SearchSpaceExhausted"  # every combination of a grid ran
+SWEEP_REASON_TOO_MANY_FAILED: Final = "TooManyFailedTrials"  # maxFailedTrials trials failed
+SWEEP_REASON_OBJECTIVE_MISSING: Final = "ObjectiveNotReported"  # succeeded trials never reported the objective
+SWEEP_REASON_RUNNING: Final = "TrialsRunning"  # trials run (Running True, or Suspended False again)
+SWEEP_REASON_TRIAL_CREATED: Final = "TrialCreated"  # a trial's TrainingJob was created
+SWEEP_REASON_STOPPED_EARLY: Final = "TrialStoppedEarly"  # median stopping ended a trial worse than its peers
+SWEEP_REASON_NEW_BEST: Final = "NewBestTrial"  # a trial beat the best so far
+
 # Restart policies and clean-pod policies (spec enums).
 RESTART_ON_FAILURE: Final = "OnFailure"
 RESTART_EXIT_CODE: Final = "ExitCode"

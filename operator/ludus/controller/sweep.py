@@ -10,18 +10,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from ludus.api import constants as c
-from ludus.api.conditions import upsert_condition
 from ludus.api.sweep import Sweep, SweepStatus
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
 from ludus.runtime import metrics
-from ludus.sweep.reconcile import (
-    COND_FAILED,
-    REASON_INVALID,
-    REASON_TRIAL_CREATED,
-    SweepPlan,
-    reconcile_sweep,
-    values_text,
-)
+from ludus.sweep.reconcile import SweepPlan, reconcile_sweep, values_text
+from ludus.sweep.status import invalid_status
 
 SweepKey = OwnerKey
 
@@ -56,12 +49,9 @@ class SweepController(OwnerController):
             old = SweepStatus()
         if old.phase == c.PHASE_FAILED:
             return
-        status = old.model_copy(update={
-            "phase": c.PHASE_FAILED, "completion_time": now,
-            "conditions": upsert_condition(list(old.conditions), COND_FAILED, "True", REASON_INVALID, message, now),
-        })
+        status = invalid_status(old, message, now)
         await self.write_status(body, _dump(status))
-        await self.event(body, "Warning", REASON_INVALID, message, now)
+        await self.event(body, "Warning", c.REASON_INVALID_SPEC, message, now)
 
     async def _execute(self, key: SweepKey, body: Mapping[str, Any], sweep: Sweep, plan: SweepPlan,
                        now: datetime) -> None:
@@ -71,7 +61,7 @@ class SweepController(OwnerController):
             if await self.client.create(job):
                 metrics.SWEEP_TRIALS_CREATED.labels(namespace=namespace).inc()
                 values = json.loads(job["metadata"]["annotations"][c.ANNOTATION_TRIAL_PARAMETERS])
-                await self.event(body, "Normal", REASON_TRIAL_CREATED,
+                await self.event(body, "Normal", c.SWEEP_REASON_TRIAL_CREATED,
                                  f"trial {job['metadata']['name']} with {values_text(values)}", now)
             self.created(key, job)
         for name in plan.stop:

@@ -10,32 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from ludus.api import constants as c
-from ludus.api.conditions import upsert_condition
 from ludus.api.models import Objective
 from ludus.api.sweep import BestTrial, Sweep, SweepStatus, TrialRecord
 from ludus.sweep.space import SpaceError, grid_size
+from ludus.sweep.status import counted_status, counts_of, ended_status, running_status, suspended_status
 from ludus.sweep.study import suggest_many, to_stop
 from ludus.sweep.trials import outcome, record, state_of, trial_job, trial_number
 from ludus.trainingjob.child import latest_metrics, phase_of, reported_objective
 from ludus.trainingjob.objective import better, resolve
-
-COND_SUCCEEDED: Final = "Succeeded"
-COND_FAILED: Final = "Failed"
-COND_RUNNING: Final = "Running"
-COND_SUSPENDED: Final = "Suspended"
-REASON_INVALID: Final = "InvalidSpec"
-REASON_MAX_TRIALS: Final = "MaxTrialsReached"
-REASON_EXHAUSTED: Final = "SearchSpaceExhausted"
-REASON_TOO_MANY_FAILED: Final = "TooManyFailedTrials"
-REASON_OBJECTIVE_MISSING: Final = "ObjectiveNotReported"
-REASON_RUNNING: Final = "TrialsRunning"
-REASON_SUSPENDED: Final = "Suspended"
-REASON_TRIAL_CREATED: Final = "TrialCreated"
-REASON_STOPPED_EARLY: Final = "TrialStoppedEarly"
-REASON_NEW_BEST: Final = "NewBestTrial"
 
 
 @dataclass
@@ -87,13 +72,6 @@ def _best(records: Mapping[int, TrialRecord], jobs: Mapping[str, Mapping[str, An
                      metrics=metrics)
 
 
-def _ended(status: SweepStatus, phase: str, cond: str, reason: str, message: str, now: datetime) -> SweepStatus:
-    conditions = upsert_condition(list(status.conditions), cond, "True", reason, message, now)
-    conditions = upsert_condition(conditions, COND_RUNNING, "False", reason, message, now)
-    return status.model_copy(update={"phase": phase, "conditions": conditions,
-                                     "completion_time": status.completion_time or now})
-
-
 def reconcile_sweep(sweep: Sweep, jobs: Sequence[Mapping[str, Any]], now: datetime) -> SweepPlan:
     """The pass for one sweep and the TrainingJobs labelled as its trials."""
     spec, old = sweep.spec, sweep.status
@@ -101,78 +79,61 @@ def reconcile_sweep(sweep: Sweep, jobs: Sequence[Mapping[str, Any]], now: dateti
     objective, settled = objective_of(sweep, jobs, old)
     records = _records(jobs, old, objective, settled)
     by_name = {str(j["metadata"]["name"]): j for j in jobs}
-    states = {n: state_of(t) for n, t in records.items()}
-    counts = {s: sum(1 for v in states.values() if v == s) for s in ("running", "succeeded", "failed", "stopped")}
-    finished = len(records) - counts["running"]
     best = _best(records, by_name, objective, old.best)
-    status = old.model_copy(update={
-        "objective": objective if settled else None,
-        "trials": [records[n] for n in sorted(records)],
-        "created": len(records), "running": counts["running"], "succeeded": counts["succeeded"],
-        "failed": counts["failed"], "stopped": counts["stopped"],
-        "progress": f"{finished}/{spec.max_trials}",
-        "best": best,
-        "best_summary": f"{objective.metric} {best.value:.4g}"[:63] if best else "",
-        "observed_generation": sweep.metadata.generation,
-    })
+    status = counted_status(old, records, objective if settled else None, best, spec.max_trials,
+                            sweep.metadata.generation)
     if best and (old.best is None or old.best.number != best.number):
-        plan.events.append(("Normal", REASON_NEW_BEST, f"trial {best.name} is the best so far: {objective.metric} "
-                            f"{best.value:.4g} with {values_text(best.parameters)}"))
+        plan.events.append(("Normal", c.SWEEP_REASON_NEW_BEST, f"trial {best.name} is the best so far: "
+                            f"{objective.metric} {best.value:.4g} with {values_text(best.parameters)}"))
     if old.phase in c.TERMINAL_PHASES:
         plan.status = status
         return plan
-
     try:
         limit = min(spec.max_trials, grid_size(spec.parameters)) if spec.algorithm.name == "grid" else spec.max_trials
     except SpaceError as err:
-        plan.status = _ended(status, c.PHASE_FAILED, COND_FAILED, REASON_INVALID, str(err), now)
-        plan.events.append(("Warning", REASON_INVALID, str(err)))
+        plan.status = ended_status(status, c.PHASE_FAILED, c.COND_FAILED, c.REASON_INVALID_SPEC, str(err), now)
+        plan.events.append(("Warning", c.REASON_INVALID_SPEC, str(err)))
         return plan
-
-    ended = _ending(sweep, records, by_name, objective, counts, finished, limit)
+    ended = _ending(sweep, records, by_name, objective, limit)
     if ended is not None:
         phase, cond, reason, message = ended
-        plan.status = _ended(status, phase, cond, reason, message, now)
+        plan.status = ended_status(status, phase, cond, reason, message, now)
         plan.events.append(("Normal" if phase == c.PHASE_SUCCEEDED else "Warning", reason, message))
         return plan
-
-    running = [t for t in records.values() if states[t.number] == "running"]
+    running = [t for t in records.values() if state_of(t) == "running"]
     if spec.suspend:
         plan.suspend = [t.name for t in running if not _suspended(by_name.get(t.name))]
-        conditions = upsert_condition(list(status.conditions), COND_SUSPENDED, "True", REASON_SUSPENDED,
-                                      "spec.suspend is true: trials are suspended and none start", now)
-        plan.status = status.model_copy(update={"phase": c.PHASE_SUSPENDED, "conditions": conditions})
+        plan.status = suspended_status(status, now)
         return plan
     plan.resume = [t.name for t in running if _suspended(by_name.get(t.name))]
+    active = _stop_and_start(sweep, plan, records, objective, limit, len(running))
+    finished = len(records) - len(running)
+    plan.status = running_status(status, len(records) + len(plan.create), active, finished, limit, now)
+    return plan
 
+
+def _stop_and_start(sweep: Sweep, plan: SweepPlan, records: Mapping[int, TrialRecord], objective: Objective,
+                    limit: int, running: int) -> int:
+    """Stop the trials median stopping rules out, then start as many as the parallelism and the limit allow
+    (the algorithm may have nothing more to suggest); returns how many trials are active after."""
+    spec = sweep.spec
     outcomes = [outcome(t) for t in records.values()]
     stopping = set(to_stop(spec, objective, outcomes))
     for number in sorted(stopping):
         trial = records[number]
         plan.stop.append(trial.name)
-        plan.events.append(("Normal", REASON_STOPPED_EARLY, f"trial {trial.name} stopped early: {objective.metric} "
-                            f"{trial.value} is worse than the median of earlier trials at its step"))
-    active = counts["running"] - len(stopping)
+        plan.events.append(("Normal", c.SWEEP_REASON_STOPPED_EARLY, f"trial {trial.name} stopped early: "
+                            f"{objective.metric} {trial.value} is worse than the median of earlier trials at its step"))
+    active = running - len(stopping)
     first = max(records, default=-1) + 1
     slots = max(0, min(spec.parallel_trials - active, limit - len(records)))
     numbers = [n for n in range(first, first + slots) if n < limit]
     for number, values in zip(numbers, suggest_many(spec, objective, outcomes, numbers), strict=True):
         if values is None:
             break
-        job = trial_job(sweep, number, values, spec.objective or spec.template.objective)
-        plan.create.append(job)  # its TrialCreated Event goes out once the API server took it
-        active += 1
-
-    conditions = upsert_condition(list(status.conditions), COND_SUSPENDED, "False", REASON_RUNNING,
-                                  "trials run", now) if any(x.type == COND_SUSPENDED for x in status.conditions) \
-        else list(status.conditions)
-    conditions = upsert_condition(conditions, COND_RUNNING, "True", REASON_RUNNING,
-                                  f"{active} trials running, {finished} of {limit} finished", now)
-    plan.status = status.model_copy(update={
-        "phase": c.PHASE_RUNNING, "conditions": conditions, "start_time": old.start_time or now,
-        "created": len(records) + len(plan.create), "running": active,
-    })
-    return plan
+        plan.create.append(trial_job(sweep, number, values, spec.objective or spec.template.objective))
+        active += 1  # its TrialCreated Event goes out once the API server took it
+    return active
 
 
 def _suspended(job: Mapping[str, Any] | None) -> bool:
@@ -184,23 +145,24 @@ def values_text(values: Mapping[str, str]) -> str:
 
 
 def _ending(sweep: Sweep, records: Mapping[int, TrialRecord], jobs: Mapping[str, Mapping[str, Any]],
-            objective: Objective, counts: Mapping[str, int], finished: int, limit: int
-            ) -> tuple[str, str, str, str] | None:
+            objective: Objective, limit: int) -> tuple[str, str, str, str] | None:
     """Why the sweep ends now, if it does: (phase, condition, reason, message)."""
     spec = sweep.spec
+    counts = counts_of(records)
+    finished = len(records) - counts["running"]
     done = [t for t in records.values() if state_of(t) == "succeeded"]
     if done and all(t.value is None for t in done) and not any(t.value is not None for t in records.values()):
         reported = sorted({m for t in done for m in latest_metrics(jobs.get(t.name) or {})})
         message = (f"the objective metric {objective.metric!r} was never reported: trials "
                    f"{', '.join(t.name for t in done)} reported "
                    f"{', '.join(reported) if reported else 'no evaluation metrics'}")
-        return c.PHASE_FAILED, COND_FAILED, REASON_OBJECTIVE_MISSING, message
+        return c.PHASE_FAILED, c.COND_FAILED, c.SWEEP_REASON_OBJECTIVE_MISSING, message
     if counts["failed"] >= spec.max_failed_trials:
-        return (c.PHASE_FAILED, COND_FAILED, REASON_TOO_MANY_FAILED,
+        return (c.PHASE_FAILED, c.COND_FAILED, c.SWEEP_REASON_TOO_MANY_FAILED,
                 f"{counts['failed']} trials failed (maxFailedTrials {spec.max_failed_trials})")
     if finished >= limit and counts["running"] == 0:
         if limit < spec.max_trials:
-            return (c.PHASE_SUCCEEDED, COND_SUCCEEDED, REASON_EXHAUSTED,
+            return (c.PHASE_SUCCEEDED, c.COND_SUCCEEDED, c.SWEEP_REASON_EXHAUSTED,
                     f"every one of the grid's {limit} combinations ran")
-        return c.PHASE_SUCCEEDED, COND_SUCCEEDED, REASON_MAX_TRIALS, f"{finished} trials finished"
+        return c.PHASE_SUCCEEDED, c.COND_SUCCEEDED, c.SWEEP_REASON_MAX_TRIALS, f"{finished} trials finished"
     return None

@@ -14,13 +14,7 @@ from pydantic import ValidationError
 from ludus.api import constants as c
 from ludus.api.models import Objective
 from ludus.api.sweep import Sweep, SweepSpec
-from ludus.sweep.reconcile import (
-    REASON_EXHAUSTED,
-    REASON_MAX_TRIALS,
-    REASON_OBJECTIVE_MISSING,
-    REASON_TOO_MANY_FAILED,
-    reconcile_sweep,
-)
+from ludus.sweep.reconcile import reconcile_sweep
 from ludus.sweep.space import SpaceError, grid_size
 from ludus.sweep.study import TrialOutcome, suggest, to_stop
 from tests.factories import T0
@@ -200,7 +194,7 @@ def test_the_sweep_ends_at_max_trials_with_the_best_trial_and_its_metrics() -> N
 
     plan, jobs = _run(sweep(), trained)
     assert plan.status.phase == c.PHASE_SUCCEEDED and len(jobs) == 6
-    assert plan.status.conditions[0].reason == REASON_MAX_TRIALS
+    assert plan.status.conditions[0].reason == c.SWEEP_REASON_MAX_TRIALS
     best = plan.status.best
     assert best is not None and best.value == max(t.value for t in plan.status.trials if t.value is not None)
     assert best.metrics["f1"] == 0.5 and plan.status.best_summary.startswith("accuracy ")
@@ -210,13 +204,13 @@ def test_the_sweep_ends_at_max_trials_with_the_best_trial_and_its_metrics() -> N
 def test_too_many_failed_trials_fail_the_sweep() -> None:
     plan, _ = _run(sweep(maxFailedTrials=2), lambda j: finished(j, "Failed"))
     assert plan.status.phase == c.PHASE_FAILED
-    assert any(x.reason == REASON_TOO_MANY_FAILED for x in plan.status.conditions)
+    assert any(x.reason == c.SWEEP_REASON_TOO_MANY_FAILED for x in plan.status.conditions)
 
 
 def test_an_objective_never_reported_fails_the_sweep_naming_what_was() -> None:
     plan, _ = _run(sweep(objective={"metric": "bleu", "goal": "maximize"}),
                    lambda j: finished(j, "Succeeded", {"accuracy": 0.9, "f1": 0.8}))
-    failed = next(x for x in plan.status.conditions if x.reason == REASON_OBJECTIVE_MISSING)
+    failed = next(x for x in plan.status.conditions if x.reason == c.SWEEP_REASON_OBJECTIVE_MISSING)
     assert "'bleu'" in failed.message and "accuracy, f1" in failed.message
 
 
@@ -224,7 +218,7 @@ def test_a_grid_smaller_than_max_trials_ends_when_exhausted() -> None:
     plan, jobs = _run(sweep(parameters=[{"name": "act", "type": "categorical", "values": ["a", "b", "c"]}],
                             algorithm={"name": "grid"}, maxTrials=10),
                       lambda j: finished(j, "Succeeded", {"accuracy": 0.5}))
-    assert len(jobs) == 3 and plan.status.conditions[0].reason == REASON_EXHAUSTED
+    assert len(jobs) == 3 and plan.status.conditions[0].reason == c.SWEEP_REASON_EXHAUSTED
 
 
 def test_suspend_suspends_running_trials_and_starts_none() -> None:

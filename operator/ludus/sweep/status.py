@@ -1,0 +1,72 @@
+"""The one place a Sweep's status is computed: counted from its trial records, then ended, suspended
+or running as the pass decided (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from ludus.api import constants as c
+from ludus.api.conditions import upsert_condition
+from ludus.api.models import Objective
+from ludus.api.sweep import BestTrial, SweepStatus, TrialRecord
+from ludus.sweep.trials import state_of
+
+STATES = ("running", "succeeded", "failed", "stopped")
+
+
+def counts_of(records: Mapping[int, TrialRecord]) -> dict[str, int]:
+    states = [state_of(t) for t in records.values()]
+    return {s: sum(1 for state in states if state == s) for s in STATES}
+
+
+def counted_status(old: SweepStatus, records: Mapping[int, TrialRecord], objective: Objective | None,
+                   best: BestTrial | None, max_trials: int, generation: int) -> SweepStatus:
+    """The trials, their counts and the best one; `objective` only once it is settled."""
+    counts = counts_of(records)
+    finished = len(records) - counts["running"]
+    metric = objective.metric if objective else ""
+    return old.model_copy(update={
+        "objective": objective,
+        "trials": [records[n] for n in sorted(records)],
+        "created": len(records), "running": counts["running"], "succeeded": counts["succeeded"],
+        "failed": counts["failed"], "stopped": counts["stopped"],
+        "progress": f"{finished}/{max_trials}",
+        "best": best,
+        "best_summary": f"{metric} {best.value:.4g}"[:63] if best else "",
+        "observed_generation": generation,
+    })
+
+
+def ended_status(status: SweepStatus, phase: str, cond: str, reason: str, message: str, now: datetime
+                 ) -> SweepStatus:
+    conditions = upsert_condition(list(status.conditions), cond, "True", reason, message, now)
+    conditions = upsert_condition(conditions, c.COND_RUNNING, "False", reason, message, now)
+    return status.model_copy(update={"phase": phase, "conditions": conditions,
+                                     "completion_time": status.completion_time or now})
+
+
+def suspended_status(status: SweepStatus, now: datetime) -> SweepStatus:
+    conditions = upsert_condition(list(status.conditions), c.COND_SUSPENDED, "True", c.REASON_SUSPENDED,
+                                  "spec.suspend is true: trials are suspended and none start", now)
+    return status.model_copy(update={"phase": c.PHASE_SUSPENDED, "conditions": conditions})
+
+
+def running_status(status: SweepStatus, created: int, active: int, finished: int, limit: int, now: datetime
+                   ) -> SweepStatus:
+    conditions = list(status.conditions)
+    if any(x.type == c.COND_SUSPENDED for x in conditions):
+        conditions = upsert_condition(conditions, c.COND_SUSPENDED, "False", c.SWEEP_REASON_RUNNING, "trials run", now)
+    conditions = upsert_condition(conditions, c.COND_RUNNING, "True", c.SWEEP_REASON_RUNNING,
+                                  f"{active} trials running, {finished} of {limit} finished", now)
+    return status.model_copy(update={"phase": c.PHASE_RUNNING, "conditions": conditions,
+                                     "start_time": status.start_time or now, "created": created, "running": active})
+
+
+def invalid_status(old: SweepStatus, message: str, now: datetime) -> SweepStatus:
+    """A spec the schema let through but the model refuses: Failed, naming the field."""
+    return old.model_copy(update={
+        "phase": c.PHASE_FAILED, "completion_time": now,
+        "conditions": upsert_condition(list(old.conditions), c.COND_FAILED, "True", c.REASON_INVALID_SPEC, message,
+                                       now),
+    })
