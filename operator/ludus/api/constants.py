@@ -155,6 +155,11 @@ REASON_INVALID_SPEC: Final = "InvalidSpec"  # the operator's own validation refu
 REASON_SCALED: Final = "Scaled"  # spec.replicas changed
 REASON_STALLED: Final = "Stalled"  # no training progress for progressDeadlineSeconds
 REASON_TTL_EXPIRED: Final = "TTLExpired"  # ttlSecondsAfterFinished passed; the job is deleted
+COND_INITIALIZED: Final = "InitSourceReady"  # spec.init's model is there to start from (set only with spec.init)
+REASON_INIT_WAITING: Final = "InitSourceNotReady"  # init.fromJob's job has not succeeded yet: the job waits
+REASON_INIT_UNUSABLE: Final = "InitSourceUnusable"  # init's model can never come (its job failed, has no claim)
+REASON_INIT_READY: Final = "InitSourceReady"  # the model is resolved and pinned in status.initializedFrom
+REASON_MODEL_LOADED: Final = "ModelLoaded"  # the trainer loaded the model it starts from (file, step, SHA-256)
 
 # ContinuousTraining: its phases besides the job phases above, conditions and reasons.
 CT_PHASE_WAITING: Final = "Waiting"  # no run is active; the next trigger starts one

@@ -43,8 +43,6 @@ from ludus.trainingjob.reconcile import (
     invalid_spec_plan,
     reconcile,
     unschedulable,
-    with_capacity,
-    with_initialized_from,
 )
 
 logger = logging.getLogger("ludus.controller")
@@ -280,11 +278,11 @@ class Controller:
             if (outcome.waiting or outcome.unusable) and old.phase not in c.TERMINAL_PHASES:
                 plan = init_blocked_plan(job, outcome, now)
             else:
-                plan = reconcile(outcome.job, pods, now, expected, self.gang, sample, self.progress.unavailable(uid),
-                                 self._workload(key, uid), self.executor.kueue_served, self.policy)
-                plan = with_initialized_from(plan, outcome, sample, now, pods)
-                if unschedulable(plan):
-                    plan = with_capacity(plan, outcome.job, await self.nodes(), now, self.gang)
+                args = (outcome.job, pods, now, expected, self.gang, sample, self.progress.unavailable(uid),
+                        self._workload(key, uid), self.executor.kueue_served, self.policy, outcome)
+                plan = reconcile(*args)
+                if unschedulable(plan):  # the nodes are read only then: the same pass, checked against them
+                    plan = reconcile(*args, nodes=await self.nodes())
             if plan.status.phase == c.PHASE_RUNNING:
                 interval = poll_interval(self._progress_interval, job.spec.progress_deadline_seconds)
                 self.progress.follow(key, uid, interval)

@@ -8,13 +8,13 @@ to record. It applies the policies (`ludus.trainingjob.policies`) in a fixed ord
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from ludus.api import constants as c
-from ludus.api.conditions import get_condition, upsert_condition, with_phase
-from ludus.api.models import TrainingJob, TrainingJobStatus
+from ludus.api.conditions import get_condition
+from ludus.api.models import InitializedFrom, TrainingJob, TrainingJobStatus
 from ludus.builders import pods as pod_builders
 from ludus.builders.netpol import NO_POLICY, PolicySettings, build_network_policy, policy_wanted
 from ludus.builders.podgroup import build_pod_group, effective_gang, gang_unavailable
@@ -25,23 +25,20 @@ from ludus.trainingjob.policies.capacity import NodeCapacity, capacity_problem
 from ludus.trainingjob.policies.deadline import deadline_exceeded, seconds_left
 from ludus.trainingjob.policies.decision import Decision, Event, Finish, PodDeletion, Restart, cleanup
 from ludus.trainingjob.policies.failure import failed_workers
-from ludus.trainingjob.policies.init import (
-    COND_INITIALIZED,
-    REASON_INIT_READY,
-    REASON_INIT_UNUSABLE,
-    REASON_INIT_WAITING,
-    REASON_MODEL_LOADED,
-    InitOutcome,
-    init_report,
-    loaded,
-)
+from ludus.trainingjob.policies.init import InitOutcome, pinned_model
 from ludus.trainingjob.policies.stall import stall_deadline, stalled
 from ludus.trainingjob.policies.success import succeeded
 from ludus.trainingjob.policies.suspension import SUSPENDED_MESSAGE, suspend_deletions
 from ludus.trainingjob.policies.ttl import ttl_seconds_left
 from ludus.trainingjob.progress import ProgressSample, Unavailable
 from ludus.trainingjob.queueing import QueueStep, WorkloadState, finished_status, queue_step, released_status
-from ludus.trainingjob.status import compute_status, invalid_spec_status, progress_status, scheduling_wake
+from ludus.trainingjob.status import (
+    compute_status,
+    init_blocked_status,
+    invalid_spec_status,
+    progress_status,
+    scheduling_wake,
+)
 
 __all__ = ["Event", "Plan", "PodDeletion", "invalid_spec_plan", "reconcile"]
 
@@ -63,16 +60,28 @@ class Plan:
     requeue_after: float | None = None
 
 
-def _keep_finished(
-    job: TrainingJob, pods: list[PodObservation], now: datetime, progress: ProgressSample | None,
-    unavailable: Unavailable | None = None,
-) -> Plan:
+@dataclass(frozen=True)
+class _Pass:
+    """One pass's inputs, so each branch computes the status the same way: with what every branch
+    decides alike (Kueue's word, the pinned model, a job too large for the nodes) in `base`."""
+
+    job: TrainingJob
+    pods: list[PodObservation]
+    now: datetime
+    progress: ProgressSample | None
+    unavailable: Unavailable | None
+    base: Decision
+
+    def status(self, **decided: Any) -> TrainingJobStatus:
+        return compute_status(self.job, self.pods, replace(self.base, **decided), self.now, self.progress,
+                              self.unavailable)
+
+
+def _keep_finished(p: _Pass) -> Plan:
     """A terminal job: keep cleaning per policy and honour ttlSecondsAfterFinished."""
-    plan = Plan(
-        status=compute_status(job, pods, Decision(), now, progress, unavailable),
-        delete=cleanup(pods, job.spec.clean_pod_policy, "JobFinished"),
-    )
-    left = ttl_seconds_left(job, job.status.completion_time, now)
+    job = p.job
+    plan = Plan(status=p.status(), delete=cleanup(p.pods, job.spec.clean_pod_policy, "JobFinished"))
+    left = ttl_seconds_left(job, job.status.completion_time, p.now)
     if left is not None and left <= 0:
         plan.delete_job = True
         message = f"deleting the job {job.spec.ttl_seconds_after_finished}s after it finished"
@@ -82,25 +91,19 @@ def _keep_finished(
     return plan
 
 
-def _suspended(
-    job: TrainingJob, pods: list[PodObservation], now: datetime, progress: ProgressSample | None,
-    unavailable: Unavailable | None = None,
-) -> Plan:
-    status = compute_status(job, pods, Decision(suspend=True), now, progress, unavailable)
-    plan = Plan(status=status, delete=suspend_deletions(pods))
-    if job.status.phase != c.PHASE_SUSPENDED:
+def _suspended(p: _Pass) -> Plan:
+    plan = Plan(status=p.status(suspend=True), delete=suspend_deletions(p.pods))
+    if p.job.status.phase != c.PHASE_SUSPENDED:
         plan.events.append(Event("Normal", c.REASON_SUSPENDED, SUSPENDED_MESSAGE))
     return plan
 
 
-def _finish_job(
-    job: TrainingJob, pods: list[PodObservation], finish: Finish, now: datetime, progress: ProgressSample | None,
-    unavailable: Unavailable | None = None,
-) -> Plan:
+def _finish_job(p: _Pass, finish: Finish) -> Plan:
     """Move the job to a terminal phase, clean its pods and record why."""
+    job = p.job
     plan = Plan(
-        status=compute_status(job, pods, Decision(finish=finish), now, progress, unavailable),
-        delete=cleanup(pods, job.spec.clean_pod_policy, finish.reason),
+        status=p.status(finish=finish),
+        delete=cleanup(p.pods, job.spec.clean_pod_policy, finish.reason),
         events=[Event("Normal" if finish.phase == c.PHASE_SUCCEEDED else "Warning", finish.reason, finish.message)],
     )
     if job.spec.ttl_seconds_after_finished is not None:
@@ -160,18 +163,28 @@ def reconcile(
     workload: WorkloadState | None = None,
     kueue_served: bool = True,
     policy: PolicySettings = NO_POLICY,
+    init: InitOutcome | None = None,
+    nodes: list[NodeCapacity] | None = None,
 ) -> Plan:
     """Decide one reconcile pass.
 
     `expected` names pods this operator created whose watch events have not
     arrived yet: they count as existing, so a stale view never re-creates them.
-    `workload` is the job's Kueue Workload, for a job queued through Kueue.
+    `workload` is the job's Kueue Workload, for a job queued through Kueue. `init` is spec.init
+    resolved (its model is pinned in the status); `nodes`, when given, lets a pod the scheduler
+    cannot place be checked against what the nodes could ever hold.
     """
     pods = own_pods(job.metadata.uid, pods)
     step = queue_step(job, workload, bool(pods), kueue_served)
     unavailable_gang = gang_unavailable(job, gang)
     gang = effective_gang(job, gang)
-    plan = _decide(job, pods, now, expected, gang, progress, unavailable, step, policy)
+    pinned = pinned_model(job.status.initialized_from, init, progress.init if progress else None, pods)
+    p = _Pass(job, pods, now, progress, unavailable, Decision(admission=step.condition, pinned=pinned))
+    plan = _decide(p, expected, gang, step, policy)
+    problem = _too_large(plan, job, nodes, gang)
+    if problem is not None:  # the same pass again, with what the capacity policy found
+        p = replace(p, base=replace(p.base, too_large=problem))
+        plan = _decide(p, expected, gang, step, policy)
     if any(m["kind"] == "Pod" and m["metadata"]["labels"].get(c.LABEL_ROLE) == c.ROLE_RENDEZVOUS for m in plan.create):
         # Said once per start, with the store's creation: what the job runs without, or with more of.
         if unavailable_gang:
@@ -179,7 +192,15 @@ def reconcile(
         relaxed = pod_builders.relaxed_security(job)
         if relaxed:
             plan.events.append(Event("Normal", c.REASON_SECURITY_RELAXED, f"as the template asks: {relaxed}"))
-    return with_queue(plan, job, step, workload, now, gang)
+    plan = with_queue(plan, job, step, workload, now, gang)
+    plan.events.extend(_model_loaded(job.status.initialized_from, plan.status.initialized_from))
+    if problem is not None:
+        # One Warning per message of the capacity problem, instead of the scheduler's words.
+        plan.events = [e for e in plan.events if e.reason not in (c.REASON_UNSCHEDULABLE, c.REASON_TOO_LARGE)]
+        before = get_condition(job.status, c.COND_SCHEDULED)
+        if before is None or before.reason != c.REASON_TOO_LARGE or before.message != problem:
+            plan.events.append(Event("Warning", c.REASON_TOO_LARGE, problem))
+    return plan
 
 
 # Seconds between looks at a queued job while the cluster serves no Kueue.
@@ -188,7 +209,7 @@ KUEUE_RECHECK_SECONDS = 30.0
 
 def with_queue(plan: Plan, job: TrainingJob, step: QueueStep, workload: WorkloadState | None, now: datetime,
                gang: str = "none") -> Plan:
-    """Carry the queue's step into the plan: the Admitted condition (an Event when its reason changes),
+    """Carry the queue's step into the plan: an Event when the Admitted condition's reason changes,
     the Workload to create or update, and spec.suspend to set or lift."""
     plan.queue_suspend = step.suspend
     plan.events.extend(step.events)
@@ -200,13 +221,11 @@ def with_queue(plan: Plan, job: TrainingJob, step: QueueStep, workload: Workload
         plan.workload_status = (workload, released_status(workload, now))
     if step.condition is None:
         return plan
-    status_, reason, message = step.condition
+    _, reason, message = step.condition
     if reason == c.REASON_KUEUE_MISSING:
         # Look again later: Kueue may be installed meanwhile, and nothing else would wake the job.
         plan.requeue_after = min(plan.requeue_after or KUEUE_RECHECK_SECONDS, KUEUE_RECHECK_SECONDS)
-    before = get_condition(job.status, c.COND_ADMITTED)
-    conditions = upsert_condition(list(plan.status.conditions), c.COND_ADMITTED, status_, reason, message, now)
-    plan.status = plan.status.model_copy(update={"conditions": conditions})
+    before = get_condition(job.status, c.COND_ADMITTED)  # the condition itself is the status' (Decision.admission)
     waiting = reason in (c.REASON_QUEUED, c.REASON_INADMISSIBLE, c.REASON_KUEUE_MISSING)
     # Queued: once per reason (Kueue's counts in the message move); what blocks a job: once per message.
     moved = before is None or before.reason != reason or (reason != c.REASON_QUEUED and before.message != message)
@@ -221,69 +240,48 @@ def unschedulable(plan: Plan) -> bool:
     return cond is not None and cond.status == "False" and cond.reason in (c.REASON_UNSCHEDULABLE, c.REASON_TOO_LARGE)
 
 
-def with_capacity(plan: Plan, job: TrainingJob, nodes: list[NodeCapacity], now: datetime, gang: str = "none") -> Plan:
+def _too_large(plan: Plan, job: TrainingJob, nodes: list[NodeCapacity] | None, gang: str) -> str | None:
     """A pod the scheduler cannot place, of a job no node (or all of them together) could ever hold:
-    PodsScheduled says which resource and how much, with one Warning per message."""
-    if not unschedulable(plan):
-        return plan
-    gang = effective_gang(job, gang)
+    which resource and how much."""
+    if nodes is None or not unschedulable(plan):
+        return None
     worker = pod_builders.build_worker_pod(job, 0, gang)["spec"]
     store = pod_builders.build_rendezvous_pod(job, gang)["spec"]
-    problem = capacity_problem(worker, store, job.spec.min_replicas, nodes)
-    if problem is None:
-        return plan
-    before = get_condition(job.status, c.COND_SCHEDULED)
-    conditions = upsert_condition(list(plan.status.conditions), c.COND_SCHEDULED, "False", c.REASON_TOO_LARGE,
-                                  problem, now)
-    plan.status = plan.status.model_copy(update={"conditions": conditions})
-    plan.events = [e for e in plan.events if e.reason != c.REASON_UNSCHEDULABLE]
-    if before is None or before.reason != c.REASON_TOO_LARGE or before.message != problem:
-        plan.events.append(Event("Warning", c.REASON_TOO_LARGE, problem))
-    return plan
+    return capacity_problem(worker, store, job.spec.min_replicas, nodes)
 
 
-def _decide(
-    job: TrainingJob,
-    pods: list[PodObservation],
-    now: datetime,
-    expected: frozenset[str],
-    gang: str,
-    progress: ProgressSample | None,
-    unavailable: Unavailable | None,
-    step: QueueStep,
-    policy: PolicySettings,
-) -> Plan:
+def _decide(p: _Pass, expected: frozenset[str], gang: str, step: QueueStep, policy: PolicySettings) -> Plan:
+    job, pods, now = p.job, p.pods, p.now
     if job.status.phase in c.TERMINAL_PHASES:
-        return _keep_finished(job, pods, now, progress, unavailable)
+        return _keep_finished(p)
     if job.spec.suspend or step.suspend:
-        return _suspended(job, pods, now, progress, unavailable)
+        return _suspended(p)
     over = deadline_exceeded(job, job.status.start_time, now)
     if over is not None:
-        return _finish_job(job, pods, over, now, progress, unavailable)
+        return _finish_job(p, over)
 
     workers = current_workers(pods)
-    observed = {p.uid for p in pods}
+    observed = {pod.uid for pod in pods}
     counted = frozenset(u for u in job.status.counted_failures if u in observed)
     failures = failed_workers(job, workers, pods, counted, job.status.restarts)
     if failures.finish is not None:
-        return _finish_job(job, pods, failures.finish, now, progress, unavailable)
+        return _finish_job(p, failures.finish)
     restarts: tuple[Restart, ...] = failures.restarts
     replacing = failures.replacing
     if not replacing:
         # The stall clock reads the step as this pass will record it.
-        stall = stalled(job, progress_status(job.status.progress, progress), pods, job.status.restarts, now)
+        stall = stalled(job, progress_status(job.status.progress, p.progress), pods, job.status.restarts, now)
         if isinstance(stall, Finish):
-            return _finish_job(job, pods, stall, now, progress, unavailable)
+            return _finish_job(p, stall)
         if stall is not None:
             restarts, replacing = (stall,), stall.indexes
     done = succeeded(job, workers, replacing)
     if done is not None:
-        return _finish_job(job, pods, done, now, progress, unavailable)
+        return _finish_job(p, done)
 
     create, surplus = _children(job, pods, workers, expected, gang, policy)
-    starting = bool(create) or any(not p.deleting for p in workers.values())
-    decision = Decision(restarts=restarts, replacing=replacing, starting=starting)
-    status = compute_status(job, pods, decision, now, progress, unavailable)
+    starting = bool(create) or any(not pod.deleting for pod in workers.values())
+    status = p.status(restarts=restarts, replacing=replacing, starting=starting)
     deletions = [d for r in restarts for d in r.deletions] + list(failures.deletions) + surplus
     plan = Plan(status=status, create=create, delete=deletions, events=_events(job, status, restarts))
     wakes = [w for w in (_wake(job, status, now), scheduling_wake(pods, now)) if w is not None]
@@ -342,46 +340,22 @@ INIT_WAIT_SECONDS = 5.0
 def init_blocked_plan(job: TrainingJob, outcome: InitOutcome, now: datetime) -> Plan:
     """A job whose starting model is not there: it waits (Pending, saying for what), or fails when
     the model can never come; no pods either way. The Event goes out when the reason changes."""
-    old = job.status
+    status = init_blocked_status(job, outcome.waiting, outcome.unusable, now)
     if outcome.unusable is not None:
-        if old.phase in c.TERMINAL_PHASES:
-            return Plan(status=old)
-        conditions = upsert_condition(list(old.conditions), COND_INITIALIZED, "False", REASON_INIT_UNUSABLE,
-                                      outcome.unusable, now)
-        conditions = with_phase(conditions, c.PHASE_FAILED, REASON_INIT_UNUSABLE, outcome.unusable, now)
-        status = old.model_copy(update={"phase": c.PHASE_FAILED, "conditions": conditions,
-                                        "observed_generation": job.metadata.generation,
-                                        "completion_time": old.completion_time or now})
-        return Plan(status=status, events=[Event("Warning", REASON_INIT_UNUSABLE, outcome.unusable)])
+        if job.status.phase in c.TERMINAL_PHASES:
+            return Plan(status=status)
+        return Plan(status=status, events=[Event("Warning", c.REASON_INIT_UNUSABLE, outcome.unusable)])
     message = outcome.waiting or ""
-    before = get_condition(old, COND_INITIALIZED)
-    conditions = upsert_condition(list(old.conditions), COND_INITIALIZED, "False", REASON_INIT_WAITING, message, now)
-    status = old.model_copy(update={"phase": c.PHASE_PENDING, "conditions": conditions,
-                                    "observed_generation": job.metadata.generation})
+    before = get_condition(job.status, c.COND_INITIALIZED)
     events = [] if before is not None and before.message == message else [
-        Event("Warning", REASON_INIT_WAITING, message)]
+        Event("Warning", c.REASON_INIT_WAITING, message)]
     return Plan(status=status, events=events, requeue_after=INIT_WAIT_SECONDS)
 
 
-def with_initialized_from(plan: Plan, outcome: InitOutcome, progress: ProgressSample | None,
-                          now: datetime, pods: list[PodObservation] | None = None) -> Plan:
-    """Pin the resolved model in the status (and what the trainer loaded); a job that waited says it no
-    longer does."""
-    old = plan.status.initialized_from
-    pinned = loaded(outcome.pinned, init_report(progress.init if progress else None, pods or []))
-    if pinned is not None and old is not None and not pinned.sha256 and old.sha256:
-        pinned = old  # the trainer's report survives a poll that lacks it (a restarted pod)
-    conditions = plan.status.conditions
-    waited = get_condition(plan.status, COND_INITIALIZED)
-    if waited is not None and waited.status != "True" and pinned is not None:
-        message = f"{pinned.job or 'the model'} on claim {pinned.claim_name} at {pinned.path}"
-        conditions = upsert_condition(list(conditions), COND_INITIALIZED, "True", REASON_INIT_READY, message, now)
-    if pinned == old and conditions is plan.status.conditions:
-        return plan
-    if pinned is not None and pinned.sha256 and not (old and old.sha256):
-        fresh = ", ".join(pinned.reinitialized or []) or "none"
-        plan.events.append(Event("Normal", REASON_MODEL_LOADED, f"started from {pinned.file} (step {pinned.step}, "
-                                 f"sha256 {pinned.sha256[:12]}){f' of {pinned.job}' if pinned.job else ''}; "
-                                 f"re-initialised: {fresh}"))
-    plan.status = plan.status.model_copy(update={"initialized_from": pinned, "conditions": conditions})
-    return plan
+def _model_loaded(before: InitializedFrom | None, after: InitializedFrom | None) -> list[Event]:
+    """Once, when the trainer first reports the model it loaded."""
+    if after is None or not after.sha256 or (before is not None and before.sha256):
+        return []
+    fresh = ", ".join(after.reinitialized or []) or "none"
+    return [Event("Normal", c.REASON_MODEL_LOADED, f"started from {after.file} (step {after.step}, "
+                  f"sha256 {after.sha256[:12]}){f' of {after.job}' if after.job else ''}; re-initialised: {fresh}")]

@@ -18,7 +18,9 @@ from ludus.api import constants as c
 from ludus.api.conditions import get_condition, upsert_condition, with_phase
 from ludus.api.models import (
     Condition,
+    ConditionStatus,
     Evaluation,
+    InitializedFrom,
     MetricValue,
     Objective,
     ObjectiveValue,
@@ -242,7 +244,65 @@ def compute_status(
         status = status.model_copy(update={"progress": final_progress(status.progress, pods, now)})
     moved = status.progress is not job.status.progress
     goodput = goodput_status(job, status.phase, pods, progress, moved, now)
-    return status if goodput is job.status.goodput else status.model_copy(update={"goodput": goodput})
+    if goodput is not job.status.goodput:
+        status = status.model_copy(update={"goodput": goodput})
+    status = _admission(status, decision.admission, now)
+    status = _initialized_from(status, decision.pinned, now)
+    return _too_large(status, decision.too_large, now)
+
+
+def _admission(status: TrainingJobStatus, admission: tuple[ConditionStatus, str, str] | None, now: datetime
+               ) -> TrainingJobStatus:
+    """Kueue's word: the Admitted condition of a job queued through Kueue."""
+    if admission is None:
+        return status
+    state, reason, message = admission
+    conditions = upsert_condition(list(status.conditions), c.COND_ADMITTED, state, reason, message, now)
+    return status.model_copy(update={"conditions": conditions})
+
+
+def _initialized_from(status: TrainingJobStatus, pinned: InitializedFrom | None, now: datetime
+                      ) -> TrainingJobStatus:
+    """The model the job starts from, pinned; a job that waited for it says it no longer does."""
+    if pinned is None:
+        return status
+    conditions = status.conditions
+    waited = get_condition(status, c.COND_INITIALIZED)
+    if waited is not None and waited.status != "True":
+        message = f"{pinned.job or 'the model'} on claim {pinned.claim_name} at {pinned.path}"
+        conditions = upsert_condition(list(conditions), c.COND_INITIALIZED, "True", c.REASON_INIT_READY, message, now)
+    if pinned == status.initialized_from and conditions is status.conditions:
+        return status
+    return status.model_copy(update={"initialized_from": pinned, "conditions": conditions})
+
+
+def _too_large(status: TrainingJobStatus, problem: str | None, now: datetime) -> TrainingJobStatus:
+    """PodsScheduled says which resource no node (or all of them together) has enough of."""
+    if problem is None:
+        return status
+    conditions = upsert_condition(list(status.conditions), c.COND_SCHEDULED, "False", c.REASON_TOO_LARGE, problem,
+                                  now)
+    return status.model_copy(update={"conditions": conditions})
+
+
+def init_blocked_status(job: TrainingJob, waiting: str | None, unusable: str | None, now: datetime
+                        ) -> TrainingJobStatus:
+    """A job whose starting model is not there: it waits (Pending, saying for what), or fails when the
+    model can never come."""
+    old = job.status
+    if unusable is not None:
+        if old.phase in c.TERMINAL_PHASES:
+            return old
+        conditions = upsert_condition(list(old.conditions), c.COND_INITIALIZED, "False", c.REASON_INIT_UNUSABLE,
+                                      unusable, now)
+        conditions = with_phase(conditions, c.PHASE_FAILED, c.REASON_INIT_UNUSABLE, unusable, now)
+        return old.model_copy(update={"phase": c.PHASE_FAILED, "conditions": conditions,
+                                      "observed_generation": job.metadata.generation,
+                                      "completion_time": old.completion_time or now})
+    conditions = upsert_condition(list(old.conditions), c.COND_INITIALIZED, "False", c.REASON_INIT_WAITING,
+                                  waiting or "", now)
+    return old.model_copy(update={"phase": c.PHASE_PENDING, "conditions": conditions,
+                                  "observed_generation": job.metadata.generation})
 
 
 def _compute_status(

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ludus.api import constants as c
-from ludus.api.models import TrainingJob
+from ludus.api.models import ConditionStatus, InitializedFrom, TrainingJob
 from ludus.trainingjob.observe import PodObservation
 
 
@@ -115,3 +115,9 @@ class Decision:
     replacing: frozenset[int] = field(default_factory=frozenset)
     # Worker pods exist or are being created: a job without a start time starts now.
     starting: bool = False
+    # Kueue's word on a queued job: the Admitted condition (status, reason, message).
+    admission: tuple[ConditionStatus, str, str] | None = None
+    # Why no node, or all of them together, could ever hold the job (PodsScheduled: LargerThanNodes).
+    too_large: str | None = None
+    # status.initializedFrom after this pass (spec.init resolved, with what the trainer loaded); None keeps it.
+    pinned: InitializedFrom | None = None

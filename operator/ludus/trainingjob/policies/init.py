@@ -10,17 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from ludus.api import constants as c
 from ludus.api.models import Init, InitializedFrom, TrainingJob
 from ludus.trainingjob.observe import PodObservation, current_workers
-
-REASON_INIT_WAITING: Final = "InitSourceNotReady"
-REASON_INIT_UNUSABLE: Final = "InitSourceUnusable"
-REASON_INIT_READY: Final = "InitSourceReady"
-REASON_MODEL_LOADED: Final = "ModelLoaded"
-COND_INITIALIZED: Final = "InitSourceReady"
 
 
 @dataclass(frozen=True)
@@ -102,3 +96,16 @@ def loaded(pinned: InitializedFrom | None, report: InitReport | None) -> Initial
     file, step, sha256, reinitialized = report
     return pinned.model_copy(update={"file": file, "step": step, "sha256": sha256 or None,
                                      "reinitialized": list(reinitialized)})
+
+
+def pinned_model(current: InitializedFrom | None, outcome: InitOutcome | None, progress: InitReport | None,
+                 pods: list[PodObservation]) -> InitializedFrom | None:
+    """What `status.initializedFrom` holds after this pass: the resolved pin with what the trainer reports it
+    loaded; the trainer's report survives a poll that lacks it (a restarted pod). Without a resolution
+    (`outcome` None) the status keeps what it has."""
+    if outcome is None:
+        return current
+    pinned = loaded(outcome.pinned, init_report(progress, pods))
+    if pinned is not None and current is not None and not pinned.sha256 and current.sha256:
+        return current
+    return pinned

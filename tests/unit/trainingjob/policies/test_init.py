@@ -12,9 +12,9 @@ from ludus.api import constants as c
 from ludus.api.models import InitializedFrom, TrainingJob
 from ludus.builders.pods import build_worker_pod
 from ludus.trainingjob.observe import PodObservation
-from ludus.trainingjob.policies.init import COND_INITIALIZED, InitOutcome, init_report, resolve_init
+from ludus.trainingjob.policies.init import InitOutcome, init_report, resolve_init
 from ludus.trainingjob.progress import parse_progress
-from ludus.trainingjob.reconcile import init_blocked_plan, reconcile, with_initialized_from
+from ludus.trainingjob.reconcile import init_blocked_plan, reconcile
 from tests.factories import T0, make_job
 
 
@@ -70,7 +70,7 @@ def test_a_source_without_a_model_yet_waits_and_one_that_will_never_have_one_fai
     assert message is not None and words in message and message.startswith("spec.init.fromJob (pretrain)")
     plan = init_blocked_plan(waiting_job, outcome, T0)
     assert not plan.create
-    cond = next(x for x in plan.status.conditions if x.type == COND_INITIALIZED)
+    cond = next(x for x in plan.status.conditions if x.type == c.COND_INITIALIZED)
     assert cond.status == "False" and words in cond.message
     if kind == "waiting":
         assert plan.status.phase == c.PHASE_PENDING and plan.requeue_after and len(plan.events) == 1
@@ -91,16 +91,16 @@ def test_the_status_pins_what_the_trainer_loaded_and_the_condition_clears() -> N
         "step=\"120\",sha256=\"abc\",reinitialized=\"4.bias,4.weight\"} 1\n")
     assert sample is not None and sample.init == ("/ludus/init/pre/model/weights.pt", 120, "abc",
                                                   ("4.bias", "4.weight"))
-    plan = with_initialized_from(reconcile(outcome.job, [], T0), outcome, sample, T0)
+    plan = reconcile(outcome.job, [], T0, progress=sample, init=outcome)
     assert plan.create and plan.status.initialized_from == InitializedFrom(
         job="pretrain", claim_name="models", path="pre/model", file="/ludus/init/pre/model/weights.pt", step=120,
         sha256="abc", reinitialized=["4.bias", "4.weight"])
-    assert next(x for x in plan.status.conditions if x.type == COND_INITIALIZED).status == "True"
+    assert next(x for x in plan.status.conditions if x.type == c.COND_INITIALIZED).status == "True"
     loaded_event = next(e for e in plan.events if e.reason == "ModelLoaded")
     assert "sha256 abc" in loaded_event.message and "re-initialised: 4.bias, 4.weight" in loaded_event.message
     again = ready.model_copy(update={"status": plan.status})
-    assert not [e for e in with_initialized_from(reconcile(again, [], T0), resolve_init(again, source()), sample,
-                                                  T0).events if e.reason == "ModelLoaded"]  # once
+    assert not [e for e in reconcile(again, [], T0, progress=sample, init=resolve_init(again, source())).events
+                if e.reason == "ModelLoaded"]  # once
 
 
 def test_a_claim_init_is_pinned_as_given() -> None:
