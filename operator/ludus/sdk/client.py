@@ -9,7 +9,6 @@ from __future__ import annotations
 import builtins
 import os
 import queue
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from ludus.api.continuous import ContinuousTraining
 from ludus.api.models import TrainingJob
 from ludus.api.sweep import Sweep
 from ludus.sdk.errors import Invalid, LudusError, WaitTimeout, translate
+from ludus.sdk.logs import LogStreams
 from ludus.sdk.script import script_configmap, script_job
 
 T = TypeVar("T")
@@ -244,66 +244,26 @@ class LudusClient:
         selector = f"{c.LABEL_JOB_NAME}={name},{c.LABEL_ROLE}={c.ROLE_WORKER}"
         if rank is not None:
             selector += f",{c.LABEL_REPLICA_INDEX}={rank}"
-        lines: queue.Queue[str | None] = queue.Queue()
-        streaming: set[str] = set()
-        open_streams = [0]
-        lock = threading.Lock()
-
-        def stream(pod: str, index: str) -> None:
-            try:
-                if follow:
-                    response = self.core.read_namespaced_pod_log(pod, ns, container=c.CONTAINER_TRAINER,
-                                                                 follow=True, _preload_content=False)
-                    for raw in response.stream():
-                        for line in raw.decode(errors="replace").splitlines():
-                            lines.put(f"[worker-{index}] {line}")
-                else:
-                    text = self.core.read_namespaced_pod_log(pod, ns, container=c.CONTAINER_TRAINER)
-                    for line in str(text).splitlines():
-                        lines.put(f"[worker-{index}] {line}")
-            except (ApiException, HTTPError, OSError):
-                pass  # a pod not started yet, or gone: its replacement is picked up next
-            finally:
-                with lock:
-                    open_streams[0] -= 1
-                lines.put(None)
-
-        def started(pod: Any) -> bool:
-            statuses = pod.status.container_statuses or []
-            return any(s.state and (s.state.running or s.state.terminated) for s in statuses)
-
-        def look() -> None:
-            pods = self._call("list", "pods", ns, lambda: self.core.list_namespaced_pod(ns, label_selector=selector))
-            for pod in sorted(pods.items, key=lambda p: p.metadata.name):
-                if pod.metadata.uid in streaming or not started(pod):
-                    continue
-                streaming.add(pod.metadata.uid)
-                index = (pod.metadata.labels or {}).get(c.LABEL_REPLICA_INDEX, "?")
-                with lock:
-                    open_streams[0] += 1
-                threading.Thread(target=stream, args=(pod.metadata.name, index), daemon=True).start()
-
+        streams = LogStreams(self.core, ns, follow, lambda: self._call(
+            "list", "pods", ns, lambda: self.core.list_namespaced_pod(ns, label_selector=selector)))
         self.get(name, namespace)  # NotFound before anything else
-        look()
+        streams.look()
         while True:
             try:
-                line = lines.get(timeout=poll)
+                line = streams.lines.get(timeout=poll)
             except queue.Empty:
                 line = None
             if line is not None:
                 yield line
                 continue
-            with lock:
-                idle = open_streams[0] == 0
-            if not follow and idle and lines.empty():
+            if not follow and streams.idle():
                 return
             if follow:
-                look()
-                if idle and lines.empty() and self.get(name, namespace).status.phase in TERMINAL:
-                    look()
-                    with lock:
-                        if open_streams[0] == 0 and lines.empty():
-                            return
+                streams.look()
+                if streams.idle() and self.get(name, namespace).status.phase in TERMINAL:
+                    streams.look()  # a last look: a pod that started meanwhile
+                    if streams.idle():
+                        return
 
     # --- resources that own jobs: Sweep, ContinuousTraining ---------------------------------------------
     def _create_owner(self, kind: str, plural: str, obj: BaseModel | Mapping[str, Any] | str | Path,

@@ -12,10 +12,12 @@ pods to the operator, and the status write rate stays the operator's choice.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 # How often status.progress is written for a job (at most), and polled for it.
@@ -113,51 +115,74 @@ def _count(value: float | None) -> int | None:
     return int(value)
 
 
+@dataclass
+class _Page:
+    """What a metrics page said, family by family."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+    evaluation: dict[str, float] = field(default_factory=dict)
+    objective: tuple[str, str] | None = None
+    init: tuple[str, int | None, str, tuple[str, ...]] | None = None
+
+
+def _read_init(page: _Page, family: Metric) -> None:
+    for sample in family.samples:
+        if sample.value == 1 and sample.labels.get("source"):
+            saved_at = sample.labels.get("step", "")
+            reinitialized = tuple(x for x in sample.labels.get("reinitialized", "").split(",") if x)
+            page.init = (sample.labels["source"][:1024], int(saved_at) if saved_at.isdigit() else None,
+                         sample.labels.get("sha256", "")[:64], reinitialized[:64])
+
+
+def _read_objective(page: _Page, family: Metric) -> None:
+    for sample in family.samples:
+        if sample.value == 1 and sample.labels.get("metric") and sample.labels.get("goal"):
+            page.objective = (sample.labels["metric"], sample.labels["goal"])
+
+
+def _read_evaluation(page: _Page, family: Metric) -> None:
+    for sample in family.samples:
+        metric = sample.labels.get("metric", "")
+        if metric and math.isfinite(sample.value):
+            page.evaluation[metric] = sample.value
+
+
+def _read_phases(page: _Page, family: Metric) -> None:
+    for sample in family.samples:
+        phase = sample.labels.get("phase", "")
+        if phase in _KNOWN_PHASES and math.isfinite(sample.value) and sample.value >= 0:
+            page.phases[phase] = max(page.phases.get(phase, 0.0), round(sample.value, 3))
+
+
+def _read_restarts(page: _Page, family: Metric) -> None:
+    page.values["restarts"] = max((s.value for s in family.samples if s.name.endswith("_total")
+                                   and math.isfinite(s.value)), default=0.0)
+
+
+def _read_field(page: _Page, family: Metric) -> None:
+    name = _FIELDS.get(family.name)
+    if name is None:
+        return
+    for sample in family.samples:
+        if sample.name == family.name and math.isfinite(sample.value):
+            # Several local ranks in one pod: they agree on the step; keep the largest.
+            page.values[name] = max(page.values.get(name, -math.inf), sample.value)
+
+
+_READERS: Final[dict[str, Callable[[_Page, Metric], None]]] = {
+    _INIT: _read_init, _OBJECTIVE: _read_objective, _EVAL: _read_evaluation, _PHASES: _read_phases,
+    _RESTARTS: _read_restarts, f"{_RESTARTS}_total": _read_restarts,
+}
+
+
 def parse_progress(text: str) -> ProgressSample | None:
     """The trainer's metrics page reduced to its progress; None when it has no step yet.
     Raises ValueError on a page that is not Prometheus text."""
-    values: dict[str, float] = {}
-    phases: dict[str, float] = {}
-    evaluation: dict[str, float] = {}
-    objective: tuple[str, str] | None = None
-    init: tuple[str, int | None, str, tuple[str, ...]] | None = None
+    page = _Page()
     for family in text_string_to_metric_families(text):
-        if family.name == _INIT:
-            for sample in family.samples:
-                if sample.value == 1 and sample.labels.get("source"):
-                    saved_at = sample.labels.get("step", "")
-                    reinitialized = tuple(x for x in sample.labels.get("reinitialized", "").split(",") if x)
-                    init = (sample.labels["source"][:1024], int(saved_at) if saved_at.isdigit() else None,
-                            sample.labels.get("sha256", "")[:64], reinitialized[:64])
-            continue
-        if family.name == _OBJECTIVE:
-            for sample in family.samples:
-                if sample.value == 1 and sample.labels.get("metric") and sample.labels.get("goal"):
-                    objective = (sample.labels["metric"], sample.labels["goal"])
-            continue
-        if family.name == _EVAL:
-            for sample in family.samples:
-                metric = sample.labels.get("metric", "")
-                if metric and math.isfinite(sample.value):
-                    evaluation[metric] = sample.value
-            continue
-        if family.name == _PHASES:
-            for sample in family.samples:
-                phase = sample.labels.get("phase", "")
-                if phase in _KNOWN_PHASES and math.isfinite(sample.value) and sample.value >= 0:
-                    phases[phase] = max(phases.get(phase, 0.0), round(sample.value, 3))
-            continue
-        if family.name in (_RESTARTS, f"{_RESTARTS}_total"):
-            values["restarts"] = max((s.value for s in family.samples if s.name.endswith("_total")
-                                      and math.isfinite(s.value)), default=0.0)
-            continue
-        name = _FIELDS.get(family.name)
-        if name is None:
-            continue
-        for sample in family.samples:
-            if sample.name == family.name and math.isfinite(sample.value):
-                # Several local ranks in one pod: they agree on the step; keep the largest.
-                values[name] = max(values.get(name, -math.inf), sample.value)
+        _READERS.get(family.name, _read_field)(page, family)
+    values = page.values
     step = _count(values.get("step"))
     if step is None:
         return None
@@ -170,14 +195,14 @@ def parse_progress(text: str) -> ProgressSample | None:
         tokens_per_second=rates["tokens_per_second"],
         total_steps=_count(values.get("total_steps")) or None,
         start_step=_count(values.get("start_step")),
-        phases=phases,
+        phases=page.phases,
         restarts=_count(values.get("restarts")) or 0,
         started_at=values["started_at"] if values.get("started_at", 0) > 0 else None,
         previous_step=_count(values.get("previous_step")),
-        evaluation=evaluation if _count(values.get("evaluation_step")) is not None else {},
+        evaluation=page.evaluation if _count(values.get("evaluation_step")) is not None else {},
         evaluation_step=_count(values.get("evaluation_step")),
-        objective=objective,
-        init=init,
+        objective=page.objective,
+        init=page.init,
     )
 
 

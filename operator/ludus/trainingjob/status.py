@@ -315,11 +315,31 @@ def _compute_status(
 ) -> TrainingJobStatus:
     old = job.status
     workers = current_workers(pods)
+    counts = worker_counts(job, workers)
+    base = _observed(job, pods, decision, counts, now, progress, unavailable)
+    if old.phase in c.TERMINAL_PHASES:
+        return base
+    if decision.finish is not None:
+        finish = decision.finish
+        conditions = with_phase(list(base.conditions), finish.phase, finish.reason, finish.message, now)
+        return base.model_copy(
+            update={"phase": finish.phase, "conditions": conditions, "completion_time": base.completion_time or now}
+        )
+    if decision.suspend:
+        conditions = with_phase(list(base.conditions), c.PHASE_SUSPENDED, c.REASON_SUSPENDED, SUSPENDED_MESSAGE, now)
+        return base.model_copy(update={"phase": c.PHASE_SUSPENDED, "conditions": conditions, "start_time": None})
+    return _going(job, pods, decision, base, counts, now)
+
+
+def _observed(job: TrainingJob, pods: list[PodObservation], decision: Decision, counts: dict[str, Any],
+              now: datetime, progress: ProgressSample | None, unavailable: Unavailable | None) -> TrainingJobStatus:
+    """What this pass observed, whatever the phase: counts, failures counted once, progress, evaluation,
+    restarts."""
+    old = job.status
     observed = {p.uid for p in pods}
     # Exactly-once counting: a uid stays counted while its pod exists, whichever restart counted it.
     counted = [u for u in old.counted_failures if u in observed]
     counted += [u for r in decision.restarts for u in r.counted if u not in counted]
-    counts = worker_counts(job, workers)
     base = old.model_copy(
         update={
             **counts,
@@ -338,19 +358,12 @@ def _compute_status(
         first = decision.restarts[0]
         record = RestartRecord(reason=first.reason, message=first.message, time=now)
         base = base.model_copy(update={"last_restart": record})
+    return base
 
-    if old.phase in c.TERMINAL_PHASES:
-        return base
-    if decision.finish is not None:
-        finish = decision.finish
-        conditions = with_phase(list(base.conditions), finish.phase, finish.reason, finish.message, now)
-        return base.model_copy(
-            update={"phase": finish.phase, "conditions": conditions, "completion_time": base.completion_time or now}
-        )
-    if decision.suspend:
-        conditions = with_phase(list(base.conditions), c.PHASE_SUSPENDED, c.REASON_SUSPENDED, SUSPENDED_MESSAGE, now)
-        return base.model_copy(update={"phase": c.PHASE_SUSPENDED, "conditions": conditions, "start_time": None})
 
+def _going(job: TrainingJob, pods: list[PodObservation], decision: Decision, base: TrainingJobStatus,
+           counts: dict[str, Any], now: datetime) -> TrainingJobStatus:
+    """A job neither finished nor suspended: its phase from its workers, a start, a restart's reason."""
     first_start = base.start_time is None and decision.starting
     start_time = first_created(pods, now) if first_start else base.start_time
     rdzv = rendezvous_pod(pods)
@@ -361,7 +374,7 @@ def _compute_status(
         # the Restarting condition says why until the group is whole again, not just "waiting".
         phase, reason, message = c.PHASE_RESTARTING, decision.restarts[0].reason, decision.restarts[0].message
     elif phase == c.PHASE_RESTARTING:
-        previous = get_condition(old, c.COND_RESTARTING)
+        previous = get_condition(job.status, c.COND_RESTARTING)
         if previous is not None and previous.status == "True":
             reason, message = previous.reason, previous.message
     conditions = list(base.conditions)
