@@ -27,12 +27,11 @@ from ludus.controller.apply import PlanExecutor, status_dump
 from ludus.controller.batching import STATUS_BATCH_SECONDS, STATUS_MAX_HOLD_SECONDS, StatusBatcher
 from ludus.controller.expectations import Expectations
 from ludus.controller.transitions import TransitionMetrics
+from ludus.controller.worker import WorkerPool
 from ludus.controller.written import WrittenStatus
-from ludus.runtime import metrics
 from ludus.runtime.kube import ApiError, KubeClient
 from ludus.runtime.podwatch import PodIndex, PodWatch
 from ludus.runtime.poller import ProgressPoller
-from ludus.runtime.workqueue import WorkQueue
 from ludus.settings import DEFAULTS
 from ludus.trainingjob.policies.capacity import NodeCapacity, parse_node
 from ludus.trainingjob.policies.init import resolve_init
@@ -50,7 +49,6 @@ logger = logging.getLogger("ludus.controller")
 JobKey = tuple[str, str]  # (namespace, name)
 
 # Delay before retrying after our own status write raced the watch.
-CONFLICT_RETRY_SECONDS: Final = 0.2
 # Delay before creating again a pod whose name is still held by a terminating or foreign pod.
 NAME_TAKEN_RETRY_SECONDS: Final = 1.0
 # Seconds a listing of the nodes serves capacity checks before it is read again.
@@ -96,8 +94,6 @@ class Controller:
         self.gang = gang
         self.policy = policy
         self._progress_interval = progress_interval
-        self._workers = workers
-        self.queue: WorkQueue[JobKey] = WorkQueue()
         self.client: KubeClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: Mapping[Any, Any] | None = None
@@ -113,6 +109,8 @@ class Controller:
         # Cleared while another replica is the active one (peering); reconcile waits for it.
         self.active = asyncio.Event()
         self.active.set()
+        self.pool = WorkerPool("reconcile", self.sync, self.active, workers, report_depth=True)
+        self.queue = self.pool.queue
         self.progress = ProgressPoller(self._worker0_address, self.enqueue, utcnow, active=self.active.is_set)
 
     # --- wiring -----------------------------------------------------------------------------------
@@ -155,10 +153,7 @@ class Controller:
         self.executor = PlanExecutor(client, self.expectations)
         watch = PodWatch(self.pods, namespaces, self.pod_changed)
         self._tasks = [asyncio.create_task(watch.run(client), name="ludus-pod-watch")]
-        self._tasks += [
-            asyncio.create_task(self._worker(i, watch.synced), name=f"ludus-reconcile-{i}")
-            for i in range(self._workers)
-        ]
+        self._tasks += self.pool.start(ready=watch.synced)
         self._tasks.append(asyncio.create_task(self.progress.run(), name="ludus-progress"))
 
     def follow(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -166,7 +161,7 @@ class Controller:
         self._tasks.append(asyncio.create_task(coroutine, name="ludus-background"))
 
     async def stop(self) -> None:
-        self.queue.shutdown()
+        self.pool.shutdown()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -174,8 +169,7 @@ class Controller:
             await self.client.close()
 
     def enqueue(self, key: JobKey) -> None:
-        self.queue.add(key)
-        metrics.QUEUE_DEPTH.set(len(self.queue))
+        self.pool.add(key)
 
     def pod_changed(self, key: JobKey, pod_name: str | None) -> None:
         """The pod watch saw one of the job's pods move (None: a relist changed the job's pods)."""
@@ -203,44 +197,7 @@ class Controller:
     def healthy(self) -> bool:
         return bool(self._tasks) and all(not t.done() for t in self._tasks)
 
-    # --- the loop ---------------------------------------------------------------------------------
-    async def _worker(self, number: int, pods_listed: asyncio.Event) -> None:
-        # A pass before the pods are listed would see none and create them again.
-        await pods_listed.wait()
-        while True:
-            key = await self.queue.get()
-            if not self.active.is_set():
-                # Standby: leave the key queued for when this replica becomes the active one.
-                self.queue.done(key)
-                self.queue.add(key)
-                await self.active.wait()
-                continue
-            started = time.perf_counter()
-            try:
-                requeue = await self.sync(key)
-            except ApiError as err:
-                if err.conflict:
-                    metrics.RECONCILE_RETRIES.labels(reason="conflict").inc()
-                    self.queue.add_after(key, CONFLICT_RETRY_SECONDS)
-                else:
-                    metrics.RECONCILE_RETRIES.labels(reason="error").inc()
-                    metrics.RECONCILE_ERRORS.labels(kind=f"http_{err.status}").inc()
-                    delay = self.queue.add_rate_limited(key)
-                    logger.warning("reconcile of %s/%s failed, retrying in %.2fs: %s", *key, delay, err)
-            except Exception as err:  # noqa: BLE001 - the worker must outlive any one job's bug
-                metrics.RECONCILE_ERRORS.labels(kind=type(err).__name__).inc()
-                metrics.RECONCILE_RETRIES.labels(reason="error").inc()
-                delay = self.queue.add_rate_limited(key)
-                logger.exception("reconcile of %s/%s raised, retrying in %.2fs", *key, delay)
-            else:
-                self.queue.forget(key)
-                if requeue is not None:
-                    self.queue.add_after(key, requeue)
-            finally:
-                self.queue.done(key)
-                metrics.RECONCILE_SECONDS.labels(handler="reconcile").observe(time.perf_counter() - started)
-                metrics.QUEUE_DEPTH.set(len(self.queue))
-
+    # --- one pass --------------------------------------------------------------------------------
     def _current_body(self, key: JobKey) -> Mapping[str, Any] | None:
         if self._jobs is None or key not in self._jobs:
             return None

@@ -1,31 +1,28 @@
-"""The loop shared by resources that own TrainingJobs (Sweep, ContinuousTraining).
+"""What resources that own TrainingJobs (Sweep, ContinuousTraining) share: the worker loop of every
+kind (`controller.worker`), and their view of themselves and their children.
 
-A work queue of resource keys and a few workers; each pass is the subclass' `sync`. The resources
-and their TrainingJobs come from Kopf's indexes (no list calls); this operator's own writes are laid
-over them until the watch catches up (jobs it created, the status it wrote), so a pass never acts on
-a view older than what it did itself.
+Each pass is the subclass' `sync`. The resources and their TrainingJobs come from Kopf's indexes (no
+list calls); this operator's own writes are laid over them until the watch catches up (jobs it created,
+through `controller.expectations`, and the status it wrote, through `controller.written`), so a pass
+never acts on a view older than what it did itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
+from ludus.controller.expectations import Expectations
+from ludus.controller.worker import Key, WorkerPool
 from ludus.controller.written import WrittenStatus
-from ludus.runtime import metrics
 from ludus.runtime.kube import ApiError, KubeClient, job_path
-from ludus.runtime.workqueue import WorkQueue
 
 logger = logging.getLogger("ludus.owner")
 
-OwnerKey = tuple[str, str]  # (namespace, name)
-CONFLICT_RETRY_SECONDS: Final = 0.2
-# A created child the index has not shown yet is assumed to exist for this long.
-CREATED_GRACE_SECONDS: Final = 30.0
+OwnerKey = Key
 
 
 class OwnerController:
@@ -38,15 +35,14 @@ class OwnerController:
     def __init__(self, now: Callable[[], datetime], active: asyncio.Event, *, workers: int = 2) -> None:
         self.now = now
         self.active = active
-        self.queue: WorkQueue[OwnerKey] = WorkQueue()
+        self.pool = WorkerPool(self.handler, self.sync, active, workers)
+        self.queue = self.pool.queue
         self.client: KubeClient | None = None
-        self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._owners: Mapping[Any, Any] | None = None
         self._children: Mapping[Any, Any] | None = None
         self.written = WrittenStatus()
-        # Children this operator created that the index may not show yet: key -> name -> (body, when).
-        self._created: dict[OwnerKey, dict[str, tuple[dict[str, Any], float]]] = {}
+        self.expectations = Expectations()  # children created here that the index may not show yet
 
     def bind(self, owners: Mapping[Any, Any], children: Mapping[Any, Any]) -> None:
         if self._owners is None:
@@ -54,54 +50,27 @@ class OwnerController:
 
     def start(self, client: KubeClient) -> None:
         self.client = client
-        self._tasks = [asyncio.create_task(self._worker(), name=f"ludus-{self.handler}-{i}")
-                       for i in range(self._workers)]
+        self._tasks = self.pool.start()
 
     async def stop(self) -> None:
-        self.queue.shutdown()
+        self.pool.shutdown()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def enqueue(self, key: OwnerKey) -> None:
-        self.queue.add(key)
+        self.pool.add(key)
 
     def forget(self, key: OwnerKey, uid: str) -> None:
-        self._created.pop(key, None)
+        self.expectations.forget(key)
         self.written.forget(uid)
 
     @property
     def healthy(self) -> bool:
         return all(not t.done() for t in self._tasks)
 
-    async def sync(self, key: OwnerKey) -> None:
+    async def sync(self, key: OwnerKey) -> float | None:
         raise NotImplementedError
-
-    async def _worker(self) -> None:
-        while True:
-            key = await self.queue.get()
-            if not self.active.is_set():
-                self.queue.done(key)
-                self.queue.add(key)
-                await self.active.wait()
-                continue
-            started = time.perf_counter()
-            try:
-                await self.sync(key)
-            except ApiError as err:
-                if err.conflict:
-                    self.queue.add_after(key, CONFLICT_RETRY_SECONDS)
-                else:
-                    delay = self.queue.add_rate_limited(key)
-                    logger.warning("%s %s/%s failed, retrying in %.2fs: %s", self.handler, *key, delay, err)
-            except Exception:  # noqa: BLE001 - the worker must outlive any one resource's bug
-                delay = self.queue.add_rate_limited(key)
-                logger.exception("%s %s/%s raised, retrying in %.2fs", self.handler, *key, delay)
-            else:
-                self.queue.forget(key)
-            finally:
-                self.queue.done(key)
-                metrics.RECONCILE_SECONDS.labels(handler=self.handler).observe(time.perf_counter() - started)
 
     def owner_body(self, key: OwnerKey) -> Mapping[str, Any] | None:
         """The resource as this operator knows it (its own status write laid over the index), or None
@@ -116,20 +85,15 @@ class OwnerController:
     def child_jobs(self, key: OwnerKey) -> list[Mapping[str, Any]]:
         """The resource's TrainingJobs: the index, and those created here that it does not show yet."""
         seen = list(self._children.get(key, ())) if self._children is not None and key in self._children else []
-        names = {j["metadata"]["name"] for j in seen}
-        created = self._created.get(key, {})
-        deadline = time.monotonic() - CREATED_GRACE_SECONDS
-        for name in [n for n, (_, at) in created.items() if n in names or at < deadline]:
-            del created[name]
-        return seen + [body for body, _ in created.values()]
+        return seen + self.expectations.pending_bodies(key, (j["metadata"]["name"] for j in seen))
 
     def created(self, key: OwnerKey, job: dict[str, Any]) -> None:
         """Created now or before (409): either way it exists; count it until the index shows it."""
-        self._created.setdefault(key, {})[job["metadata"]["name"]] = (job, time.monotonic())
+        self.expectations.created(key, job["metadata"]["name"], job)
 
     def uncreate(self, key: OwnerKey, name: str) -> None:
         """A child deleted here: stop counting it as created."""
-        self._created.get(key, {}).pop(name, None)
+        self.expectations.observed(key, name)
 
     async def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         assert self.client is not None

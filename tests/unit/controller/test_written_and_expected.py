@@ -54,3 +54,18 @@ def test_a_pod_in_the_listing_meets_its_expectation() -> None:
     expectations.created(KEY, "digits-rdzv")
     expectations.forget(KEY)
     assert expectations.pending(KEY, []) == frozenset()
+
+
+def test_an_owner_sees_the_child_it_created_until_the_index_shows_it_or_it_expires() -> None:
+    clock = Clock()
+    expectations = Expectations(ttl=30, clock=clock)
+    trial = {"metadata": {"name": "search-0"}}
+    expectations.created(KEY, "search-0", trial)
+    expectations.created(KEY, "search-1", {"metadata": {"name": "search-1"}})
+    assert expectations.pending_bodies(KEY, []) == [trial, {"metadata": {"name": "search-1"}}]
+    assert expectations.pending_bodies(KEY, ["search-1"]) == [trial]  # the index shows it: its own body is used
+    expectations.observed(KEY, "search-0")  # deleted here
+    assert expectations.pending_bodies(KEY, []) == []
+    expectations.created(KEY, "search-2", {"metadata": {"name": "search-2"}})
+    clock.now = 31
+    assert expectations.pending_bodies(KEY, []) == []
