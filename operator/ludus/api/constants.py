@@ -86,8 +86,8 @@ ANNOTATION_QUEUED: Final = "ludus.dev/queued"
 # such a suspension is lifted when Kueue admits the job.
 ANNOTATION_QUEUE_SUSPENDED: Final = "ludus.dev/queue-suspended"
 # The job's place in Kueue: True once its Workload is admitted; False with Kueue's words while it waits.
-COND_ADMITTED: Final = "Admitted"
-REASON_ADMITTED: Final = "Admitted"
+COND_ADMITTED: Final = "Admitted"  # Kueue admitted the job's Workload (set only for jobs queued through Kueue)
+REASON_ADMITTED: Final = "Admitted"  # Kueue reserved the quota; the job runs
 REASON_QUEUED: Final = "Queued"  # waiting in its LocalQueue for quota
 REASON_INADMISSIBLE: Final = "Inadmissible"  # Kueue cannot admit it as things are (no such LocalQueue, too big)
 REASON_EVICTED: Final = "Evicted"  # Kueue took the quota back (preempted by a higher priority, ...)
@@ -118,22 +118,22 @@ PHASE_FAILED: Final = "Failed"
 TERMINAL_PHASES: Final = frozenset({PHASE_SUCCEEDED, PHASE_FAILED})
 
 # Condition types (status.conditions[].type).
-COND_CREATED: Final = "Created"
-COND_RUNNING: Final = "Running"
-COND_RESTARTING: Final = "Restarting"
-COND_SUSPENDED: Final = "Suspended"
-COND_SUCCEEDED: Final = "Succeeded"
-COND_FAILED: Final = "Failed"
+COND_CREATED: Final = "Created"  # the Service and the pods were created once
+COND_RUNNING: Final = "Running"  # every desired worker runs
+COND_RESTARTING: Final = "Restarting"  # the worker group restarts (a failure, a stall, a lost node)
+COND_SUSPENDED: Final = "Suspended"  # spec.suspend holds the job (or a Sweep's trials, a ContinuousTraining's runs)
+COND_SUCCEEDED: Final = "Succeeded"  # the job (or a Sweep) ended well
+COND_FAILED: Final = "Failed"  # the job (or a Sweep) ended badly, or its spec was refused
 # False while worker 0's progress cannot be read (the last progress stays in status).
-COND_PROGRESS: Final = "ProgressReported"
-REASON_PROGRESS_REPORTED: Final = "Reporting"
+COND_PROGRESS: Final = "ProgressReported"  # worker 0's metrics page can be read (False: why not)
+REASON_PROGRESS_REPORTED: Final = "Reporting"  # ProgressReported is True
 
 # Reasons (conditions and Events). One constant per cause a user can act on.
 REASON_CREATED: Final = "WorkersCreated"  # the Service and pods were created
 REASON_WAITING: Final = "WaitingForWorkers"  # some workers are not running yet
 COND_SCHEDULED: Final = "PodsScheduled"  # set only once a pod could not be scheduled
 REASON_UNSCHEDULABLE: Final = "Unschedulable"  # the scheduler cannot place a pod (an unbound claim, no room)
-REASON_SCHEDULED: Final = "AllScheduled"
+REASON_SCHEDULED: Final = "AllScheduled"  # PodsScheduled is True again: every pod is placed
 REASON_SECURITY_RELAXED: Final = "SecurityRelaxed"  # the template re-enables the token or a writable root
 REASON_NO_GANG: Final = "GangSchedulingUnavailable"  # the job asks for a gang; the operator runs without one
 REASON_TOO_LARGE: Final = "LargerThanNodes"  # no node (or all of them together) could ever hold the job
@@ -155,6 +155,11 @@ REASON_INVALID_SPEC: Final = "InvalidSpec"  # the operator's own validation refu
 REASON_SCALED: Final = "Scaled"  # spec.replicas changed
 REASON_STALLED: Final = "Stalled"  # no training progress for progressDeadlineSeconds
 REASON_TTL_EXPIRED: Final = "TTLExpired"  # ttlSecondsAfterFinished passed; the job is deleted
+REASON_PROGRESS_UNREACHABLE: Final = "EndpointUnreachable"  # worker 0's metrics page cannot be reached
+REASON_PROGRESS_INVALID: Final = "InvalidResponse"  # worker 0's metrics page is not a readable progress page
+REASON_JOB_FINISHED: Final = "JobFinished"  # a pod deleted by cleanPodPolicy once the job finished
+REASON_RENDEZVOUS_ENDED: Final = "RendezvousEnded"  # the rendezvous store exited: deleted to start anew
+REASON_WORKER_REPLACED: Final = "WorkerReplaced"  # a restart's reason for the metrics, when none of the known ones
 COND_INITIALIZED: Final = "InitSourceReady"  # spec.init's model is there to start from (set only with spec.init)
 REASON_INIT_WAITING: Final = "InitSourceNotReady"  # init.fromJob's job has not succeeded yet: the job waits
 REASON_INIT_UNUSABLE: Final = "InitSourceUnusable"  # init's model can never come (its job failed, has no claim)

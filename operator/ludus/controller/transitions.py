@@ -42,7 +42,7 @@ class TransitionMetrics:
         if new.restarts > old.restarts:
             reason = new.last_restart.reason if new.last_restart else ""
             metrics.JOBS_RESTARTED.labels(
-                namespace=namespace, reason=reason if reason in _RESTART_REASONS else "WorkerReplaced"
+                namespace=namespace, reason=reason if reason in _RESTART_REASONS else c.REASON_WORKER_REPLACED
             ).inc(new.restarts - old.restarts)
         self.set_phase(str(meta.get("uid", "")), new.phase)
 

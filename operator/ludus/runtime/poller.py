@@ -21,8 +21,6 @@ import aiohttp
 from ludus.api import constants as c
 from ludus.trainingjob.progress import (
     MIN_POLL_SECONDS,
-    REASON_INVALID,
-    REASON_UNREACHABLE,
     ProgressSample,
     Unavailable,
     advance,
@@ -135,7 +133,8 @@ class ProgressPoller:
             self._failed(target, Unavailable(failed.reason, failed.message))
             return
         except Exception as err:  # noqa: BLE001 - whatever a pod serves must not stop the poller
-            self._failed(target, Unavailable(REASON_INVALID, f"unreadable metrics page ({type(err).__name__})"))
+            why = f"unreadable metrics page ({type(err).__name__})"
+            self._failed(target, Unavailable(c.REASON_PROGRESS_INVALID, why))
             return
         was_unavailable = self.unavailable(target.uid) is not None
         self._failures.pop(target.uid, None)
@@ -154,16 +153,16 @@ class ProgressPoller:
         try:
             async with session.get(url) as response:
                 if response.status != 200:
-                    raise _PollFailed(REASON_INVALID, f"{url} answered HTTP {response.status}")
+                    raise _PollFailed(c.REASON_PROGRESS_INVALID, f"{url} answered HTTP {response.status}")
                 body = await _read_at_most(response, MAX_PAGE_BYTES + 1)
         except (TimeoutError, aiohttp.ClientError, OSError) as err:
-            raise _PollFailed(REASON_UNREACHABLE, f"{url}: {type(err).__name__}") from err
+            raise _PollFailed(c.REASON_PROGRESS_UNREACHABLE, f"{url}: {type(err).__name__}") from err
         if len(body) > MAX_PAGE_BYTES:
-            raise _PollFailed(REASON_INVALID, f"{url} served more than {MAX_PAGE_BYTES} bytes")
+            raise _PollFailed(c.REASON_PROGRESS_INVALID, f"{url} served more than {MAX_PAGE_BYTES} bytes")
         try:
             return parse_progress(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, IndexError, KeyError, TypeError) as err:
-            raise _PollFailed(REASON_INVALID, f"{url} is not a Prometheus metrics page") from err
+            raise _PollFailed(c.REASON_PROGRESS_INVALID, f"{url} is not a Prometheus metrics page") from err
 
     def _failed(self, target: ProgressTarget, why: Unavailable) -> None:
         count = self._failures.get(target.uid, (0, why))[0] + 1

@@ -45,8 +45,6 @@ _KNOWN_PHASES: Final = frozenset({"startup", "rendezvous", "restore", "train", "
 _MAX_COUNT: Final = 2.0**53
 
 
-REASON_UNREACHABLE: Final = "EndpointUnreachable"
-REASON_INVALID: Final = "InvalidResponse"
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ class _Pass:
 def _keep_finished(p: _Pass) -> Plan:
     """A terminal job: keep cleaning per policy and honour ttlSecondsAfterFinished."""
     job = p.job
-    plan = Plan(status=p.status(), delete=cleanup(p.pods, job.spec.clean_pod_policy, "JobFinished"))
+    plan = Plan(status=p.status(), delete=cleanup(p.pods, job.spec.clean_pod_policy, c.REASON_JOB_FINISHED))
     left = ttl_seconds_left(job, job.status.completion_time, p.now)
     if left is not None and left <= 0:
         plan.delete_job = True
@@ -134,7 +134,7 @@ def _children(
         if manifest["metadata"]["name"] not in expected:
             create.append(manifest)
     elif rdzv.finished and not rdzv.deleting:
-        delete.append(PodDeletion(rdzv.name, rdzv.uid, "RendezvousEnded"))
+        delete.append(PodDeletion(rdzv.name, rdzv.uid, c.REASON_RENDEZVOUS_ENDED))
     store_live = rdzv is not None and not rdzv.deleting
     for index in range(desired):
         if index in workers or not store_live and rdzv is not None:

@@ -12,7 +12,6 @@ from aiohttp import web
 
 from ludus.api import constants as c
 from ludus.runtime.poller import FAILURES_BEFORE_UNAVAILABLE, MAX_PAGE_BYTES, ProgressPoller, ProgressTarget
-from ludus.trainingjob.progress import REASON_INVALID, REASON_UNREACHABLE
 
 KEY = ("ns", "job")
 GOOD = 'ludus_trainer_step{job="j",rank="0"} 42\nludus_trainer_loss{job="j",rank="0"} NaN\n'
@@ -75,7 +74,7 @@ async def test_garbage_pages_are_invalid_responses_and_the_last_progress_is_kept
         endpoint(body, kind)
         await _poll(poller, "127.0.0.1", FAILURES_BEFORE_UNAVAILABLE)
         why = poller.unavailable("uid")
-        assert why is not None and why.reason == REASON_INVALID, body[:20]
+        assert why is not None and why.reason == c.REASON_PROGRESS_INVALID, body[:20]
         assert poller.samples["uid"].step == 42  # what was read before stays
         endpoint(GOOD.encode())
         await _poll(poller, "127.0.0.1")
@@ -92,7 +91,7 @@ async def test_an_unreachable_endpoint_is_reported_once_after_several_failures()
     assert poller.unavailable("uid") is None and changed == []  # one slow answer is not an outage
     await _poll(poller, "127.0.0.1", 5)
     why = poller.unavailable("uid")
-    assert why is not None and why.reason == REASON_UNREACHABLE and changed == [KEY]
+    assert why is not None and why.reason == c.REASON_PROGRESS_UNREACHABLE and changed == [KEY]
     poller.unfollow(KEY)
     poller.forget(KEY, "uid")
     assert poller.unavailable("uid") is None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
 
 from ludus.api import constants as c
 from ludus.api.continuous import Publishing, RunRecord, Threshold, parse_threshold
@@ -20,12 +19,6 @@ from ludus.api.models import Objective
 from ludus.continuous.publish import publish_pod
 from ludus.continuous.state import RunPass
 from ludus.trainingjob.objective import gain
-
-REASON_FIRST: Final = c.CT_REASON_FIRST_CHAMPION
-REASON_BETTER: Final = c.CT_REASON_BETTER
-REASON_NOT_EVALUATED: Final = c.CT_REASON_NOT_EVALUATED
-REASON_NOT_BETTER: Final = c.CT_REASON_NOT_BETTER
-REASON_THRESHOLD: Final = c.CT_REASON_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -41,25 +34,26 @@ def decide(challenger: Mapping[str, float] | None, champion: Mapping[str, float]
     value = (challenger or {}).get(objective.metric)
     if value is None or not math.isfinite(value):
         reported = ", ".join(sorted(challenger or {})) or "nothing"
-        return Verdict(False, REASON_NOT_EVALUATED,
+        return Verdict(False, c.CT_REASON_NOT_EVALUATED,
                        f"the challenger has no {objective.metric} to compare (it reported {reported})")
     assert challenger is not None
     for threshold in thresholds:
         actual = challenger.get(threshold.metric)
         if actual is None or not math.isfinite(actual):
-            return Verdict(False, REASON_THRESHOLD, f"{threshold} cannot be checked: the challenger reported no "
+            return Verdict(False, c.CT_REASON_THRESHOLD, f"{threshold} cannot be checked: the challenger reported no "
                            f"{threshold.metric}")
         if not threshold.holds(actual):
-            return Verdict(False, REASON_THRESHOLD, f"{threshold} does not hold: {threshold.metric} is {actual:.4g}")
+            return Verdict(False, c.CT_REASON_THRESHOLD,
+                           f"{threshold} does not hold: {threshold.metric} is {actual:.4g}")
     best = (champion or {}).get(objective.metric)
     if best is None or not math.isfinite(best):
-        return Verdict(True, REASON_FIRST, f"the first evaluated run: {objective.metric} {value:.4g}")
+        return Verdict(True, c.CT_REASON_FIRST_CHAMPION, f"the first evaluated run: {objective.metric} {value:.4g}")
     margin = gain(value, best, objective)
     if margin <= 0 or margin < min_improvement:
         wanted = f" by at least {min_improvement:g}" if min_improvement else ""
-        return Verdict(False, REASON_NOT_BETTER, f"{objective.metric} {value:.4g} against the champion's {best:.4g}: "
-                       f"not better{wanted} ({objective.goal})")
-    return Verdict(True, REASON_BETTER, f"{objective.metric} {value:.4g} beats the champion's {best:.4g} "
+        return Verdict(False, c.CT_REASON_NOT_BETTER, f"{objective.metric} {value:.4g} against the champion's "
+                       f"{best:.4g}: not better{wanted} ({objective.goal})")
+    return Verdict(True, c.CT_REASON_BETTER, f"{objective.metric} {value:.4g} beats the champion's {best:.4g} "
                    f"by {margin:.4g}")
 
 

@@ -4,40 +4,34 @@ from __future__ import annotations
 
 import pytest
 
+from ludus.api import constants as c
 from ludus.api.continuous import parse_threshold
 from ludus.api.models import Objective
-from ludus.continuous.policies.promotion import (
-    REASON_BETTER,
-    REASON_FIRST,
-    REASON_NOT_BETTER,
-    REASON_NOT_EVALUATED,
-    REASON_THRESHOLD,
-    decide,
-)
+from ludus.continuous.policies.promotion import decide
 
 ACC = Objective(metric="accuracy", goal="maximize")
 LOSS = Objective(metric="eval_loss", goal="minimize")
 
 
 @pytest.mark.parametrize("challenger, champion, objective, gain, thresholds, promote, reason", [
-    ({"accuracy": 0.90}, None, ACC, 0.0, [], True, REASON_FIRST),
-    ({"accuracy": 0.95}, {"accuracy": 0.90}, ACC, 0.0, [], True, REASON_BETTER),
-    ({"accuracy": 0.90}, {"accuracy": 0.90}, ACC, 0.0, [], False, REASON_NOT_BETTER),  # a tie keeps the champion
-    ({"accuracy": 0.905}, {"accuracy": 0.90}, ACC, 0.01, [], False, REASON_NOT_BETTER),  # not by enough
-    ({"accuracy": 0.92}, {"accuracy": 0.90}, ACC, 0.01, [], True, REASON_BETTER),
-    ({"eval_loss": 0.2}, {"eval_loss": 0.3}, LOSS, 0.0, [], True, REASON_BETTER),  # lower is better
-    ({"eval_loss": 0.4}, {"eval_loss": 0.3}, LOSS, 0.0, [], False, REASON_NOT_BETTER),
-    ({"f1": 0.9}, {"accuracy": 0.9}, ACC, 0.0, [], False, REASON_NOT_EVALUATED),  # objective missing
-    (None, {"accuracy": 0.9}, ACC, 0.0, [], False, REASON_NOT_EVALUATED),  # never evaluated
-    ({"accuracy": float("nan")}, None, ACC, 0.0, [], False, REASON_NOT_EVALUATED),
+    ({"accuracy": 0.90}, None, ACC, 0.0, [], True, c.CT_REASON_FIRST_CHAMPION),
+    ({"accuracy": 0.95}, {"accuracy": 0.90}, ACC, 0.0, [], True, c.CT_REASON_BETTER),
+    ({"accuracy": 0.90}, {"accuracy": 0.90}, ACC, 0.0, [], False, c.CT_REASON_NOT_BETTER),  # a tie keeps the champion
+    ({"accuracy": 0.905}, {"accuracy": 0.90}, ACC, 0.01, [], False, c.CT_REASON_NOT_BETTER),  # not by enough
+    ({"accuracy": 0.92}, {"accuracy": 0.90}, ACC, 0.01, [], True, c.CT_REASON_BETTER),
+    ({"eval_loss": 0.2}, {"eval_loss": 0.3}, LOSS, 0.0, [], True, c.CT_REASON_BETTER),  # lower is better
+    ({"eval_loss": 0.4}, {"eval_loss": 0.3}, LOSS, 0.0, [], False, c.CT_REASON_NOT_BETTER),
+    ({"f1": 0.9}, {"accuracy": 0.9}, ACC, 0.0, [], False, c.CT_REASON_NOT_EVALUATED),  # objective missing
+    (None, {"accuracy": 0.9}, ACC, 0.0, [], False, c.CT_REASON_NOT_EVALUATED),  # never evaluated
+    ({"accuracy": float("nan")}, None, ACC, 0.0, [], False, c.CT_REASON_NOT_EVALUATED),
     ({"accuracy": 0.99, "precision": 0.85}, {"accuracy": 0.9}, ACC, 0.0, ["precision >= 0.9"], False,
-     REASON_THRESHOLD),
-    ({"accuracy": 0.99}, {"accuracy": 0.9}, ACC, 0.0, ["precision >= 0.9"], False, REASON_THRESHOLD),  # unchecked
+     c.CT_REASON_THRESHOLD),
+    ({"accuracy": 0.99}, {"accuracy": 0.9}, ACC, 0.0, ["precision >= 0.9"], False, c.CT_REASON_THRESHOLD),  # unchecked
     ({"accuracy": 0.99, "precision": 0.95}, None, ACC, 0.0, ["precision >= 0.9", "eval_loss < 1"], False,
-     REASON_THRESHOLD),
+     c.CT_REASON_THRESHOLD),
     ({"accuracy": 0.99, "precision": 0.95, "eval_loss": 0.1}, None, ACC, 0.0, ["precision >= 0.9", "eval_loss < 1"],
-     True, REASON_FIRST),
-    ({"accuracy": 0.85, "precision": 0.95}, None, ACC, 0.0, ["accuracy > 0.9"], False, REASON_THRESHOLD),
+     True, c.CT_REASON_FIRST_CHAMPION),
+    ({"accuracy": 0.85, "precision": 0.95}, None, ACC, 0.0, ["accuracy > 0.9"], False, c.CT_REASON_THRESHOLD),
 ])
 def test_promotion_decisions(challenger: dict | None, champion: dict | None, objective: Objective, gain: float,
                              thresholds: list[str], promote: bool, reason: str) -> None:
