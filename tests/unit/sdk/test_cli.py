@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rich.console import Console
 
 from ludus.sdk import cli
 from ludus.sdk.errors import EXIT_INTERRUPTED, EXIT_USAGE
@@ -30,7 +31,7 @@ def test_ctrl_c_outside_a_follow_is_exit_130_not_a_traceback(monkeypatch: pytest
     def interrupted(*_: object, **__: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_client", interrupted)
+    monkeypatch.setattr(cli.trainingjob, "_client", interrupted)
     assert cli.main(["list"]) == EXIT_INTERRUPTED
     assert "Traceback" not in capfd.readouterr().err
 
@@ -80,7 +81,7 @@ def test_a_long_log_line_is_never_wrapped_when_piped(monkeypatch: pytest.MonkeyP
         def logs(self, *_: object, **__: object) -> list[str]:
             return [line]
 
-    monkeypatch.setattr(cli, "_client", lambda *_: Client())
-    monkeypatch.setattr(cli, "out", cli.Console(width=80))
+    monkeypatch.setattr(cli.trainingjob, "_client", lambda *_: Client())
+    monkeypatch.setattr(cli.common, "out", Console(width=80))
     assert cli.main(["logs", "job"]) == 0
     assert line in capsys.readouterr().out.splitlines()
