@@ -128,7 +128,7 @@ def run_operator(args: argparse.Namespace) -> int:
         status_batch_seconds=config.status_batch_seconds,
         policy=network_policy_settings(config.network_policy, config.metrics_from))
     memo = kopf.Memo(config=config, controller=controller,
-                     sweeps=SweepController(lambda: controller.now(), controller.active),
+                     sweep=SweepController(lambda: controller.now(), controller.active),
                      continuous=ContinuousController(lambda: controller.now(), controller.active))
     tune_gc()
     kopf.run(

@@ -35,7 +35,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     controller: Controller = memo.controller
     client = KubeClient(info, connections=config.connections, relogin=lambda: login(settings=settings, **kwargs))
     controller.start(client, config.namespaces)
-    memo.sweeps.start(client)
+    memo.sweep.start(client)
     memo.continuous.start(client)
     if config.peering:
         namespace = None if config.clusterwide else config.namespaces[0]
@@ -53,7 +53,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
 
 @kopf.on.cleanup(id="ludus-cleanup")
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    await memo.sweeps.stop()
+    await memo.sweep.stop()
     await memo.continuous.stop()
     await memo.controller.stop()
 
@@ -62,6 +62,6 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 def reconcile_workers(memo: kopf.Memo, **_: Any) -> int:
     """The liveness endpoint fails when a reconcile worker has died."""
     controller: Controller = memo.controller
-    if not controller.healthy or not memo.sweeps.healthy or not memo.continuous.healthy:
+    if not controller.healthy or not memo.sweep.healthy or not memo.continuous.healthy:
         raise RuntimeError("a reconcile worker stopped")
     return len(controller.queue)

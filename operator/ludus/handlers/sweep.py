@@ -24,7 +24,7 @@ async def trials(*, namespace: str | None, labels: kopf.Labels, body: kopf.Body,
 
 @kopf.on.event(c.GROUP, c.VERSION, c.SWEEP_PLURAL, id="sweep-event")
 async def sweep_event(*, type: str, namespace: str | None, name: str, uid: str, memo: Any, **kwargs: Any) -> None:
-    controller: SweepController = memo.sweeps
+    controller: SweepController = memo.sweep
     controller.bind(kwargs["sweeps"], kwargs["trials"])
     key = (namespace or "", name)
     if type == "DELETED":
@@ -35,6 +35,6 @@ async def sweep_event(*, type: str, namespace: str | None, name: str, uid: str, 
 
 @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, id="trial-event", labels={c.LABEL_SWEEP: kopf.PRESENT})
 async def trial_event(*, namespace: str | None, labels: kopf.Labels, memo: Any, **kwargs: Any) -> None:
-    controller: SweepController = memo.sweeps
+    controller: SweepController = memo.sweep
     controller.bind(kwargs["sweeps"], kwargs["trials"])
     controller.enqueue((namespace or "", labels[c.LABEL_SWEEP]))
