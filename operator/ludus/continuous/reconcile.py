@@ -18,6 +18,7 @@ from typing import Any
 from ludus.api import constants as c
 from ludus.api.conditions import upsert_condition
 from ludus.api.continuous import ContinuousTraining, RunRecord
+from ludus.api.models import TrainingJob
 from ludus.continuous.policies.concurrency import replace_older_runs, start_runs
 from ludus.continuous.policies.history import expired_runs
 from ludus.continuous.policies.promotion import decide_ended_runs, promote_by_hand
@@ -32,7 +33,7 @@ from ludus.trainingjob.objective import resolve
 __all__ = ["CTPlan", "Observed", "reconcile_continuous"]
 
 
-def reconcile_continuous(ct: ContinuousTraining, jobs: Sequence[Mapping[str, Any]],
+def reconcile_continuous(ct: ContinuousTraining, jobs: Sequence[TrainingJob],
                          pods: Sequence[Mapping[str, Any]], observed: Observed, now: datetime) -> CTPlan:
     """The pass for one resource, the TrainingJobs labelled as its runs and its publish pods."""
     s, settled = _begin(ct, jobs, now)
@@ -50,7 +51,7 @@ def reconcile_continuous(ct: ContinuousTraining, jobs: Sequence[Mapping[str, Any
     return s.plan
 
 
-def _begin(ct: ContinuousTraining, jobs: Sequence[Mapping[str, Any]], now: datetime) -> tuple[RunPass, bool]:
+def _begin(ct: ContinuousTraining, jobs: Sequence[TrainingJob], now: datetime) -> tuple[RunPass, bool]:
     """The pass's state: the old records updated from the runs in the API server, and the objective
     (only a finished run settles it: a running run's word is never used)."""
     old = ct.status
@@ -58,7 +59,7 @@ def _begin(ct: ContinuousTraining, jobs: Sequence[Mapping[str, Any]], now: datet
     objective, settled = resolve(objective_of(ct), old.objective, done)
     previous = {r.number: r for r in old.runs}
     records: dict[int, RunRecord] = dict(previous)
-    by_number: dict[int, Mapping[str, Any]] = {}
+    by_number: dict[int, TrainingJob] = {}
     for job in jobs:
         number = run_number(job)
         if number is not None:
@@ -72,12 +73,12 @@ def _begin(ct: ContinuousTraining, jobs: Sequence[Mapping[str, Any]], now: datet
                    handled_promote=old.handled_promote), settled
 
 
-def _record(ct: ContinuousTraining, job: Mapping[str, Any], number: int, old: RunRecord | None) -> RunRecord:
+def _record(ct: ContinuousTraining, job: TrainingJob, number: int, old: RunRecord | None) -> RunRecord:
     phase = phase_of(job)
     evaluation = dict(old.evaluation) if old else {}
     if phase in c.TERMINAL_PHASES:
         evaluation = {m: v for m, (v, _) in latest_metrics(job).items()}
-    base = old or RunRecord(number=number, name=str(job["metadata"]["name"]))
+    base = old or RunRecord(number=number, name=job.metadata.name)
     return base.model_copy(update={
         "phase": phase if not old or old.phase != c.CT_PHASE_REPLACED else c.CT_PHASE_REPLACED,
         "trigger": annotation(job, c.ANNOTATION_TRIGGER) or base.trigger,

@@ -7,13 +7,12 @@ Layout on the template's claim, under `<subPath>` (the resource's name by defaul
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
 from ludus.api import constants as c
 from ludus.api.continuous import ContinuousTraining
-from ludus.api.models import Objective
+from ludus.api.models import Objective, TrainingJob
 from ludus.trainingjob.child import child_job, number_label, template_spec
 
 TRIGGER_SCHEDULE: Final = "Schedule"
@@ -56,7 +55,7 @@ def objective_of(ct: ContinuousTraining, reported: Objective | None = None) -> O
 
 
 def run_job(ct: ContinuousTraining, number: int, trigger: str, data_version: str | None,
-            scheduled_time: datetime | None, warm_start: str | None) -> dict[str, Any]:
+            scheduled_time: datetime | None, warm_start: str | None, retrain: str | None = None) -> dict[str, Any]:
     """Run `number`: the template, checkpointing in its own directory of the claim, warm-started from
     the champion `warm_start` (its weights; a new optimizer), owned by the resource."""
     name = run_name(ct.metadata.name, number)
@@ -71,17 +70,19 @@ def run_job(ct: ContinuousTraining, number: int, trigger: str, data_version: str
         annotations[c.ANNOTATION_DATA_VERSION] = data_version
     if scheduled_time is not None:
         annotations[c.ANNOTATION_SCHEDULED_TIME] = scheduled_time.isoformat().replace("+00:00", "Z")
+    if retrain:
+        annotations[c.ANNOTATION_RETRAIN] = retrain  # the retrain request it answers
     return child_job(c.CT_KIND, ct.metadata, name, spec,
                      labels={c.LABEL_CT: ct.metadata.name, c.LABEL_RUN: str(number)}, annotations=annotations)
 
 
-def run_number(job: Mapping[str, Any]) -> int | None:
+def run_number(job: TrainingJob) -> int | None:
     return number_label(job, c.LABEL_RUN)
 
 
-def warm_start_of(ct: ContinuousTraining, job: Mapping[str, Any]) -> str | None:
+def warm_start_of(ct: ContinuousTraining, job: TrainingJob) -> str | None:
     """The run it started from, read back from its init path (`.../runs/<run>/model`)."""
-    path = str(((job.get("spec") or {}).get("init") or {}).get("path") or "")
+    path = job.spec.init.path if job.spec.init else ""
     prefix = f"{base_dir(ct)}/runs/"
     if path.startswith(prefix) and path.endswith("/model"):
         return path[len(prefix):-len("/model")]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,7 @@ from ludus.api.continuous import (
     Publishing,
     RunRecord,
 )
-from ludus.api.models import Condition, Objective
+from ludus.api.models import Condition, Objective, TrainingJob
 
 
 @dataclass
@@ -51,7 +50,7 @@ class RunPass:
     now: datetime
     objective: Objective
     records: dict[int, RunRecord]
-    by_number: dict[int, Mapping[str, Any]]
+    by_number: dict[int, TrainingJob]
     conditions: list[Condition]
     plan: CTPlan = field(default_factory=CTPlan)
     champion: Champion | None = None

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 from ludus.api import constants as c
 from ludus.api.conditions import upsert_condition
 from ludus.api.continuous import Champion, ContinuousTrainingStatus
-from ludus.api.models import Condition, Objective
+from ludus.api.models import Condition, Objective, TrainingJob
 from ludus.continuous.policies.triggers import Triggers
 from ludus.continuous.state import RunPass
+from ludus.trainingjob.child import unschedulable
 
 # Run records and champions the status keeps (the newest); the runs themselves go by the history limits.
 MAX_RECORDS: Final = 50
@@ -61,15 +62,14 @@ def _conditions(s: RunPass) -> list[Condition]:
     return run_scheduling(conditions, active, now)
 
 
-def run_scheduling(conditions: list[Condition], active: Sequence[Mapping[str, Any]], now: datetime
-                   ) -> list[Condition]:
+def run_scheduling(conditions: list[Condition], active: Sequence[TrainingJob], now: datetime) -> list[Condition]:
     """RunScheduled False, with the run's own words, while an active run's pods cannot be placed (its
     claim does not bind, no room); True again once they can."""
     for job in active:
-        for cond in (job.get("status") or {}).get("conditions") or []:
-            if cond.get("type") == c.COND_SCHEDULED and cond.get("status") == "False":
-                return upsert_condition(conditions, c.CT_COND_RUN_SCHEDULED, "False", str(cond.get("reason") or ""),
-                                        f"{job['metadata']['name']}: {cond.get('message', '')}", now)
+        cond = unschedulable(job)
+        if cond is not None:
+            return upsert_condition(conditions, c.CT_COND_RUN_SCHEDULED, "False", cond.reason,
+                                    f"{job.metadata.name}: {cond.message}", now)
     if any(x.type == c.CT_COND_RUN_SCHEDULED and x.status == "False" for x in conditions):
         return upsert_condition(conditions, c.CT_COND_RUN_SCHEDULED, "True", c.CT_REASON_RUN_PLACED,
                                 "the active run is placed", now)

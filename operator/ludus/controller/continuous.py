@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from ludus.api import constants as c
 from ludus.api.continuous import ContinuousTraining, ContinuousTrainingStatus
+from ludus.api.models import TrainingJob
 from ludus.continuous.reconcile import CTPlan, Observed, reconcile_continuous
 from ludus.continuous.status import invalid_status
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
@@ -94,7 +95,7 @@ class ContinuousController(OwnerController):
         await self.event(body, "Warning", c.REASON_INVALID_SPEC, message, now)
 
     async def _execute(self, key: OwnerKey, body: Mapping[str, Any], ct: ContinuousTraining,
-                       jobs: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]], plan: CTPlan,
+                       jobs: Sequence[TrainingJob], pods: Sequence[Mapping[str, Any]], plan: CTPlan,
                        now: datetime) -> None:
         assert self.client is not None
         namespace = key[0]
@@ -104,7 +105,7 @@ class ContinuousController(OwnerController):
                 self.created(key, manifest)
         if _dump(plan.status) != _dump(ct.status):
             await self.write_status(body, _dump(plan.status))
-        uids = {str(j["metadata"]["name"]): str(j["metadata"].get("uid", "")) for j in jobs}
+        uids = {j.metadata.name: j.metadata.uid for j in jobs}
         for name in plan.delete_runs:
             self.uncreate(key, name)
             if uids.get(name):

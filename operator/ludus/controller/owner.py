@@ -15,10 +15,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from ludus.api.models import TrainingJob
 from ludus.controller.expectations import Expectations
 from ludus.controller.worker import Key, WorkerPool
 from ludus.controller.written import WrittenStatus
 from ludus.runtime.kube import ApiError, KubeClient, job_path
+from ludus.trainingjob.child import read_children
 
 logger = logging.getLogger("ludus.owner")
 
@@ -82,10 +84,11 @@ class OwnerController:
             return None
         return self.written.current(body)
 
-    def child_jobs(self, key: OwnerKey) -> list[Mapping[str, Any]]:
-        """The resource's TrainingJobs: the index, and those created here that it does not show yet."""
+    def child_jobs(self, key: OwnerKey) -> list[TrainingJob]:
+        """The resource's TrainingJobs, read once as models: the index, and those created here that it
+        does not show yet."""
         seen = list(self._children.get(key, ())) if self._children is not None and key in self._children else []
-        return seen + self.expectations.pending_bodies(key, (j["metadata"]["name"] for j in seen))
+        return read_children([*seen, *self.expectations.pending_bodies(key, (j["metadata"]["name"] for j in seen))])
 
     def created(self, key: OwnerKey, job: dict[str, Any]) -> None:
         """Created now or before (409): either way it exists; count it until the index shows it."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -13,7 +12,7 @@ from ludus.api import constants as c
 from ludus.api.sweep import Sweep, SweepStatus
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
 from ludus.runtime import metrics
-from ludus.sweep.reconcile import SweepPlan, reconcile_sweep, values_text
+from ludus.sweep.reconcile import SweepPlan, reconcile_sweep
 from ludus.sweep.status import invalid_status
 
 SweepKey = OwnerKey
@@ -57,12 +56,10 @@ class SweepController(OwnerController):
                        now: datetime) -> None:
         assert self.client is not None
         namespace = key[0]
-        for job in plan.create:
+        for job, announce in zip(plan.create, plan.announce, strict=True):
             if await self.client.create(job):
                 metrics.SWEEP_TRIALS_CREATED.labels(namespace=namespace).inc()
-                values = json.loads(job["metadata"]["annotations"][c.ANNOTATION_TRIAL_PARAMETERS])
-                await self.event(body, "Normal", c.SWEEP_REASON_TRIAL_CREATED,
-                                 f"trial {job['metadata']['name']} with {values_text(values)}", now)
+                await self.event(body, "Normal", c.SWEEP_REASON_TRIAL_CREATED, announce, now)
             self.created(key, job)
         for name in plan.stop:
             await self.patch_job(namespace, name, {

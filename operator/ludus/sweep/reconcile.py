@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from ludus.api import constants as c
-from ludus.api.models import Objective
+from ludus.api.models import Objective, TrainingJob
 from ludus.api.sweep import BestTrial, Sweep, SweepStatus, TrialRecord
 from ludus.sweep.space import SpaceError, grid_size
 from ludus.sweep.status import counted_status, counts_of, ended_status, running_status, suspended_status
 from ludus.sweep.study import suggest_many, to_stop
-from ludus.sweep.trials import outcome, record, state_of, trial_job, trial_number
+from ludus.sweep.trials import outcome, record, state_of, trial_job, trial_name, trial_number
 from ludus.trainingjob.child import latest_metrics, phase_of, reported_objective
 from ludus.trainingjob.objective import better, resolve
 
@@ -29,6 +29,7 @@ class SweepPlan:
     and the Events, in that order."""
 
     create: list[dict[str, Any]] = field(default_factory=list)
+    announce: list[str] = field(default_factory=list)  # the TrialCreated Event of each created trial, in order
     stop: list[str] = field(default_factory=list)
     suspend: list[str] = field(default_factory=list)
     resume: list[str] = field(default_factory=list)
@@ -36,7 +37,7 @@ class SweepPlan:
     events: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def objective_of(sweep: Sweep, jobs: Sequence[Mapping[str, Any]], old: SweepStatus) -> tuple[Objective, bool]:
+def objective_of(sweep: Sweep, jobs: Sequence[TrainingJob], old: SweepStatus) -> tuple[Objective, bool]:
     """The objective: the sweep's, the template's, the one the trials' status resolved (the
     workload's own), or loss/minimize. The flag says whether it is settled: by a finished trial (the
     trainer's own word, from its termination message); a running one's is used meanwhile, not recorded."""
@@ -45,7 +46,7 @@ def objective_of(sweep: Sweep, jobs: Sequence[Mapping[str, Any]], old: SweepStat
                    (reported_objective(j) for j in jobs))
 
 
-def _records(jobs: Sequence[Mapping[str, Any]], old: SweepStatus, objective: Objective,
+def _records(jobs: Sequence[TrainingJob], old: SweepStatus, objective: Objective,
              settled: bool) -> dict[int, TrialRecord]:
     previous = {t.number: t for t in old.trials}
     records = dict(previous)  # a trial whose job was deleted by hand keeps its last record
@@ -56,7 +57,7 @@ def _records(jobs: Sequence[Mapping[str, Any]], old: SweepStatus, objective: Obj
     return records
 
 
-def _best(records: Mapping[int, TrialRecord], jobs: Mapping[str, Mapping[str, Any]], objective: Objective,
+def _best(records: Mapping[int, TrialRecord], jobs: Mapping[str, TrainingJob], objective: Objective,
           old: BestTrial | None) -> BestTrial | None:
     best: TrialRecord | None = None
     for trial in sorted(records.values(), key=lambda t: t.number):
@@ -72,13 +73,13 @@ def _best(records: Mapping[int, TrialRecord], jobs: Mapping[str, Mapping[str, An
                      metrics=metrics)
 
 
-def reconcile_sweep(sweep: Sweep, jobs: Sequence[Mapping[str, Any]], now: datetime) -> SweepPlan:
+def reconcile_sweep(sweep: Sweep, jobs: Sequence[TrainingJob], now: datetime) -> SweepPlan:
     """The pass for one sweep and the TrainingJobs labelled as its trials."""
     spec, old = sweep.spec, sweep.status
     plan = SweepPlan()
     objective, settled = objective_of(sweep, jobs, old)
     records = _records(jobs, old, objective, settled)
-    by_name = {str(j["metadata"]["name"]): j for j in jobs}
+    by_name = {j.metadata.name: j for j in jobs}
     best = _best(records, by_name, objective, old.best)
     status = counted_status(old, records, objective if settled else None, best, spec.max_trials,
                             sweep.metadata.generation)
@@ -131,20 +132,22 @@ def _stop_and_start(sweep: Sweep, plan: SweepPlan, records: Mapping[int, TrialRe
     for number, values in zip(numbers, suggest_many(spec, objective, outcomes, numbers), strict=True):
         if values is None:
             break
-        plan.create.append(trial_job(sweep, number, values, spec.objective or spec.template.objective))
+        job = trial_job(sweep, number, values, spec.objective or spec.template.objective)
+        plan.create.append(job)
+        plan.announce.append(f"trial {trial_name(sweep.metadata.name, number)} with {values_text(values)}")
         active += 1  # its TrialCreated Event goes out once the API server took it
     return active
 
 
-def _suspended(job: Mapping[str, Any] | None) -> bool:
-    return bool(job and (job.get("spec") or {}).get("suspend"))
+def _suspended(job: TrainingJob | None) -> bool:
+    return job is not None and job.spec.suspend
 
 
 def values_text(values: Mapping[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
 
 
-def _ending(sweep: Sweep, records: Mapping[int, TrialRecord], jobs: Mapping[str, Mapping[str, Any]],
+def _ending(sweep: Sweep, records: Mapping[int, TrialRecord], jobs: Mapping[str, TrainingJob],
             objective: Objective, limit: int) -> tuple[str, str, str, str] | None:
     """Why the sweep ends now, if it does: (phase, condition, reason, message)."""
     spec = sweep.spec
@@ -152,7 +155,7 @@ def _ending(sweep: Sweep, records: Mapping[int, TrialRecord], jobs: Mapping[str,
     finished = len(records) - counts["running"]
     done = [t for t in records.values() if state_of(t) == "succeeded"]
     if done and all(t.value is None for t in done) and not any(t.value is not None for t in records.values()):
-        reported = sorted({m for t in done for m in latest_metrics(jobs.get(t.name) or {})})
+        reported = sorted({m for t in done for m in (latest_metrics(jobs[t.name]) if t.name in jobs else {})})
         message = (f"the objective metric {objective.metric!r} was never reported: trials "
                    f"{', '.join(t.name for t in done)} reported "
                    f"{', '.join(reported) if reported else 'no evaluation metrics'}")

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ludus.api import constants as c
-from ludus.api.models import Objective
+from ludus.api.models import Objective, TrainingJob
 from ludus.api.sweep import Sweep, TrialRecord
 from ludus.sweep.study import TrialOutcome, TrialState_
 from ludus.trainingjob.child import annotation, child_job, latest_metrics, number_label, phase_of, template_spec
@@ -50,11 +50,11 @@ def trial_job(sweep: Sweep, number: int, values: Mapping[str, str], objective: O
                      annotations={c.ANNOTATION_TRIAL_PARAMETERS: json.dumps(dict(values), sort_keys=True)})
 
 
-def trial_number(job: Mapping[str, Any]) -> int | None:
+def trial_number(job: TrainingJob) -> int | None:
     return number_label(job, c.LABEL_TRIAL)
 
 
-def _values(job: Mapping[str, Any]) -> dict[str, str]:
+def _values(job: TrainingJob) -> dict[str, str]:
     raw = annotation(job, c.ANNOTATION_TRIAL_PARAMETERS) or "{}"
     try:
         parsed = json.loads(raw)
@@ -63,11 +63,11 @@ def _values(job: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else {}
 
 
-def stopped_early(job: Mapping[str, Any]) -> bool:
+def stopped_early(job: TrainingJob) -> bool:
     return annotation(job, c.ANNOTATION_STOPPED_EARLY) == "true"
 
 
-def record(job: Mapping[str, Any], number: int, objective: Objective, old: TrialRecord | None,
+def record(job: TrainingJob, number: int, objective: Objective, old: TrialRecord | None,
            track: bool = True) -> TrialRecord:
     """The trial as the sweep records it: phase, objective value, and its objective by step (the
     old record's points plus the one the status shows now)."""
@@ -84,7 +84,7 @@ def record(job: Mapping[str, Any], number: int, objective: Objective, old: Trial
             kept = sorted(intermediate, key=int)[-MAX_INTERMEDIATE:]
             intermediate = {k: intermediate[k] for k in kept}
     return TrialRecord(
-        number=number, name=str(job["metadata"]["name"]), parameters=_values(job),
+        number=number, name=job.metadata.name, parameters=_values(job),
         phase="Stopped" if stopped else phase, value=value, stopped_early=stopped, intermediate=intermediate,
     )
 

@@ -4,11 +4,13 @@ through these functions, with the one objective rule of `trainingjob.objective`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from ludus.api import constants as c
-from ludus.api.models import Objective, ObjectMeta, TrainingJobSpec
+from ludus.api.models import Condition, Objective, ObjectMeta, TrainingJob, TrainingJobSpec
 from ludus.builders.labels import controller_reference
 from ludus.trainingjob.objective import parse_objective
 
@@ -42,34 +44,53 @@ def child_job(owner_kind: str, owner: ObjectMeta, name: str, spec: dict[str, Any
     }
 
 
-def number_label(job: Mapping[str, Any], label: str) -> int | None:
+def read_children(bodies: Iterable[Mapping[str, Any]]) -> list[TrainingJob]:
+    """The owner's children as TrainingJob models, read once per pass. A child whose status does not
+    parse (edited by hand) is read without it; one whose spec does not parse is left out (it would fail
+    its own reconcile too)."""
+    children = []
+    for body in bodies:
+        try:
+            children.append(TrainingJob.model_validate(body))
+        except ValidationError:
+            try:
+                children.append(TrainingJob.model_validate({k: v for k, v in body.items() if k != "status"}))
+            except ValidationError:
+                continue
+    return children
+
+
+def number_label(job: TrainingJob, label: str) -> int | None:
     """The child's number under `label` (a trial's or a run's), if it has a well-formed one."""
-    labels = (job.get("metadata") or {}).get("labels") or {}
     try:
-        return int(labels[label])
-    except (KeyError, ValueError, TypeError):
+        return int(job.metadata.labels[label])
+    except (KeyError, ValueError):
         return None
 
 
-def annotation(job: Mapping[str, Any], key: str) -> str | None:
-    value = ((job.get("metadata") or {}).get("annotations") or {}).get(key)
-    return str(value) if value is not None else None
+def annotation(job: TrainingJob, key: str) -> str | None:
+    return job.metadata.annotations.get(key)
 
 
-def phase_of(job: Mapping[str, Any]) -> str:
-    return str((job.get("status") or {}).get("phase") or c.PHASE_PENDING)
+def phase_of(job: TrainingJob) -> str:
+    return job.status.phase or c.PHASE_PENDING
 
 
-def latest_metrics(job: Mapping[str, Any]) -> dict[str, tuple[float, int]]:
+def latest_metrics(job: TrainingJob) -> dict[str, tuple[float, int]]:
     """Each evaluation metric's latest value and the step it was measured at."""
-    latest = (((job.get("status") or {}).get("evaluation") or {}).get("latest")) or {}
-    out: dict[str, tuple[float, int]] = {}
-    for metric, entry in latest.items():
-        if isinstance(entry, Mapping) and isinstance(entry.get("value"), int | float):
-            out[str(metric)] = (float(entry["value"]), int(entry.get("step") or 0))
-    return out
+    evaluation = job.status.evaluation
+    return {m: (v.value, v.step) for m, v in evaluation.latest.items()} if evaluation else {}
 
 
-def reported_objective(job: Mapping[str, Any]) -> Objective | None:
+def reported_objective(job: TrainingJob) -> Objective | None:
     """The objective the child's status resolved (the workload's own when nothing was declared)."""
-    return parse_objective(((job.get("status") or {}).get("evaluation") or {}).get("objective"))
+    evaluation = job.status.evaluation
+    if evaluation is None or evaluation.objective is None:
+        return None
+    return parse_objective({"metric": evaluation.objective.metric, "goal": evaluation.objective.goal})
+
+
+def unschedulable(job: TrainingJob) -> Condition | None:
+    """The child's PodsScheduled condition while one of its pods cannot be placed."""
+    cond = next((x for x in job.status.conditions if x.type == c.COND_SCHEDULED), None)
+    return cond if cond is not None and cond.status == "False" else None

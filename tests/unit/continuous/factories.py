@@ -9,7 +9,7 @@ from typing import Any
 
 from ludus.api import constants as c
 from ludus.api.continuous import ContinuousTraining, RunRecord
-from ludus.api.models import Objective
+from ludus.api.models import Objective, TrainingJob
 from ludus.continuous.state import RunPass
 
 T0 = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
@@ -28,11 +28,15 @@ def ct_body(name: str = "fresh", annotations: dict[str, str] | None = None, **sp
             "spec": base}
 
 
-def run_job(name: str, number: int, phase: str, **metrics: float) -> dict[str, Any]:
-    """A run's TrainingJob as the API server holds it."""
-    return {"metadata": {"name": f"{name}-{number}", "labels": {c.LABEL_RUN: str(number)}, "annotations": {}},
+def run_job(name: str, number: int, phase: str, annotations: dict[str, str] | None = None,
+            **metrics: float) -> TrainingJob:
+    """A run's TrainingJob as its owner reads it."""
+    body = {"metadata": {"name": f"{name}-{number}", "namespace": "team-a", "labels": {c.LABEL_RUN: str(number)},
+                         "annotations": annotations or {}},
+            "spec": {"image": "ludus-trainer:latest", "checkpoint": {"claimName": "models"}},
             "status": {"phase": phase,
                        "evaluation": {"latest": {m: {"value": v, "step": 9} for m, v in metrics.items()}}}}
+    return TrainingJob.model_validate(body)
 
 
 def make_pass(runs: Mapping[int, tuple[str, dict[str, float]]] | None = None, decided: Mapping[int, bool] | None = None,

@@ -16,6 +16,7 @@ from ludus.continuous.publish import published
 from ludus.continuous.reconcile import CTPlan, Observed, reconcile_continuous
 from ludus.continuous.runs import run_number
 from ludus.continuous.schedule import due, next_after
+from ludus.trainingjob.child import read_children
 from tests.unit.continuous.factories import T0, ct_body
 
 
@@ -36,7 +37,7 @@ class World:
 
     def step(self, now: datetime, observed: Observed | None = None, write: bool = True) -> CTPlan:
         ct = ContinuousTraining.model_validate(self.body)
-        plan = reconcile_continuous(ct, list(self.jobs.values()), list(self.pods.values()),
+        plan = reconcile_continuous(ct, read_children(self.jobs.values()), list(self.pods.values()),
                                     observed or Observed(), now)
         for manifest in plan.create:
             target = self.jobs if manifest["kind"] == c.KIND else self.pods
@@ -54,7 +55,7 @@ class World:
             "latest": {m: {"value": v, "step": 100} for m, v in metrics.items()}}}
 
     def run_pod(self, run: str, ok: bool = True, message: str = "") -> None:
-        number = run_number(self.jobs[run]) if run in self.jobs else None
+        number = run_number(read_children([self.jobs[run]])[0]) if run in self.jobs else None
         pod = next(p for p in self.pods.values() if p["metadata"]["labels"][c.LABEL_PUBLISH] == run)
         assert number is None or pod["metadata"]["name"].endswith(f"-publish-{number}")
         pod["status"] = {"phase": "Succeeded" if ok else "Failed", "containerStatuses": [{"state": {"terminated": {

@@ -6,6 +6,7 @@ import copy
 import json
 import math
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -14,12 +15,19 @@ from pydantic import ValidationError
 from ludus.api import constants as c
 from ludus.api.models import Objective
 from ludus.api.sweep import Sweep, SweepSpec
-from ludus.sweep.reconcile import reconcile_sweep
+from ludus.sweep.reconcile import SweepPlan
+from ludus.sweep.reconcile import reconcile_sweep as _reconcile_sweep
 from ludus.sweep.space import SpaceError, grid_size
 from ludus.sweep.study import TrialOutcome, suggest, to_stop
+from ludus.trainingjob.child import read_children
 from tests.factories import T0
 
 MAXIMIZE = Objective(metric="accuracy", goal="maximize")
+
+
+def reconcile_sweep(sweep: Sweep, jobs: list[dict[str, Any]], now: datetime) -> SweepPlan:
+    """The pass, given the trial jobs as the controller hands them over: read once as models."""
+    return _reconcile_sweep(sweep, read_children(jobs), now)
 
 
 def sweep_body(name: str = "s", **spec: Any) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ludus.api import constants as c
 from ludus.api.models import Objective, ObjectMeta
 from ludus.trainingjob.child import (
@@ -10,6 +12,7 @@ from ludus.trainingjob.child import (
     latest_metrics,
     number_label,
     phase_of,
+    read_children,
     reported_objective,
     template_spec,
 )
@@ -41,13 +44,25 @@ def test_the_template_becomes_a_spec_with_the_owners_objective_and_no_ttl() -> N
     assert spec["suspend"] is True and "ttlSecondsAfterFinished" not in spec
 
 
-def test_a_child_is_read_back_defensively() -> None:
-    job = {"metadata": {"labels": {c.LABEL_RUN: "7", c.LABEL_TRIAL: "x"}, "annotations": {"k": "v"}},
-           "status": {"phase": "Succeeded", "evaluation": {
-               "latest": {"accuracy": {"value": 0.9, "step": 40}, "bad": {"value": "high"}},
-               "objective": {"metric": "accuracy", "goal": "maximize", "value": 0.9}}}}
+def _body(status: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "search-7", "namespace": "team-a", "labels": {c.LABEL_RUN: "7", c.LABEL_TRIAL: "x"},
+                         "annotations": {"k": "v"}},
+            "spec": {"image": "ludus-trainer:latest"}, "status": status}
+
+
+def test_a_child_is_read_back_as_a_model() -> None:
+    [job] = read_children([_body({"phase": "Succeeded", "evaluation": {
+        "latest": {"accuracy": {"value": 0.9, "step": 40}},
+        "objective": {"metric": "accuracy", "goal": "maximize", "value": 0.9}}})])
     assert number_label(job, c.LABEL_RUN) == 7 and number_label(job, c.LABEL_TRIAL) is None
     assert annotation(job, "k") == "v" and annotation(job, "missing") is None
-    assert phase_of(job) == "Succeeded" and phase_of({}) == c.PHASE_PENDING
+    assert phase_of(job) == "Succeeded"
     assert latest_metrics(job) == {"accuracy": (0.9, 40)}
     assert reported_objective(job) == Objective(metric="accuracy", goal="maximize")
+
+
+def test_a_child_whose_status_does_not_parse_is_read_without_it_and_one_whose_spec_does_not_is_left_out() -> None:
+    odd_status = _body({"phase": "Exploded", "evaluation": {"latest": {"bad": {"value": "high"}}}})
+    odd_spec = {**_body({}), "spec": {"replicas": "many"}}
+    [job] = read_children([odd_status, odd_spec])
+    assert phase_of(job) == c.PHASE_PENDING and latest_metrics(job) == {} and reported_objective(job) is None

@@ -56,11 +56,8 @@ def _start_run(s: RunPass, triggers: Triggers, fired: list[str]) -> None:
     number = max([*s.records, *s.by_number, -1]) + 1
     trigger = fired[0]
     warm_start = s.champion.job if s.champion else None
-    job = run_job(s.ct, number, trigger, triggers.data, triggers.fire if TRIGGER_SCHEDULE in fired else None,
-                  warm_start)
-    if triggers.retrain:
-        job["metadata"]["annotations"][c.ANNOTATION_RETRAIN] = triggers.retrain
-    s.plan.create.append(job)
+    s.plan.create.append(run_job(s.ct, number, trigger, triggers.data,
+                                 triggers.fire if TRIGGER_SCHEDULE in fired else None, warm_start, triggers.retrain))
     s.plan.started.append(trigger)
     s.records[number] = RunRecord(number=number, name=run_name(name, number), trigger=trigger,
                                   data_version=triggers.data, warm_start=warm_start)

@@ -4,15 +4,14 @@ across an operator restart."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from ludus.api import constants as c
 from ludus.api.conditions import upsert_condition
 from ludus.api.continuous import ContinuousTraining
-from ludus.api.models import Condition
+from ludus.api.models import Condition, TrainingJob
 from ludus.continuous.runs import TRIGGER_DATA, TRIGGER_MANUAL, TRIGGER_SCHEDULE, run_number
 from ludus.continuous.schedule import due
 from ludus.continuous.state import Observed
@@ -32,7 +31,7 @@ class Triggers:
     last_retrain: str | None  # the newest request a run was started for
 
 
-def read_triggers(ct: ContinuousTraining, jobs: Sequence[Mapping[str, Any]], observed: Observed,
+def read_triggers(ct: ContinuousTraining, jobs: Sequence[TrainingJob], observed: Observed,
                   now: datetime) -> Triggers:
     spec, old, meta = ct.spec, ct.status, ct.metadata
     marks = [t for t in (old.last_schedule_time, parse_time(newest(jobs, c.ANNOTATION_SCHEDULED_TIME))) if t]
@@ -62,7 +61,7 @@ def data_condition(conditions: list[Condition], ct: ContinuousTraining, observed
     return upsert_condition(conditions, c.CT_COND_DATA, "True", c.CT_REASON_DATA_READ, f"data version {data}", now)
 
 
-def newest(jobs: Sequence[Mapping[str, Any]], key: str) -> str | None:
+def newest(jobs: Sequence[TrainingJob], key: str) -> str | None:
     """The annotation `key` of the newest run that has it."""
     numbered = sorted(((run_number(j) or -1, j) for j in jobs), key=lambda p: p[0])
     for _, job in reversed(numbered):

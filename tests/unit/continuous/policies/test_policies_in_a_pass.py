@@ -10,12 +10,13 @@ import pytest
 
 from ludus.api import constants as c
 from ludus.api.continuous import Champion, ContinuousTraining
+from ludus.api.models import TrainingJob
 from ludus.continuous.policies.concurrency import replace_older_runs, start_runs
 from ludus.continuous.policies.history import expired_runs
 from ludus.continuous.policies.promotion import decide_ended_runs, promote_by_hand
 from ludus.continuous.policies.triggers import read_triggers
 from ludus.continuous.state import Observed
-from tests.unit.continuous.factories import T0, ct_body, make_pass
+from tests.unit.continuous.factories import T0, ct_body, make_pass, run_job
 
 S, F, R = c.PHASE_SUCCEEDED, c.PHASE_FAILED, c.PHASE_RUNNING
 
@@ -75,15 +76,14 @@ def _ct(annotations: dict[str, str] | None = None, status: dict[str, Any] | None
     (_ct(schedule="*/5 * * * *"), [], Observed(), ("Schedule",)),
     (_ct(annotations={c.ANNOTATION_DATA_VERSION: "v2"}), [], Observed(), ("DataVersion",)),
     (_ct(annotations={c.ANNOTATION_DATA_VERSION: "v2"}),
-     [{"metadata": {"name": "fresh-0", "labels": {c.LABEL_RUN: "0"},
-                    "annotations": {c.ANNOTATION_DATA_VERSION: "v2"}}}],
+     [run_job("fresh", 0, R, annotations={c.ANNOTATION_DATA_VERSION: "v2"})],
      Observed(), ()),
     (_ct(annotations={c.ANNOTATION_RETRAIN: "r1", c.ANNOTATION_DATA_VERSION: "v3"}, schedule="*/5 * * * *"), [],
      Observed(), ("Manual", "DataVersion", "Schedule")),
     (_ct(status={"handledRetrain": "r1"}, annotations={c.ANNOTATION_RETRAIN: "r1"}), [], Observed(), ()),
 ], ids=["nothing asked", "the schedule fired", "a new data version", "a data version a run already trained on",
         "all three, a retrain request first", "a retrain request already handled"])
-def test_triggers_fire_once_each(ct: ContinuousTraining, jobs: list[dict[str, Any]], observed: Observed,
+def test_triggers_fire_once_each(ct: ContinuousTraining, jobs: list[TrainingJob], observed: Observed,
                                  fired: tuple[str, ...]) -> None:
     assert read_triggers(ct, jobs, observed, T0 + timedelta(minutes=6)).fired == fired
 
