@@ -58,8 +58,10 @@ def main() -> int:
     here = scale.REPO
     trees = {"before": args.before_tree.resolve(), "after": here}
     result = asyncio.run(interleave(trees, args.order.split(","), args.jobs, args.workers))
+    output = "" if args.output == default_output else f" --output {args.output}"
     result["command"] = (f"git worktree add {args.before_tree} {args.before_rev or 'REV'} && "
-                         f"python bench/interleave.py --before-tree {args.before_tree} --before-rev {args.before_rev}")
+                         f"python bench/interleave.py --before-tree {args.before_tree} --before-rev {args.before_rev}"
+                         f"{output}")
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({b: result[b] for b in trees}))
     return 0
