@@ -129,6 +129,19 @@ def _scale() -> list[str]:
     return out
 
 
+def _interleaved_table(inter: dict) -> list[str]:
+    """Two operators' runs from bench/interleave.py, a row per build."""
+    out = ["| build | apply → all Running (s), each run | operator CPU to Running (s), each run "
+           "| CPU with the delete (s), median | writes per job, median |", "|---|---|---|---|---|"]
+    for build in ("before", "after"):
+        rows = [r for r in inter["runs"] if r["build"] == build]
+        out.append(f"| {build} | {', '.join(str(r['apply_to_all_running_s']) for r in rows)} "
+                   f"| {', '.join(str(r['operator_cpu_s_to_running']) for r in rows)} "
+                   f"| {round(inter[build]['operator_cpu_s_with_delete'], 2)} "
+                   f"| {round(inter[build]['writes_per_job'], 2)} |")
+    return out
+
+
 def _restructure_check() -> list[str]:
     """N=500 on one day: the operator before the restructure, after it with orjson patched into Kopf,
     and after it without (what ships)."""
@@ -166,15 +179,7 @@ def _restructure_check() -> list[str]:
     if inter:
         out += ["Separate runs drift with the machine (the ceiling alone moved by a fifth between them), so the "
                 "two operators were also run interleaved on one cluster in one session, in the order "
-                f"{', '.join(inter['order'])} (`{inter['command']}`):", "",
-                "| build | apply → all Running (s), each run | operator CPU to Running (s), each run "
-                "| CPU with the delete (s), median | writes per job, median |", "|---|---|---|---|---|"]
-        for build in ("before", "after"):
-            rows = [r for r in inter["runs"] if r["build"] == build]
-            out.append(f"| {build} | {', '.join(str(r['apply_to_all_running_s']) for r in rows)} "
-                       f"| {', '.join(str(r['operator_cpu_s_to_running']) for r in rows)} "
-                       f"| {round(inter[build]['operator_cpu_s_with_delete'], 2)} "
-                       f"| {round(inter[build]['writes_per_job'], 2)} |")
+                f"{', '.join(inter['order'])} (`{inter['command']}`):", "", *_interleaved_table(inter)]
         cpu = {b: statistics.median(r["operator_cpu_s_to_running"] for r in inter["runs"] if r["build"] == b)
                for b in ("before", "after")}
         change = cpu["after"] / cpu["before"] - 1
@@ -221,15 +226,7 @@ def _layout_check() -> list[str]:
     out = ["## N=500 after the operator was laid out by resource kind", "",
            f"Command: `{inter['command']}` ({inter['date']}), on 2 CPUs: the operator of the commit before the "
            "refactor (`before`) and after it, alternating on one cluster in one session in the order "
-           f"{', '.join(inter['order'])}, after one discarded warm-up arm.", "",
-           "| build | apply → all Running (s), each run | operator CPU to Running (s), each run "
-           "| CPU with the delete (s), median | writes per job, median |", "|---|---|---|---|---|"]
-    for build in ("before", "after"):
-        rows = [r for r in inter["runs"] if r["build"] == build]
-        out.append(f"| {build} | {', '.join(str(r['apply_to_all_running_s']) for r in rows)} "
-                   f"| {', '.join(str(r['operator_cpu_s_to_running']) for r in rows)} "
-                   f"| {round(inter[build]['operator_cpu_s_with_delete'], 2)} "
-                   f"| {round(inter[build]['writes_per_job'], 2)} |")
+           f"{', '.join(inter['order'])}, after one discarded warm-up arm.", "", *_interleaved_table(inter)]
     cpu = {b: inter[b]["operator_cpu_s_to_running"] for b in ("before", "after")}
     before_runs = [r["operator_cpu_s_to_running"] for r in inter["runs"] if r["build"] == "before"]
     out += ["", f"The operator's CPU to Running changed by {cpu['after'] / cpu['before'] - 1:+.1%} (median "
