@@ -38,6 +38,7 @@ from ludus.trainingjob.policies.init import resolve_init
 from ludus.trainingjob.progress import poll_interval
 from ludus.trainingjob.queueing import WorkloadState, parse_workload
 from ludus.trainingjob.reconcile import (
+    capacity_of,
     init_blocked_plan,
     invalid_spec_plan,
     reconcile,
@@ -238,8 +239,10 @@ class Controller:
                 args = (outcome.job, pods, now, expected, self.gang, sample, self.progress.unavailable(uid),
                         self._workload(key, uid), self.executor.kueue_served, self.policy, outcome)
                 plan = reconcile(*args)
-                if unschedulable(plan):  # the nodes are read only then: the same pass, checked against them
-                    plan = reconcile(*args, nodes=await self.nodes())
+                if unschedulable(plan):  # the nodes are read only then; a job too large is decided again
+                    problem = capacity_of(outcome.job, await self.nodes(), self.gang)
+                    if problem is not None:
+                        plan = reconcile(*args, too_large=problem)
             if plan.status.phase == c.PHASE_RUNNING:
                 interval = poll_interval(self._progress_interval, job.spec.progress_deadline_seconds)
                 self.progress.follow(key, uid, interval)

@@ -164,27 +164,23 @@ def reconcile(
     kueue_served: bool = True,
     policy: PolicySettings = NO_POLICY,
     init: InitOutcome | None = None,
-    nodes: list[NodeCapacity] | None = None,
+    too_large: str | None = None,
 ) -> Plan:
     """Decide one reconcile pass.
 
     `expected` names pods this operator created whose watch events have not
     arrived yet: they count as existing, so a stale view never re-creates them.
     `workload` is the job's Kueue Workload, for a job queued through Kueue. `init` is spec.init
-    resolved (its model is pinned in the status); `nodes`, when given, lets a pod the scheduler
-    cannot place be checked against what the nodes could ever hold.
+    resolved (its model is pinned in the status); `too_large` is what `capacity_of` found for a job
+    a pod of which the scheduler cannot place.
     """
     pods = own_pods(job.metadata.uid, pods)
     step = queue_step(job, workload, bool(pods), kueue_served)
     unavailable_gang = gang_unavailable(job, gang)
     gang = effective_gang(job, gang)
     pinned = pinned_model(job.status.initialized_from, init, progress.init if progress else None, pods)
-    p = _Pass(job, pods, now, progress, unavailable, Decision(admission=step.condition, pinned=pinned))
-    plan = _decide(p, expected, gang, step, policy)
-    problem = _too_large(plan, job, nodes, gang)
-    if problem is not None:  # the same pass again, with what the capacity policy found
-        p = replace(p, base=replace(p.base, too_large=problem))
-        plan = _decide(p, expected, gang, step, policy)
+    base = Decision(admission=step.condition, pinned=pinned, too_large=too_large)
+    plan = _decide(_Pass(job, pods, now, progress, unavailable, base), expected, gang, step, policy)
     if any(m["kind"] == "Pod" and m["metadata"]["labels"].get(c.LABEL_ROLE) == c.ROLE_RENDEZVOUS for m in plan.create):
         # Said once per start, with the store's creation: what the job runs without, or with more of.
         if unavailable_gang:
@@ -194,12 +190,12 @@ def reconcile(
             plan.events.append(Event("Normal", c.REASON_SECURITY_RELAXED, f"as the template asks: {relaxed}"))
     plan = with_queue(plan, job, step, workload, now, gang)
     plan.events.extend(_model_loaded(job.status.initialized_from, plan.status.initialized_from))
-    if problem is not None:
+    if too_large is not None:
         # One Warning per message of the capacity problem, instead of the scheduler's words.
         plan.events = [e for e in plan.events if e.reason not in (c.REASON_UNSCHEDULABLE, c.REASON_TOO_LARGE)]
         before = get_condition(job.status, c.COND_SCHEDULED)
-        if before is None or before.reason != c.REASON_TOO_LARGE or before.message != problem:
-            plan.events.append(Event("Warning", c.REASON_TOO_LARGE, problem))
+        if before is None or before.reason != c.REASON_TOO_LARGE or before.message != too_large:
+            plan.events.append(Event("Warning", c.REASON_TOO_LARGE, too_large))
     return plan
 
 
@@ -240,11 +236,10 @@ def unschedulable(plan: Plan) -> bool:
     return cond is not None and cond.status == "False" and cond.reason in (c.REASON_UNSCHEDULABLE, c.REASON_TOO_LARGE)
 
 
-def _too_large(plan: Plan, job: TrainingJob, nodes: list[NodeCapacity] | None, gang: str) -> str | None:
-    """A pod the scheduler cannot place, of a job no node (or all of them together) could ever hold:
-    which resource and how much."""
-    if nodes is None or not unschedulable(plan):
-        return None
+def capacity_of(job: TrainingJob, nodes: list[NodeCapacity], gang: str = "none") -> str | None:
+    """Whether no node (or all of them together) could ever hold the job: which resource and how much.
+    Asked only for a job a pod of which the scheduler cannot place (`unschedulable`)."""
+    gang = effective_gang(job, gang)
     worker = pod_builders.build_worker_pod(job, 0, gang)["spec"]
     store = pod_builders.build_rendezvous_pod(job, gang)["spec"]
     return capacity_problem(worker, store, job.spec.min_replicas, nodes)

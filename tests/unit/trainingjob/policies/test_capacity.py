@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ludus.api import constants as c
 from ludus.trainingjob.policies.capacity import capacity_problem, parse_node, parse_quantity
-from ludus.trainingjob.reconcile import reconcile
+from ludus.trainingjob.reconcile import capacity_of, reconcile, unschedulable
 from tests.factories import T0, make_job, pod, store
 
 NOW = T0 + timedelta(minutes=1)
@@ -84,12 +84,12 @@ def _pending(job: str, index: int) -> Any:
 
 def test_an_unschedulable_pod_of_a_job_too_large_turns_the_condition_and_warns_once() -> None:
     builder = make_job().workers(2).on_fake_nodes().spec(resources={"cpu": "100"})
-    plan = reconcile(builder.build(), [store("digits"), _pending("digits", 0), _pending("digits", 1)], NOW,
-                     nodes=NODES)
+    pods = [store("digits"), _pending("digits", 0), _pending("digits", 1)]
+    assert unschedulable(reconcile(builder.build(), pods, NOW))
+    plan = reconcile(builder.build(), pods, NOW, too_large=capacity_of(builder.build(), NODES))
     cond = next(x for x in plan.status.conditions if x.type == c.COND_SCHEDULED)
     assert (cond.status, cond.reason) == ("False", c.REASON_TOO_LARGE) and "100 cpu" in cond.message
     assert [e.reason for e in plan.events if e.type == "Warning"] == [c.REASON_TOO_LARGE]
     builder.status(conditions=[cond.model_dump(by_alias=True, mode="json")], phase=plan.status.phase)
-    again = reconcile(builder.build(), [store("digits"), _pending("digits", 0), _pending("digits", 1)], NOW,
-                      nodes=NODES)
+    again = reconcile(builder.build(), pods, NOW, too_large=capacity_of(builder.build(), NODES))
     assert [e for e in again.events if e.type == "Warning"] == []
