@@ -20,7 +20,7 @@ from ludus.controller.expectations import Expectations
 from ludus.controller.worker import Key, WorkerPool
 from ludus.controller.written import WrittenStatus
 from ludus.runtime.kube import ApiError, KubeClient, job_path
-from ludus.trainingjob.child import read_children
+from ludus.trainingjob.child import Version, read_children
 
 logger = logging.getLogger("ludus.owner")
 
@@ -45,6 +45,7 @@ class OwnerController:
         self._children: Mapping[Any, Any] | None = None
         self.written = WrittenStatus()
         self.expectations = Expectations()  # children created here that the index may not show yet
+        self._read: dict[OwnerKey, dict[Version, TrainingJob]] = {}  # children parsed, by owner and version
 
     def bind(self, owners: Mapping[Any, Any], children: Mapping[Any, Any]) -> None:
         if self._owners is None:
@@ -65,6 +66,7 @@ class OwnerController:
 
     def forget(self, key: OwnerKey, uid: str) -> None:
         self.expectations.forget(key)
+        self._read.pop(key, None)
         self.written.forget(uid)
 
     @property
@@ -88,7 +90,8 @@ class OwnerController:
         """The resource's TrainingJobs, read once as models: the index, and those created here that it
         does not show yet."""
         seen = list(self._children.get(key, ())) if self._children is not None and key in self._children else []
-        return read_children([*seen, *self.expectations.pending_bodies(key, (j["metadata"]["name"] for j in seen))])
+        pending = self.expectations.pending_bodies(key, (j["metadata"]["name"] for j in seen))
+        return read_children([*seen, *pending], self._read.setdefault(key, {}))
 
     def created(self, key: OwnerKey, job: dict[str, Any]) -> None:
         """Created now or before (409): either way it exists; count it until the index shows it."""

@@ -44,20 +44,40 @@ def child_job(owner_kind: str, owner: ObjectMeta, name: str, spec: dict[str, Any
     }
 
 
-def read_children(bodies: Iterable[Mapping[str, Any]]) -> list[TrainingJob]:
-    """The owner's children as TrainingJob models, read once per pass. A child whose status does not
-    parse (edited by hand) is read without it; one whose spec does not parse is left out (it would fail
-    its own reconcile too)."""
-    children = []
+Version = tuple[str, str]  # (uid, resourceVersion): a stored object's version
+
+
+def read_children(bodies: Iterable[Mapping[str, Any]], known: dict[Version, TrainingJob] | None = None
+                  ) -> list[TrainingJob]:
+    """The owner's children as TrainingJob models. A child whose status does not parse (edited by hand)
+    is read without it; one whose spec does not parse is left out (it would fail its own reconcile
+    too). With `known`, a version read in an earlier pass is not parsed again, and `known` is left
+    holding exactly the versions of this pass (a sweep's pass reads up to maxTrials children)."""
+    children, seen = [], {}
     for body in bodies:
-        try:
-            children.append(TrainingJob.model_validate(body))
-        except ValidationError:
-            try:
-                children.append(TrainingJob.model_validate({k: v for k, v in body.items() if k != "status"}))
-            except ValidationError:
-                continue
+        meta = body.get("metadata") or {}
+        version = (str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""))
+        job = known.get(version) if known is not None and all(version) else None
+        if job is None:
+            job = _read_child(body)
+        if job is not None:
+            children.append(job)
+            if all(version):
+                seen[version] = job
+    if known is not None:
+        known.clear()
+        known.update(seen)
     return children
+
+
+def _read_child(body: Mapping[str, Any]) -> TrainingJob | None:
+    try:
+        return TrainingJob.model_validate(body)
+    except ValidationError:
+        try:
+            return TrainingJob.model_validate({k: v for k, v in body.items() if k != "status"})
+        except ValidationError:
+            return None
 
 
 def number_label(job: TrainingJob, label: str) -> int | None:

@@ -66,3 +66,15 @@ def test_a_child_whose_status_does_not_parse_is_read_without_it_and_one_whose_sp
     odd_spec = {**_body({}), "spec": {"replicas": "many"}}
     [job] = read_children([odd_status, odd_spec])
     assert phase_of(job) == c.PHASE_PENDING and latest_metrics(job) == {} and reported_objective(job) is None
+
+
+def test_a_version_read_in_an_earlier_pass_is_not_parsed_again() -> None:
+    stored = {**_body({"phase": "Running"}), "metadata": {**_body({})["metadata"], "uid": "u1", "resourceVersion": "5"}}
+    known: dict[tuple[str, str], Any] = {}
+    [first] = read_children([stored], known)
+    assert known == {("u1", "5"): first}
+    [again] = read_children([stored], known)
+    assert again is first  # the same object: not parsed again
+    moved = {**stored, "metadata": {**stored["metadata"], "resourceVersion": "6"}, "status": {"phase": "Succeeded"}}
+    [fresh] = read_children([moved], known)
+    assert phase_of(fresh) == "Succeeded" and list(known) == [("u1", "6")]  # the old version is dropped
