@@ -18,7 +18,15 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from ludus.api import constants as c
-from ludus.api.models import Condition, Model, Objective, ObjectMeta, TrainingJobSpec
+from ludus.api.models import (
+    DNS_LABEL_PATTERN,
+    Condition,
+    Model,
+    Objective,
+    ObjectMeta,
+    SubdomainName,
+    TrainingJobSpec,
+)
 
 _THRESHOLD_PATTERN = r"^\s*[A-Za-z_][A-Za-z0-9_.-]*\s*(>=|<=|>|<)\s*-?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?\s*$"
 _SCHEDULE_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( +\S+){4,5})$"
@@ -70,8 +78,9 @@ def parse_threshold(text: str) -> Threshold:
 class DataVersionSource(Model):
     """A ConfigMap key holding the version of the training data: a new value starts a run."""
 
-    config_map_name: str = Field(min_length=1, max_length=253, description="The ConfigMap, in this namespace.")
-    key: str = Field(min_length=1, max_length=253, description="Its key whose value is the data version.")
+    config_map_name: SubdomainName = Field(description="The ConfigMap, in this namespace.")
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$",
+                     description="Its key whose value is the data version.")
 
 
 class Promotion(Model):
@@ -172,7 +181,7 @@ class RunRecord(Model):
     model_config = ConfigDict(extra="ignore")
 
     number: int = Field(description="Run number, from 0.")
-    name: str = Field(description="The run's TrainingJob.")
+    name: str = Field(max_length=63, pattern=DNS_LABEL_PATTERN, description="The run's TrainingJob.")
     trigger: str = Field(default="", description="What started it: Schedule, DataVersion or Manual.")
     data_version: str | None = Field(default=None, description="The data version it trained on.")
     warm_start: str | None = Field(default=None, description="The champion run it started from.")

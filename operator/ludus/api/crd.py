@@ -19,6 +19,8 @@ from ludus.api.models import TrainingJobSpec, TrainingJobStatus
 
 # JSON Schema keywords a CRD schema may carry (and that pydantic emits).
 _KEPT = {
+    "maxProperties",
+    "minProperties",
     "type",
     "description",
     "default",
@@ -72,6 +74,8 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"cannot express anyOf {variants} structurally")
     if node.get("default", "absent") is None:
         del node["default"]
+    if "const" in node:  # a one-value Literal
+        node["enum"] = [node.pop("const")]
 
     out: dict[str, Any] = {}
     for key, value in node.items():
@@ -160,9 +164,37 @@ def _strip_titles(node: Any) -> Any:
     return node
 
 
+# Bounds for what a status model leaves open. Only the operator writes a status and it keeps each of
+# these far smaller (a trial window, a run history, 32 metrics); the schema says so to the API
+# server, and an estimate of the object's size can be made from it.
+STATUS_MAX_STRING = 4096
+STATUS_MAX_ITEMS = 1024
+STATUS_MAX_PROPERTIES = 128
+STATUS_MAX_INTEGER = 2**53 - 1
+
+
+def _bounded(node: Any) -> Any:
+    """`node` with a bound on every string, list, map and integer that has none."""
+    if not isinstance(node, dict):
+        return node
+    out = {k: _bounded(v) if k in ("items", "additionalProperties") else v for k, v in node.items()}
+    if "properties" in out:
+        out["properties"] = {name: _bounded(sub) for name, sub in out["properties"].items()}
+    kind = out.get("type")
+    if kind == "string" and "enum" not in out and "format" not in out:
+        out.setdefault("maxLength", STATUS_MAX_STRING)
+    elif kind == "array":
+        out.setdefault("maxItems", STATUS_MAX_ITEMS)
+    elif kind == "integer":
+        out.setdefault("maximum", STATUS_MAX_INTEGER)
+    elif kind == "object" and ("additionalProperties" in out or "properties" not in out):
+        out.setdefault("maxProperties", STATUS_MAX_PROPERTIES)
+    return out
+
+
 def _status_schema(model: type = TrainingJobStatus) -> dict[str, Any]:
-    """A status schema: no server defaults, and conditions a map keyed by type."""
-    schema: dict[str, Any] = _without_defaults(model_schema(model))
+    """A status schema: no server defaults, every field bounded, and conditions a map keyed by type."""
+    schema: dict[str, Any] = _bounded(_without_defaults(model_schema(model)))
     conditions = schema["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"
     conditions["x-kubernetes-list-map-keys"] = ["type"]
@@ -178,8 +210,8 @@ def openapi_schema() -> dict[str, Any]:
         "restarts them on failure and reports progress in .status.",
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "ludus.dev/v1alpha1"},
-            "kind": {"type": "string", "description": "TrainingJob"},
+            "apiVersion": {"type": "string", "maxLength": 253, "description": "ludus.dev/v1alpha1"},
+            "kind": {"type": "string", "maxLength": 63, "description": "TrainingJob"},
             "metadata": {"type": "object"},
             "spec": model_schema(TrainingJobSpec),
             "status": _status_schema(),
@@ -266,8 +298,8 @@ def _owner_schema(kind: str, description: str, spec: type[BaseModel], status: ty
         "description": description,
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "ludus.dev/v1alpha1"},
-            "kind": {"type": "string", "description": kind},
+            "apiVersion": {"type": "string", "maxLength": 253, "description": "ludus.dev/v1alpha1"},
+            "kind": {"type": "string", "maxLength": 63, "description": kind},
             "metadata": {"type": "object"},
             "spec": model_schema(spec),
             "status": _status_schema(status),

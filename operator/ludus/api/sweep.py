@@ -8,12 +8,20 @@ status. The trials in the API server are the sweep's record: there is no other d
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from ludus.api import constants as c
-from ludus.api.models import Condition, Model, Objective, ObjectMeta, TrainingJobSpec
+from ludus.api.models import (
+    DNS_LABEL_PATTERN,
+    MAX_COUNT,
+    Condition,
+    Model,
+    Objective,
+    ObjectMeta,
+    TrainingJobSpec,
+)
 
 PARAMETER_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 
@@ -47,7 +55,7 @@ class Parameter(Model):
     max: float | None = Field(default=None, description="Highest value (float and int).")
     log: StrictBool = Field(default=False, description="Sample on a log scale (min > 0).")
     step: float | None = Field(default=None, description="Spacing of the values (grid needs it for numbers).")
-    values: list[str] | None = Field(default=None, max_length=256,
+    values: list[Annotated[str, Field(max_length=1024)]] | None = Field(default=None, max_length=256,
                                      description="The choices of a categorical parameter.")
 
     @model_validator(mode="after")
@@ -74,15 +82,15 @@ class Algorithm(Model):
 
     name: Literal["random", "grid", "tpe"] = Field(
         default="random", description="random, grid (every combination, numbers need a step) or tpe (Bayesian).")
-    seed: int = Field(default=0, ge=0, description="Seed: the same sweep suggests the same values.")
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="Seed: the same sweep suggests the same values.")
 
 
 class EarlyStopping(Model):
     """Median stopping: a trial worse than the median of earlier trials at the same step is stopped."""
 
     type: Literal["median"] = Field(default="median", description="The rule: median.")
-    warmup_steps: int = Field(default=0, ge=0, description="Steps a trial runs before it may be stopped.")
-    min_trials: int = Field(default=3, ge=1, description="Finished trials needed before any is stopped.")
+    warmup_steps: int = Field(default=0, ge=0, le=MAX_COUNT, description="Steps a trial runs before it may be stopped.")
+    min_trials: int = Field(default=3, ge=1, le=10000, description="Finished trials needed before any is stopped.")
 
 
 class SweepSpec(Model):
@@ -106,7 +114,7 @@ class SweepSpec(Model):
     algorithm: Algorithm = Field(default_factory=Algorithm, description="random, grid or tpe, and a seed.")
     max_trials: int = Field(default=10, ge=1, le=10000, description="Trials in all.")
     parallel_trials: int = Field(default=1, ge=1, le=1000, description="Trials running at once, at most.")
-    max_failed_trials: int = Field(default=3, ge=1, description="Failed trials after which the sweep fails.")
+    max_failed_trials: int = Field(default=3, ge=1, le=10000, description="Failed trials after which the sweep fails.")
     early_stopping: EarlyStopping | None = Field(default=None, description="Stop unpromising trials (off when unset).")
     suspend: StrictBool = Field(default=False, description="Suspend running trials and start none.")
 
@@ -126,7 +134,7 @@ class TrialRecord(Model):
     model_config = ConfigDict(extra="ignore")
 
     number: int = Field(description="Trial number, from 0.")
-    name: str = Field(description="The trial's TrainingJob.")
+    name: str = Field(max_length=63, pattern=DNS_LABEL_PATTERN, description="The trial's TrainingJob.")
     parameters: dict[str, str] = Field(default_factory=dict, description="The values it ran with.")
     phase: str = Field(default="Pending", description="The TrainingJob's phase, or Stopped (stopped early).")
     value: float | None = Field(default=None, description="Its objective value (latest).")
@@ -139,7 +147,7 @@ class BestTrial(Model):
     model_config = ConfigDict(extra="ignore")
 
     number: int = Field(description="Trial number.")
-    name: str = Field(description="The trial's TrainingJob.")
+    name: str = Field(max_length=63, pattern=DNS_LABEL_PATTERN, description="The trial's TrainingJob.")
     parameters: dict[str, str] = Field(default_factory=dict, description="Its values.")
     value: float = Field(description="Its objective value.")
     metrics: dict[str, float] = Field(default_factory=dict, description="All its latest evaluation metrics.")

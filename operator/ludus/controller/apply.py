@@ -19,7 +19,7 @@ from ludus.api import constants as c
 from ludus.api.models import TrainingJobStatus
 from ludus.controller.expectations import Expectations
 from ludus.runtime import metrics
-from ludus.runtime.kube import ApiError, KubeClient
+from ludus.runtime.kube import ApiError, KubeClient, is_object_name
 from ludus.trainingjob.reconcile import Plan
 
 logger = logging.getLogger("ludus.controller")
@@ -100,7 +100,7 @@ class PlanExecutor:
         if self.kueue_missing_at is not None and now - self.kueue_missing_at < KUEUE_RETRY_SECONDS:
             return
         ref = manifest["spec"].get("priorityClassRef")
-        if ref is not None:
+        if ref is not None and is_object_name(ref["name"]):
             value = await self.client.priority_value(ref["name"])
             if value is not None:
                 manifest = {**manifest, "spec": {**manifest["spec"], "priority": value}}

@@ -16,7 +16,7 @@ from ludus.continuous.reconcile import CTPlan, Observed, reconcile_continuous
 from ludus.continuous.status import invalid_status
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
 from ludus.runtime import metrics
-from ludus.runtime.kube import ApiError, pod_path
+from ludus.runtime.kube import ApiError, UnsafeName, config_map_path, pod_path
 
 # While a model is being published the pass looks at its pod this often (there is no pod watch for it).
 PUBLISH_POLL_SECONDS: Final = 1.0
@@ -60,9 +60,12 @@ class ContinuousController(OwnerController):
         if source is None:
             return Observed()
         assert self.client is not None
-        path = f"/api/v1/namespaces/{ct.metadata.namespace}/configmaps/{source.config_map_name}"
         try:
-            config_map = await self.client.request("GET", path)
+            config_map = await self.client.request("GET", config_map_path(ct.metadata.namespace,
+                                                                         source.config_map_name))
+        except UnsafeName:
+            return Observed(data_error=f"spec.dataVersion.configMapName {source.config_map_name!r} is not a "
+                            "ConfigMap name")
         except ApiError as err:
             if err.status in (403, 404):
                 why = "it does not exist" if err.status == 404 else "the operator may not read it (RBAC)"

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import ssl
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+from urllib.parse import quote
 
 import aiohttp
 
@@ -86,9 +88,44 @@ def ssl_context(info: Any) -> ssl.SSLContext | bool:
     return context
 
 
+# What an object name or namespace in a request path may be: a DNS subdomain (names of every kind
+# Ludus requests are DNS labels or subdomains). No '/', no '..', no escapes, no unicode.
+_SEGMENT: Final = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+class UnsafeName(ValueError):
+    """A name that is not a Kubernetes object name cannot become part of a request path."""
+
+
+def segment(name: str) -> str:
+    """`name` as exactly one path segment: a name a user wrote (a ConfigMap, a PriorityClass) must
+    never be normalised by the HTTP client into another namespace's path (`../other/...`)."""
+    if not isinstance(name, str) or not _SEGMENT.fullmatch(name) or ".." in name:
+        raise UnsafeName(f"{name!r} is not a Kubernetes object name")
+    return quote(name, safe="")
+
+
+def is_object_name(name: Any) -> bool:
+    try:
+        segment(name)
+    except UnsafeName:
+        return False
+    return True
+
+
+def namespaced(namespace: str, plural: str, name: str = "", *, api: str = "/api/v1") -> str:
+    """The path of a namespaced collection, or of one object in it."""
+    base = f"{api}/namespaces/{segment(namespace)}/{plural}"
+    return f"{base}/{segment(name)}" if name else base
+
+
 def pod_path(namespace: str, name: str = "") -> str:
-    base = f"/api/v1/namespaces/{namespace}/pods"
-    return f"{base}/{name}" if name else base
+    return namespaced(namespace, "pods", name)
+
+
+def config_map_path(namespace: str, name: str) -> str:
+    """One ConfigMap (an empty name is refused, never the namespace's whole collection)."""
+    return f"{namespaced(namespace, 'configmaps')}/{segment(name)}"
 
 
 def collection_path(body: Mapping[str, Any]) -> str:
@@ -98,20 +135,20 @@ def collection_path(body: Mapping[str, Any]) -> str:
     if kind == "Pod":
         return pod_path(namespace)
     if kind == "Service":
-        return f"/api/v1/namespaces/{namespace}/services"
+        return namespaced(namespace, "services")
     if kind == c.KIND:
-        return f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL}"
+        return namespaced(namespace, c.PLURAL, api=f"/apis/{c.GROUP}/{c.VERSION}")
     if kind == "PodGroup":
-        return f"/apis/{body['apiVersion']}/namespaces/{namespace}/podgroups"
+        return namespaced(namespace, "podgroups", api=f"/apis/{body['apiVersion']}")
     if kind == "NetworkPolicy":
-        return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
+        return namespaced(namespace, "networkpolicies", api="/apis/networking.k8s.io/v1")
     if kind == "Workload":
-        return f"/apis/{body['apiVersion']}/namespaces/{namespace}/workloads"
+        return namespaced(namespace, "workloads", api=f"/apis/{body['apiVersion']}")
     raise ValueError(f"no collection path for kind {kind}")
 
 
 def job_path(namespace: str, name: str, subresource: str = "", plural: str = c.PLURAL) -> str:
-    path = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{plural}/{name}"
+    path = namespaced(namespace, plural, name, api=f"/apis/{c.GROUP}/{c.VERSION}")
     return f"{path}/{subresource}" if subresource else path
 
 
@@ -272,7 +309,7 @@ class KubeClient:
     async def apply(self, body: Mapping[str, Any]) -> None:
         """Server-side apply: create the object, or bring the fields we own to `body` (a PodGroup's
         minimum after a scale)."""
-        path = f"{collection_path(body)}/{body['metadata']['name']}"
+        path = f"{collection_path(body)}/{segment(body['metadata']['name'])}"
         await self.request("PATCH", path, body, content_type="application/apply-patch+yaml",
                            params={"fieldManager": c.FIELD_MANAGER, "force": "true"})
 
@@ -306,7 +343,7 @@ class KubeClient:
     async def patch_workload_status(self, namespace: str, name: str, resource_version: str,
                                     status: Mapping[str, Any]) -> None:
         """Merge-patch a Kueue Workload's status, guarded by the resourceVersion it was decided on."""
-        path = f"/apis/{c.KUEUE_WORKLOAD_API}/namespaces/{namespace}/workloads/{name}/status"
+        path = namespaced(namespace, "workloads", name, api=f"/apis/{c.KUEUE_WORKLOAD_API}") + "/status"
         patch = {"metadata": {"resourceVersion": resource_version}, "status": status}
         await self.request("PATCH", path, patch, content_type="application/merge-patch+json")
 
@@ -318,7 +355,7 @@ class KubeClient:
     async def priority_value(self, name: str) -> int | None:
         """The value of a PriorityClass (None: there is none of that name)."""
         try:
-            body = await self.request("GET", f"/apis/scheduling.k8s.io/v1/priorityclasses/{name}")
+            body = await self.request("GET", f"/apis/scheduling.k8s.io/v1/priorityclasses/{segment(name)}")
         except ApiError as err:
             if err.status == 404:
                 return None
@@ -363,7 +400,7 @@ class KubeClient:
             "lastTimestamp": now,
             "count": 1,
         }
-        await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", event)
+        await self.request("POST", namespaced(meta["namespace"], "events"), event)
 
     async def close(self) -> None:
         for session in [*self._retired, self._session]:

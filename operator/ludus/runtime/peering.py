@@ -21,7 +21,7 @@ import string
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ludus.runtime.kube import ApiError, KubeClient
+from ludus.runtime.kube import ApiError, KubeClient, namespaced, segment
 
 logger = logging.getLogger("ludus.peering")
 
@@ -64,8 +64,8 @@ def is_active(peers: Mapping[str, Any], identity: str, priority: int, now: dt.da
 
 def peering_path(name: str, namespace: str | None) -> str:
     if namespace is None:
-        return f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}"
-    return f"/apis/kopf.dev/v1/namespaces/{namespace}/kopfpeerings/{name}"
+        return f"/apis/kopf.dev/v1/clusterkopfpeerings/{segment(name)}"
+    return namespaced(namespace, "kopfpeerings", name, api="/apis/kopf.dev/v1")
 
 
 async def follow(

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from ludus.api import constants as c
 from ludus.runtime import metrics
-from ludus.runtime.kube import ApiError, KubeClient
+from ludus.runtime.kube import ApiError, KubeClient, pod_path
 from ludus.trainingjob.observe import PodObservation, observe_pod
 
 logger = logging.getLogger("ludus.podwatch")
@@ -103,7 +103,7 @@ def namespace_filter(namespaces: tuple[str, ...]) -> Callable[[str], bool]:
 
 
 def _pods_path(namespace: str | None) -> str:
-    return f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
+    return pod_path(namespace) if namespace else "/api/v1/pods"
 
 
 class _Relist(Exception):
