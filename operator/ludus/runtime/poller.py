@@ -34,6 +34,8 @@ JobKey = tuple[str, str]  # (namespace, name)
 SCRAPE_TIMEOUT_SECONDS: Final = 3.0
 # A trainer's page is a few kilobytes; more than this is not one (and is not read further).
 MAX_PAGE_BYTES: Final = 1 << 20
+# Pages above this are parsed in a worker thread (the parse itself reads only the trainer's lines).
+PARSE_INLINE_BYTES: Final = 64 * 1024
 # Consecutive failed polls before a job's progress counts as unavailable (one slow answer is not).
 FAILURES_BEFORE_UNAVAILABLE: Final = 3
 
@@ -160,7 +162,10 @@ class ProgressPoller:
         if len(body) > MAX_PAGE_BYTES:
             raise _PollFailed(c.REASON_PROGRESS_INVALID, f"{url} served more than {MAX_PAGE_BYTES} bytes")
         try:
-            return parse_progress(body.decode("utf-8"))
+            text = body.decode("utf-8")
+            if len(body) > PARSE_INLINE_BYTES:  # a large page is scanned off the event loop
+                return await asyncio.to_thread(parse_progress, text)
+            return parse_progress(text)
         except (ValueError, UnicodeDecodeError, IndexError, KeyError, TypeError) as err:
             raise _PollFailed(c.REASON_PROGRESS_INVALID, f"{url} is not a Prometheus metrics page") from err
 

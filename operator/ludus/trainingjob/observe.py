@@ -94,6 +94,21 @@ def _exit_code(status: Mapping[str, Any]) -> int | None:
 
 # A termination message is at most 4096 bytes; anything longer did not come from the trainer.
 _MAX_MESSAGE = 4096
+# The trainer's report nests four levels ({"ludusEvaluation": {"latest": {metric: {...}}}}); deeper is
+# not a report, and brackets nested thousands deep would exhaust the parser's recursion.
+_MAX_DEPTH = 8
+
+
+def nesting_depth(text: str) -> int:
+    """How deep JSON brackets nest in `text` (strings are not skipped: an over-estimate is safe)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _evaluation(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -104,11 +119,12 @@ def _evaluation(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
             continue
         for state_key in ("state", "lastState"):
             message = ((container.get(state_key) or {}).get("terminated") or {}).get("message")
-            if not message or len(message) > _MAX_MESSAGE or not message.startswith('{"ludusEvaluation"'):
+            if not isinstance(message, str) or len(message) > _MAX_MESSAGE \
+                    or not message.startswith('{"ludusEvaluation"') or nesting_depth(message) > _MAX_DEPTH:
                 continue
             try:
                 data = json.loads(message, parse_constant=lambda _: None)["ludusEvaluation"]
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 continue
             if isinstance(data, dict):
                 return data

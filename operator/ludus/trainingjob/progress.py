@@ -174,11 +174,33 @@ _READERS: Final[dict[str, Callable[[_Page, Metric], None]]] = {
 }
 
 
+# Lines of the trainer's own families parsed per page, at most: its page has a few dozen.
+MAX_TRAINER_LINES: Final = 512
+# What a line of Prometheus text starts with: a metric name, a comment, or blanks.
+_LINE_STARTS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_:# \t")
+_PREFIXES: Final = ("ludus_trainer_", "# TYPE ludus_trainer_", "# HELP ludus_trainer_")
+
+
+def trainer_lines(text: str) -> str:
+    """The page's `ludus_trainer_*` lines, at most MAX_TRAINER_LINES of them: what a pod serves
+    besides (a process collector, or a megabyte of padding) costs a scan, never a parse. Raises
+    ValueError on a page that is not Prometheus text at all (HTML, JSON)."""
+    kept: list[str] = []
+    for line in text.splitlines():
+        if line and line[0] not in _LINE_STARTS:
+            raise ValueError(f"not Prometheus text: a line starts with {line[:1]!r}")
+        if line.startswith(_PREFIXES):
+            kept.append(line)
+            if len(kept) >= MAX_TRAINER_LINES:
+                break
+    return "\n".join(kept) + "\n"
+
+
 def parse_progress(text: str) -> ProgressSample | None:
     """The trainer's metrics page reduced to its progress; None when it has no step yet.
     Raises ValueError on a page that is not Prometheus text."""
     page = _Page()
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(trainer_lines(text)):
         _READERS.get(family.name, _read_field)(page, family)
     values = page.values
     step = _count(values.get("step"))

@@ -109,3 +109,18 @@ async def test_the_poll_loop_survives_a_bad_endpoint(endpoint) -> None:  # type:
     await asyncio.sleep(0.3)
     assert poller.samples["uid"].step == 42
     task.cancel()
+
+
+async def test_a_page_padded_to_a_megabyte_is_read_for_the_trainer_lines_alone(endpoint) -> None:  # type: ignore[no-untyped-def]
+    """What a pod serves besides the trainer's families (a megabyte of other series, or of the
+    trainer's own family repeated) is scanned, not parsed: the step is still read."""
+    changed: list[tuple[str, str]] = []
+    poller = _poller(changed)
+    padding = "".join(f'other_series{{n="{i}"}} 1\n' for i in range(60_000)).encode()
+    endpoint(GOOD.encode() + padding[: MAX_PAGE_BYTES - len(GOOD) - 1])
+    await _poll(poller, "127.0.0.1")
+    assert poller.samples["uid"].step == 42 and poller.unavailable("uid") is None
+    flood = "".join(f'ludus_trainer_eval_metric{{metric="m{i}"}} 1\n' for i in range(40_000)).encode()
+    endpoint(GOOD.encode() + flood[: MAX_PAGE_BYTES - len(GOOD) - 1])
+    await _poll(poller, "127.0.0.1")
+    assert poller.samples["uid"].step == 42 and poller.unavailable("uid") is None

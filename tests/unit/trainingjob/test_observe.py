@@ -83,3 +83,17 @@ def test_a_workers_exit_counts_before_the_kubelet_moves_the_phase() -> None:
         {"name": "trainer", "state": {"terminated": {"exitCode": 0}}}]})
     store["metadata"]["labels"][c.LABEL_ROLE] = c.ROLE_RENDEZVOUS
     assert observe_pod(store).phase == "Running"
+
+
+def test_a_termination_message_of_deeply_nested_brackets_is_no_evaluation() -> None:
+    """Brackets nested thousands deep exhaust json's recursion (RecursionError, not ValueError):
+    such a message is not a report and is skipped before it is parsed."""
+    from ludus.trainingjob.observe import nesting_depth, observe_pod
+
+    for message in ['{"ludusEvaluation":' + "[" * 2000 + "]" * 2000 + "}",
+                    '{"ludusEvaluation":' + "{\"a\":" * 900 + "1" + "}" * 900 + "}"]:
+        body = {"metadata": {"name": "p", "uid": "u", "labels": {}},
+                "status": {"phase": "Failed", "containerStatuses": [
+                    {"name": "trainer", "state": {"terminated": {"exitCode": 1, "message": message[:4096]}}}]}}
+        assert nesting_depth(message) > 100
+        assert observe_pod(body).evaluation is None and observe_pod(body).exit_code == 1

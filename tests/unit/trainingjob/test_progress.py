@@ -164,3 +164,12 @@ def test_the_evaluation_while_training_is_read_with_its_step_and_reaches_the_sta
     # The trainer's own objective, not the loss default, while it trains.
     assert evaluation.objective is not None and evaluation.objective.metric == "accuracy"
     assert evaluation.objective.goal == "maximize" and evaluation.objective.value == 0.9
+
+
+def test_only_the_trainers_own_lines_are_parsed_and_only_so_many() -> None:
+    from ludus.trainingjob.progress import MAX_TRAINER_LINES, trainer_lines
+
+    page = "# HELP python_info x\npython_info 1\n# TYPE ludus_trainer_step gauge\nludus_trainer_step 3\n"
+    assert trainer_lines(page) == "# TYPE ludus_trainer_step gauge\nludus_trainer_step 3\n"
+    flood = "".join(f'ludus_trainer_eval_metric{{metric="m{i}"}} 1\n' for i in range(5 * MAX_TRAINER_LINES))
+    assert len(trainer_lines(flood).splitlines()) == MAX_TRAINER_LINES
