@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import socket
 import sys
 import zlib
@@ -40,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     op.add_argument("--network-policy", default=DEFAULTS.network_policy, choices=["on", "off"],
                     help="give each job a NetworkPolicy admitting only its own pods (and the metrics readers below "
                     "to the metrics port); a job's spec.networkPolicy.enabled overrides it")
+    op.add_argument("--pod-security", default=DEFAULTS.pod_security, choices=["privileged", "baseline", "restricted"],
+                    help="the Pod Security Standard every pod Ludus builds must meet, checked before it is created: "
+                    "a job asking for more (a hostPath volume, root, and at restricted the API token or a writable "
+                    "root) fails with InvalidSpec naming the field")
     op.add_argument("--metrics-from", default=DEFAULTS.metrics_from,
                     help="JSON list of NetworkPolicyPeers that may read the trainers' metrics port: the operator's "
                     "own pods and the metrics scrapers (the Helm chart fills it in)")
@@ -74,7 +79,7 @@ def peering_priority(value: str) -> int:
 def network_policy_settings(mode: str, metrics_from: str) -> PolicySettings:
     """--network-policy and --metrics-from, checked: a peer list that is not a JSON list of objects is
     refused at start, not found out when the first job's policy is rejected."""
-    from ludus.builders.netpol import PolicySettings
+    from ludus.builders.netpol import PolicySettings, namespace_qualified, own_namespace_peer
 
     try:
         peers = json.loads(metrics_from)
@@ -82,9 +87,15 @@ def network_policy_settings(mode: str, metrics_from: str) -> PolicySettings:
         raise SystemExit(f"--metrics-from is not JSON: {err}") from None
     if not isinstance(peers, list) or not all(isinstance(p, dict) and p for p in peers):
         raise SystemExit("--metrics-from must be a JSON list of NetworkPolicyPeer objects, e.g. "
-                         '[{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": '
-                         '"prometheus"}}}]')
-    return PolicySettings(enabled=mode == "on", metrics_from=tuple(peers))
+                         '[{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}, '
+                         '"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]')
+    loose = [p for p in peers if not namespace_qualified(p)]
+    if loose:
+        raise SystemExit(f"--metrics-from: {json.dumps(loose[0])} admits pods a tenant can label in their own "
+                         "namespace: give it a namespaceSelector on kubernetes.io/metadata.name (or an ipBlock)")
+    own = own_namespace_peer(os.environ.get("POD_NAMESPACE", ""))
+    return PolicySettings(enabled=mode == "on", metrics_from=tuple(([own] if own else []) + peers))
+
 
 
 def operator_settings(args: argparse.Namespace) -> OperatorSettings:
@@ -100,6 +111,7 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         connections=args.connections,
         gang_scheduling=args.gang_scheduling,
         network_policy=args.network_policy,
+        pod_security=args.pod_security,
         metrics_from=args.metrics_from,
         peering=args.peering,
         priority=peering_priority(args.priority),
@@ -125,7 +137,7 @@ def run_operator(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(args.log_level.upper())
     controller = Controller(
         workers=config.workers, gang=config.gang_scheduling, progress_interval=config.progress_interval,
-        status_batch_seconds=config.status_batch_seconds,
+        status_batch_seconds=config.status_batch_seconds, pod_security=config.pod_security,
         policy=network_policy_settings(config.network_policy, config.metrics_from))
     memo = kopf.Memo(config=config, controller=controller,
                      sweep=SweepController(lambda: controller.now(), controller.active),

@@ -22,6 +22,7 @@ class OperatorSettings:
     connections: int = 64  # the API client's connection pool
     gang_scheduling: str = "none"  # none, volcano or coscheduling
     network_policy: str = "on"  # a NetworkPolicy per job unless the job's spec says otherwise
+    pod_security: str = "restricted"  # privileged, baseline or restricted: what the pods Ludus builds may ask for
     metrics_from: str = "[]"  # JSON NetworkPolicyPeers that may read the trainers' metrics port
     peering: str | None = None  # KopfPeering name for high availability; None: standalone
     priority: int = 0  # peering priority

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -13,6 +14,8 @@ import yaml
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
 from devcluster.paths import REPO, binary
+from ludus.builders.netpol import namespace_qualified
+from ludus.settings import DEFAULTS
 from tests.factories import make_job
 from tests.fixtures import TestCluster
 
@@ -108,3 +111,33 @@ def test_the_charts_rbac_is_enough_to_run_a_job_end_to_end(cluster: TestCluster,
     finally:
         operator.stop()
         helm(cluster, "uninstall", "ludus", "--namespace", namespace, check=False)
+
+
+def _flags(args: list[str]) -> dict[str, str]:
+    return dict(arg[2:].split("=", 1) for arg in args if arg.startswith("--") and "=" in arg)
+
+
+def test_the_chart_and_the_kustomize_base_agree_on_every_security_default(cluster: TestCluster) -> None:
+    """Installed either way, the operator refuses pods beyond `restricted`, lets only namespace-qualified
+    readers at the trainers' metrics, and Prometheus does not let a trainer's page overwrite its labels."""
+    rendered = helm(cluster, "template", "ludus", str(CHART), "--namespace", "ludus-system", "--kube-version",
+                    "1.33.13", "--api-versions", "monitoring.coreos.com/v1").stdout
+    docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    chart = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    base_doc = yaml.safe_load((REPO / "manifests" / "operator" / "deployment.yaml").read_text())
+    base = base_doc["spec"]["template"]["spec"]["containers"][0]
+    chart_flags, base_flags = _flags(chart["args"]), _flags(base["args"])
+    for flag in ("pod-security", "network-policy", "metrics-port", "health-port", "log-level"):
+        assert chart_flags[flag] == base_flags[flag], flag
+    assert chart_flags["pod-security"] == DEFAULTS.pod_security == "restricted"
+    chart_readers, base_readers = json.loads(chart_flags["metrics-from"]), json.loads(base_flags["metrics-from"])
+    assert [r["namespaceSelector"] for r in chart_readers] == [r["namespaceSelector"] for r in base_readers]
+    assert all(namespace_qualified(r) for r in chart_readers + base_readers)
+    for container in (chart, base):
+        assert {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} \
+            in container["env"]
+    monitor = next(d for d in docs if d["kind"] == "PodMonitor")
+    endpoint = monitor["spec"]["podMetricsEndpoints"][0]
+    assert endpoint["honorLabels"] is False
+    assert {"sourceLabels": ["__meta_kubernetes_pod_label_ludus_dev_job_name"], "targetLabel": "job"} \
+        in endpoint["relabelings"]

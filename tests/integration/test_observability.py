@@ -66,8 +66,10 @@ def prometheus(tmp_path: Path, operator: OperatorProcess, trainer_process: int) 
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [
             {"job_name": "ludus-operator", "static_configs": [{"targets": [f"127.0.0.1:{operator.metrics_port}"]}]},
-            {"job_name": "ludus-trainers", "honor_labels": True,
-             "static_configs": [{"targets": [f"127.0.0.1:{trainer_process}"]}]},
+            # As the chart's PodMonitor scrapes a trainer: its own labels never overwrite the target's,
+            # and `job` is the TrainingJob (there relabelled from the pod's ludus.dev/job-name label).
+            {"job_name": "ludus-trainers", "honor_labels": False,
+             "static_configs": [{"targets": [f"127.0.0.1:{trainer_process}"], "labels": {"job": TRAINER_JOB}}]},
         ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))

@@ -67,5 +67,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 the pods networkPolicy.metricsFrom selects. */}}
 {{- define "ludus.metricsFrom" -}}
 {{- $operator := dict "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" .Release.Namespace)) "podSelector" (dict "matchLabels" (include "ludus.selector" . | fromYaml)) -}}
-{{- concat (list $operator) (.Values.networkPolicy.metricsFrom | default list) | toJson -}}
+{{- $prometheus := dict "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" .Values.networkPolicy.monitoringNamespace)) "podSelector" (dict "matchLabels" (dict "app.kubernetes.io/name" "prometheus")) -}}
+{{- concat (list $operator $prometheus) (.Values.networkPolicy.metricsFrom | default list) | toJson -}}
 {{- end -}}

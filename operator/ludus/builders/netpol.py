@@ -28,6 +28,32 @@ class PolicySettings:
     metrics_from: tuple[Mapping[str, Any], ...] = ()
 
 
+# Set by the API server on every namespace to its name: a tenant cannot choose it.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def namespace_qualified(peer: Mapping[str, Any]) -> bool:
+    """A peer only the platform can satisfy: an ipBlock, or pods in namespaces named by the API server's
+    own kubernetes.io/metadata.name label (a tenant cannot rename a namespace)."""
+    if set(peer) == {"ipBlock"}:
+        return True
+    selector = peer.get("namespaceSelector")
+    if not isinstance(selector, dict):
+        return False
+    if (selector.get("matchLabels") or {}).get(NAMESPACE_NAME_LABEL):
+        return True
+    return any(e.get("key") == NAMESPACE_NAME_LABEL and e.get("operator") == "In" and e.get("values")
+               for e in selector.get("matchExpressions") or [] if isinstance(e, dict))
+
+
+def own_namespace_peer(namespace: str) -> Mapping[str, Any] | None:
+    """In a pod, the operator reads the trainers' pages from its own namespace: whatever --metrics-from
+    says, its polls are never blocked by the policies it makes."""
+    if not namespace:
+        return None
+    return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}
+
+
 # No policies unless asked: what pure callers (tests, benchmarks) get by default.
 NO_POLICY = PolicySettings()
 

@@ -15,13 +15,15 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from pydantic import ValidationError
 
 from ludus.api import constants as c
 from ludus.api.models import TrainingJob, TrainingJobStatus
+from ludus.builders import pods as pod_builders
 from ludus.builders.netpol import NO_POLICY, PolicySettings
+from ludus.builders.podsecurity import PodSecurityLevel, refusal
 from ludus.builders.workload import LABEL_JOB_UID
 from ludus.controller.apply import PlanExecutor, status_dump
 from ludus.controller.batching import STATUS_BATCH_SECONDS, STATUS_MAX_HOLD_SECONDS, StatusBatcher
@@ -54,6 +56,8 @@ JobKey = tuple[str, str]  # (namespace, name)
 NAME_TAKEN_RETRY_SECONDS: Final = 1.0
 # Seconds a listing of the nodes serves capacity checks before it is read again.
 NODES_SECONDS: Final = 30.0
+# Pod security decisions kept by job uid (forgotten all at once past this: they are cheap to redo).
+MAX_REMEMBERED_REFUSALS: Final = 10_000
 
 __all__ = ["Controller", "STATUS_BATCH_SECONDS", "STATUS_MAX_HOLD_SECONDS", "utcnow"]
 
@@ -91,9 +95,12 @@ class Controller:
         status_batch_seconds: float = STATUS_BATCH_SECONDS,
         status_max_hold_seconds: float = STATUS_MAX_HOLD_SECONDS,
         policy: PolicySettings = NO_POLICY,
+        pod_security: str = DEFAULTS.pod_security,
     ) -> None:
         self.gang = gang
         self.policy = policy
+        self.pod_security = cast(PodSecurityLevel, pod_security)
+        self._refusals: dict[str, tuple[int, str | None]] = {}  # uid -> (generation, pod security refusal)
         self._progress_interval = progress_interval
         self.client: KubeClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -213,6 +220,20 @@ class Controller:
         key = (job.metadata.namespace, name)
         return next(iter(self._jobs[key]), None) if key in self._jobs else None
 
+    def _refused(self, job: TrainingJob) -> str | None:
+        """Why a job that has not started would get pods beyond the operator's pod security level
+        (decided once per generation). A started job was admitted under the level it started with."""
+        if job.status.start_time is not None or job.status.phase in c.TERMINAL_PHASES:
+            return None
+        seen = self._refusals.get(job.metadata.uid)
+        if seen is None or seen[0] != job.metadata.generation:
+            if len(self._refusals) >= MAX_REMEMBERED_REFUSALS:
+                self._refusals.clear()
+            pods = [pod_builders.build_worker_pod(job, 0, self.gang), pod_builders.build_rendezvous_pod(job, self.gang)]
+            seen = (job.metadata.generation, refusal(pods, self.pod_security, len(job.spec.template.volumes)))
+            self._refusals[job.metadata.uid] = seen
+        return seen[1]
+
     async def sync(self, key: JobKey) -> float | None:
         """One reconcile pass for one job; returns seconds until it wants another, if any."""
         body = self._current_body(key)
@@ -233,7 +254,10 @@ class Controller:
             sample = self.progress.samples.get(uid)
             expected = self.expectations.pending(key, (p.name for p in pods))
             outcome = resolve_init(job, self._init_source(job))
-            if (outcome.waiting or outcome.unusable) and old.phase not in c.TERMINAL_PHASES:
+            refused = self._refused(job)
+            if refused is not None:
+                plan = invalid_spec_plan(old, job.metadata.generation, refused, now)
+            elif (outcome.waiting or outcome.unusable) and old.phase not in c.TERMINAL_PHASES:
                 plan = init_blocked_plan(job, outcome, now)
             else:
                 args = (outcome.job, pods, now, expected, self.gang, sample, self.progress.unavailable(uid),

@@ -3,18 +3,21 @@ metrics port; no spec can cut the job off from itself or open it to everyone."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ludus.api import constants as c
-from ludus.builders.netpol import PolicySettings, build_network_policy, policy_wanted
+from ludus.builders.netpol import PolicySettings, build_network_policy, namespace_qualified, policy_wanted
 from ludus.cli import network_policy_settings
 from ludus.trainingjob.reconcile import reconcile
 from tests.factories import T0, make_job
 
-PROMETHEUS = {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+PROMETHEUS = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+              "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
 ON = PolicySettings(enabled=True, metrics_from=(PROMETHEUS,))
 
 
@@ -60,13 +63,31 @@ def test_no_spec_cuts_a_job_off_from_itself_or_opens_it_to_everyone(
     assert all(rule.get("from") and all(rule["from"]) for rule in ingress)
 
 
-def test_the_operators_flags_are_checked_at_start() -> None:
-    settings_ = network_policy_settings("on", '[{"namespaceSelector": {}}]')
-    assert settings_.enabled and settings_.metrics_from == ({"namespaceSelector": {}},)
+def test_the_operators_flags_are_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    settings_ = network_policy_settings("on", json.dumps([PROMETHEUS]))
+    assert settings_.enabled and settings_.metrics_from == (PROMETHEUS,)
     for bad in ("not json", "{}", "[{}]", "[1]"):
-        try:
+        with pytest.raises(SystemExit, match="--metrics-from"):
             network_policy_settings("on", bad)
-        except SystemExit as err:
-            assert "--metrics-from" in str(err)
-        else:
-            raise AssertionError(f"{bad!r} was accepted")
+
+
+@pytest.mark.parametrize("peer", [
+    {"namespaceSelector": {}},  # any namespace: a tenant's own pod, labelled as Prometheus
+    {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}},  # the job's own namespace
+    {"namespaceSelector": {"matchLabels": {"team": "monitoring"}}},  # a label a namespace's owner may set
+    {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                                                 "values": ["x"]}]}},
+])
+def test_a_metrics_reader_a_tenant_could_pass_for_is_refused_at_start(peer: dict[str, Any]) -> None:
+    with pytest.raises(SystemExit, match="namespace"):
+        network_policy_settings("on", json.dumps([peer]))
+
+
+def test_in_a_pod_the_operators_own_namespace_may_always_read_the_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started without --metrics-from (no chart), policies on: its own polls are still let in."""
+    monkeypatch.setenv("POD_NAMESPACE", "ludus-system")
+    own = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ludus-system"}}}
+    assert network_policy_settings("on", "[]").metrics_from == (own,)
+    assert network_policy_settings("on", json.dumps([PROMETHEUS])).metrics_from == (own, PROMETHEUS)
+    assert namespace_qualified({"ipBlock": {"cidr": "10.0.0.0/8"}})
