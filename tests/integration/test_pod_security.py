@@ -67,8 +67,8 @@ def test_a_job_asking_for_more_than_the_operators_level_fails_naming_the_field_a
 def test_the_operators_baseline_check_agrees_with_the_api_servers(k: Kubectl, namespace: str) -> None:
     """The same pods, judged by Kubernetes' own PodSecurity admission (a server dry run in a namespace
     enforcing baseline) and by the operator's checker: the same verdict for each."""
-    from ludus.builders.podsecurity import pod_violations
     from ludus.builders.pods import build_worker_pod
+    from ludus.builders.podsecurity import pod_violations
 
     templates = [{}, HOST_ROOT, {"annotations": {"container.apparmor.security.beta.kubernetes.io/trainer":
                                                  "unconfined"}},
