@@ -31,6 +31,8 @@ def distribution(p: Parameter) -> BaseDistribution:
             raise SpaceError(f"parameters[{p.name}].step: an int parameter needs a whole step")
         high = low + (high - low) // step * step  # Optuna wants high on the grid
         return IntDistribution(low, high, log=p.log, step=step)
+    if not math.isfinite(p.max - p.min):
+        raise SpaceError(f"parameters[{p.name}]: max - min must be a finite number")
     if p.step:
         top = round(p.min + math.floor((p.max - p.min) / p.step + 1e-9) * p.step, 12)
         return FloatDistribution(p.min, top, step=p.step)
@@ -41,30 +43,45 @@ def distributions(parameters: Sequence[Parameter]) -> dict[str, BaseDistribution
     return {p.name: distribution(p) for p in parameters}
 
 
-def grid(parameters: Sequence[Parameter]) -> dict[str, list[Any]]:
-    """Every value of every axis; numbers need a step (or a whole-number int range)."""
-    axes: dict[str, list[Any]] = {}
-    size = 1
-    for p in parameters:
-        dist = distribution(p)
-        if isinstance(dist, CategoricalDistribution):
-            axes[p.name] = list(dist.choices)
-        elif isinstance(dist, IntDistribution):
-            axes[p.name] = list(range(dist.low, dist.high + 1, dist.step))
-        else:
-            assert isinstance(dist, FloatDistribution)
-            if dist.step is None:
-                raise SpaceError(f"parameters[{p.name}].step: the grid algorithm needs a step for a float range")
-            count = int(round((dist.high - dist.low) / dist.step)) + 1
-            axes[p.name] = [round(dist.low + i * dist.step, 12) for i in range(count)]
-        size *= len(axes[p.name])
-        if size > MAX_GRID:
-            raise SpaceError(f"parameters: the grid has more than {MAX_GRID} combinations")
-    return axes
+def _axis_length(name: str, dist: BaseDistribution) -> int:
+    """How many values an axis has, counted without listing them (a range of billions is one division)."""
+    if isinstance(dist, CategoricalDistribution):
+        return len(dist.choices)
+    if isinstance(dist, IntDistribution):
+        return (dist.high - dist.low) // dist.step + 1
+    assert isinstance(dist, FloatDistribution)
+    if dist.step is None:
+        raise SpaceError(f"parameters[{name}].step: the grid algorithm needs a step for a float range")
+    count = (dist.high - dist.low) / dist.step
+    if not math.isfinite(count) or count >= MAX_GRID:
+        raise SpaceError(f"parameters: the grid has more than {MAX_GRID} combinations")
+    return int(round(count)) + 1
+
+
+def _axis(dist: BaseDistribution, length: int) -> list[Any]:
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    if isinstance(dist, IntDistribution):
+        return list(range(dist.low, dist.high + 1, dist.step))
+    assert isinstance(dist, FloatDistribution) and dist.step is not None
+    return [round(dist.low + i * dist.step, 12) for i in range(length)]
 
 
 def grid_size(parameters: Sequence[Parameter]) -> int:
-    return math.prod(len(v) for v in grid(parameters).values())
+    """The number of combinations, refused past MAX_GRID before any axis is listed."""
+    size = 1
+    for p in parameters:
+        size *= _axis_length(p.name, distribution(p))
+        if size > MAX_GRID:
+            raise SpaceError(f"parameters: the grid has more than {MAX_GRID} combinations")
+    return size
+
+
+def grid(parameters: Sequence[Parameter]) -> dict[str, list[Any]]:
+    """Every value of every axis; numbers need a step (or a whole-number int range)."""
+    grid_size(parameters)
+    dists = {p.name: distribution(p) for p in parameters}
+    return {name: _axis(dist, _axis_length(name, dist)) for name, dist in dists.items()}
 
 
 def as_text(value: Any) -> str:
