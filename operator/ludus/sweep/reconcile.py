@@ -15,7 +15,7 @@ from typing import Any
 from ludus.api import constants as c
 from ludus.api.models import Objective, TrainingJob
 from ludus.api.sweep import BestTrial, Sweep, SweepStatus, TrialRecord
-from ludus.sweep.space import SpaceError, grid_size
+from ludus.sweep.space import SpaceError, distributions, grid_size
 from ludus.sweep.status import counted_status, counts_of, ended_status, running_status, suspended_status
 from ludus.sweep.study import suggest_many, to_stop
 from ludus.sweep.trials import outcome, record, state_of, trial_job, trial_name, trial_number
@@ -90,6 +90,7 @@ def reconcile_sweep(sweep: Sweep, jobs: Sequence[TrainingJob], now: datetime) ->
         plan.status = status
         return plan
     try:
+        distributions(spec.parameters)  # a space no algorithm can search is refused, whichever runs
         limit = min(spec.max_trials, grid_size(spec.parameters)) if spec.algorithm.name == "grid" else spec.max_trials
     except SpaceError as err:
         plan.status = ended_status(status, c.PHASE_FAILED, c.COND_FAILED, c.REASON_INVALID_SPEC, str(err), now)

@@ -266,3 +266,10 @@ def test_an_undeclared_objective_is_settled_by_a_finished_trial_not_a_running_on
     settled = reconcile_sweep(s, [running, done], T0).status
     assert settled.objective == MAXIMIZE and settled.best is not None and settled.best.value == 0.9
 
+
+
+def test_a_range_no_algorithm_can_search_fails_the_sweep_naming_the_parameter() -> None:
+    plan = reconcile_sweep(sweep(parameters=[{"name": "lr", "type": "float", "min": -1e308, "max": 1e308,
+                                               "step": 1.0}]), [], T0)
+    assert plan.status.phase == "Failed" and plan.create == []
+    assert "parameters[lr]" in plan.status.conditions[-1].message
