@@ -203,6 +203,8 @@ SWEEP_REASON_OBJECTIVE_MISSING: Final = "ObjectiveNotReported"  # succeeded tria
 SWEEP_REASON_RUNNING: Final = "TrialsRunning"  # trials run (Running True, or Suspended False again)
 SWEEP_REASON_TRIAL_CREATED: Final = "TrialCreated"  # a trial's TrainingJob was created
 SWEEP_REASON_STOPPED_EARLY: Final = "TrialStoppedEarly"  # median stopping ended a trial worse than its peers
+SWEEP_REASON_TRIAL_DELETED: Final = "TrialDeleted"  # a trial's TrainingJob was deleted before it finished
+SWEEP_TRIAL_DELETED: Final = "Deleted"  # a trial's recorded phase once its TrainingJob was deleted unfinished
 SWEEP_REASON_NEW_BEST: Final = "NewBestTrial"  # a trial beat the best so far
 
 # Restart policies and clean-pod policies (spec enums).

@@ -166,6 +166,7 @@ class SweepStatus(Model):
     succeeded: int = Field(default=0, description="Trials that succeeded.")
     failed: int = Field(default=0, description="Trials that failed.")
     stopped: int = Field(default=0, description="Trials stopped early.")
+    deleted: int = Field(default=0, description="Trials whose TrainingJob was deleted (by hand) before it finished.")
     progress: str = Field(default="", description="Finished/maxTrials, for kubectl get.")
     best: BestTrial | None = Field(default=None, description="The best trial so far.")
     best_summary: str = Field(default="", description="The best objective, for kubectl get.")

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from ludus.api import constants as c
 from ludus.api.continuous import ContinuousTraining
+from ludus.builders.labels import controller_reference
 from ludus.builders.pods import CONTAINER_SECURITY_CONTEXT, TMP_VOLUME, TMP_VOLUME_MOUNT
 from ludus.continuous.runs import CHAMPION_LINK, base_dir, claim_of
 
@@ -63,10 +64,7 @@ def publish_pod(ct: ContinuousTraining, run: str, run_number: int) -> dict[str, 
             "name": publish_pod_name(meta.name, run_number),
             "namespace": meta.namespace,
             "labels": {c.LABEL_CT: meta.name, c.LABEL_PUBLISH: run, c.LABEL_MANAGED_BY: c.MANAGED_BY},
-            "ownerReferences": [{
-                "apiVersion": c.API_VERSION, "kind": c.CT_KIND, "name": meta.name, "uid": meta.uid,
-                "controller": True, "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [controller_reference(c.CT_KIND, meta)],
         },
         "spec": spec,
     }

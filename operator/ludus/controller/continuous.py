@@ -17,6 +17,7 @@ from ludus.continuous.status import invalid_status
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
 from ludus.runtime import metrics
 from ludus.runtime.kube import ApiError, UnsafeName, config_map_path, pod_path
+from ludus.trainingjob.child import controller_uid
 
 # While a model is being published the pass looks at its pod this often (there is no pod watch for it).
 PUBLISH_POLL_SECONDS: Final = 1.0
@@ -45,7 +46,7 @@ class ContinuousController(OwnerController):
             return
         observed = await self._observe(ct)
         pods = await self._publish_pods(ct) if ct.status.publishing is not None else []
-        jobs = self.child_jobs(key)
+        jobs = self.child_jobs(key, ct.metadata.uid)
         plan = reconcile_continuous(ct, jobs, pods, observed, now)
         await self._execute(key, body, ct, jobs, pods, plan, now)
         waits = [w for w in (plan.requeue_after,
@@ -82,7 +83,7 @@ class ContinuousController(OwnerController):
         assert self.client is not None
         selector = f"{c.LABEL_CT}={ct.metadata.name},{c.LABEL_PUBLISH}"
         listed = await self.client.request("GET", pod_path(ct.metadata.namespace), params={"labelSelector": selector})
-        return list(listed.get("items") or [])
+        return [pod for pod in listed.get("items") or [] if controller_uid(pod) == ct.metadata.uid]
 
     async def _invalid(self, body: Mapping[str, Any], message: str, now: datetime) -> None:
         """A spec the schema let through but the model refuses (a cron, a time zone): Failed, naming the

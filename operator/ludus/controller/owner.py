@@ -86,12 +86,12 @@ class OwnerController:
             return None
         return self.written.current(body)
 
-    def child_jobs(self, key: OwnerKey) -> list[TrainingJob]:
+    def child_jobs(self, key: OwnerKey, uid: str) -> list[TrainingJob]:
         """The resource's TrainingJobs, read once as models: the index, and those created here that it
-        does not show yet."""
+        does not show yet; only those it controls (`uid`), whatever their labels say."""
         seen = list(self._children.get(key, ())) if self._children is not None and key in self._children else []
         pending = self.expectations.pending_bodies(key, (j["metadata"]["name"] for j in seen))
-        return read_children([*seen, *pending], self._read.setdefault(key, {}))
+        return read_children([*seen, *pending], self._read.setdefault(key, {}), owner_uid=uid)
 
     def created(self, key: OwnerKey, job: dict[str, Any]) -> None:
         """Created now or before (409): either way it exists; count it until the index shows it."""

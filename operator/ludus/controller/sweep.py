@@ -37,7 +37,7 @@ class SweepController(OwnerController):
         except ValidationError as err:
             await self._invalid(body, invalid_message(err), now)
             return
-        plan = reconcile_sweep(sweep, self.child_jobs(key), now)
+        plan = reconcile_sweep(sweep, self.child_jobs(key, sweep.metadata.uid), now)
         await self._execute(key, body, sweep, plan, now)
 
     async def _invalid(self, body: Mapping[str, Any], message: str, now: datetime) -> None:

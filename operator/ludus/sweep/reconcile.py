@@ -48,8 +48,12 @@ def objective_of(sweep: Sweep, jobs: Sequence[TrainingJob], old: SweepStatus) ->
 
 def _records(jobs: Sequence[TrainingJob], old: SweepStatus, objective: Objective,
              settled: bool) -> dict[int, TrialRecord]:
+    """Each trial's record: from its TrainingJob, else the last one kept. A trial whose job was deleted
+    by hand keeps its record, and one deleted before it finished is recorded as Deleted: it no longer
+    holds a parallel slot, and the sweep can end."""
     previous = {t.number: t for t in old.trials}
-    records = dict(previous)  # a trial whose job was deleted by hand keeps its last record
+    records = {n: t if state_of(t) != "running" else t.model_copy(update={"phase": c.SWEEP_TRIAL_DELETED})
+               for n, t in previous.items()}
     for job in jobs:
         number = trial_number(job)
         if number is not None:
@@ -80,6 +84,10 @@ def reconcile_sweep(sweep: Sweep, jobs: Sequence[TrainingJob], now: datetime) ->
     objective, settled = objective_of(sweep, jobs, old)
     records = _records(jobs, old, objective, settled)
     by_name = {j.metadata.name: j for j in jobs}
+    for trial in old.trials:
+        if state_of(trial) == "running" and state_of(records[trial.number]) == "deleted":
+            plan.events.append(("Warning", c.SWEEP_REASON_TRIAL_DELETED, f"trial {trial.name} was deleted before "
+                                "it finished: recorded as Deleted, its place is free"))
     best = _best(records, by_name, objective, old.best)
     status = counted_status(old, records, objective if settled else None, best, spec.max_trials,
                             sweep.metadata.generation)

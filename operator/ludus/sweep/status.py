@@ -12,7 +12,7 @@ from ludus.api.models import Objective
 from ludus.api.sweep import BestTrial, SweepStatus, TrialRecord
 from ludus.sweep.trials import state_of
 
-STATES = ("running", "succeeded", "failed", "stopped")
+STATES = ("running", "succeeded", "failed", "stopped", "deleted")
 
 
 def counts_of(records: Mapping[int, TrialRecord]) -> dict[str, int]:
@@ -30,7 +30,7 @@ def counted_status(old: SweepStatus, records: Mapping[int, TrialRecord], objecti
         "objective": objective,
         "trials": [records[n] for n in sorted(records)],
         "created": len(records), "running": counts["running"], "succeeded": counts["succeeded"],
-        "failed": counts["failed"], "stopped": counts["stopped"],
+        "failed": counts["failed"], "stopped": counts["stopped"], "deleted": counts["deleted"],
         "progress": f"{finished}/{max_trials}",
         "best": best,
         "best_summary": f"{metric} {best.value:.4g}"[:63] if best else "",

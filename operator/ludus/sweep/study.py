@@ -27,7 +27,7 @@ from ludus.sweep.space import as_text, distributions, from_text, grid
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 logging.getLogger("optuna").setLevel(logging.WARNING)
 
-TrialState_ = Literal["running", "succeeded", "failed", "stopped"]
+TrialState_ = Literal["running", "succeeded", "failed", "stopped", "deleted"]
 # TPE starts from this many random trials (fewer for small budgets), as Optuna's default does.
 TPE_STARTUP_TRIALS: Final = 10
 

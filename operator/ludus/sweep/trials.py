@@ -96,6 +96,8 @@ def state_of(trial: TrialRecord) -> TrialState_:
         return "succeeded"
     if trial.phase == c.PHASE_FAILED:
         return "failed"
+    if trial.phase == c.SWEEP_TRIAL_DELETED:
+        return "deleted"
     return "running"
 
 

@@ -47,14 +47,24 @@ def child_job(owner_kind: str, owner: ObjectMeta, name: str, spec: dict[str, Any
 Version = tuple[str, str]  # (uid, resourceVersion): a stored object's version
 
 
-def read_children(bodies: Iterable[Mapping[str, Any]], known: dict[Version, TrainingJob] | None = None
-                  ) -> list[TrainingJob]:
+def controller_uid(body: Mapping[str, Any]) -> str:
+    """The UID of the object's controller (its ownerReference with controller: true), or ''."""
+    refs = (body.get("metadata") or {}).get("ownerReferences") or []
+    return next((str(ref.get("uid", "")) for ref in refs if isinstance(ref, Mapping) and ref.get("controller")), "")
+
+
+def read_children(bodies: Iterable[Mapping[str, Any]], known: dict[Version, TrainingJob] | None = None,
+                  owner_uid: str | None = None) -> list[TrainingJob]:
     """The owner's children as TrainingJob models. A child whose status does not parse (edited by hand)
     is read without it; one whose spec does not parse is left out (it would fail its own reconcile
-    too). With `known`, a version read in an earlier pass is not parsed again, and `known` is left
-    holding exactly the versions of this pass (a sweep's pass reads up to maxTrials children)."""
+    too). With `owner_uid`, only the jobs the owner controls count: anyone may label a TrainingJob as
+    trial or run 99 of a resource, but not make that resource its controller. With `known`, a version
+    read in an earlier pass is not parsed again, and `known` is left holding exactly the versions of
+    this pass (a sweep's pass reads up to maxTrials children)."""
     children, seen = [], {}
     for body in bodies:
+        if owner_uid is not None and controller_uid(body) != owner_uid:
+            continue
         meta = body.get("metadata") or {}
         version = (str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""))
         job = known.get(version) if known is not None and all(version) else None

@@ -177,9 +177,9 @@ def observe_pod(body: Mapping[str, Any]) -> PodObservation:
 
 
 def own_pods(job_uid: str, pods: Iterable[PodObservation]) -> list[PodObservation]:
-    """Pods left by an earlier job of the same name (deleted and re-created) share our labels until
-    garbage collection removes them: they are not ours to count or replace."""
-    return [p for p in pods if not p.owner_uid or p.owner_uid == job_uid]
+    """The pods the job controls. Others may carry its labels: pods of an earlier job of the same name
+    (deleted and re-created) until garbage collection removes them, or a pod anyone labelled so."""
+    return [p for p in pods if p.owner_uid == job_uid]
 
 
 def current_workers(pods: Iterable[PodObservation]) -> dict[int, PodObservation]:

@@ -273,3 +273,39 @@ def test_a_range_no_algorithm_can_search_fails_the_sweep_naming_the_parameter() 
                                                "step": 1.0}]), [], T0)
     assert plan.status.phase == "Failed" and plan.create == []
     assert "parameters[lr]" in plan.status.conditions[-1].message
+
+
+# --- ownership ---------------------------------------------------------------------------------------------
+
+def test_a_trial_deleted_by_hand_before_it_finished_frees_its_place_and_the_sweep_ends() -> None:
+    body = sweep_body(maxTrials=2, parallelTrials=2)
+    kept, deleted = reconcile_sweep(Sweep.model_validate(body), [], T0).create
+    seen = reconcile_sweep(Sweep.model_validate(body), [kept, deleted], T0)
+    assert seen.status.running == 2
+    body["status"] = seen.status.model_dump(by_alias=True, mode="json", exclude_none=True)
+    jobs = [finished(kept, "Running", {"accuracy": 0.5})]  # s-1 is gone, never finished
+    plan = reconcile_sweep(Sweep.model_validate(body), jobs, T0)
+    gone = next(t for t in plan.status.trials if t.name == deleted["metadata"]["name"])
+    assert gone.phase == c.SWEEP_TRIAL_DELETED and plan.status.running == 1 and plan.status.deleted == 1
+    assert [e[1] for e in plan.events] == [c.SWEEP_REASON_TRIAL_DELETED] and plan.create == []
+    body["status"] = plan.status.model_dump(by_alias=True, mode="json", exclude_none=True)
+    done = reconcile_sweep(Sweep.model_validate(body), [finished(kept, "Succeeded", {"accuracy": 0.5})], T0)
+    assert done.status.phase == c.PHASE_SUCCEEDED and done.status.best is not None
+    assert c.SWEEP_REASON_TRIAL_DELETED not in [e[1] for e in done.events]  # said once
+
+
+def test_only_trials_the_sweep_controls_are_its_trials_whatever_their_labels() -> None:
+    """A TrainingJob anyone labels as trial 7 of the sweep, succeeded with the best score, is not taken."""
+    s = sweep(maxTrials=2, parallelTrials=1)
+    real = reconcile_sweep(s, [], T0).create[0]
+    forged = copy.deepcopy(real)
+    forged["metadata"].update(name="s-7", labels={**real["metadata"]["labels"], c.LABEL_TRIAL: "7"})
+    forged["metadata"]["ownerReferences"] = []
+    impostor = copy.deepcopy(forged)
+    impostor["metadata"]["ownerReferences"] = [{**real["metadata"]["ownerReferences"][0], "uid": "someone-else"}]
+    bodies = [finished(real, "Running", {"accuracy": 0.5}), finished(forged, "Succeeded", {"accuracy": 0.99}),
+              finished(impostor, "Succeeded", {"accuracy": 0.99})]
+    children = read_children(bodies, owner_uid=s.metadata.uid)
+    assert [j.metadata.name for j in children] == ["s-0"]
+    plan = _reconcile_sweep(s, children, T0)
+    assert [t.number for t in plan.status.trials] == [0] and plan.status.best is None

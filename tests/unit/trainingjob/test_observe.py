@@ -97,3 +97,11 @@ def test_a_termination_message_of_deeply_nested_brackets_is_no_evaluation() -> N
                     {"name": "trainer", "state": {"terminated": {"exitCode": 1, "message": message[:4096]}}}]}}
         assert nesting_depth(message) > 100
         assert observe_pod(body).evaluation is None and observe_pod(body).exit_code == 1
+
+
+def test_only_the_pods_the_job_controls_are_its_pods() -> None:
+    from ludus.trainingjob.observe import own_pods
+    from tests.factories import pod
+
+    mine, stray, earlier = pod("digits", 0), pod("digits", 1, owner=""), pod("digits", 1, owner="uid-old")
+    assert own_pods("uid-digits", [mine, stray, earlier]) == [mine]
