@@ -210,3 +210,29 @@ def test_a_grid_without_steps_fails_naming_the_parameter(
     failed = next(x for x in sweep_status(k, "nogrid")["conditions"] if x["type"] == "Failed")
     assert failed["reason"] == "InvalidSpec" and "parameters[lr].step" in failed["message"]
     assert trials(k, "nogrid") == []
+
+
+def test_a_forged_trial_is_not_taken_and_a_trial_deleted_by_hand_lets_the_sweep_end(
+    k: Kubectl, operator: OperatorProcess,
+) -> None:
+    """A TrainingJob labelled as trial 7 (not controlled by the sweep) that succeeds with the best score
+    is not a trial; trial 1, deleted by hand while it runs, is recorded as Deleted and the sweep ends."""
+    k.apply(sweep_manifest("own", maxTrials=2, parallelTrials=2))
+    forged = make_job("own-7").workers(1).on_fake_nodes().manifest()
+    forged["metadata"]["labels"] = {"ludus.dev/sweep": "own", "ludus.dev/trial": "7"}
+    k.apply(forged)
+    wait_for(lambda: (k.json("tj", "own-7").get("status") or {}).get("phase") == "Running", what="own-7 Running")
+    report(k, "own-7", {"accuracy": 0.99}, step=100)
+    finish(k, "own-7")
+    wait_for(lambda: all((k.get_or_none("tj", n) or {}).get("status", {}).get("phase") == "Running"
+                         for n in ("own-0", "own-1")), what="both trials Running")
+    k.run("delete", "tj", "own-1", "--wait=false")
+    report(k, "own-0", {"accuracy": 0.5}, step=100)
+    finish(k, "own-0")
+    wait_for(lambda: sweep_status(k, "own").get("phase") in TERMINAL, timeout=60, what="the sweep ended")
+    status = sweep_status(k, "own")
+    assert status["phase"] == "Succeeded", status.get("conditions")
+    assert [(t["number"], t["phase"]) for t in status["trials"]] == [(0, "Succeeded"), (1, "Deleted")]
+    assert status["best"]["name"] == "own-0" and status["deleted"] == 1 and status["succeeded"] == 1
+    reasons = [e["reason"] for e in k.items("events") if e["involvedObject"]["name"] == "own"]
+    assert reasons.count("TrialDeleted") == 1

@@ -18,16 +18,20 @@ from ludus.controller import Controller
 
 
 def slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the job index keeps: no managedFields, no annotations Kopf may add."""
+    """What the job index keeps: no managedFields, no annotations Kopf may add, of the owners only the
+    controller (a Sweep or ContinuousTraining matches its children by it)."""
     meta = body.get("metadata") or {}
     kept = (
         "name", "namespace", "uid", "generation", "resourceVersion", "labels", "creationTimestamp", "deletionTimestamp",
     )
+    controller = [{k: ref[k] for k in ("kind", "name", "uid", "controller") if k in ref}
+                  for ref in meta.get("ownerReferences") or [] if ref.get("controller")][:1]
     return {
         "apiVersion": body.get("apiVersion", c.API_VERSION),
         "kind": body.get("kind", c.KIND),
         "metadata": {k: meta[k] for k in kept if k in meta}
-        | {"annotations": {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith(c.GROUP)}},
+        | {"annotations": {k: v for k, v in (meta.get("annotations") or {}).items() if k.startswith(c.GROUP)}}
+        | ({"ownerReferences": controller} if controller else {}),
         "spec": dict(body.get("spec") or {}),
         "status": dict(body.get("status") or {}),
     }
