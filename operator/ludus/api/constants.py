@@ -132,6 +132,9 @@ REASON_PROGRESS_REPORTED: Final = "Reporting"  # ProgressReported is True
 REASON_CREATED: Final = "WorkersCreated"  # the Service and pods were created
 REASON_WAITING: Final = "WaitingForWorkers"  # some workers are not running yet
 COND_SCHEDULED: Final = "PodsScheduled"  # set only once a pod could not be scheduled
+# Created is False while the API server refuses one of the job's children (quota, Pod Security, a missing
+# ServiceAccount), naming the child and the API server's words; True again once it accepts them.
+REASON_CREATE_REFUSED: Final = "CreateRefused"
 REASON_UNSCHEDULABLE: Final = "Unschedulable"  # the scheduler cannot place a pod (an unbound claim, no room)
 REASON_SCHEDULED: Final = "AllScheduled"  # PodsScheduled is True again: every pod is placed
 REASON_SECURITY_RELAXED: Final = "SecurityRelaxed"  # the template re-enables the token or a writable root

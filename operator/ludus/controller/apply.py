@@ -12,8 +12,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from ludus.api import constants as c
 from ludus.api.models import TrainingJobStatus
@@ -32,8 +33,28 @@ def status_dump(status: TrainingJobStatus) -> dict[str, Any]:
     return status.model_dump(by_alias=True, mode="json")
 
 
+# What the API server answers when it will not create a child as it is: forbidden (RBAC, quota, Pod
+# Security admission), invalid (the spec or a webhook), bad request. Asking again at once changes nothing.
+REFUSALS: Final = frozenset({400, 403, 422})
+
+
+def refusal(err: BaseException, manifest: Mapping[str, Any]) -> str | None:
+    """`err` as '<Kind> <name>: <the API server's words>', when it is a refusal."""
+    if not isinstance(err, ApiError) or err.status not in REFUSALS:
+        return None
+    return f"{manifest['kind']} {manifest['metadata']['name']}: {err.message}"[: c.MAX_EVENT_MESSAGE]
+
+
 # Seconds between tries to create a Workload once the API server said it serves none (Kueue absent).
 KUEUE_RETRY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Executed:
+    """How a plan went: a pod name still taken (retry shortly), or a child the API server refused."""
+
+    taken: bool = False
+    refused: str | None = None
 
 
 class PlanExecutor:
@@ -55,9 +76,10 @@ class PlanExecutor:
         plan: Plan,
         now: datetime,
         on_written: Callable[[Mapping[str, Any]], None] = lambda _: None,
-    ) -> bool:
+    ) -> Executed:
         """Carry out a plan, writing `status` (None: nothing to write; `on_written` gets the API
-        server's response); True when a pod name was still taken (the caller retries shortly)."""
+        server's response). A child the API server refuses is reported, not raised: the caller
+        records it on the job and asks again later; other errors are raised for a retry."""
         meta = body["metadata"]
 
         async def write_status() -> None:
@@ -79,10 +101,13 @@ class PlanExecutor:
         if plan.delete_job:
             await self.client.delete_job(key[0], key[1], uid)
         await self._record(key, body, plan, now)
-        errors = [r for r in results if isinstance(r, BaseException)]
+        refused = [refusal(r, m) for r, m in zip(results, plan.create, strict=False)]
+        errors = [r for i, r in enumerate(results)
+                  if isinstance(r, BaseException) and not (i < len(refused) and refused[i])]
         if errors:
             raise errors[0]
-        return any(result is False for result in results[: len(plan.create)])
+        return Executed(taken=any(result is False for result in results[: len(plan.create)]),
+                        refused=next((r for r in refused if r), None))
 
     async def _queue(self, key: JobKey, uid: str, plan: Plan) -> None:
         """Kueue's part: the Workload first (a job is never started before it is asked for), then the

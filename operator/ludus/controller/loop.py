@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
@@ -25,7 +26,7 @@ from ludus.builders import pods as pod_builders
 from ludus.builders.netpol import NO_POLICY, PolicySettings
 from ludus.builders.podsecurity import PodSecurityLevel, refusal
 from ludus.builders.workload import LABEL_JOB_UID
-from ludus.controller.apply import PlanExecutor, status_dump
+from ludus.controller.apply import Executed, PlanExecutor, status_dump
 from ludus.controller.batching import STATUS_BATCH_SECONDS, STATUS_MAX_HOLD_SECONDS, StatusBatcher
 from ludus.controller.expectations import Expectations
 from ludus.controller.transitions import TransitionMetrics
@@ -35,11 +36,13 @@ from ludus.runtime.kube import ApiError, KubeClient
 from ludus.runtime.podwatch import PodIndex, PodWatch
 from ludus.runtime.poller import ProgressPoller
 from ludus.settings import DEFAULTS
+from ludus.trainingjob.observe import PodObservation
 from ludus.trainingjob.policies.capacity import NodeCapacity, parse_node
 from ludus.trainingjob.policies.init import resolve_init
 from ludus.trainingjob.progress import poll_interval
 from ludus.trainingjob.queueing import WorkloadState, parse_workload
 from ludus.trainingjob.reconcile import (
+    Plan,
     capacity_of,
     init_blocked_plan,
     invalid_spec_plan,
@@ -56,6 +59,9 @@ JobKey = tuple[str, str]  # (namespace, name)
 NAME_TAKEN_RETRY_SECONDS: Final = 1.0
 # Seconds a listing of the nodes serves capacity checks before it is read again.
 NODES_SECONDS: Final = 30.0
+# A child the API server refused is asked for again after this long, doubling up to the maximum.
+REFUSED_RETRY_SECONDS: Final = 5.0
+REFUSED_RETRY_MAX_SECONDS: Final = 300.0
 # Pod security decisions kept by job uid (forgotten all at once past this: they are cheap to redo).
 MAX_REMEMBERED_REFUSALS: Final = 10_000
 
@@ -83,6 +89,15 @@ def _invalid_spec_message(err: ValidationError) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Refused:
+    """The API server's last refusal of one of a job's children, and when to try again."""
+
+    message: str
+    tries: int
+    next_try: float  # time.monotonic()
+
+
 class Controller:
     """Task lifecycle and retries; each other concern lives in its own object."""
 
@@ -101,6 +116,7 @@ class Controller:
         self.policy = policy
         self.pod_security = cast(PodSecurityLevel, pod_security)
         self._refusals: dict[str, tuple[int, str | None]] = {}  # uid -> (generation, pod security refusal)
+        self._refused: dict[str, Refused] = {}  # the API server's last refusal of a job's child, by job uid
         self._progress_interval = progress_interval
         self.client: KubeClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -220,7 +236,29 @@ class Controller:
         key = (job.metadata.namespace, name)
         return next(iter(self._jobs[key]), None) if key in self._jobs else None
 
-    def _refused(self, job: TrainingJob) -> str | None:
+    def _after_refusal(self, uid: str, plan: Plan, result: Executed) -> float | None:
+        """Remember a child the API server refused, to name it on the job in the next pass; the next
+        try comes after a delay that doubles with each refusal in a row (never a hot loop)."""
+        if result.refused is None:
+            if plan.create:
+                self._refused.pop(uid, None)
+            return None
+        tries = self._refused[uid].tries + 1 if uid in self._refused else 1
+        delay = float(min(REFUSED_RETRY_MAX_SECONDS, REFUSED_RETRY_SECONDS * 2 ** (tries - 1)))
+        self._refused[uid] = Refused(result.refused, tries, time.monotonic() + delay)
+        return delay
+
+    def _hold_refused(self, uid: str, plan: Plan) -> float | None:
+        """Until a refused child's next try, a pass (woken by any event) creates nothing; returns the
+        seconds left."""
+        refused = self._refused.get(uid)
+        left = refused.next_try - time.monotonic() if refused is not None else 0.0
+        if left <= 0:
+            return None
+        plan.create = []
+        return left
+
+    def _pod_security(self, job: TrainingJob) -> str | None:
         """Why a job that has not started would get pods beyond the operator's pod security level
         (decided once per generation). A started job was admitted under the level it started with."""
         if job.status.start_time is not None or job.status.phase in c.TERMINAL_PHASES:
@@ -234,6 +272,29 @@ class Controller:
             self._refusals[job.metadata.uid] = seen
         return seen[1]
 
+    async def _plan(self, key: JobKey, job: TrainingJob, pods: list[PodObservation], now: datetime
+                    ) -> tuple[Plan, float | None]:
+        """The pass' plan for a job whose spec parses, and how long a refused child's next try is held."""
+        assert self.executor is not None
+        uid = job.metadata.uid
+        outcome = resolve_init(job, self._init_source(job))
+        insecure = self._pod_security(job)
+        if insecure is not None:
+            return invalid_spec_plan(job.status, job.metadata.generation, insecure, now), None
+        if (outcome.waiting or outcome.unusable) and job.status.phase not in c.TERMINAL_PHASES:
+            return init_blocked_plan(job, outcome, now), None
+        expected = self.expectations.pending(key, (p.name for p in pods))
+        args = (outcome.job, pods, now, expected, self.gang, self.progress.samples.get(uid),
+                self.progress.unavailable(uid), self._workload(key, uid), self.executor.kueue_served, self.policy,
+                outcome)
+        refused = self._refused[uid].message if uid in self._refused else None
+        plan = reconcile(*args, refused=refused)
+        if unschedulable(plan):  # the nodes are read only then; a job too large is decided again
+            problem = capacity_of(outcome.job, await self.nodes(), self.gang)
+            if problem is not None:
+                plan = reconcile(*args, too_large=problem, refused=refused)
+        return plan, self._hold_refused(uid, plan)
+
     async def sync(self, key: JobKey) -> float | None:
         """One reconcile pass for one job; returns seconds until it wants another, if any."""
         body = self._current_body(key)
@@ -243,6 +304,7 @@ class Controller:
         pods = self.pods.pods_of(key)
         now = self.now()
         uid = str(body["metadata"].get("uid", ""))
+        held = None
         try:
             job = TrainingJob.model_validate(body)
         except ValidationError as err:
@@ -251,22 +313,7 @@ class Controller:
             plan = invalid_spec_plan(old, generation, _invalid_spec_message(err), now)
         else:
             old = job.status  # parsed once per pass
-            sample = self.progress.samples.get(uid)
-            expected = self.expectations.pending(key, (p.name for p in pods))
-            outcome = resolve_init(job, self._init_source(job))
-            refused = self._refused(job)
-            if refused is not None:
-                plan = invalid_spec_plan(old, job.metadata.generation, refused, now)
-            elif (outcome.waiting or outcome.unusable) and old.phase not in c.TERMINAL_PHASES:
-                plan = init_blocked_plan(job, outcome, now)
-            else:
-                args = (outcome.job, pods, now, expected, self.gang, sample, self.progress.unavailable(uid),
-                        self._workload(key, uid), self.executor.kueue_served, self.policy, outcome)
-                plan = reconcile(*args)
-                if unschedulable(plan):  # the nodes are read only then; a job too large is decided again
-                    problem = capacity_of(outcome.job, await self.nodes(), self.gang)
-                    if problem is not None:
-                        plan = reconcile(*args, too_large=problem)
+            plan, held = await self._plan(key, job, pods, now)
             if plan.status.phase == c.PHASE_RUNNING:
                 interval = poll_interval(self._progress_interval, job.spec.progress_deadline_seconds)
                 self.progress.follow(key, uid, interval)
@@ -284,10 +331,11 @@ class Controller:
             self.batcher.written(uid)
             self.transitions.record(key[0], body["metadata"], old, new, now)
 
-        taken = await self.executor.execute(key, body, write, plan, now, written)
+        result = await self.executor.execute(key, body, write, plan, now, written)
         wake = [
             w
-            for w in (plan.requeue_after, hold.seconds if hold else None, NAME_TAKEN_RETRY_SECONDS if taken else None)
+            for w in (plan.requeue_after, hold.seconds if hold else None, held,
+                      NAME_TAKEN_RETRY_SECONDS if result.taken else None, self._after_refusal(uid, plan, result))
             if w is not None
         ]
         return min(wake) if wake else None

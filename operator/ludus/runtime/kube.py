@@ -40,6 +40,7 @@ class ApiError(Exception):
     def __init__(self, status: int, verb: str, path: str, message: str, *, token: str | None = None) -> None:
         super().__init__(f"{verb} {path}: HTTP {status}: {message}")
         self.status = status
+        self.message = message  # the API server's own words
         self.token = token  # the bearer token the request carried (a 401 makes it stale)
 
     @property

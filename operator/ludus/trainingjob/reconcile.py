@@ -165,6 +165,7 @@ def reconcile(
     policy: PolicySettings = NO_POLICY,
     init: InitOutcome | None = None,
     too_large: str | None = None,
+    refused: str | None = None,
 ) -> Plan:
     """Decide one reconcile pass.
 
@@ -172,14 +173,15 @@ def reconcile(
     arrived yet: they count as existing, so a stale view never re-creates them.
     `workload` is the job's Kueue Workload, for a job queued through Kueue. `init` is spec.init
     resolved (its model is pinned in the status); `too_large` is what `capacity_of` found for a job
-    a pod of which the scheduler cannot place.
+    a pod of which the scheduler cannot place; `refused` is the API server's refusal of a child's
+    create in an earlier pass.
     """
     pods = own_pods(job.metadata.uid, pods)
     step = queue_step(job, workload, bool(pods), kueue_served)
     unavailable_gang = gang_unavailable(job, gang)
     gang = effective_gang(job, gang)
     pinned = pinned_model(job.status.initialized_from, init, progress.init if progress else None, pods)
-    base = Decision(admission=step.condition, pinned=pinned, too_large=too_large)
+    base = Decision(admission=step.condition, pinned=pinned, too_large=too_large, refused=refused)
     plan = _decide(_Pass(job, pods, now, progress, unavailable, base), expected, gang, step, policy)
     if any(m["kind"] == "Pod" and m["metadata"]["labels"].get(c.LABEL_ROLE) == c.ROLE_RENDEZVOUS for m in plan.create):
         # Said once per start, with the store's creation: what the job runs without, or with more of.
@@ -190,6 +192,10 @@ def reconcile(
             plan.events.append(Event("Normal", c.REASON_SECURITY_RELAXED, f"as the template asks: {relaxed}"))
     plan = with_queue(plan, job, step, workload, now, gang)
     plan.events.extend(_model_loaded(job.status.initialized_from, plan.status.initialized_from))
+    if refused is not None:
+        before = get_condition(job.status, c.COND_CREATED)
+        if before is None or before.status != "False" or before.message != refused:
+            plan.events.append(Event("Warning", c.REASON_CREATE_REFUSED, refused))
     if too_large is not None:
         # One Warning per message of the capacity problem, instead of the scheduler's words.
         plan.events = [e for e in plan.events if e.reason not in (c.REASON_UNSCHEDULABLE, c.REASON_TOO_LARGE)]

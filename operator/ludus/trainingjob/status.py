@@ -248,7 +248,8 @@ def compute_status(
         status = status.model_copy(update={"goodput": goodput})
     status = _admission(status, decision.admission, now)
     status = _initialized_from(status, decision.pinned, now)
-    return _too_large(status, decision.too_large, now)
+    status = _too_large(status, decision.too_large, now)
+    return _created(status, decision.refused, now)
 
 
 def _admission(status: TrainingJobStatus, admission: tuple[ConditionStatus, str, str] | None, now: datetime
@@ -282,6 +283,20 @@ def _too_large(status: TrainingJobStatus, problem: str | None, now: datetime) ->
         return status
     conditions = upsert_condition(list(status.conditions), c.COND_SCHEDULED, "False", c.REASON_TOO_LARGE, problem,
                                   now)
+    return status.model_copy(update={"conditions": conditions})
+
+
+def _created(status: TrainingJobStatus, refused: str | None, now: datetime) -> TrainingJobStatus:
+    """ChildrenCreated: False with the API server's words while it refuses a child; True again after."""
+    before = get_condition(status, c.COND_CREATED)
+    if refused is not None:
+        conditions = upsert_condition(list(status.conditions), c.COND_CREATED, "False", c.REASON_CREATE_REFUSED,
+                                      refused, now)
+    elif before is not None and before.status != "True":
+        conditions = upsert_condition(list(status.conditions), c.COND_CREATED, "True", c.REASON_CREATED,
+                                      "the API server accepted the job's children", now)
+    else:
+        return status
     return status.model_copy(update={"conditions": conditions})
 
 

@@ -478,3 +478,32 @@ def test_a_job_whose_workers_finish_one_by_one_never_looks_degraded() -> None:
     both = [store("digits"), pod("digits", 0, "Succeeded", exit_code=0), pod("digits", 1, "Succeeded", exit_code=0)]
     done = reconcile(job, both, NOW)
     assert done.status.phase == c.PHASE_SUCCEEDED and done.status.workers == "2/2"
+
+
+def test_a_child_the_api_server_refused_is_named_in_a_condition_with_one_event() -> None:
+    from ludus.api.conditions import get_condition
+    from ludus.trainingjob.reconcile import reconcile as decide
+
+    words = 'Pod digits-worker-0: pods "digits-worker-0" is forbidden: exceeded quota: pods, limited: pods=1'
+    job = make_job().workers(1).build()
+    plan = decide(job, [], T0, refused=words)
+    created = get_condition(plan.status, c.COND_CREATED)
+    assert created is not None and (created.status, created.reason, created.message) == (
+        "False", c.REASON_CREATE_REFUSED, words)
+    assert [e.reason for e in plan.events if e.reason == c.REASON_CREATE_REFUSED] == [c.REASON_CREATE_REFUSED]
+    again = decide(job.model_copy(update={"status": plan.status}), [], T0, refused=words)
+    assert c.REASON_CREATE_REFUSED not in [e.reason for e in again.events]  # said once
+    accepted = decide(job.model_copy(update={"status": again.status}), [], T0)
+    after = get_condition(accepted.status, c.COND_CREATED)
+    assert after is not None and after.status == "True"
+
+
+def test_only_refusals_are_reported_instead_of_raised() -> None:
+    from ludus.controller.apply import refusal
+    from ludus.runtime.kube import ApiError
+
+    pod = {"kind": "Pod", "metadata": {"name": "digits-worker-0"}}
+    assert refusal(ApiError(403, "POST", "/p", "exceeded quota"), pod) == "Pod digits-worker-0: exceeded quota"
+    assert refusal(ApiError(422, "POST", "/p", "invalid"), pod) == "Pod digits-worker-0: invalid"
+    for transient in (ApiError(500, "POST", "/p", "x"), ApiError(429, "POST", "/p", "x"), TimeoutError()):
+        assert refusal(transient, pod) is None
