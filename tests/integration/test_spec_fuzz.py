@@ -230,3 +230,30 @@ def test_specs_the_schema_once_let_through_end_failed_naming_the_field(
     assert not [p for p in pods if p["metadata"]["labels"].get("ludus.dev/job-name") in names], pods
     events = k.run("get", "events", "--field-selector", "reason=InvalidSpec", "-o", "name").stdout.split()
     assert len(events) >= len(names)
+
+
+def test_a_running_job_whose_stored_spec_stops_validating_keeps_its_pods_with_a_condition(
+    k: Kubectl, operator: OperatorProcess, looser_schema: None
+) -> None:
+    """What an operator upgrade (or rollback) meets: a stored spec this version refuses, under a job
+    that already runs. Its pods stay, its phase stays, SpecValid says why, once; fixed, it is valid again."""
+    k.apply(make_job("started").workers(1).on_fake_nodes().manifest())
+    wait_for(lambda: (k.json("tj", "started").get("status") or {}).get("workers") == "1/1", what="started 1/1")
+    pods = {p["metadata"]["uid"] for p in k.items("pods", "ludus.dev/job-name=started")}
+    k.run("patch", "tj", "started", "--type=merge", "-p", '{"spec": {"backoffLimit": "many"}}')
+
+    def spec_valid() -> dict[str, Any] | None:
+        conditions = (k.json("tj", "started").get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "SpecValid"), None)
+
+    condition = wait_for(spec_valid, what="SpecValid on the started job")
+    assert condition["status"] == "False" and condition["reason"] == "InvalidSpec"
+    assert "backoffLimit" in condition["message"]
+    status = k.json("tj", "started")["status"]
+    assert status["phase"] == "Running", status
+    assert {p["metadata"]["uid"] for p in k.items("pods", "ludus.dev/job-name=started")} == pods
+    k.run("patch", "tj", "started", "--type=merge", "-p", '{"spec": {"backoffLimit": 3}}')
+    wait_for(lambda: (spec_valid() or {}).get("status") == "True", what="SpecValid True once fixed")
+    events = [e for e in k.items("events") if e["involvedObject"]["name"] == "started"
+              and e["reason"] == "InvalidSpec"]
+    assert len(events) == 1

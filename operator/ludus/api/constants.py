@@ -135,6 +135,10 @@ COND_SCHEDULED: Final = "PodsScheduled"  # set only once a pod could not be sche
 # Created is False while the API server refuses one of the job's children (quota, Pod Security, a missing
 # ServiceAccount), naming the child and the API server's words; True again once it accepts them.
 REASON_CREATE_REFUSED: Final = "CreateRefused"
+# Set only once a started job's stored spec stopped validating (an operator upgrade or rollback, a CRD
+# loosened by hand): False with InvalidSpec naming the field while its pods keep running untouched.
+COND_SPEC_VALID: Final = "SpecValid"
+REASON_SPEC_VALID: Final = "SpecValid"  # the spec validates again
 REASON_UNSCHEDULABLE: Final = "Unschedulable"  # the scheduler cannot place a pod (an unbound claim, no room)
 REASON_SCHEDULED: Final = "AllScheduled"  # PodsScheduled is True again: every pod is placed
 REASON_SECURITY_RELAXED: Final = "SecurityRelaxed"  # the template re-enables the token or a writable root

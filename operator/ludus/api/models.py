@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from ludus.api import constants as c
@@ -108,6 +108,14 @@ def _check_quantity(value: int | str, field: str) -> int | str:
     if not _QUANTITY.fullmatch(value):
         raise ValueError(f"{field} {QUANTITY_MESSAGE}, not {value!r}")
     return value
+
+
+class StatusModel(Model):
+    """Base for what a status holds: fields it does not know are ignored, at every depth. Another
+    operator version (an upgrade, a rollback) may have written them; a running job is never failed
+    because its status carries something this version does not read."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class EnvVar(Model):
@@ -471,7 +479,7 @@ class TrainingJobSpec(Model):
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
-class Condition(Model):
+class Condition(StatusModel):
     """A Kubernetes-style condition; lastTransitionTime moves only when status flips."""
 
     type: str = Field(description="Condition type, e.g. Running or Failed.")
@@ -501,14 +509,14 @@ class Progress(Model):
     updated_at: datetime | None = Field(default=None, description="When the operator saw the step move.")
 
 
-class Badput(Model):
+class Badput(StatusModel):
     """Time that went into something other than training progress kept."""
 
     seconds: float = Field(default=0.0, description="Seconds of the job's wall time.")
     fraction: float = Field(default=0.0, description="Share of the job's wall time (0-1).")
 
 
-class Goodput(Model):
+class Goodput(StatusModel):
     """How much of the job's wall time went into training progress that was kept, and where the
     rest went. productive + every badput category = wall (fractions sum to 1)."""
 
@@ -538,7 +546,7 @@ class Goodput(Model):
     earlier_phases: dict[str, float] = Field(default_factory=dict, description="Earlier runs' seconds per phase.")
 
 
-class MetricValue(Model):
+class MetricValue(StatusModel):
     """One evaluation metric's value and when (step, epoch) it was measured."""
 
     value: float = Field(description="The metric's value.")
@@ -546,7 +554,7 @@ class MetricValue(Model):
     epoch: int = Field(default=0, description="Epoch it was measured at.")
 
 
-class ObjectiveValue(Model):
+class ObjectiveValue(StatusModel):
     """The job's objective, measured."""
 
     metric: str = Field(description="The objective's metric.")
@@ -556,7 +564,7 @@ class ObjectiveValue(Model):
     summary: str = Field(default="", description="For kubectl get: the metric and its latest value.")
 
 
-class Evaluation(Model):
+class Evaluation(StatusModel):
     """How good the model is, as the trainer last reported it. It survives the pods: the trainer hands
     it over in its container's termination message, which the pod's status carries."""
 
@@ -565,7 +573,7 @@ class Evaluation(Model):
     objective: ObjectiveValue | None = Field(default=None, description="The objective's value on its own.")
 
 
-class InitializedFrom(Model):
+class InitializedFrom(StatusModel):
     """The model a job started from, pinned when its workers were created: its lineage."""
 
     job: str | None = Field(default=None, description="The TrainingJob it came from (init.fromJob).")
@@ -578,7 +586,7 @@ class InitializedFrom(Model):
                                             "initialised afresh (init.strict: false), such as a new head.")
 
 
-class RestartRecord(Model):
+class RestartRecord(StatusModel):
     """The most recent restart, kept after the Restarting condition has turned False again."""
 
     reason: str = Field(description="Why: WorkerFailed, WorkerDeleted, WorkerEvicted, NodeLost or Stalled.")
@@ -586,7 +594,7 @@ class RestartRecord(Model):
     time: datetime | None = Field(default=None, description="When the operator decided the restart.")
 
 
-class TrainingJobStatus(Model):
+class TrainingJobStatus(StatusModel):
     """What the operator observed; it never holds anything the pods do not show."""
 
     phase: Literal["Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed"] = Field(
@@ -653,3 +661,44 @@ class TrainingJob(BaseModel):
             }
             data = {**data, "status": {k: v for k, v in data["status"].items() if k in known}}
         return data
+
+
+StatusT = TypeVar("StatusT", bound=BaseModel)
+StoredT = TypeVar("StoredT", bound=BaseModel)
+
+
+def read_status(raw: Any, model: type[StatusT]) -> StatusT:
+    """A stored status, as much of it as this version can read: a field another operator version wrote in
+    a shape this one does not know is left out, not the whole status (a restart count is never lost)."""
+    if not isinstance(raw, dict):
+        return model()
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        pass
+    readable = {}
+    for key, value in raw.items():
+        try:
+            model.model_validate({key: value})
+        except ValidationError:
+            continue
+        readable[key] = value
+    return model.model_validate(readable)
+
+
+def parse_stored(model: type[StoredT], body: Any) -> StoredT:
+    """A stored object (TrainingJob, Sweep, ContinuousTraining). Raises ValidationError only for its
+    spec: a status this version cannot read in full is read in part (`read_status`)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as err:
+        if any(e["loc"][:1] != ("status",) for e in err.errors()):
+            raise
+    status_model = model.model_fields["status"].annotation
+    assert isinstance(status_model, type) and issubclass(status_model, BaseModel)
+    status = read_status(body.get("status"), status_model)
+    return model.model_validate({**body, "status": status.model_dump(by_alias=True, exclude_none=True)})
+
+
+def parse_job(body: Any) -> TrainingJob:
+    return parse_stored(TrainingJob, body)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from ludus.api import constants as c
 from ludus.api.continuous import ContinuousTraining, ContinuousTrainingStatus
-from ludus.api.models import TrainingJob
+from ludus.api.models import TrainingJob, parse_stored
 from ludus.continuous.reconcile import CTPlan, Observed, reconcile_continuous
 from ludus.continuous.status import invalid_status
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
@@ -40,7 +40,7 @@ class ContinuousController(OwnerController):
             return
         now = self.now()
         try:
-            ct = ContinuousTraining.model_validate(body)
+            ct = parse_stored(ContinuousTraining, body)
         except ValidationError as err:
             await self._invalid(body, invalid_message(err), now)
             return

@@ -21,7 +21,7 @@ from typing import Any, Final, cast
 from pydantic import ValidationError
 
 from ludus.api import constants as c
-from ludus.api.models import TrainingJob, TrainingJobStatus
+from ludus.api.models import TrainingJob, TrainingJobStatus, parse_job, read_status
 from ludus.builders import pods as pod_builders
 from ludus.builders.netpol import NO_POLICY, PolicySettings
 from ludus.builders.podsecurity import PodSecurityLevel, refusal
@@ -70,16 +70,6 @@ __all__ = ["Controller", "STATUS_BATCH_SECONDS", "STATUS_MAX_HOLD_SECONDS", "utc
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
-
-
-def _old_status(body: Mapping[str, Any]) -> TrainingJobStatus:
-    try:
-        return TrainingJob.model_validate(body).status
-    except ValidationError:
-        try:
-            return TrainingJobStatus.model_validate(body.get("status") or {})
-        except ValidationError:
-            return TrainingJobStatus()
 
 
 def _invalid_spec_message(err: ValidationError) -> str:
@@ -306,9 +296,9 @@ class Controller:
         uid = str(body["metadata"].get("uid", ""))
         held = None
         try:
-            job = TrainingJob.model_validate(body)
+            job = parse_job(body)
         except ValidationError as err:
-            old = _old_status(body)
+            old = read_status(body.get("status"), TrainingJobStatus)
             generation = int(body["metadata"].get("generation") or 0)
             plan = invalid_spec_plan(old, generation, _invalid_spec_message(err), now)
         else:

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ludus.api import constants as c
+from ludus.api.models import parse_stored
 from ludus.api.sweep import Sweep, SweepStatus
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
 from ludus.runtime import metrics
@@ -33,7 +34,7 @@ class SweepController(OwnerController):
             return
         now = self.now()
         try:
-            sweep = Sweep.model_validate(body)
+            sweep = parse_stored(Sweep, body)
         except ValidationError as err:
             await self._invalid(body, invalid_message(err), now)
             return

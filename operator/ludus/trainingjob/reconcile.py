@@ -329,9 +329,14 @@ def _wake(job: TrainingJob, status: TrainingJobStatus, now: datetime) -> float |
 
 
 def invalid_spec_plan(job_status: TrainingJobStatus, generation: int, message: str, now: datetime) -> Plan:
-    """A spec the operator refuses: Failed with InvalidSpec, nothing deleted, the message kept in status."""
+    """A spec the operator refuses: Failed with InvalidSpec (or, once started, SpecValid False), nothing
+    deleted, the message kept in status; the Event goes out when the status did not say so yet."""
     status = invalid_spec_status(job_status, generation, message, now)
-    return Plan(status=status, events=[Event("Warning", c.REASON_INVALID_SPEC, message)])
+    said = any(cond.reason == c.REASON_INVALID_SPEC and cond.message == message and cond.status == "False"
+               for cond in job_status.conditions if cond.type == c.COND_SPEC_VALID) or any(
+        cond.reason == c.REASON_INVALID_SPEC and cond.message == message and cond.status == "True"
+        for cond in job_status.conditions if cond.type == c.COND_FAILED)
+    return Plan(status=status, events=[] if said else [Event("Warning", c.REASON_INVALID_SPEC, message)])
 
 
 # Seconds between looks at a job that waits for init.fromJob's model (its events do not wake this job).

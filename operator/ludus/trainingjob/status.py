@@ -249,7 +249,7 @@ def compute_status(
     status = _admission(status, decision.admission, now)
     status = _initialized_from(status, decision.pinned, now)
     status = _too_large(status, decision.too_large, now)
-    return _created(status, decision.refused, now)
+    return _spec_valid_again(_created(status, decision.refused, now), now)
 
 
 def _admission(status: TrainingJobStatus, admission: tuple[ConditionStatus, str, str] | None, now: datetime
@@ -283,6 +283,15 @@ def _too_large(status: TrainingJobStatus, problem: str | None, now: datetime) ->
         return status
     conditions = upsert_condition(list(status.conditions), c.COND_SCHEDULED, "False", c.REASON_TOO_LARGE, problem,
                                   now)
+    return status.model_copy(update={"conditions": conditions})
+
+
+def _spec_valid_again(status: TrainingJobStatus, now: datetime) -> TrainingJobStatus:
+    before = get_condition(status, c.COND_SPEC_VALID)
+    if before is None or before.status == "True":
+        return status
+    conditions = upsert_condition(list(status.conditions), c.COND_SPEC_VALID, "True", c.REASON_SPEC_VALID,
+                                  "the spec validates again", now)
     return status.model_copy(update={"conditions": conditions})
 
 
@@ -450,7 +459,13 @@ def scheduling_condition(conditions: list[Condition], pods: Iterable[PodObservat
 
 
 def invalid_spec_status(old: TrainingJobStatus, generation: int, message: str, now: datetime) -> TrainingJobStatus:
-    """A spec the operator refuses: Failed with InvalidSpec and the message; nothing else changes."""
+    """A spec the operator refuses: Failed with InvalidSpec and the message; nothing else changes. A job
+    that already started keeps its phase and its pods: SpecValid False says why nothing is reconciled
+    (a stored object another operator version wrote must not end a running job)."""
+    if old.start_time is not None and old.phase not in c.TERMINAL_PHASES:
+        conditions = upsert_condition(list(old.conditions), c.COND_SPEC_VALID, "False", c.REASON_INVALID_SPEC,
+                                      message, now)
+        return old.model_copy(update={"conditions": conditions})
     conditions = with_phase(list(old.conditions), c.PHASE_FAILED, c.REASON_INVALID_SPEC, message, now)
     return old.model_copy(
         update={

@@ -1,0 +1,610 @@
+# The TrainingJob models of the previous release (commit 469be98, before the CRDs were bounded), kept
+# verbatim so that tests can run two operator versions' models on the same stored objects: what this
+# version writes must stay readable by the one a rollback returns to, and the reverse.
+# ruff: noqa
+# type: ignore
+"""The TrainingJob API as pydantic models: the one source of the CRD.
+
+`ludus.api.crd` turns these models into the CustomResourceDefinition; the
+operator parses every object it sees through them. Field descriptions become
+`kubectl explain` text, so they are written for the ML engineer reading it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from ludus.api import constants as c
+
+# A Kubernetes quantity ("500m", "2", "1.5", "2Gi", "1e3"), non-negative, in the grammar of
+# k8s.io/apimachinery's resource.Quantity. The model and the CRD's CEL rule share this pattern
+# (written without backslashes, so it reads the same inside a CEL string).
+QUANTITY_PATTERN = r"^[+]?([0-9]+([.][0-9]*)?|[.][0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+_QUANTITY = re.compile(QUANTITY_PATTERN)
+QUANTITY_MESSAGE = "must be a Kubernetes quantity such as '2', '500m' or '4Gi'"
+
+IntOrString = Annotated[
+    int | str,
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+]
+
+Quantity = Annotated[
+    int | str,
+    Field(
+        json_schema_extra={
+            "x-kubernetes-int-or-string": True,
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"type(self) == int ? int(self) >= 0 : string(self).matches('{QUANTITY_PATTERN}')",
+                    "message": QUANTITY_MESSAGE,
+                }
+            ],
+        }
+    ),
+]
+
+
+class Model(BaseModel):
+    """Base for every API type: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+def _check_quantity(value: int | str, field: str) -> int | str:
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{field} must not be negative")
+        return value
+    if not _QUANTITY.fullmatch(value):
+        raise ValueError(f"{field} {QUANTITY_MESSAGE}, not {value!r}")
+    return value
+
+
+class EnvVar(Model):
+    """One environment variable for the trainer container."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=256,
+        description="Name of the variable. Names starting with PET_ are reserved for torchrun's wiring.",
+    )
+    value: str | None = Field(default=None, max_length=32768, description="Literal value.")
+    value_from: dict[str, Any] | None = Field(
+        default=None,
+        description="A Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).",
+    )
+
+
+class Resources(Model):
+    """What each worker pod asks for; requests and limits are set from it."""
+
+    gpus: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="NVIDIA GPUs per worker pod (the nvidia.com/gpu extended resource). 0 trains on the CPU.",
+    )
+    cpu: Quantity = Field(default="1", description="CPU request per worker pod, a Kubernetes quantity.")
+    memory: Quantity = Field(
+        default="2Gi", description="Memory request and limit per worker pod, a Kubernetes quantity."
+    )
+    shared_memory: Quantity = Field(
+        default="1Gi",
+        description="Size of the in-memory /dev/shm volume each worker gets (data loaders and NCCL need it).",
+    )
+
+    @field_validator("cpu", "memory", "shared_memory")
+    @classmethod
+    def _quantity(cls, value: int | str, info: Any) -> int | str:
+        return _check_quantity(value, f"resources.{to_camel(info.field_name)}")
+
+
+class PodTemplateOverride(Model):
+    """Scheduling and pod settings copied onto every worker pod."""
+
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels for worker pods.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations for worker pods.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels a worker pod requires.")
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Kubernetes tolerations, e.g. for tainted GPU nodes."
+    )
+    affinity: dict[str, Any] | None = Field(default=None, description="A Kubernetes Affinity for worker pods.")
+    topology_spread_constraints: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Kubernetes TopologySpreadConstraints for worker pods, e.g. one worker per node "
+        "(topologyKey kubernetes.io/hostname, a labelSelector on ludus.dev/job-name and ludus.dev/role: worker).",
+    )
+    volumes: list[dict[str, Any]] = Field(default_factory=list, description="Extra Kubernetes volumes.")
+    volume_mounts: list[dict[str, Any]] = Field(
+        default_factory=list, description="Where the extra volumes are mounted in the trainer container."
+    )
+    service_account_name: str | None = Field(default=None, description="ServiceAccount the worker pods run as.")
+    priority_class_name: str | None = Field(default=None, description="PriorityClass of the worker pods.")
+    scheduler_name: str | None = Field(
+        default=None, description="Scheduler for the worker pods, e.g. volcano for gang scheduling."
+    )
+    run_as_user: int | None = Field(
+        default=1000,
+        ge=0,
+        description="UID the containers run as. Pods run as non-root by default (restricted Pod Security).",
+    )
+    automount_service_account_token: StrictBool = Field(
+        default=False,
+        description="Mount the ServiceAccount's API token into the pods. Off: the trainer never calls the API; "
+        "a script that does turns it on (noted in an Event).",
+    )
+    read_only_root_filesystem: StrictBool = Field(
+        default=True,
+        description="Containers get a read-only root file system; /tmp, /dev/shm, the checkpoint directory and "
+        "the volumes are writable. false gives a writable root (noted in an Event).",
+    )
+
+
+class NetworkPolicySpec(Model):
+    """Who may connect to the job's pods."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description="A NetworkPolicy for the job's pods: ingress only from the job's own pods (rendezvous, "
+        "gloo/NCCL) and, to the metrics port, from the operator and the metrics scrapers; egress open. "
+        "Unset: the operator's default (--network-policy, on).",
+    )
+
+
+class Scheduling(Model):
+    """How the job's pods are placed."""
+
+    gang: bool | None = Field(
+        default=None,
+        description="true: place every pod the job needs to start (workers and store) as one gang, through the "
+        "gang scheduler the operator runs with (--gang-scheduling); false: never; unset: the operator's default "
+        "(a gang whenever it runs with a gang scheduler).",
+    )
+
+
+class Elastic(Model):
+    """Elastic range for torchrun: the job keeps training while workers come and go within it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.minReplicas <= self.maxReplicas",
+                    "message": "elastic.minReplicas must not exceed elastic.maxReplicas",
+                }
+            ]
+        }
+    )
+
+    min_replicas: int = Field(default=1, ge=1, le=1024, description="Fewest workers that may train.")
+    max_replicas: int = Field(ge=1, le=1024, description="Most workers that may train.")
+    max_restarts: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="How many times torchrun restarts the worker group inside the pods (PET_MAX_RESTARTS).",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Elastic:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("elastic.minReplicas must not exceed elastic.maxReplicas")
+        return self
+
+
+class Checkpoint(Model):
+    """Where the trainer keeps checkpoints so that restarted workers resume."""
+
+    claim_name: str | None = Field(
+        default=None,
+        description="PersistentVolumeClaim mounted at `path` in every worker. Without it checkpoints stay in the pod.",
+    )
+    path: str = Field(default="/checkpoints", pattern=r"^/", description="Checkpoint directory in the container.")
+    sub_path: str | None = Field(
+        default=None, max_length=253, pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
+        description="Directory inside the claim this job uses (several jobs can share one claim; a Sweep gives "
+        "each trial its own).",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": "!self.matches('(^|/)[.][.](/|$)')", "message": "subPath must stay inside the claim (no '..')"},
+        ]},
+    )
+    interval_steps: int = Field(default=100, ge=1, description="Steps between checkpoints.")
+
+    @field_validator("sub_path")
+    @classmethod
+    def _no_parent(cls, value: str | None) -> str | None:
+        if value is not None and ".." in value.split("/"):
+            raise ValueError("subPath must stay inside the claim (no '..')")
+        return value
+
+
+class Init(Model):
+    """Start from a model (transfer learning): weights only, a new optimizer, from step 0."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.claimName) != has(self.fromJob)",
+                 "message": "init needs exactly one of claimName (a model on a claim) or fromJob (another "
+                 "TrainingJob's model)", "fieldPath": ".fromJob"},
+            ]
+        }
+    )
+
+    claim_name: str | None = Field(default=None, min_length=1, max_length=253,
+                                   description="PersistentVolumeClaim holding the model (mounted read-only).")
+    from_job: str | None = Field(
+        default=None, min_length=1, max_length=c.MAX_JOB_NAME_LENGTH, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="A TrainingJob in this namespace whose model to start from: it must have succeeded with a "
+        "checkpoint claim. The job waits for it, and status.initializedFrom pins what was loaded.")
+    path: str = Field(
+        default="model", max_length=1024, pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
+        description="The model's directory: in the claim (claimName), or in fromJob's checkpoint directory. "
+        "The default, model, is what a finished job exports.",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": "!self.matches('(^|/)[.][.](/|$)')", "message": "init.path must stay inside the claim (no '..')"},
+        ]},
+    )
+    strict: StrictBool = Field(
+        default=True, description="Every tensor must fit; false loads what fits and re-initialises the rest "
+        "(a new classifier head), listing both in the log.")
+    freeze: list[str] = Field(default_factory=list, max_length=64,
+                              description="Module prefixes whose parameters stay fixed while training.")
+
+    @field_validator("path")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        if ".." in value.split("/"):
+            raise ValueError("init.path must stay inside the claim (no '..')")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Init:
+        if (self.claim_name is None) == (self.from_job is None):
+            raise ValueError("init needs exactly one of claimName (a model on a claim) or fromJob (another "
+                             "TrainingJob's model)")
+        return self
+
+
+class Objective(Model):
+    """What "better" means for this job: one evaluation metric and its direction. The status reports
+    it on its own; sweeps optimise it and continuous training compares models by it."""
+
+    metric: str = Field(
+        default="loss",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Evaluation metric, as the trainer reports it (accuracy, f1, eval_loss, or a script's own).",
+    )
+    goal: Literal["maximize", "minimize"] = Field(default="minimize", description="maximize or minimize.")
+
+
+class TrainingJobSpec(Model):
+    """What to train and how to run it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.elastic) || "
+                    "(self.replicas >= self.elastic.minReplicas && self.replicas <= self.elastic.maxReplicas)",
+                    "message": "spec.replicas must lie within [spec.elastic.minReplicas, spec.elastic.maxReplicas]",
+                    "fieldPath": ".replicas",
+                    "reason": "FieldValueInvalid",
+                },
+                {
+                    "rule": "!has(self.env) || self.env.all(e, !e.name.startsWith('PET_'))",
+                    "message": "spec.env must not set PET_* variables: Ludus sets torchrun's wiring itself",
+                    "fieldPath": ".env",
+                },
+                {
+                    "rule": "type(self.nprocPerNode) == int ? int(self.nprocPerNode) >= 1 : "
+                    "string(self.nprocPerNode) == 'auto'",
+                    "message": "spec.nprocPerNode must be a positive integer or \"auto\"",
+                    "fieldPath": ".nprocPerNode",
+                },
+            ]
+        }
+    )
+
+    image: str = Field(min_length=1, max_length=1024, description="Container image the workers run.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent",
+        description="When the kubelet pulls the image. IfNotPresent (also for :latest tags): nodes that "
+        "already hold the image start workers at once.",
+    )
+    command: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Command run under torchrun in each worker, e.g. [python, -m, ludus_trainer]. "
+        "Empty: the image's entrypoint.",
+    )
+    args: list[str] = Field(default_factory=list, max_length=256, description="Arguments appended to the command.")
+    env: list[EnvVar] = Field(default_factory=list, max_length=256, description="Environment of the trainer container.")
+    replicas: int = Field(default=1, ge=1, le=1024, description="Worker pods (nodes, in torchrun's words).")
+    nproc_per_node: IntOrString = Field(
+        default="auto",
+        description="Training processes per worker pod; \"auto\" means one per GPU, or 1 on the CPU.",
+    )
+    resources: Resources = Field(default_factory=Resources, description="Resources of each worker pod.")
+    template: PodTemplateOverride = Field(
+        default_factory=PodTemplateOverride, description="Pod settings applied to every worker pod."
+    )
+    scheduling: Scheduling = Field(default_factory=Scheduling, description="How the job's pods are placed.")
+    network_policy: NetworkPolicySpec = Field(
+        default_factory=NetworkPolicySpec, description="Who may connect to the job's pods."
+    )
+    elastic: Elastic | None = Field(
+        default=None,
+        description="Elastic range. Without it the job is fixed-size: exactly `replicas` workers, static ranks.",
+    )
+    restart_policy: Literal["OnFailure", "ExitCode", "Never"] = Field(
+        default="OnFailure",
+        description="What a failed worker does: OnFailure recreates it; ExitCode recreates it only for "
+        "retryable exit codes (128 and above, or retryableExitCodes) and fails the job otherwise; "
+        "Never fails the job.",
+    )
+    retryable_exit_codes: list[int] = Field(
+        default_factory=list, max_length=64, description="Exit codes below 128 that the ExitCode policy retries."
+    )
+    backoff_limit: int = Field(
+        default=6, ge=0, le=10000, description="Worker recreations allowed before the job is Failed."
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None, ge=1, description="Seconds the job may run from its start before it is Failed."
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="Seconds after the job finishes before it is deleted."
+    )
+    clean_pod_policy: Literal["None", "Running", "All"] = Field(
+        default="Running",
+        description="Pods deleted once the job finishes: Running (those still running), All, or None.",
+    )
+    suspend: StrictBool = Field(
+        default=False, description="true deletes the pods and keeps the job; false recreates them and resumes."
+    )
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint, description="Checkpoint location and interval.")
+    progress_deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Restart the workers when training reports no progress for this long (stall detection).",
+    )
+    objective: Objective | None = Field(
+        default=None,
+        description="The metric that says how good the model is. Unset: the built-in workload's own "
+        "(accuracy, maximize, for digits), or loss, minimize.",
+    )
+    init: Init | None = Field(
+        default=None,
+        description="Start from a model on a claim (a finished job's export) instead of random weights. A "
+        "restarted job resumes from its own checkpoint, not from this.",
+    )
+
+    @field_validator("nproc_per_node")
+    @classmethod
+    def _nproc(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value >= 1:
+            return value
+        if value == "auto":
+            return value
+        raise ValueError('spec.nprocPerNode must be a positive integer or "auto"')
+
+    @field_validator("env")
+    @classmethod
+    def _no_reserved_env(cls, value: list[EnvVar]) -> list[EnvVar]:
+        for var in value:
+            if var.name.startswith(c.RESERVED_ENV_PREFIX):
+                raise ValueError(f"spec.env must not set {var.name}: Ludus sets torchrun's wiring itself")
+        return value
+
+    @model_validator(mode="after")
+    def _replicas_in_range(self) -> TrainingJobSpec:
+        if self.elastic and not self.elastic.min_replicas <= self.replicas <= self.elastic.max_replicas:
+            raise ValueError("spec.replicas must lie within [spec.elastic.minReplicas, spec.elastic.maxReplicas]")
+        return self
+
+    @property
+    def min_replicas(self) -> int:
+        return self.elastic.min_replicas if self.elastic else self.replicas
+
+    @property
+    def max_replicas(self) -> int:
+        return self.elastic.max_replicas if self.elastic else self.replicas
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(Model):
+    """A Kubernetes-style condition; lastTransitionTime moves only when status flips."""
+
+    type: str = Field(description="Condition type, e.g. Running or Failed.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(default="", description="One CamelCase word for the cause.")
+    message: str = Field(default="", description="What happened, for a person.")
+    last_transition_time: datetime | None = Field(default=None, description="When status last changed.")
+
+
+class Progress(Model):
+    """Training progress reported by rank 0 of the trainer."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+
+    step: int = Field(default=0, description="Optimizer steps done.")
+    total_steps: int | None = Field(default=None, description="Steps the run will take in all.")
+    percent: float | None = Field(default=None, description="step / totalSteps, in percent.")
+    summary: str = Field(default="", description="step/totalSteps (or the step alone), for kubectl get.")
+    epoch: int = Field(default=0, description="Current epoch.")
+    loss: float | None = Field(default=None, description="Latest training loss (absent when not finite).")
+    samples_per_second: float | None = Field(default=None, description="Training throughput.")
+    tokens_per_second: float | None = Field(default=None, description="Tokens/s, where the workload has tokens.")
+    eta_seconds: float | None = Field(
+        default=None, description="Seconds left, from the step rate the operator measured since this run began."
+    )
+    eta: str = Field(default="", description="eta_seconds for people (for example 4m10s).")
+    updated_at: datetime | None = Field(default=None, description="When the operator saw the step move.")
+
+
+class Badput(Model):
+    """Time that went into something other than training progress kept."""
+
+    seconds: float = Field(default=0.0, description="Seconds of the job's wall time.")
+    fraction: float = Field(default=0.0, description="Share of the job's wall time (0-1).")
+
+
+class Goodput(Model):
+    """How much of the job's wall time went into training progress that was kept, and where the
+    rest went. productive + every badput category = wall (fractions sum to 1)."""
+
+    wall_seconds: float = Field(default=0.0, description="Since the job was created (to completion once finished).")
+    productive_seconds: float = Field(default=0.0, description="Training steps whose progress was kept.")
+    fraction: float = Field(default=0.0, description="productiveSeconds / wallSeconds (0-1): the goodput.")
+    badput: dict[str, Badput] = Field(
+        default_factory=dict,
+        description="Badput by cause: queued (waiting for pods), startup, rendezvous, recovery (restart to "
+        "pods running again), checkpointSave, checkpointRestore, evaluation, wastedProgress (steps redone "
+        "x step time) and other (not accounted by the operator or the trainer).",
+    )
+    steps_redone: int = Field(default=0, description="Steps trained again after disruptions.")
+    # Bookkeeping carried from pass to pass (and across operator restarts) in the status itself.
+    queued_seconds: float | None = Field(
+        default=None, description="Creation to the first trainer run's start (all workers Running, until it reports)."
+    )
+    recovery_seconds: float = Field(
+        default=0.0, description="Restarts to the next trainer run's start (all workers Running, until it reports)."
+    )
+    pending_recovery_seconds: float = Field(
+        default=0.0, description="The last restart's recovery until the new run reports when it started."
+    )
+    high_water_step: int = Field(default=0, description="The furthest step any run reached.")
+    run: str = Field(default="", description="The trainer run the phases below belong to (worker 0 pod/restart/step).")
+    run_phases: dict[str, float] = Field(default_factory=dict, description="The current run's seconds per phase.")
+    earlier_phases: dict[str, float] = Field(default_factory=dict, description="Earlier runs' seconds per phase.")
+
+
+class MetricValue(Model):
+    """One evaluation metric's value and when (step, epoch) it was measured."""
+
+    value: float = Field(description="The metric's value.")
+    step: int = Field(default=0, description="Optimizer step it was measured at.")
+    epoch: int = Field(default=0, description="Epoch it was measured at.")
+
+
+class ObjectiveValue(Model):
+    """The job's objective, measured."""
+
+    metric: str = Field(description="The objective's metric.")
+    goal: Literal["maximize", "minimize"] = Field(description="maximize or minimize.")
+    value: float | None = Field(default=None, description="Its latest value.")
+    best: float | None = Field(default=None, description="Its best value so far.")
+    summary: str = Field(default="", description="For kubectl get: the metric and its latest value.")
+
+
+class Evaluation(Model):
+    """How good the model is, as the trainer last reported it. It survives the pods: the trainer hands
+    it over in its container's termination message, which the pod's status carries."""
+
+    latest: dict[str, MetricValue] = Field(default_factory=dict, description="Each metric's latest value.")
+    best: dict[str, MetricValue] = Field(default_factory=dict, description="Each metric's best value so far.")
+    objective: ObjectiveValue | None = Field(default=None, description="The objective's value on its own.")
+
+
+class InitializedFrom(Model):
+    """The model a job started from, pinned when its workers were created: its lineage."""
+
+    job: str | None = Field(default=None, description="The TrainingJob it came from (init.fromJob).")
+    claim_name: str = Field(description="The claim holding it.")
+    path: str = Field(description="Its directory in the claim.")
+    file: str | None = Field(default=None, description="The weights file the trainer loaded.")
+    step: int | None = Field(default=None, description="The step it was saved at.")
+    sha256: str | None = Field(default=None, description="Its weights' SHA-256, as the trainer read them.")
+    reinitialized: list[str] | None = Field(default=None, description="Tensors that did not fit and were "
+                                            "initialised afresh (init.strict: false), such as a new head.")
+
+
+class RestartRecord(Model):
+    """The most recent restart, kept after the Restarting condition has turned False again."""
+
+    reason: str = Field(description="Why: WorkerFailed, WorkerDeleted, WorkerEvicted, NodeLost or Stalled.")
+    message: str = Field(default="", description="What happened, for a person.")
+    time: datetime | None = Field(default=None, description="When the operator decided the restart.")
+
+
+class TrainingJobStatus(Model):
+    """What the operator observed; it never holds anything the pods do not show."""
+
+    phase: Literal["Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed"] = Field(
+        default="Pending", description="Where the job is: Pending, Running, Restarting, Suspended, Succeeded, Failed."
+    )
+    conditions: list[Condition] = Field(default_factory=list, description="Conditions, one per type.")
+    desired: int = Field(default=0, description="Workers the job wants now.")
+    active: int = Field(default=0, description="Worker pods that exist and have not finished.")
+    ready: int = Field(default=0, description="Worker pods running and ready.")
+    succeeded: int = Field(default=0, description="Worker pods that exited 0.")
+    failed: int = Field(default=0, description="Worker pods that failed and are not yet replaced.")
+    workers: str = Field(default="0/0", description="Running or done (exit 0)/desired workers.")
+    restarts: int = Field(default=0, description="Worker recreations so far; counted against backoffLimit.")
+    last_restart: RestartRecord | None = Field(default=None, description="The most recent restart and its cause.")
+    counted_failures: list[str] = Field(
+        default_factory=list,
+        description="UIDs of failed pods already counted in restarts and not yet gone (exactly-once counting).",
+    )
+    selector: str = Field(default="", description="Label selector of the worker pods (for the scale subresource).")
+    start_time: datetime | None = Field(default=None, description="When the operator first created workers.")
+    completion_time: datetime | None = Field(default=None, description="When the job Succeeded or Failed.")
+    observed_generation: int = Field(default=0, description="The spec generation this status reflects.")
+    progress: Progress | None = Field(default=None, description="Latest training progress from rank 0.")
+    evaluation: Evaluation | None = Field(default=None, description="The model's evaluation metrics.")
+    goodput: Goodput | None = Field(default=None, description="Where the job's wall time went.")
+    initialized_from: InitializedFrom | None = Field(
+        default=None, description="The model the job started from (spec.init), as resolved and as loaded.")
+
+
+class ObjectMeta(BaseModel):
+    """The slice of metadata the operator reads."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel, frozen=True)
+
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    generation: int = 0
+    resource_version: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
+
+
+class TrainingJob(BaseModel):
+    """A whole TrainingJob as the API server stores it."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    api_version: str = Field(default=c.API_VERSION, alias="apiVersion")
+    kind: str = c.KIND
+    metadata: ObjectMeta
+    spec: TrainingJobSpec
+    status: TrainingJobStatus = Field(default_factory=TrainingJobStatus)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tolerate_empty_status(cls, data: Any) -> Any:
+        # A fresh object has no status, and Kopf can leave keys we do not own in it.
+        if isinstance(data, dict) and isinstance(data.get("status"), dict):
+            known = set(TrainingJobStatus.model_fields) | {
+                f.alias for f in TrainingJobStatus.model_fields.values() if f.alias
+            }
+            data = {**data, "status": {k: v for k, v in data["status"].items() if k in known}}
+        return data
