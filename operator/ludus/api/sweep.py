@@ -160,7 +160,8 @@ class SweepStatus(Model):
         default="Pending", description="Where the sweep is.")
     conditions: list[Condition] = Field(default_factory=list, description="Conditions, one per type.")
     objective: Objective | None = Field(default=None, description="The objective in use.")
-    trials: list[TrialRecord] = Field(default_factory=list, description="Every trial, by number.")
+    trials: list[TrialRecord] = Field(default_factory=list, max_length=100, description="The best, the running and "
+                                      "the latest trials, by number (at most 100; the counts cover them all).")
     created: int = Field(default=0, description="Trials created.")
     running: int = Field(default=0, description="Trials not yet finished.")
     succeeded: int = Field(default=0, description="Trials that succeeded.")

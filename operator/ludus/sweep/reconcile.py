@@ -16,7 +16,14 @@ from ludus.api import constants as c
 from ludus.api.models import Objective, TrainingJob
 from ludus.api.sweep import BestTrial, Sweep, SweepStatus, TrialRecord
 from ludus.sweep.space import SpaceError, distributions, grid_size
-from ludus.sweep.status import counted_status, counts_of, ended_status, running_status, suspended_status
+from ludus.sweep.status import (
+    counted_status,
+    counts_of,
+    created_count,
+    ended_status,
+    running_status,
+    suspended_status,
+)
 from ludus.sweep.study import suggest_many, to_stop
 from ludus.sweep.trials import outcome, record, state_of, trial_job, trial_name, trial_number
 from ludus.trainingjob.child import latest_metrics, phase_of, reported_objective
@@ -117,8 +124,8 @@ def reconcile_sweep(sweep: Sweep, jobs: Sequence[TrainingJob], now: datetime) ->
         return plan
     plan.resume = [t.name for t in running if _suspended(by_name.get(t.name))]
     active = _stop_and_start(sweep, plan, records, objective, limit, len(running))
-    finished = len(records) - len(running)
-    plan.status = running_status(status, len(records) + len(plan.create), active, finished, limit, now)
+    finished = created_count(records) - len(running)
+    plan.status = running_status(status, created_count(records) + len(plan.create), active, finished, limit, now)
     return plan
 
 
@@ -135,8 +142,8 @@ def _stop_and_start(sweep: Sweep, plan: SweepPlan, records: Mapping[int, TrialRe
         plan.events.append(("Normal", c.SWEEP_REASON_STOPPED_EARLY, f"trial {trial.name} stopped early: "
                             f"{objective.metric} {trial.value} is worse than the median of earlier trials at its step"))
     active = running - len(stopping)
-    first = max(records, default=-1) + 1
-    slots = max(0, min(spec.parallel_trials - active, limit - len(records)))
+    first = created_count(records)
+    slots = max(0, min(spec.parallel_trials - active, limit - first))
     numbers = [n for n in range(first, first + slots) if n < limit]
     for number, values in zip(numbers, suggest_many(spec, objective, outcomes, numbers), strict=True):
         if values is None:
@@ -161,7 +168,7 @@ def _ending(sweep: Sweep, records: Mapping[int, TrialRecord], jobs: Mapping[str,
     """Why the sweep ends now, if it does: (phase, condition, reason, message)."""
     spec = sweep.spec
     counts = counts_of(records)
-    finished = len(records) - counts["running"]
+    finished = created_count(records) - counts["running"]
     done = [t for t in records.values() if state_of(t) == "succeeded"]
     if done and all(t.value is None for t in done) and not any(t.value is not None for t in records.values()):
         reported = sorted({m for t in done for m in (latest_metrics(jobs[t.name]) if t.name in jobs else {})})

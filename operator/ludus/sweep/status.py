@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Final
 
 from ludus.api import constants as c
 from ludus.api.conditions import upsert_condition
@@ -13,6 +14,28 @@ from ludus.api.sweep import BestTrial, SweepStatus, TrialRecord
 from ludus.sweep.trials import state_of
 
 STATES = ("running", "succeeded", "failed", "stopped", "deleted")
+# Trials a Sweep's status lists, at most: the best, then the running ones (newest first), then the latest
+# finished. The others are counted; their TrainingJobs are their record (a sweep may run 10,000 trials,
+# and their records would not fit one object). Early stopping compares against the trials listed.
+MAX_LISTED_TRIALS: Final = 100
+
+
+def created_count(records: Mapping[int, TrialRecord]) -> int:
+    """Trials created so far: they are numbered from 0, and the newest are always known."""
+    return max(records, default=-1) + 1
+
+
+def listed_trials(records: Mapping[int, TrialRecord], best: BestTrial | None) -> list[TrialRecord]:
+    """The window of trials the status lists (MAX_LISTED_TRIALS), by number."""
+    newest_first = sorted(records.values(), key=lambda t: -t.number)
+    ranked = ([records[best.number]] if best is not None and best.number in records else []) + [
+        t for t in newest_first if state_of(t) == "running"] + [t for t in newest_first if state_of(t) != "running"]
+    chosen: dict[int, TrialRecord] = {}
+    for trial in ranked:
+        if len(chosen) >= MAX_LISTED_TRIALS:
+            break
+        chosen.setdefault(trial.number, trial)
+    return [chosen[n] for n in sorted(chosen)]
 
 
 def counts_of(records: Mapping[int, TrialRecord]) -> dict[str, int]:
@@ -24,12 +47,12 @@ def counted_status(old: SweepStatus, records: Mapping[int, TrialRecord], objecti
                    best: BestTrial | None, max_trials: int, generation: int) -> SweepStatus:
     """The trials, their counts and the best one; `objective` only once it is settled."""
     counts = counts_of(records)
-    finished = len(records) - counts["running"]
+    finished = created_count(records) - counts["running"]
     metric = objective.metric if objective else ""
     return old.model_copy(update={
         "objective": objective,
-        "trials": [records[n] for n in sorted(records)],
-        "created": len(records), "running": counts["running"], "succeeded": counts["succeeded"],
+        "trials": listed_trials(records, best),
+        "created": created_count(records), "running": counts["running"], "succeeded": counts["succeeded"],
         "failed": counts["failed"], "stopped": counts["stopped"], "deleted": counts["deleted"],
         "progress": f"{finished}/{max_trials}",
         "best": best,

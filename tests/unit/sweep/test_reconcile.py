@@ -309,3 +309,21 @@ def test_only_trials_the_sweep_controls_are_its_trials_whatever_their_labels() -
     assert [j.metadata.name for j in children] == ["s-0"]
     plan = _reconcile_sweep(s, children, T0)
     assert [t.number for t in plan.status.trials] == [0] and plan.status.best is None
+
+
+def test_a_sweep_of_many_trials_lists_a_bounded_window_and_counts_the_rest() -> None:
+    from ludus.sweep.status import MAX_LISTED_TRIALS
+
+    def trained(job: dict[str, Any]) -> dict[str, Any]:
+        number = int(job["metadata"]["labels"][c.LABEL_TRIAL])
+        return finished(job, "Succeeded", {"accuracy": 0.99 if number == 7 else number / 1000})
+
+    plan, jobs = _run(sweep(maxTrials=150, parallelTrials=10, algorithm={"name": "random"}), trained)
+    status = plan.status
+    assert status.phase == c.PHASE_SUCCEEDED and status.succeeded == 150 and status.created == 150
+    assert status.progress == "150/150" and len(jobs) == 150
+    listed = [t.number for t in status.trials]
+    assert len(listed) == MAX_LISTED_TRIALS and 7 in listed and listed[-1] == 149
+    assert status.best is not None and status.best.number == 7
+    size = len(json.dumps(status.model_dump(by_alias=True, mode="json")))
+    assert size < 256 * 1024, size
