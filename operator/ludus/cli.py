@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     op.add_argument("--log-level", default=DEFAULTS.log_level, choices=["debug", "info", "warning", "error"])
     op.add_argument("--workers", type=int, default=DEFAULTS.workers, help="concurrent reconcile workers")
     op.add_argument("--connections", type=int, default=DEFAULTS.connections, help="API server connection pool size")
+    op.add_argument("--api-qps", type=float, default=DEFAULTS.api_qps,
+                    help="requests per second the operator's own client sends the API server, on average (0: no limit)")
+    op.add_argument("--api-burst", type=int, default=DEFAULTS.api_burst, help="requests at once above --api-qps")
     op.add_argument("--gang-scheduling", default=DEFAULTS.gang_scheduling, choices=["none", "volcano", "coscheduling"],
                     help="place each job's workers as one gang: a PodGroup for Volcano or scheduler-plugins' "
                     "coscheduling (Kueue needs no flag: a job's kueue.x-k8s.io/queue-name label asks for it)")
@@ -109,6 +112,8 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         log_level=args.log_level,
         workers=args.workers,
         connections=args.connections,
+        api_qps=args.api_qps,
+        api_burst=args.api_burst,
         gang_scheduling=args.gang_scheduling,
         network_policy=args.network_policy,
         pod_security=args.pod_security,

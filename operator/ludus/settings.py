@@ -20,6 +20,8 @@ class OperatorSettings:
     log_level: str = "info"
     workers: int = 16  # concurrent reconcile workers
     connections: int = 64  # the API client's connection pool
+    api_qps: float = 200.0  # requests per second to the API server, on average (0: unlimited)
+    api_burst: int = 400  # requests at once above that
     gang_scheduling: str = "none"  # none, volcano or coscheduling
     network_policy: str = "on"  # a NetworkPolicy per job unless the job's spec says otherwise
     pod_security: str = "restricted"  # privileged, baseline or restricted: what the pods Ludus builds may ask for

@@ -127,8 +127,10 @@ def test_the_chart_and_the_kustomize_base_agree_on_every_security_default(cluste
     base_doc = yaml.safe_load((REPO / "manifests" / "operator" / "deployment.yaml").read_text())
     base = base_doc["spec"]["template"]["spec"]["containers"][0]
     chart_flags, base_flags = _flags(chart["args"]), _flags(base["args"])
-    for flag in ("pod-security", "network-policy", "metrics-port", "health-port", "log-level"):
+    for flag in ("pod-security", "network-policy", "metrics-port", "health-port", "log-level", "api-qps",
+                 "api-burst"):
         assert chart_flags[flag] == base_flags[flag], flag
+    assert float(chart_flags["api-qps"]) == DEFAULTS.api_qps and int(chart_flags["api-burst"]) == DEFAULTS.api_burst
     assert chart_flags["pod-security"] == DEFAULTS.pod_security == "restricted"
     chart_readers, base_readers = json.loads(chart_flags["metrics-from"]), json.loads(base_flags["metrics-from"])
     assert [r["namespaceSelector"] for r in chart_readers] == [r["namespaceSelector"] for r in base_readers]

@@ -33,7 +33,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     if info is None:
         raise kopf.PermanentError("no credentials: neither a service account nor a kubeconfig was found")
     controller: Controller = memo.controller
-    client = KubeClient(info, connections=config.connections, relogin=lambda: login(settings=settings, **kwargs))
+    client = KubeClient(info, connections=config.connections, relogin=lambda: login(settings=settings, **kwargs),
+                        qps=config.api_qps, burst=config.api_burst)
     controller.start(client, config.namespaces)
     memo.sweep.start(client)
     memo.continuous.start(client)

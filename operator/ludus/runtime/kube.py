@@ -167,6 +167,55 @@ class JsonLines:
 
 Relogin = Callable[[], Any]  # returns a fresh kopf.ConnectionInfo, or None
 
+# A 429 or 503 is sent again after the API server's Retry-After (at most this long), this many times.
+MAX_RETRY_AFTER_SECONDS: Final = 30.0
+RETRIES_AFTER_THROTTLE: Final = 3
+
+
+class TokenBucket:
+    """At most `qps` requests a second on average, `burst` at once: however many jobs a tenant makes,
+    the operator's own load on the API server stays the platform's choice (client-go's rate limiter)."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self._qps, self._burst = qps, float(max(burst, 1))
+        self._tokens = self._burst
+        self._at = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        if self._qps <= 0:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._qps)
+            self._at = now
+            if self._tokens < 1:
+                await asyncio.sleep((1 - self._tokens) / self._qps)
+                self._tokens, self._at = 1.0, time.monotonic()
+            self._tokens -= 1
+
+
+def _result(status: int, raw: bytes, verb: str, path: str, token: str | None) -> dict[str, Any]:
+    """A response's body, decoded; an ApiError with the API server's message for a failure."""
+    if status >= 400:
+        text = raw.decode("utf-8", "replace")
+        try:
+            message = fastjson.loads(raw).get("message", text)
+        except (ValueError, AttributeError):
+            message = text
+        raise ApiError(status, verb, path, message, token=token)
+    result: dict[str, Any] = fastjson.loads(raw) if raw else {}
+    return result
+
+
+def retry_after(headers: Mapping[str, str]) -> float:
+    """The API server's Retry-After in seconds (1 when absent or unreadable), capped."""
+    try:
+        seconds = float(headers.get("Retry-After", "1"))
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
 
 class KubeClient:
     """One pooled HTTP session to the API server, shared by all reconcile workers.
@@ -175,8 +224,10 @@ class KubeClient:
     renewed by `relogin` when the API server answers 401 or their expiry is near;
     the request is then sent once more."""
 
-    def __init__(self, info: Any, *, connections: int = 64, relogin: Relogin | None = None) -> None:
+    def __init__(self, info: Any, *, connections: int = 64, relogin: Relogin | None = None,
+                 qps: float = 0.0, burst: int = 1) -> None:
         self._server = str(info.server).rstrip("/")
+        self._bucket = TokenBucket(qps, burst)
         self._connections = connections
         self._relogin = relogin
         self._refreshing = asyncio.Lock()
@@ -251,32 +302,34 @@ class KubeClient:
     async def _send(
         self, verb: str, path: str, body: Any, content_type: str, params: Mapping[str, str] | None
     ) -> dict[str, Any]:
-        token = self._token
-        headers = {**self._headers(), "Content-Type": content_type, "Accept": "application/json"}
         data = None if body is None else fastjson.dumps(body)
-        async with self._session.request(
-            verb, self._server + path, data=data, headers=headers, params=params, auth=self._basic
-        ) as response:
-            raw = await response.read()
-            metrics.API_REQUESTS.labels(verb=verb, code=str(response.status)).inc()
-            if response.status >= 400:
-                text = raw.decode("utf-8", "replace")
-                try:
-                    message = fastjson.loads(raw).get("message", text)
-                except (ValueError, AttributeError):
-                    message = text
-                raise ApiError(response.status, verb, path, message, token=token)
-            result: dict[str, Any] = fastjson.loads(raw) if raw else {}
-            return result
+        for attempt in range(RETRIES_AFTER_THROTTLE + 1):
+            await self._bucket.take()
+            token = self._token
+            headers = {**self._headers(), "Content-Type": content_type, "Accept": "application/json"}
+            async with self._session.request(
+                verb, self._server + path, data=data, headers=headers, params=params, auth=self._basic
+            ) as response:
+                raw = await response.read()
+                metrics.API_REQUESTS.labels(verb=verb, code=str(response.status)).inc()
+                throttled = response.status in (429, 503) and attempt < RETRIES_AFTER_THROTTLE
+                if not throttled:
+                    return _result(response.status, raw, verb, path, token)
+                wait = retry_after(response.headers)
+            metrics.API_THROTTLED.inc()
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def watch(
         self, path: str, params: Mapping[str, str], *, read_timeout: float
     ) -> AsyncIterator[dict[str, Any]]:
-        """Stream a watch's events, decoded; ends when the server closes the watch.
+        """Stream a watch's events, decoded; ends when the server closes the watch (a relist after an
+        error waits its turn in the QPS limit too).
 
         Lines are split by `JsonLines` rather than aiohttp's readline, which refuses
         lines above its buffer size (a pod with a large spec can exceed it)."""
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=read_timeout)
+        await self._bucket.take()
         if self._expiring():
             await self.refresh(self._token)
         token = self._token

@@ -43,6 +43,10 @@ QUEUE_DEPTH: Final = Gauge("ludus_workqueue_depth", "Jobs waiting for a reconcil
 LAST_WATCH_EVENT: Final = Gauge(
     "ludus_last_watch_event_timestamp_seconds", "When the operator last received a watch event (stalls show here)"
 )
+API_THROTTLED: Final = Counter(
+    "ludus_api_throttled_total",
+    "Requests the API server throttled (429, 503) that were sent again after its Retry-After",
+)
 POD_PARSE_ERRORS: Final = Counter(
     "ludus_pod_parse_errors_total",
     "Pod events whose content could not be read (the pod is kept as Unknown; the watch goes on)",
