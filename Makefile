@@ -117,11 +117,15 @@ bench-sweep: install cluster-binaries ## sweeps on kwok nodes: trial-to-trial ga
 	$(PY) bench/sweep.py $(BENCH_ARGS)
 	$(PY) bench/report.py
 
+bench-memory: install cluster-binaries ## operator RSS: idle, 1000 ordinary and 50 largest-spec TrainingJobs -> docs/benchmarks/memory.json
+	$(PY) bench/memory.py $(BENCH_ARGS)
+	$(PY) bench/report.py
+
 bench-demo: ## make demo, recording apply -> Running -> first step -> last step -> Succeeded -> docs/benchmarks/demo-timeline.json
 	LUDUS_DEMO_RECORD=$(CURDIR)/docs/benchmarks/demo-timeline.json $(MAKE) demo
 	$(PY) bench/report.py
 
-bench-all: bench bench-progress bench-recovery bench-throughput ## every benchmark, then docs/benchmarks.md
+bench-all: bench bench-progress bench-sweep bench-memory bench-recovery bench-throughput ## every benchmark, then docs/benchmarks.md
 
 bench-report: install ## rewrite docs/benchmarks.md from docs/benchmarks/*.json
 	$(PY) bench/report.py

@@ -26,7 +26,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 
 from bench import scale  # noqa: E402
-from devcluster.paths import versions  # noqa: E402
 
 RESULTS = REPO / "docs" / "benchmarks" / "progress.json"
 METRICS_PORT = 9090  # ludus.api.constants.TRAINER_METRICS_PORT
@@ -141,16 +140,7 @@ def main() -> int:
     args = parser.parse_args()
     started = time.time()
     result = asyncio.run(run(args.jobs, args.workers, args.minutes, args.interval))
-    document = {
-        "command": "make bench-progress" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else ""),
-        "date": time.strftime("%Y-%m-%d", time.gmtime(started)),
-        "duration_s": round(time.time() - started),
-        "machine": scale.machine(),
-        "versions": {**versions(), **scale.package_versions()},
-        "result": result,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(document, indent=2) + "\n")
+    scale.write_document("bench-progress", started, result, args.output)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
     return 0
 

@@ -285,6 +285,29 @@ def _sweep() -> list[str]:
     return out
 
 
+def _memory() -> list[str]:
+    data = _load("memory.json")
+    out = ["## The operator's memory at its documented limits", ""]
+    if not data:
+        return out + ["Not measured yet: run `make bench-memory`.", ""]
+    r, m = data["result"], data["machine"]
+    limits = r["documented_limits"]
+    out += [f"Command: `{data['command']}` on {m['cpus']} CPUs / {m['memory_gib']} GiB ({m['platform']}), "
+            f"{data['date']}. Suspended TrainingJobs (no pods: the objects' own cost), each reconciled once; "
+            "RSS read once the operator settled. The largest spec is one the CRD's bounds admit in one field "
+            f"(`args`: 256 × 4096 characters, {r['largest_spec_bytes'] / 2**20:.2f} MiB of JSON).", "",
+            "| figure | value |", "|---|---|",
+            f"| operator RSS, idle | {r['idle_rss_mb']} MB |",
+            f"| … after {r['typical_jobs']} ordinary jobs | {r['after_typical_rss_mb']} MB "
+            f"({r['mb_per_typical_job'] * 1024:.1f} KB per job) |",
+            f"| … after {r['largest_jobs']} more of the largest size | {r['after_largest_rss_mb']} MB "
+            f"({r['mb_per_largest_job']} MB per job) |",
+            f"| … peak over the run | {r['peak_rss_mb']} MB |",
+            f"| estimated at the documented limits ({limits['jobs']} jobs, {limits['of_them_largest']} of them "
+            f"the largest) | **{r['estimated_rss_at_limits_mb']} MB** of the chart's {r['chart_limit_mb']} MiB |", ""]
+    return out
+
+
 def _timeline() -> list[str]:
     data = _load("demo-timeline.json")
     out = ["## The demo job, apply to Succeeded", ""]
@@ -317,6 +340,7 @@ def render() -> str:
     out += _layout_check()
     out += _progress()
     out += _sweep()
+    out += _memory()
     out += _timeline()
     recovery = _load("recovery.json")
     out += ["## Start-up and recovery on real pods", ""]

@@ -527,6 +527,21 @@ def package_versions() -> dict[str, str]:
     return {name: version(name) for name in ("kopf", "aiohttp", "pydantic", "prometheus-client", "ludus")}
 
 
+def write_document(target: str, started: float, result: dict[str, Any], output: Path) -> None:
+    """A benchmark's JSON: the make target that produced it (with its arguments), when, on what, and
+    the result; what bench/report.py renders."""
+    document = {
+        "command": f"make {target}" + (f" BENCH_ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else ""),
+        "date": time.strftime("%Y-%m-%d", time.gmtime(started)),
+        "duration_s": round(time.time() - started),
+        "machine": machine(),
+        "versions": {**versions(), **package_versions()},
+        "result": result,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(document, indent=2) + "\n")
+
+
 async def _drop_namespace(api: Api, name: str) -> None:
     """Delete an arm's namespace and wait until it is gone, so the next arm never shares the cluster
     with the namespace controller still deleting the last one's Events."""

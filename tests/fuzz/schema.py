@@ -49,7 +49,8 @@ def valid(node: Schema, depth: int = 0) -> st.SearchStrategy[Any]:
         return st.booleans()
     if kind == "array":
         low = node.get("minItems", 0)
-        return st.lists(valid(node["items"], depth + 1), min_size=low, max_size=max(low, min(node.get("maxItems", 2), 2)))
+        most = max(low, min(node.get("maxItems", 2), 2))
+        return st.lists(valid(node["items"], depth + 1), min_size=low, max_size=most)
     if "properties" in node and depth < 6:
         return _object(node, depth)
     if isinstance(node.get("additionalProperties"), dict):

@@ -48,3 +48,24 @@ def test_a_refused_create_is_a_condition_naming_the_child_with_one_event_and_a_b
              what="the job Running once the quota is gone")
     created = next(c for c in k.json("tj", "quota")["status"]["conditions"] if c["type"] == "Created")
     assert created["status"] == "True"
+
+
+def test_a_trial_the_api_server_refuses_is_named_on_the_sweep_once(k: Kubectl, operator: OperatorProcess) -> None:
+    """A template subPath near the limit: each trial's own directory under it passes 253 characters,
+    and the TrainingJob CRD refuses the trial (422). Before, the sweep retried on every pass, silent."""
+    from tests.integration.test_sweeps import sweep_manifest
+
+    manifest = sweep_manifest("deep", maxTrials=2, parallelTrials=1)
+    manifest["spec"]["template"]["checkpoint"] = {"claimName": "c", "subPath": "d" * 250}
+    k.apply(manifest)
+
+    def refused() -> dict | None:
+        conditions = (k.json("sweep", "deep").get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Created" and c["status"] == "False"), None)
+
+    condition = wait_for(refused, timeout=60, what="Created False on the sweep")
+    assert condition["reason"] == "CreateRefused" and condition["message"].startswith("TrainingJob deep-0: ")
+    assert "subPath" in condition["message"]
+    time.sleep(12)  # two more tries at least (5 s, then 10 s)
+    events = [e for e in k.items("events") if e["involvedObject"]["name"] == "deep" and e["reason"] == "CreateRefused"]
+    assert len(events) == 1 and k.items("tj", "ludus.dev/sweep=deep") == []

@@ -11,10 +11,16 @@ from pydantic import ValidationError
 from ludus.api import constants as c
 from ludus.api.models import parse_stored
 from ludus.api.sweep import Sweep, SweepStatus
+from ludus.controller.apply import refusal
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
 from ludus.runtime import metrics
+from ludus.runtime.kube import ApiError
 from ludus.sweep.reconcile import SweepPlan, reconcile_sweep
-from ludus.sweep.status import invalid_status
+from ludus.sweep.status import created_condition, invalid_status
+
+# A trial the API server refused is asked for again after this long, doubling up to the maximum.
+REFUSED_RETRY_SECONDS = 5.0
+REFUSED_RETRY_MAX_SECONDS = 300.0
 
 SweepKey = OwnerKey
 
@@ -28,18 +34,27 @@ class SweepController(OwnerController):
     plural = c.SWEEP_PLURAL
     handler = "sweep"
 
-    async def sync(self, key: SweepKey) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._refusals: dict[SweepKey, int] = {}  # refusals in a row, by sweep
+
+    async def sync(self, key: SweepKey) -> float | None:
         body = self.owner_body(key)
         if body is None:
-            return
+            return None
         now = self.now()
         try:
             sweep = parse_stored(Sweep, body)
         except ValidationError as err:
             await self._invalid(body, invalid_message(err), now)
-            return
+            return None
         plan = reconcile_sweep(sweep, self.child_jobs(key, sweep.metadata.uid), now)
-        await self._execute(key, body, sweep, plan, now)
+        refused = await self._execute(key, body, sweep, plan, now)
+        if refused is None:
+            self._refusals.pop(key, None)
+            return None
+        tries = self._refusals[key] = self._refusals.get(key, 0) + 1
+        return float(min(REFUSED_RETRY_MAX_SECONDS, REFUSED_RETRY_SECONDS * 2 ** (tries - 1)))
 
     async def _invalid(self, body: Mapping[str, Any], message: str, now: datetime) -> None:
         """A spec the schema let through but the model refuses: Failed, naming the field, once."""
@@ -54,14 +69,28 @@ class SweepController(OwnerController):
         await self.event(body, "Warning", c.REASON_INVALID_SPEC, message, now)
 
     async def _execute(self, key: SweepKey, body: Mapping[str, Any], sweep: Sweep, plan: SweepPlan,
-                       now: datetime) -> None:
+                       now: datetime) -> str | None:
+        """Carry out the plan; returns the API server's refusal of a trial, if it refused one (the sweep
+        says so in its Created condition, with one Event, and asks again later)."""
         assert self.client is not None
         namespace = key[0]
+        refused = None
         for job, announce in zip(plan.create, plan.announce, strict=True):
-            if await self.client.create(job):
+            try:
+                created = await self.client.create(job)
+            except ApiError as err:
+                refused = refusal(err, job)
+                if refused is None:
+                    raise
+                break
+            if created:
                 metrics.SWEEP_TRIALS_CREATED.labels(namespace=namespace).inc()
                 await self.event(body, "Normal", c.SWEEP_REASON_TRIAL_CREATED, announce, now)
             self.created(key, job)
+        if plan.create:
+            plan.status, said = created_condition(plan.status, refused, now)
+            if refused is not None and not said:
+                plan.events.append(("Warning", c.REASON_CREATE_REFUSED, refused))
         for name in plan.stop:
             await self.patch_job(namespace, name, {
                 "metadata": {"annotations": {c.ANNOTATION_STOPPED_EARLY: "true"}}, "spec": {"suspend": True}})
@@ -74,3 +103,4 @@ class SweepController(OwnerController):
         metrics.observe_sweep(namespace, sweep.metadata.name, plan.status)
         for type_, reason, message in plan.events:
             await self.event(body, type_, reason, message, now)
+        return refused

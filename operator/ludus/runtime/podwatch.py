@@ -40,6 +40,8 @@ WATCH_TIMEOUT_SECONDS: Final = 300
 # Pause before relisting after an error (the API server restarting, a network blip).
 RELIST_DELAY_SECONDS: Final = 1.0
 _GLOB: Final = frozenset("*?[")
+# Unreadable pods remembered so that each is logged once (forgotten all at once past this many).
+MAX_UNREADABLE_REMEMBERED: Final = 10_000
 
 
 class PodIndex:
@@ -47,6 +49,7 @@ class PodIndex:
 
     def __init__(self) -> None:
         self._by_job: dict[JobKey, dict[str, PodObservation]] = {}
+        self._unreadable: set[str] = set()  # pods already reported as unreadable (logged once each)
 
     def __contains__(self, key: object) -> bool:
         return key in self._by_job
@@ -72,8 +75,27 @@ class PodIndex:
                 if not pods:
                     del self._by_job[key]
         else:
-            self._by_job.setdefault(key, {})[uid] = _observe(body, key, uid)
+            self._by_job.setdefault(key, {})[uid] = self._observe(body, key, uid)
         return key
+
+    def _observe(self, body: Mapping[str, Any], key: JobKey, uid: str) -> PodObservation:
+        """`observe_pod`, with whatever a pod's status holds confined to that pod: a pod that cannot be
+        read is kept as Unknown (counted, logged once), never an exception that ends the watch for all."""
+        try:
+            return observe_pod(body)
+        except Exception as err:  # noqa: BLE001 - hostile or malformed pod content must not stop the watch
+            metrics.POD_PARSE_ERRORS.inc()
+            if uid not in self._unreadable:
+                if len(self._unreadable) >= MAX_UNREADABLE_REMEMBERED:
+                    self._unreadable.clear()
+                self._unreadable.add(uid)
+                logger.warning("pod %s of job %s/%s cannot be read, kept as Unknown: %r", uid, *key, err)
+            meta = body.get("metadata") or {}
+            labels = meta.get("labels") or {}
+            index = str(labels.get(c.LABEL_REPLICA_INDEX, ""))
+            return PodObservation(name=str(meta.get("name", ""))[:253], uid=uid,
+                                  role=str(labels.get(c.LABEL_ROLE, "")),
+                                  index=int(index) if index.isdigit() and len(index) < 6 else None, phase="Unknown")
 
     def replace(self, in_scope: Callable[[str], bool], bodies: Iterable[Mapping[str, Any]]) -> set[JobKey]:
         """A fresh listing of every namespace `in_scope` accepts; returns the jobs whose pods differ."""
@@ -86,30 +108,6 @@ class PodIndex:
             del self._by_job[key]
         self._by_job.update(fresh._by_job)
         return changed
-
-
-def _observe(body: Mapping[str, Any], key: JobKey, uid: str) -> PodObservation:
-    """`observe_pod`, with whatever a pod's status holds confined to that pod: a pod that cannot be
-    read is kept as Unknown (counted, logged once), never an exception that ends the watch for all."""
-    try:
-        return observe_pod(body)
-    except Exception as err:  # noqa: BLE001 - hostile or malformed pod content must not stop the watch
-        metrics.POD_PARSE_ERRORS.inc()
-        if uid not in _reported:
-            if len(_reported) >= _MAX_REPORTED:
-                _reported.clear()
-            _reported.add(uid)
-            logger.warning("pod %s of job %s/%s cannot be read, kept as Unknown: %r", uid, *key, err)
-        meta = body.get("metadata") or {}
-        labels = meta.get("labels") or {}
-        index = str(labels.get(c.LABEL_REPLICA_INDEX, ""))
-        return PodObservation(name=str(meta.get("name", ""))[:253], uid=uid, role=str(labels.get(c.LABEL_ROLE, "")),
-                              index=int(index) if index.isdigit() and len(index) < 6 else None, phase="Unknown")
-
-
-# Pods already reported as unreadable (bounded: forgotten when it grows past what one cluster holds).
-_MAX_REPORTED: Final = 10_000
-_reported: set[str] = set()
 
 
 def watch_scopes(namespaces: tuple[str, ...]) -> list[str | None]:

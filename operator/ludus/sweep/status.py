@@ -75,6 +75,21 @@ def suspended_status(status: SweepStatus, now: datetime) -> SweepStatus:
     return status.model_copy(update={"phase": c.PHASE_SUSPENDED, "conditions": conditions})
 
 
+def created_condition(status: SweepStatus, refused: str | None, now: datetime) -> tuple[SweepStatus, bool]:
+    """Created False naming the trial the API server refused and its words (True again once trials are
+    created); and whether the status already said exactly that (its Event went out then)."""
+    before = next((x for x in status.conditions if x.type == c.COND_CREATED), None)
+    if refused is None:
+        if before is None or before.status == "True":
+            return status, False
+        conditions = upsert_condition(status.conditions, c.COND_CREATED, "True", c.REASON_CREATED,
+                                      "the API server accepted the sweep's trials", now)
+        return status.model_copy(update={"conditions": conditions}), False
+    said = before is not None and before.status == "False" and before.message == refused
+    conditions = upsert_condition(status.conditions, c.COND_CREATED, "False", c.REASON_CREATE_REFUSED, refused, now)
+    return status.model_copy(update={"conditions": conditions}), said
+
+
 def running_status(status: SweepStatus, created: int, active: int, finished: int, limit: int, now: datetime
                    ) -> SweepStatus:
     conditions = list(status.conditions)

@@ -70,3 +70,20 @@ def test_named_namespaces_are_watched_one_by_one_and_globs_cluster_wide() -> Non
     wanted = namespace_filter(("team-a", "ml-*"))
     assert wanted("team-a") and wanted("ml-vision") and not wanted("team-b")
     assert namespace_filter(())("anything")
+
+
+def test_a_pod_that_cannot_be_read_is_kept_as_unknown_and_counted_not_raised() -> None:
+    from ludus.runtime import metrics
+    from ludus.runtime.podwatch import PodIndex
+
+    body = {"metadata": {"name": "j-worker-0", "namespace": "ns", "uid": "u1",
+                         "labels": {c.LABEL_JOB_NAME: "j", c.LABEL_ROLE: c.ROLE_WORKER, c.LABEL_REPLICA_INDEX: "0"}},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"name": c.CONTAINER_TRAINER, "state": {"terminated": {"exitCode": "not a number"}}}]}}
+    before = metrics.POD_PARSE_ERRORS._value.get()
+    index = PodIndex()
+    assert index.apply("MODIFIED", body) == ("ns", "j")
+    assert index.apply("MODIFIED", body) == ("ns", "j")
+    (pod,) = index.pods_of(("ns", "j"))
+    assert (pod.phase, pod.role, pod.index) == ("Unknown", c.ROLE_WORKER, 0)
+    assert metrics.POD_PARSE_ERRORS._value.get() == before + 2
