@@ -60,10 +60,16 @@ def other_namespace(cluster: TestCluster) -> Iterator[str]:
 
 def _verdict(k: Kubectl, short: str, name: str) -> str | None:
     """'observed' once the operator's status reflects the object's generation; 'condition' once a
-    condition names a field; None while neither."""
+    condition names a field; None while neither. A job may be gone already (it ended at once, and its
+    ttlSecondsAfterFinished removed it): then the operator's Events about it say which."""
     body = k.get_or_none(short, name)
     if body is None:
-        return None
+        said = [e for e in k.items("events") if e["involvedObject"]["name"] == name
+                and e.get("source", {}).get("component") == "ludus-operator"]
+        refused = [e for e in said if e["reason"] == "InvalidSpec"]
+        if refused:
+            return "condition" if all(NAMES_A_FIELD.search(e["message"]) for e in refused) else "unnamed"
+        return "observed" if said else None
     status = body.get("status") or {}
     for cond in status.get("conditions") or []:
         if cond.get("reason") == "InvalidSpec" and NAMES_A_FIELD.search(cond.get("message", "")):
@@ -102,6 +108,7 @@ def test_specs_drawn_from_the_three_schemas_are_refused_run_or_named_and_the_ope
                     return
                 verdict = wait_for(lambda: _verdict(k, short, name), timeout=30,
                                    what=f"the operator's verdict on {kind} {name} (broken: {path}): {spec}")
+                assert verdict != "unnamed", f"an InvalidSpec Event on {name} names no field"
                 outcomes[verdict] += 1
             finally:
                 k.run("delete", short, name, "--ignore-not-found", "--wait=false", check=False)
