@@ -35,7 +35,7 @@ GROUP = "/apis/ludus.dev/v1alpha1/namespaces"
 # The chart's default memory limit for the operator, and the documented limits measured against it.
 CHART_LIMIT_MB = 512
 DOCUMENTED_JOBS = 5000  # TrainingJobs of ordinary size (a Sweep's trials and a ContinuousTraining's runs count)
-DOCUMENTED_LARGEST = 100  # of them at the CRD's largest size
+DOCUMENTED_LARGEST = 20  # and of the largest size a tenant can give one field (each costs ~2 MB)
 
 
 def suspended(name: str, namespace: str, args: list[str] | None = None) -> dict[str, Any]:

@@ -295,7 +295,9 @@ def _memory() -> list[str]:
     out += [f"Command: `{data['command']}` on {m['cpus']} CPUs / {m['memory_gib']} GiB ({m['platform']}), "
             f"{data['date']}. Suspended TrainingJobs (no pods: the objects' own cost), each reconciled once; "
             "RSS read once the operator settled. The largest spec is one the CRD's bounds admit in one field "
-            f"(`args`: 256 × 4096 characters, {r['largest_spec_bytes'] / 2**20:.2f} MiB of JSON).", "",
+            f"(`args`: 256 × 4096 characters, {r['largest_spec_bytes'] / 2**20:.2f} MiB of JSON). The documented "
+            "limits are the estimate's inputs: a platform that lets tenants make more objects, or larger ones, "
+            "sizes the operator's memory from the two slopes, and bounds the counts with a ResourceQuota.", "",
             "| figure | value |", "|---|---|",
             f"| operator RSS, idle | {r['idle_rss_mb']} MB |",
             f"| … after {r['typical_jobs']} ordinary jobs | {r['after_typical_rss_mb']} MB "
@@ -303,8 +305,8 @@ def _memory() -> list[str]:
             f"| … after {r['largest_jobs']} more of the largest size | {r['after_largest_rss_mb']} MB "
             f"({r['mb_per_largest_job']} MB per job) |",
             f"| … peak over the run | {r['peak_rss_mb']} MB |",
-            f"| estimated at the documented limits ({limits['jobs']} jobs, {limits['of_them_largest']} of them "
-            f"the largest) | **{r['estimated_rss_at_limits_mb']} MB** of the chart's {r['chart_limit_mb']} MiB |", ""]
+            f"| estimated at the documented limits ({limits['jobs']} ordinary jobs and {limits['of_them_largest']} "
+            "of the largest size) | **{r['estimated_rss_at_limits_mb']} MB** of the chart's {r['chart_limit_mb']} MiB |", ""]
     return out
 
 
