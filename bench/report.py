@@ -306,7 +306,8 @@ def _memory() -> list[str]:
             f"({r['mb_per_largest_job']} MB per job) |",
             f"| … peak over the run | {r['peak_rss_mb']} MB |",
             f"| estimated at the documented limits ({limits['jobs']} ordinary jobs and {limits['of_them_largest']} "
-            "of the largest size) | **{r['estimated_rss_at_limits_mb']} MB** of the chart's {r['chart_limit_mb']} MiB |", ""]
+            f"of the largest size) | **{r['estimated_rss_at_limits_mb']} MB** of the chart's "
+            f"{r['chart_limit_mb']} MiB |", ""]
     return out
 
 
