@@ -35,7 +35,10 @@ def _string(node: Schema) -> st.SearchStrategy[Any]:
 def valid(node: Schema, depth: int = 0) -> st.SearchStrategy[Any]:
     """Values the schema's keywords admit, small."""
     if node.get("x-kubernetes-int-or-string"):
-        return st.one_of(st.integers(0, 4), st.sampled_from(["1", "auto", "500m", "1Gi"]))
+        # A quantity (its CEL rule matches a pattern), else a count or "auto" (nprocPerNode).
+        if any("matches(" in rule.get("rule", "") for rule in node.get("x-kubernetes-validations", [])):
+            return st.sampled_from(["1", "500m", "1Gi", 2])
+        return st.sampled_from(["auto", 1, 2])
     kind = node.get("type")
     if kind == "string":
         return _string(node)
