@@ -63,7 +63,7 @@ NODES_SECONDS: Final = 30.0
 REFUSED_RETRY_SECONDS: Final = 5.0
 REFUSED_RETRY_MAX_SECONDS: Final = 300.0
 # Pod security decisions kept by job uid (forgotten all at once past this: they are cheap to redo).
-MAX_REMEMBERED_REFUSALS: Final = 10_000
+MAX_REMEMBERED_VERDICTS: Final = 10_000
 
 __all__ = ["Controller", "STATUS_BATCH_SECONDS", "STATUS_MAX_HOLD_SECONDS", "utcnow"]
 
@@ -105,7 +105,7 @@ class Controller:
         self.gang = gang
         self.policy = policy
         self.pod_security = cast(PodSecurityLevel, pod_security)
-        self._refusals: dict[str, tuple[int, str | None]] = {}  # uid -> (generation, pod security refusal)
+        self._verdicts: dict[str, tuple[int, str | None]] = {}  # uid -> (generation, its pod security verdict)
         self._refused: dict[str, Refused] = {}  # the API server's last refusal of a job's child, by job uid
         self._progress_interval = progress_interval
         self.client: KubeClient | None = None
@@ -197,6 +197,8 @@ class Controller:
         self.written.forget(uid)
         self.batcher.forget(key, uid)
         self.progress.forget(key, uid)
+        self._verdicts.pop(uid, None)
+        self._refused.pop(uid, None)
         self.transitions.set_phase(uid, None)
 
     def _worker0_address(self, key: JobKey) -> tuple[str, str] | None:
@@ -253,13 +255,13 @@ class Controller:
         (decided once per generation). A started job was admitted under the level it started with."""
         if job.status.start_time is not None or job.status.phase in c.TERMINAL_PHASES:
             return None
-        seen = self._refusals.get(job.metadata.uid)
+        seen = self._verdicts.get(job.metadata.uid)
         if seen is None or seen[0] != job.metadata.generation:
-            if len(self._refusals) >= MAX_REMEMBERED_REFUSALS:
-                self._refusals.clear()
+            if len(self._verdicts) >= MAX_REMEMBERED_VERDICTS:
+                self._verdicts.clear()
             pods = [pod_builders.build_worker_pod(job, 0, self.gang), pod_builders.build_rendezvous_pod(job, self.gang)]
             seen = (job.metadata.generation, refusal(pods, self.pod_security, len(job.spec.template.volumes)))
-            self._refusals[job.metadata.uid] = seen
+            self._verdicts[job.metadata.uid] = seen
         return seen[1]
 
     async def _plan(self, key: JobKey, job: TrainingJob, pods: list[PodObservation], now: datetime
