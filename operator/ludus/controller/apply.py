@@ -45,6 +45,16 @@ def refusal(err: BaseException, manifest: Mapping[str, Any]) -> str | None:
     return f"{manifest['kind']} {manifest['metadata']['name']}: {err.message}"[: c.MAX_EVENT_MESSAGE]
 
 
+# A refused child is asked for again after this long, doubling with each refusal in a row up to the maximum.
+REFUSED_RETRY_SECONDS: Final = 5.0
+REFUSED_RETRY_MAX_SECONDS: Final = 300.0
+
+
+def refused_retry_delay(tries: int) -> float:
+    """Seconds until the next try after `tries` refusals in a row (never a hot loop)."""
+    return float(min(REFUSED_RETRY_MAX_SECONDS, REFUSED_RETRY_SECONDS * 2 ** (tries - 1)))
+
+
 # Seconds between tries to create a Workload once the API server said it serves none (Kueue absent).
 KUEUE_RETRY_SECONDS = 30.0
 

@@ -26,7 +26,7 @@ from ludus.builders import pods as pod_builders
 from ludus.builders.netpol import NO_POLICY, PolicySettings
 from ludus.builders.podsecurity import PodSecurityLevel, refusal
 from ludus.builders.workload import LABEL_JOB_UID
-from ludus.controller.apply import Executed, PlanExecutor, status_dump
+from ludus.controller.apply import Executed, PlanExecutor, refused_retry_delay, status_dump
 from ludus.controller.batching import STATUS_BATCH_SECONDS, STATUS_MAX_HOLD_SECONDS, StatusBatcher
 from ludus.controller.expectations import Expectations
 from ludus.controller.transitions import TransitionMetrics
@@ -59,9 +59,6 @@ JobKey = tuple[str, str]  # (namespace, name)
 NAME_TAKEN_RETRY_SECONDS: Final = 1.0
 # Seconds a listing of the nodes serves capacity checks before it is read again.
 NODES_SECONDS: Final = 30.0
-# A child the API server refused is asked for again after this long, doubling up to the maximum.
-REFUSED_RETRY_SECONDS: Final = 5.0
-REFUSED_RETRY_MAX_SECONDS: Final = 300.0
 # Pod security decisions kept by job uid (forgotten all at once past this: they are cheap to redo).
 MAX_REMEMBERED_VERDICTS: Final = 10_000
 
@@ -236,7 +233,7 @@ class Controller:
                 self._refused.pop(uid, None)
             return None
         tries = self._refused[uid].tries + 1 if uid in self._refused else 1
-        delay = float(min(REFUSED_RETRY_MAX_SECONDS, REFUSED_RETRY_SECONDS * 2 ** (tries - 1)))
+        delay = refused_retry_delay(tries)
         self._refused[uid] = Refused(result.refused, tries, time.monotonic() + delay)
         return delay
 

@@ -11,16 +11,12 @@ from pydantic import ValidationError
 from ludus.api import constants as c
 from ludus.api.models import parse_stored
 from ludus.api.sweep import Sweep, SweepStatus
-from ludus.controller.apply import refusal
+from ludus.controller.apply import refusal, refused_retry_delay
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
 from ludus.runtime import metrics
 from ludus.runtime.kube import ApiError
 from ludus.sweep.reconcile import SweepPlan, reconcile_sweep
 from ludus.sweep.status import created_condition, invalid_status
-
-# A trial the API server refused is asked for again after this long, doubling up to the maximum.
-REFUSED_RETRY_SECONDS = 5.0
-REFUSED_RETRY_MAX_SECONDS = 300.0
 
 SweepKey = OwnerKey
 
@@ -54,7 +50,7 @@ class SweepController(OwnerController):
             self._refusals.pop(key, None)
             return None
         tries = self._refusals[key] = self._refusals.get(key, 0) + 1
-        return float(min(REFUSED_RETRY_MAX_SECONDS, REFUSED_RETRY_SECONDS * 2 ** (tries - 1)))
+        return refused_retry_delay(tries)
 
     async def _invalid(self, body: Mapping[str, Any], message: str, now: datetime) -> None:
         """A spec the schema let through but the model refuses: Failed, naming the field, once."""
