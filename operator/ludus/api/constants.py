@@ -139,6 +139,11 @@ REASON_CREATE_REFUSED: Final = "CreateRefused"
 # loosened by hand): False with InvalidSpec naming the field while its pods keep running untouched.
 COND_SPEC_VALID: Final = "SpecValid"
 REASON_SPEC_VALID: Final = "SpecValid"  # the spec validates again
+# Set only once one of the job's pods could not be read (what it reports is malformed or hostile): False
+# naming the pods and why, while each is kept as Unknown; True again once none is.
+COND_PODS_READABLE: Final = "PodsReadable"
+REASON_POD_UNREADABLE: Final = "PodUnreadable"
+REASON_PODS_READABLE: Final = "PodsReadable"  # PodsReadable is True again
 REASON_UNSCHEDULABLE: Final = "Unschedulable"  # the scheduler cannot place a pod (an unbound claim, no room)
 REASON_SCHEDULED: Final = "AllScheduled"  # PodsScheduled is True again: every pod is placed
 REASON_SECURITY_RELAXED: Final = "SecurityRelaxed"  # the template re-enables the token or a writable root

@@ -26,7 +26,7 @@ from typing import Any, Final
 from ludus.api import constants as c
 from ludus.runtime import metrics
 from ludus.runtime.kube import ApiError, KubeClient, pod_path
-from ludus.trainingjob.observe import PodObservation, observe_pod
+from ludus.trainingjob.observe import PodObservation, observe_pod, unreadable_pod
 
 logger = logging.getLogger("ludus.podwatch")
 
@@ -80,7 +80,8 @@ class PodIndex:
 
     def _observe(self, body: Mapping[str, Any], key: JobKey, uid: str) -> PodObservation:
         """`observe_pod`, with whatever a pod's status holds confined to that pod: a pod that cannot be
-        read is kept as Unknown (counted, logged once), never an exception that ends the watch for all."""
+        read is kept as Unknown (counted, logged once, named on its job's status), never an exception that
+        ends the watch for all."""
         try:
             return observe_pod(body)
         except Exception as err:  # noqa: BLE001 - hostile or malformed pod content must not stop the watch
@@ -90,12 +91,7 @@ class PodIndex:
                     self._unreadable.clear()
                 self._unreadable.add(uid)
                 logger.warning("pod %s of job %s/%s cannot be read, kept as Unknown: %r", uid, *key, err)
-            meta = body.get("metadata") or {}
-            labels = meta.get("labels") or {}
-            index = str(labels.get(c.LABEL_REPLICA_INDEX, ""))
-            return PodObservation(name=str(meta.get("name", ""))[:253], uid=uid,
-                                  role=str(labels.get(c.LABEL_ROLE, "")),
-                                  index=int(index) if index.isdigit() and len(index) < 6 else None, phase="Unknown")
+            return unreadable_pod(body, err)
 
     def replace(self, in_scope: Callable[[str], bool], bodies: Iterable[Mapping[str, Any]]) -> set[JobKey]:
         """A fresh listing of every namespace `in_scope` accepts; returns the jobs whose pods differ."""

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from ludus.api import constants as c
 
@@ -42,6 +42,8 @@ class PodObservation:
     unschedulable: str = ""
     scheduler: str = ""  # spec.schedulerName
     seen_by_scheduler: bool = True  # a scheduler placed it or said why not (PodScheduled is set)
+    # Why `observe_pod` could not read it ('' when it could): such a pod is kept as Unknown.
+    unreadable: str = ""
 
     @property
     def finished(self) -> bool:
@@ -174,6 +176,25 @@ def observe_pod(body: Mapping[str, Any]) -> PodObservation:
         seen_by_scheduler=bool((body.get("spec") or {}).get("nodeName"))
         or any(cond.get("type") == "PodScheduled" for cond in conditions),
     )
+
+
+# How much of the error that made a pod unreadable is kept (it may quote what the pod reported).
+MAX_UNREADABLE_REASON: Final = 200
+
+
+def unreadable_pod(body: Mapping[str, Any], error: BaseException) -> PodObservation:
+    """What is still known of a pod `observe_pod` could not read: who it is and whose (the API server
+    validated its metadata), phase Unknown and why, so that its job can say so."""
+    meta = body.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    index = str(labels.get(c.LABEL_REPLICA_INDEX, ""))
+    owner_uid = next((str(ref.get("uid", "")) for ref in meta.get("ownerReferences") or []
+                      if isinstance(ref, Mapping) and ref.get("controller")), "")
+    return PodObservation(name=str(meta.get("name", ""))[:253], uid=str(meta.get("uid", ""))[:64],
+                          role=str(labels.get(c.LABEL_ROLE, ""))[:63],
+                          index=int(index) if index.isdigit() and len(index) < 6 else None, phase="Unknown",
+                          owner_uid=owner_uid[:64],
+                          unreadable=f"{type(error).__name__}: {error}"[:MAX_UNREADABLE_REASON])
 
 
 def own_pods(job_uid: str, pods: Iterable[PodObservation]) -> list[PodObservation]:

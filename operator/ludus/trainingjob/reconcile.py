@@ -196,6 +196,7 @@ def reconcile(
         before = get_condition(job.status, c.COND_CREATED)
         if before is None or before.status != "False" or before.message != refused:
             plan.events.append(Event("Warning", c.REASON_CREATE_REFUSED, refused))
+    plan.events.extend(_unreadable_events(job.status, plan.status))
     if too_large is not None:
         # One Warning per message of the capacity problem, instead of the scheduler's words.
         plan.events = [e for e in plan.events if e.reason not in (c.REASON_UNSCHEDULABLE, c.REASON_TOO_LARGE)]
@@ -288,6 +289,14 @@ def _decide(p: _Pass, expected: frozenset[str], gang: str, step: QueueStep, poli
     wakes = [w for w in (_wake(job, status, now), scheduling_wake(pods, now)) if w is not None]
     plan.requeue_after = min(wakes) if wakes else None
     return plan
+
+
+def _unreadable_events(old: TrainingJobStatus, new: TrainingJobStatus) -> list[Event]:
+    """One Warning per set of unreadable pods (the condition's message), none while it stays the same."""
+    before, after = get_condition(old, c.COND_PODS_READABLE), get_condition(new, c.COND_PODS_READABLE)
+    if after is None or after.status != "False" or (before is not None and before.message == after.message):
+        return []
+    return [Event("Warning", c.REASON_POD_UNREADABLE, after.message)]
 
 
 def _events(job: TrainingJob, status: TrainingJobStatus, restarts: tuple[Restart, ...]) -> list[Event]:

@@ -249,7 +249,7 @@ def compute_status(
     status = _admission(status, decision.admission, now)
     status = _initialized_from(status, decision.pinned, now)
     status = _too_large(status, decision.too_large, now)
-    return _spec_valid_again(_created(status, decision.refused, now), now)
+    return _pods_readable(_spec_valid_again(_created(status, decision.refused, now), now), pods, now)
 
 
 def _admission(status: TrainingJobStatus, admission: tuple[ConditionStatus, str, str] | None, now: datetime
@@ -292,6 +292,35 @@ def _spec_valid_again(status: TrainingJobStatus, now: datetime) -> TrainingJobSt
         return status
     conditions = upsert_condition(list(status.conditions), c.COND_SPEC_VALID, "True", c.REASON_SPEC_VALID,
                                   "the spec validates again", now)
+    return status.model_copy(update={"conditions": conditions})
+
+
+# Pods named in a PodsReadable message; the rest are counted.
+NAMED_UNREADABLE_PODS: Final = 3
+
+
+def unreadable_message(pods: Iterable[PodObservation]) -> str | None:
+    """PodsReadable's message: which pods could not be read and why; None when every pod could."""
+    unreadable = sorted((p for p in pods if p.unreadable), key=lambda p: p.name)
+    if not unreadable:
+        return None
+    named = "; ".join(f"pod {p.name}: {p.unreadable}" for p in unreadable[:NAMED_UNREADABLE_PODS])
+    more = len(unreadable) - NAMED_UNREADABLE_PODS
+    return f"{named}{f'; and {more} more' if more > 0 else ''} (kept as Unknown)"
+
+
+def _pods_readable(status: TrainingJobStatus, pods: Iterable[PodObservation], now: datetime) -> TrainingJobStatus:
+    """PodsReadable: False naming the pods the watch could not read; True again once none is left."""
+    message = unreadable_message(pods)
+    before = get_condition(status, c.COND_PODS_READABLE)
+    if message is not None:
+        conditions = upsert_condition(list(status.conditions), c.COND_PODS_READABLE, "False",
+                                      c.REASON_POD_UNREADABLE, message, now)
+    elif before is not None and before.status != "True":
+        conditions = upsert_condition(list(status.conditions), c.COND_PODS_READABLE, "True",
+                                      c.REASON_PODS_READABLE, "every pod of the job can be read", now)
+    else:
+        return status
     return status.model_copy(update={"conditions": conditions})
 
 

@@ -77,7 +77,8 @@ def test_a_pod_that_cannot_be_read_is_kept_as_unknown_and_counted_not_raised() -
     from ludus.runtime.podwatch import PodIndex
 
     body = {"metadata": {"name": "j-worker-0", "namespace": "ns", "uid": "u1",
-                         "labels": {c.LABEL_JOB_NAME: "j", c.LABEL_ROLE: c.ROLE_WORKER, c.LABEL_REPLICA_INDEX: "0"}},
+                         "labels": {c.LABEL_JOB_NAME: "j", c.LABEL_ROLE: c.ROLE_WORKER, c.LABEL_REPLICA_INDEX: "0"},
+                         "ownerReferences": [{"uid": "job-uid", "controller": True}]},
             "status": {"phase": "Running", "containerStatuses": [
                 {"name": c.CONTAINER_TRAINER, "state": {"terminated": {"exitCode": "not a number"}}}]}}
     before = metrics.POD_PARSE_ERRORS._value.get()
@@ -86,4 +87,7 @@ def test_a_pod_that_cannot_be_read_is_kept_as_unknown_and_counted_not_raised() -
     assert index.apply("MODIFIED", body) == ("ns", "j")
     (pod,) = index.pods_of(("ns", "j"))
     assert (pod.phase, pod.role, pod.index) == ("Unknown", c.ROLE_WORKER, 0)
+    # Still its job's pod (so the job can name it), and why it could not be read.
+    assert pod.owner_uid == "job-uid"
+    assert pod.unreadable.startswith("ValueError: invalid literal for int()")
     assert metrics.POD_PARSE_ERRORS._value.get() == before + 2

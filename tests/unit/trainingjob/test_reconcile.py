@@ -82,6 +82,33 @@ def test_a_running_job_that_sees_nothing_new_changes_nothing() -> None:
     assert second.status == first.status and second.events == []
 
 
+def test_an_unreadable_pod_is_named_on_its_job_once_and_cleared_when_it_reads_again() -> None:
+    from dataclasses import replace
+
+    job = make_job().workers(2).status(phase="Running", startTime=T0.isoformat()).build()
+    garbled = replace(pod("digits", 1), phase="Unknown", ready=False, unreadable="RecursionError: too deep")
+    first = reconcile(job, [store("digits"), pod("digits", 0), garbled], NOW)
+    cond = _cond(first, c.COND_PODS_READABLE)
+    assert (cond.status, cond.reason) == ("False", c.REASON_POD_UNREADABLE)
+    assert cond.message == "pod digits-worker-1: RecursionError: too deep (kept as Unknown)"
+    assert [(e.type, e.reason, e.message) for e in first.events if e.reason == c.REASON_POD_UNREADABLE] == [
+        ("Warning", c.REASON_POD_UNREADABLE, cond.message)]
+    again = reconcile(job.model_copy(update={"status": first.status}), [store("digits"), pod("digits", 0), garbled],
+                      NOW + timedelta(seconds=5))
+    assert _cond(again, c.COND_PODS_READABLE).status == "False"
+    assert not [e for e in again.events if e.reason == c.REASON_POD_UNREADABLE]  # said once
+    healed = reconcile(job.model_copy(update={"status": again.status}), running("digits", 2),
+                       NOW + timedelta(seconds=10))
+    assert (_cond(healed, c.COND_PODS_READABLE).status, _cond(healed, c.COND_PODS_READABLE).reason) == (
+        "True", c.REASON_PODS_READABLE)
+
+
+def test_a_readable_job_has_no_pods_readable_condition() -> None:
+    job = make_job().workers(2).status(phase="Pending", startTime=T0.isoformat()).build()
+    plan = reconcile(job, running("digits", 2), NOW)
+    assert all(x.type != c.COND_PODS_READABLE for x in plan.status.conditions)
+
+
 # --- failures and restart policies --------------------------------------------------------------------
 def _running_job(**spec):
     builder = make_job().workers(2).status(phase="Running", startTime=T0.isoformat())
