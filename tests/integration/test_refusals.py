@@ -8,6 +8,7 @@ and said nothing.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
@@ -69,3 +70,67 @@ def test_a_trial_the_api_server_refuses_is_named_on_the_sweep_once(k: Kubectl, o
     time.sleep(12)  # two more tries at least (5 s, then 10 s)
     events = [e for e in k.items("events") if e["involvedObject"]["name"] == "deep" and e["reason"] == "CreateRefused"]
     assert len(events) == 1 and k.items("tj", "ludus.dev/sweep=deep") == []
+
+
+def _no_suspending_policy(namespace: str) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy (the API server's own CEL admission) that refuses any change making a
+    TrainingJob in `namespace` suspended: what a platform that forbids pausing jobs there would install."""
+    name = f"ludus-test-no-suspend-{namespace}"
+    return [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": name},
+         "spec": {"failurePolicy": "Fail",
+                  "matchConstraints": {"resourceRules": [{"apiGroups": ["ludus.dev"], "apiVersions": ["v1alpha1"],
+                                                          "operations": ["UPDATE"], "resources": ["trainingjobs"]}]},
+                  "validations": [{"expression": "!(has(object.spec.suspend) && object.spec.suspend)",
+                                   "message": "training jobs here may not be suspended"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": name},
+         "spec": {"policyName": name, "validationActions": ["Deny"],
+                  "matchResources": {"namespaceSelector": {
+                      "matchLabels": {"kubernetes.io/metadata.name": namespace}}}}},
+    ]
+
+
+def test_a_trial_change_the_api_server_refuses_is_named_on_the_sweep_once(
+    k: Kubectl, namespace: str, operator: OperatorProcess,
+) -> None:
+    """Suspending a sweep patches its running trials' spec.suspend; an admission policy refuses that (422).
+    Before, the patch was an error retried with back-off, and nothing on the sweep said why its trials
+    kept running."""
+    from tests.integration.test_sweeps import sweep_manifest, trials
+
+    k.apply(sweep_manifest("held", maxTrials=2, parallelTrials=1))
+    wait_for(lambda: len(trials(k, "held")) == 1, timeout=60, what="the first trial")
+    policy = _no_suspending_policy(namespace)
+    cluster_wide = k.in_namespace("")
+    cluster_wide.apply(*policy)
+    try:
+        # The API server applies a new policy within a second or so: wait until it refuses a patch.
+        wait_for(lambda: k.run("patch", "tj", "held-0", "--type=merge", "--dry-run=server",
+                               "-p", '{"spec": {"suspend": true}}', check=False).returncode != 0,
+                 timeout=30, what="the admission policy in force")
+        k.run("patch", "sweep", "held", "--type=merge", "-p", '{"spec": {"suspend": true}}')
+
+        def refused() -> dict | None:
+            conditions = (k.json("sweep", "held").get("status") or {}).get("conditions") or []
+            return next((c for c in conditions if c["type"] == "ChildrenUpdated" and c["status"] == "False"), None)
+
+        condition = wait_for(refused, timeout=60, what="ChildrenUpdated False on the sweep")
+        assert condition["reason"] == "UpdateRefused"
+        assert condition["message"].startswith("TrainingJob held-0: ")
+        assert "training jobs here may not be suspended" in condition["message"]
+        time.sleep(12)  # two more tries at least (5 s, then 10 s)
+        events = [e for e in k.items("events") if e["involvedObject"]["name"] == "held"
+                  and e["reason"] == "UpdateRefused"]
+        assert len(events) == 1, [e["message"] for e in events]
+        assert not k.json("tj", "held-0")["spec"].get("suspend")
+    finally:
+        for doc in reversed(policy):
+            cluster_wide.run("delete", doc["kind"].lower(), doc["metadata"]["name"], "--ignore-not-found")
+    wait_for(lambda: k.json("tj", "held-0")["spec"].get("suspend") is True, timeout=120,
+             what="the trial suspended once the policy is gone")
+    updated = wait_for(lambda: next((c for c in k.json("sweep", "held")["status"]["conditions"]
+                                     if c["type"] == "ChildrenUpdated" and c["status"] == "True"), None),
+                       timeout=60, what="ChildrenUpdated True again")
+    assert updated["reason"] == "ChildrenUpdated"

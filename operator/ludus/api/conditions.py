@@ -7,7 +7,9 @@ not when the operator last looked.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from ludus.api import constants as c
 from ludus.api.models import Condition, ConditionStatus, TrainingJobStatus
@@ -69,3 +71,49 @@ def with_phase(
             if existing.status == "True":
                 conditions = upsert_condition(conditions, cond_type, "False", reason, message, now)
     return conditions
+
+
+@dataclass(frozen=True)
+class RefusalCondition:
+    """A condition that names what the API server refuses of an owner's children (False, `refused`
+    reason) and says once it accepts them again (True, `accepted` reason and message)."""
+
+    type: str
+    refused: str
+    accepted: str
+    accepted_message: str
+
+
+# Creating the children (pods, Service, trials, the Workload), and changing them (a trial's
+# suspension, a Kueue suspension, a Workload's status).
+CREATED: Final = RefusalCondition(c.COND_CREATED, c.REASON_CREATE_REFUSED, c.REASON_CREATED,
+                                  "the API server accepted the children")
+UPDATED: Final = RefusalCondition(c.COND_UPDATED, c.REASON_UPDATE_REFUSED, c.REASON_UPDATED,
+                                  "the API server accepted the changes to the children")
+
+
+def refusal_condition(conditions: list[Condition], kind: RefusalCondition, refused: str | None, now: datetime
+                      ) -> tuple[list[Condition] | None, bool]:
+    """The conditions with `kind` set from this pass' refusal (None: unchanged), and whether they
+    already said exactly that refusal (its Event went out then)."""
+    before = next((x for x in conditions if x.type == kind.type), None)
+    if refused is None:
+        if before is None or before.status == "True":
+            return None, False
+        return upsert_condition(conditions, kind.type, "True", kind.accepted, kind.accepted_message, now), False
+    said = before is not None and before.status == "False" and before.message == refused
+    return upsert_condition(conditions, kind.type, "False", kind.refused, refused, now), said
+
+
+def valid_again(conditions: list[Condition], now: datetime) -> list[Condition] | None:
+    """SpecValid True once a stored spec that stopped validating validates again (None: nothing to say)."""
+    before = next((x for x in conditions if x.type == c.COND_SPEC_VALID), None)
+    if before is None or before.status == "True":
+        return None
+    return upsert_condition(conditions, c.COND_SPEC_VALID, "True", c.REASON_SPEC_VALID, "the spec validates again", now)
+
+
+def spec_invalid(conditions: list[Condition], message: str, now: datetime) -> list[Condition]:
+    """SpecValid False naming the field: a started object's stored spec no longer validates (an operator
+    upgrade or rollback, a CRD loosened by hand); it keeps its phase and its children."""
+    return upsert_condition(conditions, c.COND_SPEC_VALID, "False", c.REASON_INVALID_SPEC, message, now)

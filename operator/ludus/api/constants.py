@@ -79,6 +79,7 @@ LABEL_KUEUE_QUEUE: Final = "kueue.x-k8s.io/queue-name"
 KUEUE_GROUP: Final = "kueue.x-k8s.io"
 KUEUE_VERSION: Final = "v1beta2"
 KUEUE_WORKLOAD_API: Final = f"{KUEUE_GROUP}/{KUEUE_VERSION}"
+KUEUE_WORKLOAD_KIND: Final = "Workload"
 
 # Set when Ludus suspended a queued job on first sight, so it does not do it again after admission.
 ANNOTATION_QUEUED: Final = "ludus.dev/queued"
@@ -135,6 +136,11 @@ COND_SCHEDULED: Final = "PodsScheduled"  # set only once a pod could not be sche
 # Created is False while the API server refuses one of the job's children (quota, Pod Security, a missing
 # ServiceAccount), naming the child and the API server's words; True again once it accepts them.
 REASON_CREATE_REFUSED: Final = "CreateRefused"
+# Set only once the API server refused a change to a child (a trial's suspension, a job's Kueue suspension, a
+# Workload's status): False naming the child and the API server's words; True again once it accepts one.
+COND_UPDATED: Final = "ChildrenUpdated"
+REASON_UPDATE_REFUSED: Final = "UpdateRefused"
+REASON_UPDATED: Final = "ChildrenUpdated"
 # Set only once a started job's stored spec stopped validating (an operator upgrade or rollback, a CRD
 # loosened by hand): False with InvalidSpec naming the field while its pods keep running untouched.
 COND_SPEC_VALID: Final = "SpecValid"

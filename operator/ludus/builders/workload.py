@@ -46,7 +46,7 @@ def build_workload(job: TrainingJob, gang: str = "none") -> dict[str, Any]:
     selector = labels.job_selector(job) | {LABEL_JOB_UID: job.metadata.uid}
     return {
         "apiVersion": c.KUEUE_WORKLOAD_API,
-        "kind": "Workload",
+        "kind": c.KUEUE_WORKLOAD_KIND,
         "metadata": labels.child_metadata(job, workload_name(job), selector),
         "spec": spec,
     }

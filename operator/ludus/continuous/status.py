@@ -42,8 +42,11 @@ def continuous_status(s: RunPass, settled: bool, triggers: Triggers, last_schedu
 def invalid_status(old: ContinuousTrainingStatus, message: str, generation: int, now: datetime
                    ) -> ContinuousTrainingStatus:
     """A spec the schema let through but the model refuses (a cron, a time zone): Failed, naming the
-    field, until the spec is fixed."""
+    field, until the spec is fixed. One that has runs keeps its phase (Valid False names the field): a
+    stored spec another operator version wrote must not fail a running run or hide its champion."""
     conditions = upsert_condition(list(old.conditions), c.CT_COND_VALID, "False", c.REASON_INVALID_SPEC, message, now)
+    if old.runs and old.phase != c.PHASE_FAILED:
+        return old.model_copy(update={"conditions": conditions})
     return old.model_copy(update={"phase": c.PHASE_FAILED, "conditions": conditions, "observed_generation": generation})
 
 

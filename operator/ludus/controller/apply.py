@@ -40,9 +40,14 @@ REFUSALS: Final = frozenset({400, 403, 422})
 
 def refusal(err: BaseException, manifest: Mapping[str, Any]) -> str | None:
     """`err` as '<Kind> <name>: <the API server's words>', when it is a refusal."""
+    return refused_child(err, str(manifest["kind"]), str(manifest["metadata"]["name"]))
+
+
+def refused_child(err: BaseException, kind: str, name: str) -> str | None:
+    """`err` as '<kind> <name>: <the API server's words>', when it is a refusal (of a create or a patch)."""
     if not isinstance(err, ApiError) or err.status not in REFUSALS:
         return None
-    return f"{manifest['kind']} {manifest['metadata']['name']}: {err.message}"[: c.MAX_EVENT_MESSAGE]
+    return f"{kind} {name}: {err.message}"[: c.MAX_EVENT_MESSAGE]
 
 
 # A refused child is asked for again after this long, doubling with each refusal in a row up to the maximum.
@@ -61,10 +66,12 @@ KUEUE_RETRY_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class Executed:
-    """How a plan went: a pod name still taken (retry shortly), or a child the API server refused."""
+    """How a plan went: a pod name still taken (retry shortly), a child the API server refused to create,
+    a change to a child it refused."""
 
     taken: bool = False
     refused: str | None = None
+    update_refused: str | None = None
 
 
 class PlanExecutor:
@@ -107,7 +114,7 @@ class PlanExecutor:
             return_exceptions=True,
         )
         uid = str(meta.get("uid", ""))
-        await self._queue(key, uid, plan)
+        workload_refused, update_refused = await self._queue(key, uid, plan)
         if plan.delete_job:
             await self.client.delete_job(key[0], key[1], uid)
         await self._record(key, body, plan, now)
@@ -117,18 +124,29 @@ class PlanExecutor:
         if errors:
             raise errors[0]
         return Executed(taken=any(result is False for result in results[: len(plan.create)]),
-                        refused=next((r for r in refused if r), None))
+                        refused=next((r for r in refused if r), workload_refused), update_refused=update_refused)
 
-    async def _queue(self, key: JobKey, uid: str, plan: Plan) -> None:
+    async def _queue(self, key: JobKey, uid: str, plan: Plan) -> tuple[str | None, str | None]:
         """Kueue's part: the Workload first (a job is never started before it is asked for), then the
-        job's suspension, then the Workload's status."""
+        job's suspension, then the Workload's status. Returns the API server's refusal of the Workload's
+        create, or of a change (what follows a refusal waits for the next try); other errors are raised."""
         if plan.workload is not None:
-            await self._create_workload(plan.workload)
-        if plan.queue_suspend is not None:
-            await self.client.set_queue_suspension(key[0], key[1], uid, plan.queue_suspend)
+            try:
+                await self._create_workload(plan.workload)
+            except ApiError as err:
+                return _refused_or_raise(err, c.KUEUE_WORKLOAD_KIND, plan.workload["metadata"]["name"]), None
+        try:
+            if plan.queue_suspend is not None:
+                await self.client.set_queue_suspension(key[0], key[1], uid, plan.queue_suspend)
+        except ApiError as err:
+            return None, _refused_or_raise(err, c.KIND, key[1])
         if plan.workload_status is not None:
             workload, status = plan.workload_status
-            await self.client.patch_workload_status(key[0], workload.name, workload.resource_version, status)
+            try:
+                await self.client.patch_workload_status(key[0], workload.name, workload.resource_version, status)
+            except ApiError as err:
+                return None, _refused_or_raise(err, c.KUEUE_WORKLOAD_KIND, workload.name)
+        return None, None
 
     async def _create_workload(self, manifest: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -173,6 +191,13 @@ class PlanExecutor:
     async def _delete(self, name: str, namespace: str, uid: str, reason: str) -> None:
         if await self.client.delete_pod(namespace, name, uid):
             metrics.PODS_DELETED.labels(reason=reason).inc()
+
+
+def _refused_or_raise(err: ApiError, kind: str, name: str) -> str:
+    refused = refused_child(err, kind, name)
+    if refused is None:
+        raise err
+    return refused
 
 
 def _restarts_moved(body: Mapping[str, Any], status: Mapping[str, Any]) -> bool:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from ludus.api import constants as c
 from ludus.api.continuous import ContinuousTraining, ContinuousTrainingStatus
-from ludus.api.models import TrainingJob, parse_stored
+from ludus.api.models import TrainingJob, parse_stored, read_status
 from ludus.continuous.reconcile import CTPlan, Observed, reconcile_continuous
 from ludus.continuous.status import invalid_status
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
@@ -86,12 +86,10 @@ class ContinuousController(OwnerController):
         return [pod for pod in listed.get("items") or [] if controller_uid(pod) == ct.metadata.uid]
 
     async def _invalid(self, body: Mapping[str, Any], message: str, now: datetime) -> None:
-        """A spec the schema let through but the model refuses (a cron, a time zone): Failed, naming the
-        field, until the spec is fixed; no run starts meanwhile."""
-        try:
-            old = ContinuousTrainingStatus.model_validate(body.get("status") or {})
-        except ValidationError:
-            old = ContinuousTrainingStatus()
+        """A spec the schema let through but the model refuses (a cron, a time zone): Valid False naming the
+        field (and Failed, for one that never ran) until the spec is fixed; no run starts or stops
+        meanwhile, and the Event is said once."""
+        old = read_status(body.get("status"), ContinuousTrainingStatus)
         status = invalid_status(old, message, int(body["metadata"].get("generation") or 0), now)
         if _dump(status) == _dump(old):
             return

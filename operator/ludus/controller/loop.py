@@ -78,9 +78,11 @@ def _invalid_spec_message(err: ValidationError) -> str:
 
 @dataclass(frozen=True)
 class Refused:
-    """The API server's last refusal of one of a job's children, and when to try again."""
+    """The API server's last refusal of one of a job's children (its create, or a change to it), and when
+    to try again."""
 
-    message: str
+    message: str | None
+    update: str | None
     tries: int
     next_try: float  # time.monotonic()
 
@@ -226,25 +228,26 @@ class Controller:
         return next(iter(self._jobs[key]), None) if key in self._jobs else None
 
     def _after_refusal(self, uid: str, plan: Plan, result: Executed) -> float | None:
-        """Remember a child the API server refused, to name it on the job in the next pass; the next
-        try comes after a delay that doubles with each refusal in a row (never a hot loop)."""
-        if result.refused is None:
-            if plan.create:
+        """Remember what the API server refused of a job's children, to name it on the job in the next
+        pass; the next try comes after a delay that doubles with each refusal in a row (never a hot loop)."""
+        if result.refused is None and result.update_refused is None:
+            if plan.create or plan.workload is not None or plan.queue_suspend is not None \
+                    or plan.workload_status is not None:
                 self._refused.pop(uid, None)
             return None
         tries = self._refused[uid].tries + 1 if uid in self._refused else 1
         delay = refused_retry_delay(tries)
-        self._refused[uid] = Refused(result.refused, tries, time.monotonic() + delay)
+        self._refused[uid] = Refused(result.refused, result.update_refused, tries, time.monotonic() + delay)
         return delay
 
     def _hold_refused(self, uid: str, plan: Plan) -> float | None:
-        """Until a refused child's next try, a pass (woken by any event) creates nothing; returns the
-        seconds left."""
+        """Until a refused child's next try, a pass (woken by any event) creates and changes no child;
+        returns the seconds left."""
         refused = self._refused.get(uid)
         left = refused.next_try - time.monotonic() if refused is not None else 0.0
         if left <= 0:
             return None
-        plan.create = []
+        plan.create, plan.workload, plan.queue_suspend, plan.workload_status = [], None, None, None
         return left
 
     def _pod_security(self, job: TrainingJob) -> str | None:
@@ -276,12 +279,13 @@ class Controller:
         args = (outcome.job, pods, now, expected, self.gang, self.progress.samples.get(uid),
                 self.progress.unavailable(uid), self._workload(key, uid), self.executor.kueue_served, self.policy,
                 outcome)
-        refused = self._refused[uid].message if uid in self._refused else None
-        plan = reconcile(*args, refused=refused)
+        last = self._refused.get(uid)
+        refused, update_refused = (last.message, last.update) if last is not None else (None, None)
+        plan = reconcile(*args, refused=refused, update_refused=update_refused)
         if unschedulable(plan):  # the nodes are read only then; a job too large is decided again
             problem = capacity_of(outcome.job, await self.nodes(), self.gang)
             if problem is not None:
-                plan = reconcile(*args, too_large=problem, refused=refused)
+                plan = reconcile(*args, too_large=problem, refused=refused, update_refused=update_refused)
         return plan, self._hold_refused(uid, plan)
 
     async def sync(self, key: JobKey) -> float | None:

@@ -9,14 +9,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from ludus.api import constants as c
-from ludus.api.models import parse_stored
+from ludus.api.conditions import CREATED, UPDATED
+from ludus.api.models import parse_stored, read_status
 from ludus.api.sweep import Sweep, SweepStatus
-from ludus.controller.apply import refusal, refused_retry_delay
+from ludus.controller.apply import refusal, refused_child, refused_retry_delay
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
 from ludus.runtime import metrics
 from ludus.runtime.kube import ApiError
 from ludus.sweep.reconcile import SweepPlan, reconcile_sweep
-from ludus.sweep.status import created_condition, invalid_status
+from ludus.sweep.status import invalid_status, refusal_status
 
 SweepKey = OwnerKey
 
@@ -46,31 +47,50 @@ class SweepController(OwnerController):
             return None
         plan = reconcile_sweep(sweep, self.child_jobs(key, sweep.metadata.uid), now)
         refused = await self._execute(key, body, sweep, plan, now)
-        if refused is None:
+        if not refused:
             self._refusals.pop(key, None)
             return None
         tries = self._refusals[key] = self._refusals.get(key, 0) + 1
         return refused_retry_delay(tries)
 
     async def _invalid(self, body: Mapping[str, Any], message: str, now: datetime) -> None:
-        """A spec the schema let through but the model refuses: Failed, naming the field, once."""
-        try:
-            old = SweepStatus.model_validate(body.get("status") or {})
-        except ValidationError:
-            old = SweepStatus()
+        """A spec the schema let through but the model refuses: Failed naming the field, or, for a sweep
+        that started, SpecValid False (its trials run on untouched); said once."""
+        old = read_status(body.get("status"), SweepStatus)
         if old.phase == c.PHASE_FAILED:
             return
         status = invalid_status(old, message, now)
+        if _dump(status) == _dump(old):
+            return
         await self.write_status(body, _dump(status))
         await self.event(body, "Warning", c.REASON_INVALID_SPEC, message, now)
 
     async def _execute(self, key: SweepKey, body: Mapping[str, Any], sweep: Sweep, plan: SweepPlan,
-                       now: datetime) -> str | None:
-        """Carry out the plan; returns the API server's refusal of a trial, if it refused one (the sweep
-        says so in its Created condition, with one Event, and asks again later)."""
+                       now: datetime) -> bool:
+        """Carry out the plan; returns whether the API server refused a trial's create or a change to a
+        trial (the sweep says so in its Created or ChildrenUpdated condition, with one Event, and asks
+        again later)."""
+        refused = await self._create_trials(key, body, plan, now)
+        if plan.create:
+            plan.status, said = refusal_status(plan.status, CREATED, refused, now)
+            if refused is not None and not said:
+                plan.events.append(("Warning", c.REASON_CREATE_REFUSED, refused))
+        update_refused = await self._change_trials(key[0], plan)
+        # No change left refused (made, or no longer wanted): ChildrenUpdated goes True again.
+        plan.status, said = refusal_status(plan.status, UPDATED, update_refused, now)
+        if update_refused is not None and not said:
+            plan.events.append(("Warning", c.REASON_UPDATE_REFUSED, update_refused))
+        if _dump(plan.status) != _dump(sweep.status):
+            await self.write_status(body, _dump(plan.status))
+        metrics.observe_sweep(key[0], sweep.metadata.name, plan.status)
+        for type_, reason, message in plan.events:
+            await self.event(body, type_, reason, message, now)
+        return refused is not None or update_refused is not None
+
+    async def _create_trials(self, key: SweepKey, body: Mapping[str, Any], plan: SweepPlan, now: datetime
+                             ) -> str | None:
+        """Create the plan's trials in order, up to the first the API server refuses (returned)."""
         assert self.client is not None
-        namespace = key[0]
-        refused = None
         for job, announce in zip(plan.create, plan.announce, strict=True):
             try:
                 created = await self.client.create(job)
@@ -78,25 +98,27 @@ class SweepController(OwnerController):
                 refused = refusal(err, job)
                 if refused is None:
                     raise
-                break
+                return refused
             if created:
-                metrics.SWEEP_TRIALS_CREATED.labels(namespace=namespace).inc()
+                metrics.SWEEP_TRIALS_CREATED.labels(namespace=key[0]).inc()
                 await self.event(body, "Normal", c.SWEEP_REASON_TRIAL_CREATED, announce, now)
             self.created(key, job)
-        if plan.create:
-            plan.status, said = created_condition(plan.status, refused, now)
-            if refused is not None and not said:
-                plan.events.append(("Warning", c.REASON_CREATE_REFUSED, refused))
-        for name in plan.stop:
-            await self.patch_job(namespace, name, {
-                "metadata": {"annotations": {c.ANNOTATION_STOPPED_EARLY: "true"}}, "spec": {"suspend": True}})
-        for name in plan.suspend:
-            await self.patch_job(namespace, name, {"spec": {"suspend": True}})
-        for name in plan.resume:
-            await self.patch_job(namespace, name, {"spec": {"suspend": False}})
-        if _dump(plan.status) != _dump(sweep.status):
-            await self.write_status(body, _dump(plan.status))
-        metrics.observe_sweep(namespace, sweep.metadata.name, plan.status)
-        for type_, reason, message in plan.events:
-            await self.event(body, type_, reason, message, now)
-        return refused
+        return None
+
+    async def _change_trials(self, namespace: str, plan: SweepPlan) -> str | None:
+        """Stop, suspend and resume trials as planned; returns the API server's first refusal (the others
+        are still tried: one refused trial does not hold the rest)."""
+        stopped = {"metadata": {"annotations": {c.ANNOTATION_STOPPED_EARLY: "true"}}, "spec": {"suspend": True}}
+        changes = [(name, stopped) for name in plan.stop]
+        changes += [(name, {"spec": {"suspend": True}}) for name in plan.suspend]
+        changes += [(name, {"spec": {"suspend": False}}) for name in plan.resume]
+        first = None
+        for name, patch in changes:
+            try:
+                await self.patch_job(namespace, name, patch)
+            except ApiError as err:
+                refused = refused_child(err, c.KIND, name)
+                if refused is None:
+                    raise
+                first = first or refused
+        return first

@@ -143,7 +143,7 @@ def collection_path(body: Mapping[str, Any]) -> str:
         return namespaced(namespace, "podgroups", api=f"/apis/{body['apiVersion']}")
     if kind == "NetworkPolicy":
         return namespaced(namespace, "networkpolicies", api="/apis/networking.k8s.io/v1")
-    if kind == "Workload":
+    if kind == c.KUEUE_WORKLOAD_KIND:
         return namespaced(namespace, "workloads", api=f"/apis/{body['apiVersion']}")
     raise ValueError(f"no collection path for kind {kind}")
 

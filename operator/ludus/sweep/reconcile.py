@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ludus.api import constants as c
+from ludus.api.conditions import valid_again
 from ludus.api.models import Objective, TrainingJob
 from ludus.api.sweep import BestTrial, Sweep, SweepStatus, TrialRecord
 from ludus.sweep.space import SpaceError, distributions, grid_size
@@ -86,6 +87,9 @@ def _best(records: Mapping[int, TrialRecord], jobs: Mapping[str, TrainingJob], o
 
 def reconcile_sweep(sweep: Sweep, jobs: Sequence[TrainingJob], now: datetime) -> SweepPlan:
     """The pass for one sweep and the TrainingJobs labelled as its trials."""
+    conditions = valid_again(list(sweep.status.conditions), now)  # a spec that stopped validating, fixed
+    if conditions is not None:
+        sweep = sweep.model_copy(update={"status": sweep.status.model_copy(update={"conditions": conditions})})
     spec, old = sweep.spec, sweep.status
     plan = SweepPlan()
     objective, settled = objective_of(sweep, jobs, old)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Final
 
 from ludus.api import constants as c
-from ludus.api.conditions import upsert_condition
+from ludus.api.conditions import RefusalCondition, refusal_condition, spec_invalid, upsert_condition
 from ludus.api.models import Objective
 from ludus.api.sweep import BestTrial, SweepStatus, TrialRecord
 from ludus.sweep.trials import state_of
@@ -75,19 +75,12 @@ def suspended_status(status: SweepStatus, now: datetime) -> SweepStatus:
     return status.model_copy(update={"phase": c.PHASE_SUSPENDED, "conditions": conditions})
 
 
-def created_condition(status: SweepStatus, refused: str | None, now: datetime) -> tuple[SweepStatus, bool]:
-    """Created False naming the trial the API server refused and its words (True again once trials are
-    created); and whether the status already said exactly that (its Event went out then)."""
-    before = next((x for x in status.conditions if x.type == c.COND_CREATED), None)
-    if refused is None:
-        if before is None or before.status == "True":
-            return status, False
-        conditions = upsert_condition(status.conditions, c.COND_CREATED, "True", c.REASON_CREATED,
-                                      "the API server accepted the sweep's trials", now)
-        return status.model_copy(update={"conditions": conditions}), False
-    said = before is not None and before.status == "False" and before.message == refused
-    conditions = upsert_condition(status.conditions, c.COND_CREATED, "False", c.REASON_CREATE_REFUSED, refused, now)
-    return status.model_copy(update={"conditions": conditions}), said
+def refusal_status(status: SweepStatus, kind: RefusalCondition, refused: str | None, now: datetime
+                   ) -> tuple[SweepStatus, bool]:
+    """Created (or ChildrenUpdated) False naming the trial the API server refused and its words, True again
+    once it accepts; and whether the status already said exactly that (its Event went out then)."""
+    conditions, said = refusal_condition(status.conditions, kind, refused, now)
+    return (status if conditions is None else status.model_copy(update={"conditions": conditions})), said
 
 
 def running_status(status: SweepStatus, created: int, active: int, finished: int, limit: int, now: datetime
@@ -102,7 +95,11 @@ def running_status(status: SweepStatus, created: int, active: int, finished: int
 
 
 def invalid_status(old: SweepStatus, message: str, now: datetime) -> SweepStatus:
-    """A spec the schema let through but the model refuses: Failed, naming the field."""
+    """A spec the schema let through but the model refuses: Failed, naming the field. A sweep that
+    already started keeps its phase and its trials, with SpecValid False naming the field (a stored
+    spec another operator version wrote must not end a running search)."""
+    if old.start_time is not None and old.phase not in c.TERMINAL_PHASES:
+        return old.model_copy(update={"conditions": spec_invalid(list(old.conditions), message, now)})
     return old.model_copy(update={
         "phase": c.PHASE_FAILED, "completion_time": now,
         "conditions": upsert_condition(list(old.conditions), c.COND_FAILED, "True", c.REASON_INVALID_SPEC, message,

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ludus.api import constants as c
-from ludus.api.conditions import get_condition
+from ludus.api.conditions import CREATED, UPDATED, get_condition
 from ludus.api.models import InitializedFrom, TrainingJob, TrainingJobStatus
 from ludus.builders import pods as pod_builders
 from ludus.builders.netpol import NO_POLICY, PolicySettings, build_network_policy, policy_wanted
@@ -166,6 +166,7 @@ def reconcile(
     init: InitOutcome | None = None,
     too_large: str | None = None,
     refused: str | None = None,
+    update_refused: str | None = None,
 ) -> Plan:
     """Decide one reconcile pass.
 
@@ -174,14 +175,16 @@ def reconcile(
     `workload` is the job's Kueue Workload, for a job queued through Kueue. `init` is spec.init
     resolved (its model is pinned in the status); `too_large` is what `capacity_of` found for a job
     a pod of which the scheduler cannot place; `refused` is the API server's refusal of a child's
-    create in an earlier pass.
+    create in an earlier pass, `update_refused` its refusal of a change (the Kueue suspension, the
+    Workload's status).
     """
     pods = own_pods(job.metadata.uid, pods)
     step = queue_step(job, workload, bool(pods), kueue_served)
     unavailable_gang = gang_unavailable(job, gang)
     gang = effective_gang(job, gang)
     pinned = pinned_model(job.status.initialized_from, init, progress.init if progress else None, pods)
-    base = Decision(admission=step.condition, pinned=pinned, too_large=too_large, refused=refused)
+    base = Decision(admission=step.condition, pinned=pinned, too_large=too_large, refused=refused,
+                    update_refused=update_refused)
     plan = _decide(_Pass(job, pods, now, progress, unavailable, base), expected, gang, step, policy)
     if any(m["kind"] == "Pod" and m["metadata"]["labels"].get(c.LABEL_ROLE) == c.ROLE_RENDEZVOUS for m in plan.create):
         # Said once per start, with the store's creation: what the job runs without, or with more of.
@@ -192,10 +195,10 @@ def reconcile(
             plan.events.append(Event("Normal", c.REASON_SECURITY_RELAXED, f"as the template asks: {relaxed}"))
     plan = with_queue(plan, job, step, workload, now, gang)
     plan.events.extend(_model_loaded(job.status.initialized_from, plan.status.initialized_from))
-    if refused is not None:
-        before = get_condition(job.status, c.COND_CREATED)
-        if before is None or before.status != "False" or before.message != refused:
-            plan.events.append(Event("Warning", c.REASON_CREATE_REFUSED, refused))
+    for kind, words in ((CREATED, refused), (UPDATED, update_refused)):
+        before = get_condition(job.status, kind.type)
+        if words is not None and (before is None or before.status != "False" or before.message != words):
+            plan.events.append(Event("Warning", kind.refused, words))
     plan.events.extend(_unreadable_events(job.status, plan.status))
     if too_large is not None:
         # One Warning per message of the capacity problem, instead of the scheduler's words.

@@ -15,7 +15,16 @@ from datetime import datetime
 from typing import Any, Final
 
 from ludus.api import constants as c
-from ludus.api.conditions import get_condition, upsert_condition, with_phase
+from ludus.api.conditions import (
+    CREATED,
+    UPDATED,
+    get_condition,
+    refusal_condition,
+    spec_invalid,
+    upsert_condition,
+    valid_again,
+    with_phase,
+)
 from ludus.api.models import (
     Condition,
     ConditionStatus,
@@ -249,7 +258,7 @@ def compute_status(
     status = _admission(status, decision.admission, now)
     status = _initialized_from(status, decision.pinned, now)
     status = _too_large(status, decision.too_large, now)
-    return _pods_readable(_spec_valid_again(_created(status, decision.refused, now), now), pods, now)
+    return _pods_readable(_spec_valid_again(_refusals(status, decision, now), now), pods, now)
 
 
 def _admission(status: TrainingJobStatus, admission: tuple[ConditionStatus, str, str] | None, now: datetime
@@ -287,12 +296,8 @@ def _too_large(status: TrainingJobStatus, problem: str | None, now: datetime) ->
 
 
 def _spec_valid_again(status: TrainingJobStatus, now: datetime) -> TrainingJobStatus:
-    before = get_condition(status, c.COND_SPEC_VALID)
-    if before is None or before.status == "True":
-        return status
-    conditions = upsert_condition(list(status.conditions), c.COND_SPEC_VALID, "True", c.REASON_SPEC_VALID,
-                                  "the spec validates again", now)
-    return status.model_copy(update={"conditions": conditions})
+    conditions = valid_again(list(status.conditions), now)
+    return status if conditions is None else status.model_copy(update={"conditions": conditions})
 
 
 # Pods named in a PodsReadable message; the rest are counted.
@@ -324,18 +329,14 @@ def _pods_readable(status: TrainingJobStatus, pods: Iterable[PodObservation], no
     return status.model_copy(update={"conditions": conditions})
 
 
-def _created(status: TrainingJobStatus, refused: str | None, now: datetime) -> TrainingJobStatus:
-    """ChildrenCreated: False with the API server's words while it refuses a child; True again after."""
-    before = get_condition(status, c.COND_CREATED)
-    if refused is not None:
-        conditions = upsert_condition(list(status.conditions), c.COND_CREATED, "False", c.REASON_CREATE_REFUSED,
-                                      refused, now)
-    elif before is not None and before.status != "True":
-        conditions = upsert_condition(list(status.conditions), c.COND_CREATED, "True", c.REASON_CREATED,
-                                      "the API server accepted the job's children", now)
-    else:
-        return status
-    return status.model_copy(update={"conditions": conditions})
+def _refusals(status: TrainingJobStatus, decision: Decision, now: datetime) -> TrainingJobStatus:
+    """Created and ChildrenUpdated: False with the API server's words while it refuses a child's create
+    or change; True again once it accepts them."""
+    conditions = status.conditions
+    for kind, refused in ((CREATED, decision.refused), (UPDATED, decision.update_refused)):
+        changed, _ = refusal_condition(list(conditions), kind, refused, now)
+        conditions = conditions if changed is None else changed
+    return status if conditions is status.conditions else status.model_copy(update={"conditions": conditions})
 
 
 def init_blocked_status(job: TrainingJob, waiting: str | None, unusable: str | None, now: datetime
@@ -492,9 +493,7 @@ def invalid_spec_status(old: TrainingJobStatus, generation: int, message: str, n
     that already started keeps its phase and its pods: SpecValid False says why nothing is reconciled
     (a stored object another operator version wrote must not end a running job)."""
     if old.start_time is not None and old.phase not in c.TERMINAL_PHASES:
-        conditions = upsert_condition(list(old.conditions), c.COND_SPEC_VALID, "False", c.REASON_INVALID_SPEC,
-                                      message, now)
-        return old.model_copy(update={"conditions": conditions})
+        return old.model_copy(update={"conditions": spec_invalid(list(old.conditions), message, now)})
     conditions = with_phase(list(old.conditions), c.PHASE_FAILED, c.REASON_INVALID_SPEC, message, now)
     return old.model_copy(
         update={

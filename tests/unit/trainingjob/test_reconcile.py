@@ -534,3 +534,33 @@ def test_only_refusals_are_reported_instead_of_raised() -> None:
     assert refusal(ApiError(422, "POST", "/p", "invalid"), pod) == "Pod digits-worker-0: invalid"
     for transient in (ApiError(500, "POST", "/p", "x"), ApiError(429, "POST", "/p", "x"), TimeoutError()):
         assert refusal(transient, pod) is None
+
+
+def test_a_change_the_api_server_refused_is_named_in_its_own_condition_with_one_event() -> None:
+    from ludus.api.conditions import get_condition
+    from ludus.trainingjob.reconcile import reconcile as decide
+
+    words = 'TrainingJob digits: admission policy denied the request: training jobs here may not be suspended'
+    job = make_job().workers(1).build()
+    plan = decide(job, [], T0, update_refused=words)
+    updated = get_condition(plan.status, c.COND_UPDATED)
+    assert updated is not None and (updated.status, updated.reason, updated.message) == (
+        "False", c.REASON_UPDATE_REFUSED, words)
+    assert get_condition(plan.status, c.COND_CREATED) is None or \
+        get_condition(plan.status, c.COND_CREATED).status == "True"  # the creates were not refused
+    assert [e.message for e in plan.events if e.reason == c.REASON_UPDATE_REFUSED] == [words]
+    again = decide(job.model_copy(update={"status": plan.status}), [], T0, update_refused=words)
+    assert c.REASON_UPDATE_REFUSED not in [e.reason for e in again.events]  # said once
+    accepted = decide(job.model_copy(update={"status": again.status}), [], T0)
+    after = get_condition(accepted.status, c.COND_UPDATED)
+    assert after is not None and (after.status, after.reason) == ("True", c.REASON_UPDATED)
+
+
+def test_a_refused_patch_names_the_child_it_was_for() -> None:
+    from ludus.controller.apply import refused_child
+    from ludus.runtime.kube import ApiError
+
+    denied = ApiError(422, "PATCH", "/p", "admission policy denied the request")
+    assert refused_child(denied, "Workload", "trainingjob-x") == \
+        "Workload trainingjob-x: admission policy denied the request"
+    assert refused_child(ApiError(409, "PATCH", "/p", "conflict"), "TrainingJob", "x") is None

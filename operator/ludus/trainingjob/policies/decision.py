@@ -119,7 +119,9 @@ class Decision:
     admission: tuple[ConditionStatus, str, str] | None = None
     # Why no node, or all of them together, could ever hold the job (PodsScheduled: LargerThanNodes).
     too_large: str | None = None
-    # The API server's refusal of a child's create in an earlier pass (ChildrenCreated False), if any.
+    # The API server's refusal of a child's create in an earlier pass (Created False), if any.
     refused: str | None = None
+    # Its refusal of a change to a child (the Kueue suspension, the Workload's status): ChildrenUpdated False.
+    update_refused: str | None = None
     # status.initializedFrom after this pass (spec.init resolved, with what the trainer loaded); None keeps it.
     pinned: InitializedFrom | None = None
