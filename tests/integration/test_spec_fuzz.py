@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
@@ -181,10 +182,9 @@ def test_fuzzed_specs_are_refused_or_fail_naming_the_field_and_the_operator_keep
              what="the canary's new generation observed")
 
 
-@pytest.fixture
-def looser_schema(k: Kubectl) -> Iterator[None]:
-    """The TrainingJob CRD with no rules on spec, put back as generated afterwards."""
-    crd = yaml.safe_load(CRD.read_text())
+def _loosened(k: Kubectl, crd_path: Path) -> Iterator[None]:
+    """A CRD with no rules on spec, put back as generated afterwards."""
+    crd = yaml.safe_load(crd_path.read_text())
     loose = copy.deepcopy(crd)
     schema = loose["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     schema["properties"]["spec"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
@@ -192,8 +192,20 @@ def looser_schema(k: Kubectl) -> Iterator[None]:
     try:
         yield
     finally:
-        k.run("apply", "-f", str(CRD))
-        k.run("wait", "--for=condition=Established", "crd/trainingjobs.ludus.dev", "--timeout=60s")
+        k.run("apply", "-f", str(crd_path))
+        k.run("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}", "--timeout=60s")
+
+
+@pytest.fixture
+def looser_schema(k: Kubectl) -> Iterator[None]:
+    """The TrainingJob CRD with no rules on spec."""
+    yield from _loosened(k, CRD)
+
+
+@pytest.fixture
+def looser_sweep_schema(k: Kubectl) -> Iterator[None]:
+    """The Sweep CRD with no rules on spec."""
+    yield from _loosened(k, CRD.parent / "sweeps.ludus.dev.yaml")
 
 
 @pytest.mark.timeout(900)
@@ -255,5 +267,36 @@ def test_a_running_job_whose_stored_spec_stops_validating_keeps_its_pods_with_a_
     k.run("patch", "tj", "started", "--type=merge", "-p", '{"spec": {"backoffLimit": 3}}')
     wait_for(lambda: (spec_valid() or {}).get("status") == "True", what="SpecValid True once fixed")
     events = [e for e in k.items("events") if e["involvedObject"]["name"] == "started"
+              and e["reason"] == "InvalidSpec"]
+    assert len(events) == 1
+
+
+def test_a_running_sweep_whose_stored_spec_stops_validating_keeps_its_trials_with_a_condition(
+    k: Kubectl, operator: OperatorProcess, looser_sweep_schema: None
+) -> None:
+    """The same upgrade for a Sweep: before, it went Failed (terminal) with its trials left running and
+    never searched again. Its phase and trials stay, SpecValid says why, once; fixed, it is valid again."""
+    from tests.integration.test_sweeps import sweep_manifest, trials
+
+    k.apply(sweep_manifest("upgraded", maxTrials=3, parallelTrials=1))
+    wait_for(lambda: len(trials(k, "upgraded")) == 1, timeout=60, what="the first trial")
+    wait_for(lambda: (k.json("sweep", "upgraded").get("status") or {}).get("phase") == "Running", what="Running")
+    uids = {j["metadata"]["uid"] for j in trials(k, "upgraded")}
+    k.run("patch", "sweep", "upgraded", "--type=merge", "-p", '{"spec": {"maxTrials": "many"}}')
+
+    def spec_valid() -> dict[str, Any] | None:
+        conditions = (k.json("sweep", "upgraded").get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "SpecValid"), None)
+
+    condition = wait_for(spec_valid, what="SpecValid on the started sweep")
+    assert condition["status"] == "False" and condition["reason"] == "InvalidSpec"
+    assert "maxTrials" in condition["message"]
+    assert k.json("sweep", "upgraded")["status"]["phase"] == "Running"
+    assert {j["metadata"]["uid"] for j in trials(k, "upgraded")} == uids
+    assert not any(j["spec"].get("suspend") for j in trials(k, "upgraded"))
+    k.run("patch", "sweep", "upgraded", "--type=merge", "-p", '{"spec": {"maxTrials": 3}}')
+    wait_for(lambda: (spec_valid() or {}).get("status") == "True", what="SpecValid True once fixed")
+    assert k.json("sweep", "upgraded")["status"]["phase"] == "Running"
+    events = [e for e in k.items("events") if e["involvedObject"]["name"] == "upgraded"
               and e["reason"] == "InvalidSpec"]
     assert len(events) == 1

@@ -337,3 +337,15 @@ def test_publish_outcome_reads_the_termination_message() -> None:
     failed = published({"status": {"phase": "Failed", "containerStatuses": [
         {"state": {"terminated": {"message": '{"error":"x does not exist"}'}}}]}})
     assert failed is not None and not failed.ok and failed.message == "x does not exist"
+
+
+def test_a_continuous_training_with_runs_whose_spec_stops_validating_keeps_its_phase() -> None:
+    from ludus.api.continuous import ContinuousTrainingStatus, RunRecord
+    from ludus.continuous.status import invalid_status
+
+    running = ContinuousTrainingStatus(phase="Running", runs=[RunRecord(number=1, name="fresh-1")], active=["fresh-1"])
+    status = invalid_status(running, "spec.schedule: not a cron expression", 3, T0)
+    assert status.phase == "Running" and status.active == ["fresh-1"]
+    (cond,) = [x for x in status.conditions if x.type == c.CT_COND_VALID]
+    assert (cond.status, cond.reason) == ("False", c.REASON_INVALID_SPEC)
+    assert invalid_status(ContinuousTrainingStatus(), "spec.schedule: x", 1, T0).phase == c.PHASE_FAILED

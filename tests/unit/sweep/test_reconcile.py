@@ -327,3 +327,22 @@ def test_a_sweep_of_many_trials_lists_a_bounded_window_and_counts_the_rest() -> 
     assert status.best is not None and status.best.number == 7
     size = len(json.dumps(status.model_dump(by_alias=True, mode="json")))
     assert size < 256 * 1024, size
+
+
+def test_a_started_sweep_whose_spec_stops_validating_keeps_its_phase_and_is_valid_again_once_fixed() -> None:
+    from ludus.api.sweep import SweepStatus
+    from ludus.sweep.status import invalid_status
+
+    started = SweepStatus(phase="Running", start_time=T0, created=2, running=2)
+    status = invalid_status(started, "spec.maxTrials: Input should be a valid integer", T0)
+    assert status.phase == "Running" and status.completion_time is None and status.running == 2
+    (cond,) = [x for x in status.conditions if x.type == c.COND_SPEC_VALID]
+    assert (cond.status, cond.reason) == ("False", c.REASON_INVALID_SPEC) and "maxTrials" in cond.message
+    # Fixed: the next pass says so, and goes on.
+    sweep = Sweep.model_validate({**sweep_body("s"), "status": status.model_dump(by_alias=True, mode="json")})
+    plan = reconcile_sweep(sweep, [], T0)
+    (cond,) = [x for x in plan.status.conditions if x.type == c.COND_SPEC_VALID]
+    assert (cond.status, cond.reason) == ("True", c.REASON_SPEC_VALID)
+    # A sweep that never started still fails at once, naming the field.
+    fresh = invalid_status(SweepStatus(), "spec.maxTrials: Input should be a valid integer", T0)
+    assert fresh.phase == c.PHASE_FAILED and fresh.completion_time == T0
