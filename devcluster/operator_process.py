@@ -20,8 +20,10 @@ CT_CRD = REPO / "manifests" / "crd" / "continuoustrainings.ludus.dev.yaml"
 class OperatorProcess:
     """`ludus operator` as its own process, as in production, so a test can kill and restart it."""
 
-    def __init__(self, kubeconfig: str, namespace: str, log_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
-        self.kubeconfig, self.namespace, self.extra_args = kubeconfig, namespace, extra_args
+    def __init__(self, kubeconfig: str, namespace: str, log_dir: Path, extra_args: tuple[str, ...] = (),
+                 source: Path | None = None) -> None:
+        """`source`: a directory holding another version's `ludus` package to run instead of this one."""
+        self.kubeconfig, self.namespace, self.extra_args, self.source = kubeconfig, namespace, extra_args, source
         self.log_path = log_dir / f"operator-{namespace}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
@@ -34,7 +36,8 @@ class OperatorProcess:
             [sys.executable, "-m", "ludus", "operator", "--namespace", self.namespace,
              "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
              *self.extra_args],
-            env={**os.environ, "KUBECONFIG": self.kubeconfig},
+            env={**os.environ, "KUBECONFIG": self.kubeconfig,
+                 **({"PYTHONPATH": str(self.source)} if self.source is not None else {})},
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         wait_for(self.healthy, timeout=60, what=f"operator /healthz (log: {self.log_path})")
