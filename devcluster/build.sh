@@ -87,8 +87,20 @@ kueue_build() {
 }
 export -f kueue_build; export KUEUE_VERSION
 build "kueue-$KUEUE_VERSION-p$KUEUE_PATCHES" bash -c kueue_build
-# kube-router from its pinned module, run only as the real node's NetworkPolicy controller; our go.mod
-# (devcluster/gomod/kube-router) raises its dependencies to patched releases.
-build "kube-router-$KUBE_ROUTER_VERSION-d$KUBE_ROUTER_DEPS" bash -c "cd '$here/gomod/kube-router' && \
-  go build -ldflags '-s -w' -o \"\$out/kube-router\" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"
+# kube-router from its pinned module with our patches applied (patches/kube-router-*.patch: one instance
+# polices every real node of this host), run only as the real nodes' NetworkPolicy controller; our go.mod
+# (devcluster/gomod/kube-router) raises its dependencies to patched releases, and a copy of it points the
+# module at the patched source.
+kube_router_build() {
+  set -euo pipefail
+  local src mod
+  src=$(patched_source "github.com/cloudnativelabs/kube-router/v2@$KUBE_ROUTER_VERSION" kube-router)
+  mod=$(mktemp -d)
+  cp "$here/gomod/kube-router/"* "$mod/"
+  (cd "$mod" && go mod edit -replace "github.com/cloudnativelabs/kube-router/v2=$src" && \
+    go build -ldflags '-s -w' -o "$out/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router)
+  rm -rf "$src" "$mod"
+}
+export -f kube_router_build; export KUBE_ROUTER_VERSION
+build "kube-router-$KUBE_ROUTER_VERSION-d$KUBE_ROUTER_DEPS-p$KUBE_ROUTER_PATCHES" bash -c kube_router_build
 echo "control-plane binaries ready in $cache" >&2

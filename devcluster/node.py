@@ -77,6 +77,8 @@ RUN = Path("/run/ludus")
 CONTAINERD_SOCK = RUN / "containerd" / "containerd.sock"
 PAUSE_IMAGE = "ludus.local/pause:3.10"
 NODE_COMPONENTS = ("containerd", "kube-proxy", "coredns", "kubelet", "local-path-provisioner", "kube-router")
+# Real nodes this host may run (python -m devcluster up --nodes N): node i is 10.244.<i>.1.
+MAX_REAL_NODES = 8
 # What a second (third, ...) node runs of its own; kube-proxy, CoreDNS and the provisioner serve every node.
 EXTRA_NODE_COMPONENTS = ("containerd", "kubelet")
 STORAGE_CLASS = "local-path"
@@ -129,6 +131,8 @@ class RealNode:
 
     def __init__(self, cluster: ControlPlane, index: int = 0) -> None:
         self.cluster = cluster
+        if not 0 <= index < MAX_REAL_NODES:
+            raise ValueError(f"real node {index}: this host runs nodes 0 to {MAX_REAL_NODES - 1}")
         self.index = index
         suffix = "" if index == 0 else f"-{index}"
         self.suffix = suffix
@@ -218,11 +222,14 @@ class RealNode:
             self.cluster.save_state(state)
 
     def _network_policies(self) -> None:
-        """kube-router's firewall, so NetworkPolicies are enforced for the first node's pods (not its
+        """kube-router's firewall, so NetworkPolicies are enforced for every real node's pods (not its
         router or service proxy: the CNI bridge and kube-proxy do those). One instance per network
-        namespace: a second in this one would remove the first one's chains, so other nodes' pods here
-        are not policed."""
+        namespace: a second in this one would remove the first one's chains, so the first node's instance
+        also polices the pods of the other nodes on this host (patches/kube-router-same-netns-nodes.patch),
+        whose addresses it is given for every node that may join."""
+        others = ",".join(f"10.244.{index}.1" for index in range(1, MAX_REAL_NODES))
         self._spawn("kube-router", [
+            "env", f"KUBE_ROUTER_SAME_NETNS_NODE_IPS={others}",
             str(binary("kube-router")),
             f"--kubeconfig={self.cluster.kubeconfig}",
             f"--hostname-override={self.name}",

@@ -35,7 +35,7 @@ def binary(name: str) -> Path:
         "local-path-provisioner": f"local-path-provisioner-{v['LOCAL_PATH_PROVISIONER_VERSION']}",
         "kube-scheduler-plugins": f"scheduler-plugins-{v['SCHEDULER_PLUGINS_VERSION']}",
         "podgroups-crd.yaml": f"scheduler-plugins-{v['SCHEDULER_PLUGINS_VERSION']}",
-        "kube-router": f"kube-router-{v['KUBE_ROUTER_VERSION']}-d{v['KUBE_ROUTER_DEPS']}",
+        "kube-router": f"kube-router-{v['KUBE_ROUTER_VERSION']}-d{v['KUBE_ROUTER_DEPS']}-p{v['KUBE_ROUTER_PATCHES']}",
         "kueue": f"kueue-{v['KUEUE_VERSION']}-p{v['KUEUE_PATCHES']}",
         "crds": f"kueue-{v['KUEUE_VERSION']}-p{v['KUEUE_PATCHES']}",
         "webhooks.yaml": f"kueue-{v['KUEUE_VERSION']}-p{v['KUEUE_PATCHES']}",

@@ -33,9 +33,9 @@ print(json.dumps(out))
 """
 
 
-def _probe_pod(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+def _probe_pod(name: str, labels: dict[str, str] | None = None, node: str = NODE_NAME) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels or {}},
-            "spec": {"nodeName": NODE_NAME, "automountServiceAccountToken": False,
+            "spec": {"nodeName": node, "automountServiceAccountToken": False,
                      "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
                                          "seccompProfile": {"type": "RuntimeDefault"}},
                      "containers": [{"name": "probe", "image": "ludus-trainer:latest", "imagePullPolicy": "Never",
@@ -63,7 +63,6 @@ def test_only_the_jobs_own_pods_reach_it_and_the_containers_hold_no_token_and_a_
 ) -> None:
     name = unique("locked")
     body = real_job(name, args=SLOW)
-    body["spec"]["template"]["nodeSelector"] = {"kubernetes.io/hostname": NODE_NAME}  # kube-router's node
     k.apply(body, _probe_pod("same-namespace", {"ludus.dev/job-name": "another-job"}))
     other_namespace.apply(_probe_pod("elsewhere"))
     wait_for(lambda: (k.json("tj", name).get("status") or {}).get("phase") == "Running", timeout=120,
