@@ -12,6 +12,10 @@ of ordinary size and of the largest size the CRD admits:
 
 The operator's RSS is read after each phase has settled (VmRSS), and its peak (VmHWM) at the end.
 From the two slopes, the table in docs/benchmarks.md gives the memory at the documented limits.
+
+The job index's share of each slope is measured apart: the jobs as the API server lists them (status,
+managedFields and all) are reduced by the operator's own `slim_job`, in this process, under
+tracemalloc. What the index keeps is then known per object, and the rest of the slope is not the index.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 import json
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ sys.path[:0] = [str(REPO), str(REPO / "operator")]
 
 from bench import scale  # noqa: E402
 from ludus.api.models import MAX_ARGUMENT  # noqa: E402
+from ludus.handlers.trainingjob import slim_job  # noqa: E402
 
 RESULTS = REPO / "docs" / "benchmarks" / "memory.json"
 GROUP = "/apis/ludus.dev/v1alpha1/namespaces"
@@ -65,6 +71,24 @@ async def settle(api: scale.Api, namespace: str, count: int) -> None:
     raise RuntimeError(f"{namespace}: jobs were not all reconciled")
 
 
+def index_kb_per_job(bodies: list[dict[str, Any]]) -> float:
+    """What the job index keeps per object: `slim_job` of each body decoded from its JSON text (as the
+    watch delivers it), measured with tracemalloc (the text itself is not counted)."""
+    texts = [json.dumps(body) for body in bodies]
+    tracemalloc.start()
+    try:
+        kept = [slim_job(json.loads(text)) for text in texts]
+        size, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return size / len(kept) / 1024
+
+
+async def listed_jobs(api: scale.Api, namespace: str, prefix: str) -> list[dict[str, Any]]:
+    listed = await api.call("GET", f"{GROUP}/{namespace}/trainingjobs")
+    return [j for j in listed.get("items") or [] if j["metadata"]["name"].startswith(prefix)]
+
+
 async def create(api: scale.Api, namespace: str, docs: list[dict[str, Any]], at_once: int = 20) -> None:
     for start in range(0, len(docs), at_once):
         await asyncio.gather(*(api.call("POST", f"{GROUP}/{namespace}/trainingjobs", d)
@@ -91,6 +115,8 @@ async def run(typical: int, largest: int) -> dict[str, Any]:
         after_largest = rss_mb(operator.proc.pid)
         peak = operator.sampler.peak_rss_mb()
         operator.stop()
+        index_typical = index_kb_per_job(await listed_jobs(api, namespace, "job-"))
+        index_largest = index_kb_per_job(await listed_jobs(api, namespace, "big-")) / 1024
     finally:
         await api.close()
         cluster.down(quiet=True)
@@ -103,6 +129,7 @@ async def run(typical: int, largest: int) -> dict[str, Any]:
         "idle_rss_mb": round(idle, 1), "after_typical_rss_mb": round(after_typical, 1),
         "after_largest_rss_mb": round(after_largest, 1), "peak_rss_mb": round(peak, 1),
         "mb_per_typical_job": round(per_typical, 4), "mb_per_largest_job": round(per_largest, 3),
+        "index_kb_per_typical_job": round(index_typical, 2), "index_mb_per_largest_job": round(index_largest, 3),
         "documented_limits": {"jobs": DOCUMENTED_JOBS, "of_them_largest": DOCUMENTED_LARGEST},
         "estimated_rss_at_limits_mb": round(at_limits, 1), "chart_limit_mb": CHART_LIMIT_MB,
     }

@@ -305,6 +305,9 @@ def _memory() -> list[str]:
             f"| … after {r['largest_jobs']} more of the largest size | {r['after_largest_rss_mb']} MB "
             f"({r['mb_per_largest_job']} MB per job) |",
             f"| … peak over the run | {r['peak_rss_mb']} MB |",
+            *([f"| what the job index keeps (`slim_job`, tracemalloc) | {r['index_kb_per_typical_job']} KB per "
+               f"ordinary job, {r['index_mb_per_largest_job']} MB per largest |"] if "index_kb_per_typical_job" in r
+              else []),
             f"| estimated at the documented limits ({limits['jobs']} ordinary jobs and {limits['of_them_largest']} "
             f"of the largest size) | **{r['estimated_rss_at_limits_mb']} MB** of the chart's "
             f"{r['chart_limit_mb']} MiB |", ""]
