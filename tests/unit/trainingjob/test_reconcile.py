@@ -507,22 +507,30 @@ def test_a_job_whose_workers_finish_one_by_one_never_looks_degraded() -> None:
     assert done.status.phase == c.PHASE_SUCCEEDED and done.status.workers == "2/2"
 
 
-def test_a_child_the_api_server_refused_is_named_in_a_condition_with_one_event() -> None:
+@pytest.mark.parametrize(("argument", "words", "condition", "refused", "accepted", "other"), [
+    ("refused", 'Pod digits-worker-0: pods "digits-worker-0" is forbidden: exceeded quota: pods, limited: pods=1',
+     c.COND_CREATED, c.REASON_CREATE_REFUSED, c.REASON_CREATED, c.COND_UPDATED),
+    ("update_refused", "TrainingJob digits: admission policy denied the request: jobs here may not be suspended",
+     c.COND_UPDATED, c.REASON_UPDATE_REFUSED, c.REASON_UPDATED, c.COND_CREATED),
+])
+def test_what_the_api_server_refused_of_a_child_is_named_in_its_condition_with_one_event(
+    argument: str, words: str, condition: str, refused: str, accepted: str, other: str,
+) -> None:
+    """A create refused: Created False; a change refused: ChildrenUpdated False. Each says only its own."""
     from ludus.api.conditions import get_condition
     from ludus.trainingjob.reconcile import reconcile as decide
 
-    words = 'Pod digits-worker-0: pods "digits-worker-0" is forbidden: exceeded quota: pods, limited: pods=1'
     job = make_job().workers(1).build()
-    plan = decide(job, [], T0, refused=words)
-    created = get_condition(plan.status, c.COND_CREATED)
-    assert created is not None and (created.status, created.reason, created.message) == (
-        "False", c.REASON_CREATE_REFUSED, words)
-    assert [e.reason for e in plan.events if e.reason == c.REASON_CREATE_REFUSED] == [c.REASON_CREATE_REFUSED]
-    again = decide(job.model_copy(update={"status": plan.status}), [], T0, refused=words)
-    assert c.REASON_CREATE_REFUSED not in [e.reason for e in again.events]  # said once
-    accepted = decide(job.model_copy(update={"status": again.status}), [], T0)
-    after = get_condition(accepted.status, c.COND_CREATED)
-    assert after is not None and after.status == "True"
+    plan = decide(job, [], T0, **{argument: words})
+    said = get_condition(plan.status, condition)
+    assert said is not None and (said.status, said.reason, said.message) == ("False", refused, words)
+    assert not [x for x in plan.status.conditions if x.type == other and x.status == "False"]
+    assert [e.message for e in plan.events if e.reason == refused] == [words]
+    again = decide(job.model_copy(update={"status": plan.status}), [], T0, **{argument: words})
+    assert refused not in [e.reason for e in again.events]  # said once
+    healed = decide(job.model_copy(update={"status": again.status}), [], T0)
+    after = get_condition(healed.status, condition)
+    assert after is not None and (after.status, after.reason) == ("True", accepted)
 
 
 def test_only_refusals_are_reported_instead_of_raised() -> None:
@@ -534,26 +542,6 @@ def test_only_refusals_are_reported_instead_of_raised() -> None:
     assert refusal(ApiError(422, "POST", "/p", "invalid"), pod) == "Pod digits-worker-0: invalid"
     for transient in (ApiError(500, "POST", "/p", "x"), ApiError(429, "POST", "/p", "x"), TimeoutError()):
         assert refusal(transient, pod) is None
-
-
-def test_a_change_the_api_server_refused_is_named_in_its_own_condition_with_one_event() -> None:
-    from ludus.api.conditions import get_condition
-    from ludus.trainingjob.reconcile import reconcile as decide
-
-    words = 'TrainingJob digits: admission policy denied the request: training jobs here may not be suspended'
-    job = make_job().workers(1).build()
-    plan = decide(job, [], T0, update_refused=words)
-    updated = get_condition(plan.status, c.COND_UPDATED)
-    assert updated is not None and (updated.status, updated.reason, updated.message) == (
-        "False", c.REASON_UPDATE_REFUSED, words)
-    assert get_condition(plan.status, c.COND_CREATED) is None or \
-        get_condition(plan.status, c.COND_CREATED).status == "True"  # the creates were not refused
-    assert [e.message for e in plan.events if e.reason == c.REASON_UPDATE_REFUSED] == [words]
-    again = decide(job.model_copy(update={"status": plan.status}), [], T0, update_refused=words)
-    assert c.REASON_UPDATE_REFUSED not in [e.reason for e in again.events]  # said once
-    accepted = decide(job.model_copy(update={"status": again.status}), [], T0)
-    after = get_condition(accepted.status, c.COND_UPDATED)
-    assert after is not None and (after.status, after.reason) == ("True", c.REASON_UPDATED)
 
 
 def test_a_refused_patch_names_the_child_it_was_for() -> None:
