@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from ludus.api import constants as c
 from ludus.api.continuous import ContinuousTraining
 from ludus.api.models import TrainingJob
 from ludus.api.sweep import Sweep, TrialRecord
@@ -42,6 +43,17 @@ def row(job: TrainingJob, now: datetime | None = None) -> tuple[str, ...]:
     created = job.metadata.creation_timestamp
     return (job.metadata.namespace, job.metadata.name, s.phase, s.workers, step, objective, str(s.restarts),
             age(created, now))
+
+
+# Conditions whose False is where the job stands, not a problem: its phase says it.
+_PHASE_CONDITIONS = frozenset({c.COND_RUNNING, c.COND_RESTARTING, c.COND_SUSPENDED, c.COND_SUCCEEDED, c.COND_FAILED})
+
+
+def holding_back(job: TrainingJob) -> list[str]:
+    """Why the job is not progressing, from its own conditions: each one that is False (a pod that
+    cannot be placed, a queue, a refused child, progress that cannot be read), with its reason and words."""
+    return [f"{x.type} False ({x.reason}): {x.message}" for x in job.status.conditions
+            if x.status == "False" and x.type not in _PHASE_CONDITIONS]
 
 
 def as_dict(job: TrainingJob) -> dict[str, Any]:

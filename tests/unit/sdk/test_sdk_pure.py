@@ -125,3 +125,17 @@ def test_an_unreachable_cluster_names_the_context_and_server() -> None:
                       server="https://10.0.0.1:6443", context="prod", name=None)
     assert isinstance(error, Unreachable) and "prod" in str(error) and "https://10.0.0.1:6443" in str(error)
     assert error.exit_code == EXIT_CLUSTER and WaitTimeout("x").exit_code == EXIT_TIMEOUT
+
+
+def test_following_a_job_says_what_holds_it_back_from_its_own_conditions() -> None:
+    from ludus.api import constants as c
+    from ludus.sdk.render import holding_back
+
+    too_large = {"type": c.COND_SCHEDULED, "status": "False", "reason": c.REASON_TOO_LARGE,
+                 "message": "cpu: a worker asks 1, the largest node has 0.95 free", "lastTransitionTime": T0.isoformat()}
+    running = {"type": c.COND_RUNNING, "status": "False", "reason": c.REASON_WAITING, "message": "1/2 workers running",
+               "lastTransitionTime": T0.isoformat()}
+    job = make_job().workers(2).status(phase="Pending", conditions=[too_large, running]).build()
+    # The phase's own condition is where it stands (the status line says it); the others are why.
+    assert holding_back(job) == [f"PodsScheduled False ({c.REASON_TOO_LARGE}): {too_large['message']}"]
+    assert holding_back(make_job().workers(1).build()) == []

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from ludus.api import constants as c
@@ -40,6 +41,7 @@ def follow(client: LudusClient, name: str, namespace: str | None, delete_on_inte
 
     threading.Thread(target=logs, daemon=True).start()
     last = ""
+    said: set[str] = set()
     try:
         while True:
             job = client.get(name, namespace)
@@ -54,6 +56,10 @@ def follow(client: LudusClient, name: str, namespace: str | None, delete_on_inte
             if line != last:
                 common.err.print(f"[bold]{name}[/bold]: {line}", highlight=False)
                 last = line
+            for why in render.holding_back(job):
+                if why not in said:  # each reason once, as soon as the job shows it
+                    common.err.print(f"[bold]{name}[/bold]: [yellow]{escape(why)}[/yellow]", highlight=False)
+                    said.add(why)
             if s.phase in c.TERMINAL_PHASES:
                 break
             time.sleep(2)
