@@ -132,7 +132,8 @@ def test_following_a_job_says_what_holds_it_back_from_its_own_conditions() -> No
     from ludus.sdk.render import holding_back
 
     too_large = {"type": c.COND_SCHEDULED, "status": "False", "reason": c.REASON_TOO_LARGE,
-                 "message": "cpu: a worker asks 1, the largest node has 0.95 free", "lastTransitionTime": T0.isoformat()}
+                 "message": "cpu: a worker asks 1, the largest node has 0.95 free",
+                 "lastTransitionTime": T0.isoformat()}
     running = {"type": c.COND_RUNNING, "status": "False", "reason": c.REASON_WAITING, "message": "1/2 workers running",
                "lastTransitionTime": T0.isoformat()}
     job = make_job().workers(2).status(phase="Pending", conditions=[too_large, running]).build()
