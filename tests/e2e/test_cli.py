@@ -56,7 +56,14 @@ def test_ludus_run_trains_a_local_script_and_exits_0_with_the_evaluation(
     assert "SCRIPT DONE world=4" in done.stdout  # the workers' logs, followed
     assert "accuracy" in done.stdout and "0.8000" in done.stdout  # the evaluation, printed at the end
     assert "local-script Succeeded" in done.stderr
-    assert k.json("tj", "local-script")["status"]["evaluation"]["latest"]["accuracy"]["value"] == 0.8
+    status = k.json("tj", "local-script")["status"]
+    assert status["evaluation"]["latest"]["accuracy"]["value"] == 0.8
+    # However short the run, its final progress is in the status, and the default objective (loss,
+    # minimized) has the value of the loss the script reported last.
+    assert status["progress"]["step"] == 30 and status["progress"]["totalSteps"] == 30, status["progress"]
+    objective = status["evaluation"]["objective"]
+    assert objective["metric"] == "loss" and objective["value"] == status["evaluation"]["latest"]["loss"]["value"]
+    assert status["evaluation"]["latest"]["loss"]["step"] == 30
 
 
 def test_a_failing_script_makes_ludus_run_exit_1_with_the_failing_ranks_last_lines(

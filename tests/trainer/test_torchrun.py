@@ -85,3 +85,29 @@ def test_a_second_agent_joining_mid_run_grows_the_world_to_four(tmp_path: Path) 
     assert grown and grown[0][0] >= INTERVAL, f"no resume at world size 4: {groups}"
     final = result(texts)
     assert final is not None and final["world_size"] == 4 and final["accuracy"] >= 0.95
+
+
+SHORT_SCRIPT = '''
+"""A user's script too short for any of the operator's polls: it reports its loss, no metrics, no finish()."""
+from ludus_trainer import api
+
+api.init()
+for step in range(1, 8):
+    api.report(step=step, loss=1.0 / step, total_steps=7)
+'''
+
+
+def test_a_short_script_leaves_its_last_step_and_its_loss_as_the_default_objective(tmp_path: Path) -> None:
+    """What the operator reads once the pods end: the final progress (step 7 of 7) and a value for the
+    default objective (loss, minimized) although the script reported no evaluation metric."""
+    script = tmp_path / "train.py"
+    script.write_text(SHORT_SCRIPT)
+    with Store() as store:
+        agent = start_agent("a", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=2, checkpoint_dir=tmp_path / "ckpt",
+                            trainer_args=["--script", str(script)])
+        assert agent.wait(timeout=300) == 0, agent.text()[-3000:]
+    evaluation = json.loads((tmp_path / "a.termination-log").read_text())["ludusEvaluation"]
+    assert evaluation["objective"] == {"metric": "loss", "goal": "minimize"}
+    assert evaluation["latest"]["loss"] == {"value": round(1 / 7, 6), "step": 7, "epoch": 0}
+    assert evaluation["best"]["loss"]["value"] == round(1 / 7, 6)
+    assert (evaluation["goodput"]["step"], evaluation["goodput"]["totalSteps"]) == (7, 7)

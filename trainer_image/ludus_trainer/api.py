@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,9 @@ from ludus_trainer.metrics import TrainerMetrics
 from ludus_trainer.progress import ProgressReporter
 
 _state: dict[str, Any] = {}
+# Rank 0 rewrites its termination message (what the operator reads once the pod ends) at most this often
+# while training; `finish()` and the interpreter's exit write the last one whatever the time.
+PUBLISH_INTERVAL_SECONDS = 1.0
 
 
 def init() -> DistContext:
@@ -38,7 +43,11 @@ def init() -> DistContext:
     metrics.objective(evaluation.objective.metric, evaluation.objective.goal)
     _state.update(ctx=ctx, metrics=metrics, progress=ProgressReporter(
         checkpoint_dir() / "progress.json" if env.rank == 0 else None),
-        evaluation=evaluation, rank=env.rank, clock=clock)
+        evaluation=evaluation, rank=env.rank, clock=clock, published_at=0.0)
+    if env.rank == 0:
+        # A script that never calls finish() still leaves its last step: at the interpreter's exit, and
+        # at a forked worker's (ludus_trainer.launch), where multiprocessing runs its finalizers, not atexit.
+        Finalize(None, _publish_final, exitpriority=10)
     return ctx
 
 
@@ -61,6 +70,24 @@ def _publish_phases() -> None:
     evaluation: EvaluationRecord = _state["evaluation"]
     evaluation.goodput = {"startStep": _state.get("start_step", 0), "phases": phases,
                           "startedAt": round(clock.origin, 1)}
+    if "step" in _state:  # the final progress, for a job that ends between two of the operator's polls
+        evaluation.goodput.update(step=_state["step"], totalSteps=_state.get("total_steps"))
+
+
+def _publish(final: bool = False) -> None:
+    """Rank 0's termination message: the evaluation, the phases and the last step."""
+    if _state.get("rank") != 0:
+        return
+    now = time.monotonic()
+    if final or now - _state["published_at"] >= PUBLISH_INTERVAL_SECONDS:
+        _state["evaluation"].publish()
+        _state["published_at"] = now
+
+
+def _publish_final() -> None:
+    if "clock" in _state:
+        _publish_phases()
+        _publish(final=True)
 
 
 def checkpoint_dir() -> Path:
@@ -81,18 +108,23 @@ def report(*, step: int, loss: float, epoch: int = 0, total_steps: int | None = 
         _state["start_step"] = max(step - 1, 0)
         trainer_metrics.plan(_state["start_step"], total_steps, _state["clock"].origin)
     trainer_metrics.step(step, epoch, loss, samples_per_second, None)
+    _state.update(step=step, total_steps=total_steps)
     _publish_phases()
-    if metrics:
-        trainer_metrics.evaluation(metrics, step)
-        evaluation: EvaluationRecord = _state["evaluation"]
-        evaluation.update(metrics, step, epoch)
-        if _state["rank"] == 0:
-            evaluation.publish()  # reaches status.evaluation through the termination message
+    evaluation: EvaluationRecord = _state["evaluation"]
+    evaluated = dict(metrics or {})
+    if evaluation.objective.metric == "loss" and "loss" not in evaluated:
+        evaluated["loss"] = loss  # the default objective (loss, minimized) is the loss the script reports
+    if evaluated:
+        trainer_metrics.evaluation(evaluated, step)
+        evaluation.update(evaluated, step, epoch)
+    _publish(final=bool(metrics))  # reaches status.evaluation through the termination message
     _state["progress"].record(step=step, total_steps=total_steps, epoch=epoch, loss=loss,
                               samples_per_second=samples_per_second, metrics=metrics)
 
 
 def finish() -> None:
+    """Leave the last step and evaluation for the operator, then the process group."""
+    _publish_final()
     _dist.shutdown()
 
 

@@ -376,16 +376,17 @@ class LudusClient:
               replicas: int = 1, nproc: int | str = "auto", gpus: int = 0, image: str = "ludus-trainer:latest",
               args: Iterable[str] = (), cpu: str | None = None, memory: str | None = None,
               restart_policy: str = "OnFailure", backoff_limit: int | None = None,
-              dry_run: bool = False) -> TrainingJob:
+              dry_run: bool = False, objective: str | None = None) -> TrainingJob:
         """Run a local script (or a package directory with a __main__.py) as a TrainingJob: its files
-        travel in a ConfigMap owned by the job, and `ludus_trainer --script` runs them."""
+        travel in a ConfigMap owned by the job, and `ludus_trainer --script` runs them. `objective` is
+        `METRIC:max|min` (default: the loss the script reports, minimized)."""
         path = Path(script)
         ns = self._ns(namespace)
         job_name = name or _name_for(path)
         data, items, entry = script_configmap(path)
         body = script_job(job_name, ns, entry, replicas=replicas, nproc=nproc, gpus=gpus, image=image,
                           args=list(args), cpu=cpu, memory=memory, suspended=not dry_run, items=items,
-                          restart_policy=restart_policy, backoff_limit=backoff_limit)
+                          restart_policy=restart_policy, backoff_limit=backoff_limit, objective=objective)
         if dry_run:
             return self.create(body, ns, dry_run=True)
         created = self.create(body, ns)

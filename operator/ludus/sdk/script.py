@@ -66,10 +66,22 @@ def script_configmap(path: Path) -> tuple[dict[str, str], list[dict[str, str]], 
     return data, items, f"{MOUNT}/{path.name}"
 
 
+_OBJECTIVE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,62}):(max|min|maximize|minimize)$")
+
+
+def parse_objective(text: str) -> dict[str, str]:
+    """`--objective accuracy:max` as spec.objective (`max`/`min` or the goals' full names)."""
+    match = _OBJECTIVE.match(text.strip())
+    if match is None:
+        raise Invalid(f"--objective {text!r}: expected METRIC:max or METRIC:min (e.g. accuracy:max, eval_loss:min)")
+    metric, goal = match.groups()
+    return {"metric": metric, "goal": "maximize" if goal.startswith("max") else "minimize"}
+
+
 def script_job(name: str, namespace: str, entry: str, *, replicas: int, nproc: int | str, gpus: int, image: str,
                args: list[str], cpu: str | None, memory: str | None, suspended: bool,
                restart_policy: str = "OnFailure", backoff_limit: int | None = None,
-               items: list[dict[str, str]] | None = None) -> dict[str, Any]:
+               items: list[dict[str, str]] | None = None, objective: str | None = None) -> dict[str, Any]:
     """The TrainingJob that runs `entry` from the ConfigMap `<name>-script` under the harness. It starts
     suspended (the ConfigMap is created next, owned by the job), and is then resumed."""
     resources: dict[str, Any] = {"gpus": gpus}
@@ -94,6 +106,7 @@ def script_job(name: str, namespace: str, entry: str, *, replicas: int, nproc: i
             "suspend": suspended,
             "restartPolicy": restart_policy,
             **({"backoffLimit": backoff_limit} if backoff_limit is not None else {}),
+            **({"objective": parse_objective(objective)} if objective is not None else {}),
             "template": {"volumes": [volume], "volumeMounts": [{"name": "ludus-script", "mountPath": MOUNT,
                                                                 "readOnly": True}]},
         },

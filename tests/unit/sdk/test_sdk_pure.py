@@ -77,6 +77,27 @@ def test_the_script_job_is_a_valid_trainingjob_that_starts_suspended(tmp_path: P
     assert body["spec"]["template"]["volumes"][0]["configMap"]["name"] == "train-ab12-script"
 
 
+@pytest.mark.parametrize(("flag", "objective"), [
+    ("accuracy:max", {"metric": "accuracy", "goal": "maximize"}),
+    ("eval_loss:min", {"metric": "eval_loss", "goal": "minimize"}),
+    ("f1:maximize", {"metric": "f1", "goal": "maximize"}),
+])
+def test_ludus_run_objective_sets_the_jobs_objective(flag: str, objective: dict[str, str]) -> None:
+    from ludus.api.models import TrainingJob
+
+    body = script_job("t", "ns", f"{MOUNT}/train.py", replicas=1, nproc=1, gpus=0, image="i", args=[], cpu=None,
+                      memory=None, suspended=True, objective=flag)
+    assert TrainingJob.model_validate(body).spec.objective.model_dump() == objective
+
+
+@pytest.mark.parametrize("flag", ["accuracy", "accuracy:up", ":max", "acc uracy:max", "1st:max"])
+def test_a_malformed_objective_says_what_is_expected(flag: str) -> None:
+    from ludus.sdk.script import parse_objective
+
+    with pytest.raises(Invalid, match="expected METRIC:max or METRIC:min"):
+        parse_objective(flag)
+
+
 def test_durations_and_ages() -> None:
     assert parse_duration("90s") == 90 and parse_duration("30m") == 1800 and parse_duration("1h30m") == 5400
     assert parse_duration("2.5") == 2.5

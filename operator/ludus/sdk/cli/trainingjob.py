@@ -102,6 +102,8 @@ def run(
     memory: Annotated[str | None, typer.Option(help="memory per pod, e.g. 3Gi")] = None,
     restart_policy: Annotated[str, typer.Option(help="OnFailure, ExitCode or Never")] = "OnFailure",
     backoff_limit: Annotated[int | None, typer.Option(help="worker recreations before the job fails")] = None,
+    objective: Annotated[str | None, typer.Option(
+        help="METRIC:max|min, e.g. accuracy:max (default: the loss the script reports, minimized)")] = None,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="print the name and return")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the TrainingJob it would create")] = False,
     delete_on_interrupt: Annotated[bool, typer.Option(help="Ctrl-C deletes the job")] = False,
@@ -113,7 +115,7 @@ def run(
     nproc_value: int | str = int(nproc) if nproc.isdigit() else nproc
     job = client.train(script, name=name, namespace=namespace, replicas=replicas, nproc=nproc_value, gpus=gpus,
                        image=image, args=args or [], cpu=cpu, memory=memory, restart_policy=restart_policy,
-                       backoff_limit=backoff_limit, dry_run=dry_run)
+                       backoff_limit=backoff_limit, dry_run=dry_run, objective=objective)
     if dry_run:
         common.out.print(yaml.safe_dump(render.as_dict(job), sort_keys=False), end="", markup=False, highlight=False)
         return
