@@ -45,6 +45,19 @@ def row(job: TrainingJob, now: datetime | None = None) -> tuple[str, ...]:
             age(created, now))
 
 
+def status_line(job: TrainingJob) -> str:
+    """One line of a followed job: phase, workers, step, loss, ETA and the objective."""
+    s = job.status
+    line = f"{s.phase} {s.workers}" + (f"  step {s.progress.summary}" if s.progress else "")
+    if s.progress and s.progress.loss is not None:
+        line += f"  loss {s.progress.loss:.4g}"
+    if s.progress and s.progress.eta:
+        line += f"  ETA {s.progress.eta}"
+    if s.evaluation and s.evaluation.objective and s.evaluation.objective.summary:
+        line += f"  {s.evaluation.objective.summary}"
+    return line
+
+
 # Conditions whose False is where the job stands, not a problem: its phase says it.
 _PHASE_CONDITIONS = frozenset({c.COND_RUNNING, c.COND_RESTARTING, c.COND_SUSPENDED, c.COND_SUCCEEDED, c.COND_FAILED})
 

@@ -45,14 +45,7 @@ def follow(client: LudusClient, name: str, namespace: str | None, delete_on_inte
     try:
         while True:
             job = client.get(name, namespace)
-            s = job.status
-            line = f"{s.phase} {s.workers}" + (f"  step {s.progress.summary}" if s.progress else "")
-            if s.progress and s.progress.loss is not None:
-                line += f"  loss {s.progress.loss:.4g}"
-            if s.progress and s.progress.eta:
-                line += f"  ETA {s.progress.eta}"
-            if s.evaluation and s.evaluation.objective and s.evaluation.objective.summary:
-                line += f"  {s.evaluation.objective.summary}"
+            line = render.status_line(job)
             if line != last:
                 common.err.print(f"[bold]{name}[/bold]: {line}", highlight=False)
                 last = line
@@ -60,7 +53,7 @@ def follow(client: LudusClient, name: str, namespace: str | None, delete_on_inte
                 if why not in said:  # each reason once, as soon as the job shows it
                     common.err.print(f"[bold]{name}[/bold]: [yellow]{escape(why)}[/yellow]", highlight=False)
                     said.add(why)
-            if s.phase in c.TERMINAL_PHASES:
+            if job.status.phase in c.TERMINAL_PHASES:
                 break
             time.sleep(2)
     except KeyboardInterrupt:
