@@ -236,6 +236,8 @@ def test_retrain_promote_and_history_from_the_cli(k: Kubectl, operator: Operator
     assert any(line.split()[:1] == ["daily-0"] and "serving" in line for line in lines), shown.stdout
     listed = ludus(k.kubeconfig, "ct", "list", *namespace)
     assert "daily-0 accuracy 0.9" in listed.stdout and "Waiting" in listed.stdout
+    as_json = json.loads(ludus(k.kubeconfig, "ct", "list", *namespace, "-o", "json").stdout)
+    assert [(x["metadata"]["name"], x["status"]["champion"]["job"]) for x in as_json["items"]] == [("daily", "daily-0")]
 
 
 def test_a_claim_that_does_not_exist_is_named_on_the_run_and_the_resource(

@@ -73,6 +73,10 @@ def test_every_verb_on_real_trainingjobs(cluster: TestCluster, k: Kubectl, names
     wait_for(lambda: k.json("tj", "cli-a")["status"].get("workers") == "2/2", what="running again")
     events = ludus(kc, "events", "cli-a", "-n", ns)
     assert events.returncode == 0 and "Suspended" in events.stdout
+    as_json = json.loads(ludus(kc, "events", "cli-a", "-n", ns, "-o", "json").stdout)
+    assert "Suspended" in {e["reason"] for e in as_json["items"]}
+    described_yaml = yaml.safe_load(ludus(kc, "describe", "cli-a", "-n", ns, "-o", "yaml").stdout)
+    assert described_yaml["metadata"]["name"] == "cli-a" and described_yaml["events"]
 
     # A worker fails (exit 2, restartPolicy Never): the job fails, and wait ends with exit 1.
     k.run("annotate", "pod", "cli-a-worker-0", "ludus.dev/kwok-exit-code=2")

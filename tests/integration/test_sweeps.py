@@ -13,6 +13,7 @@ import signal
 from typing import Any
 
 import pytest
+import yaml
 
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
@@ -136,6 +137,11 @@ def test_a_sweep_of_30_trials_5_at_a_time_survives_an_operator_sigkill(
     assert len(rows) == 30 and rows[0].strip().startswith("* " + best["name"] + " "), table.stdout
     shown = ludus(cluster.kubeconfig, "sweep", "best", "tune", "-n", namespace).stdout
     assert best["name"] in shown and all(f"{k} " in shown and v in shown for k, v in best["parameters"].items())
+    # Every read verb speaks -o json|yaml for programs.
+    listed = json.loads(ludus(cluster.kubeconfig, "sweep", "list", "-n", namespace, "-o", "json").stdout)
+    assert [(s["metadata"]["name"], s["status"]["phase"]) for s in listed["items"]] == [("tune", "Succeeded")]
+    best_yaml = yaml.safe_load(ludus(cluster.kubeconfig, "sweep", "best", "tune", "-n", namespace, "-o", "yaml").stdout)
+    assert best_yaml["name"] == best["name"] and best_yaml["parameters"] == best["parameters"]
     # Deleting the sweep deletes every trial (owner references; the garbage collector does it).
     assert ludus(cluster.kubeconfig, "sweep", "delete", "tune", "-n", namespace).returncode == 0
     wait_for(lambda: not trials(k, "tune"), timeout=120, what="every trial deleted")

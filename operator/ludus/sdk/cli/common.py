@@ -73,6 +73,25 @@ def _print(jobs: list[TrainingJob], output: str, single: bool = False) -> None:
         raise LudusError(f"unknown output {output!r}: table, json or yaml")
 
 
+def dump(data: Any, output: str) -> None:
+    """`data` as JSON or YAML (what -o json|yaml prints for every verb)."""
+    if output == "json":
+        out.print_json(json.dumps(data, default=str))
+    else:
+        out.print(yaml.safe_dump(data, sort_keys=False), end="", markup=False, highlight=False)
+
+
+def emit(output: str, data: Callable[[], Any], table: Callable[[], None]) -> None:
+    """-o table|json|yaml, the same way for every read verb: `table` prints the human view, `data` is the
+    same content for programs."""
+    if output in ("json", "yaml"):
+        dump(data(), output)
+    elif output == "table":
+        table()
+    else:
+        raise LudusError(f"unknown output {output!r}: table, json or yaml")
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"ludus {__version__}")

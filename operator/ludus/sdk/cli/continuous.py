@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-import yaml
 from rich.table import Table
 
 from ludus.sdk import render
@@ -26,13 +24,6 @@ _complete_ct = _completer(lambda client: (x.metadata.name for x in client.list_c
 CTName = Annotated[str, typer.Argument(help="the ContinuousTraining's name", autocompletion=_complete_ct)]
 
 
-def _dump(data: dict[str, Any], output: str) -> None:
-    if output == "json":
-        common.out.print_json(json.dumps(data))
-    else:
-        common.out.print(yaml.safe_dump(data, sort_keys=False), end="", markup=False, highlight=False)
-
-
 @ct_app.command("apply")
 def ct_apply(
     file: Annotated[Path, typer.Option("--filename", "-f", help="a YAML file with one ContinuousTraining")],
@@ -43,7 +34,7 @@ def ct_apply(
     """Create a ContinuousTraining from YAML. Example: ludus ct apply -f retrain.yaml"""
     ct = _client(namespace, context).create_continuous(file, namespace, dry_run=dry_run)
     if dry_run:
-        _dump(ct.model_dump(by_alias=True, exclude_none=True, mode="json"), "yaml")
+        common.dump(ct.model_dump(by_alias=True, exclude_none=True, mode="json"), "yaml")
         return
     name = ct.metadata.name
     common.out.print(f"{name}   (its runs and champion: ludus history {name}; a run now: ludus retrain {name})",
@@ -53,27 +44,36 @@ def ct_apply(
 @ct_app.command("list")
 def ct_list(
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+    output: Output = "table",
     namespace: Namespace = None,
     context: Context = None,
 ) -> None:
-    """List ContinuousTrainings. Example: ludus ct list"""
-    table = Table(box=None, header_style="bold")
-    for column in ("NAMESPACE", "NAME", "PHASE", "CHAMPION", "LAST RUN", "NEXT", "PROMOTED", "REJECTED"):
-        table.add_column(column)
-    for x in _client(namespace, context).list_continuous(namespace, all_namespaces=all_namespaces):
-        s = x.status
-        table.add_row(x.metadata.namespace, x.metadata.name, s.phase, s.champion_summary, s.last_run or "",
-                      render.when(s.next_schedule_time), str(s.promotions), str(s.rejections))
-    common.out.print(table)
+    """List ContinuousTrainings. Example: ludus ct list -o json"""
+    found = _client(namespace, context).list_continuous(namespace, all_namespaces=all_namespaces)
+
+    def table() -> None:
+        rows = Table(box=None, header_style="bold")
+        for column in ("NAMESPACE", "NAME", "PHASE", "CHAMPION", "LAST RUN", "NEXT", "PROMOTED", "REJECTED"):
+            rows.add_column(column)
+        for x in found:
+            s = x.status
+            rows.add_row(x.metadata.namespace, x.metadata.name, s.phase, s.champion_summary, s.last_run or "",
+                         render.when(s.next_schedule_time), str(s.promotions), str(s.rejections))
+        common.out.print(rows)
+
+    common.emit(output, lambda: {"items": [x.model_dump(by_alias=True, exclude_none=True, mode="json")
+                                           for x in found]}, table)
 
 
 @ct_app.command("get")
 def ct_get(name: CTName, output: Output = "yaml", namespace: Namespace = None, context: Context = None) -> None:
-    """The whole resource. Example: ludus ct get nightly -o json"""
-    if output not in ("json", "yaml"):
-        raise LudusError(f"unknown output {output!r}: json or yaml (ludus history {name} for a table)")
+    """The whole resource (-o table: its runs and champion, as `ludus history`).
+    Example: ludus ct get nightly -o json"""
+    if output == "table":
+        history(name, "table", namespace, context)
+        return
     ct = _client(namespace, context).get_continuous(name, namespace)
-    _dump(ct.model_dump(by_alias=True, exclude_none=True, mode="json"), output)
+    common.emit(output, lambda: ct.model_dump(by_alias=True, exclude_none=True, mode="json"), lambda: None)
 
 
 @ct_app.command("delete")
@@ -110,7 +110,7 @@ def history(name: CTName, output: Output = "table", namespace: Namespace = None,
     ct = _client(namespace, context).get_continuous(name, namespace)
     s = ct.status
     if output in ("json", "yaml"):
-        _dump({"champion": s.champion.model_dump(by_alias=True, exclude_none=True, mode="json") if s.champion
+        common.dump({"champion": s.champion.model_dump(by_alias=True, exclude_none=True, mode="json") if s.champion
                else None, "champions": [h.model_dump(by_alias=True, exclude_none=True, mode="json")
                                         for h in s.champions],
                "runs": [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in s.runs]}, output)

@@ -46,17 +46,24 @@ def sweep_apply(
 @sweep_app.command("list")
 def sweep_list(
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A")] = False,
+    output: Output = "table",
     namespace: Namespace = None,
     context: Context = None,
 ) -> None:
-    """List Sweeps. Example: ludus sweep list"""
-    table = Table(box=None, header_style="bold")
-    for column in ("NAMESPACE", "NAME", "PHASE", "TRIALS", "RUNNING", "BEST"):
-        table.add_column(column)
-    for s in _client(namespace, context).list_sweeps(namespace, all_namespaces=all_namespaces):
-        table.add_row(s.metadata.namespace, s.metadata.name, s.status.phase, s.status.progress,
-                      str(s.status.running), s.status.best_summary)
-    common.out.print(table)
+    """List Sweeps. Example: ludus sweep list -o yaml"""
+    sweeps = _client(namespace, context).list_sweeps(namespace, all_namespaces=all_namespaces)
+
+    def table() -> None:
+        rows = Table(box=None, header_style="bold")
+        for column in ("NAMESPACE", "NAME", "PHASE", "TRIALS", "RUNNING", "BEST"):
+            rows.add_column(column)
+        for s in sweeps:
+            rows.add_row(s.metadata.namespace, s.metadata.name, s.status.phase, s.status.progress,
+                         str(s.status.running), s.status.best_summary)
+        common.out.print(rows)
+
+    common.emit(output, lambda: {"items": [s.model_dump(by_alias=True, exclude_none=True, mode="json")
+                                           for s in sweeps]}, table)
 
 
 @sweep_app.command("get")
@@ -89,17 +96,22 @@ def sweep_get(name: SweepName, output: Output = "table", namespace: Namespace = 
 
 
 @sweep_app.command("best")
-def sweep_best(name: SweepName, namespace: Namespace = None, context: Context = None) -> None:
+def sweep_best(name: SweepName, output: Output = "table", namespace: Namespace = None,
+               context: Context = None) -> None:
     """The best trial: its name, values and every evaluation metric. Example: ludus sweep best tune"""
     best = _client(namespace, context).get_sweep(name, namespace).status.best
     if best is None:
         common.err.print(f"{name} has no finished trial with an objective value yet")
         raise typer.Exit(EXIT_JOB_FAILED)
-    common.out.print(f"{best.name}  (trial {best.number})", highlight=False)
-    for key, value in sorted(best.parameters.items()):
-        common.out.print(f"  {key:<14} {value}", highlight=False)
-    for metric, number in sorted(best.metrics.items()):
-        common.out.print(f"  {metric:<14} {number:.4f}", highlight=False)
+
+    def table() -> None:
+        common.out.print(f"{best.name}  (trial {best.number})", highlight=False)
+        for key, value in sorted(best.parameters.items()):
+            common.out.print(f"  {key:<14} {value}", highlight=False)
+        for metric, number in sorted(best.metrics.items()):
+            common.out.print(f"  {metric:<14} {number:.4f}", highlight=False)
+
+    common.emit(output, lambda: best.model_dump(by_alias=True, exclude_none=True, mode="json"), table)
 
 
 @sweep_app.command("delete")

@@ -157,12 +157,13 @@ def get(name: Name, output: Output = "table", namespace: Namespace = None, conte
 
 
 @app.command()
-def describe(name: Name, namespace: Namespace = None, context: Context = None) -> None:
+def describe(name: Name, output: Output = "table", namespace: Namespace = None, context: Context = None) -> None:
     """Phase, conditions, restarts and their causes, progress, evaluation, goodput, events.
     Example: ludus describe digits -n team-a"""
     client = _client(namespace, context)
-    common.out.print(render.describe(client.get(name, namespace), client.events(name, namespace)), markup=False,
-                     highlight=False)
+    job, events_ = client.get(name, namespace), client.events(name, namespace)
+    common.emit(output, lambda: {**render.as_dict(job), "events": events_},
+                lambda: common.out.print(render.describe(job, events_), markup=False, highlight=False))
 
 
 @app.command()
@@ -212,14 +213,19 @@ def wait(
 
 
 @app.command()
-def events(name: Name, namespace: Namespace = None, context: Context = None) -> None:
-    """The job's Events. Example: ludus events digits"""
-    table = Table(box=None, header_style="bold")
-    for column in ("TIME", "TYPE", "REASON", "MESSAGE"):
-        table.add_column(column)
-    for event in _client(namespace, context).events(name, namespace):
-        table.add_row(str(event["time"] or ""), event["type"] or "", event["reason"] or "", event["message"] or "")
-    common.out.print(table)
+def events(name: Name, output: Output = "table", namespace: Namespace = None, context: Context = None) -> None:
+    """The job's Events. Example: ludus events digits -o json"""
+    found = _client(namespace, context).events(name, namespace)
+
+    def table() -> None:
+        rows = Table(box=None, header_style="bold")
+        for column in ("TIME", "TYPE", "REASON", "MESSAGE"):
+            rows.add_column(column)
+        for event in found:
+            rows.add_row(str(event["time"] or ""), event["type"] or "", event["reason"] or "", event["message"] or "")
+        common.out.print(rows)
+
+    common.emit(output, lambda: {"items": found}, table)
 
 
 @app.command()
