@@ -118,6 +118,34 @@ def test_run_ships_a_script_in_a_configmap_owned_by_the_job(cluster: TestCluster
     assert "/ludus/script" in mounts
 
 
+def test_sweep_apply_ships_a_script_that_every_trial_runs(cluster: TestCluster, k: Kubectl, namespace: str,
+                                                          operator: OperatorProcess, tmp_path: Path) -> None:
+    """`ludus sweep apply --script`: the script travels in a ConfigMap the Sweep owns, the Sweep is held
+    until it exists, and every trial mounts it and runs it with its own values."""
+    from tests.integration.test_sweeps import sweep_manifest, trials
+
+    script = tmp_path / "train.py"
+    script.write_text("from ludus_trainer import api\nprint(api.parameters())\n")
+    manifest = tmp_path / "sweep.yaml"
+    manifest.write_text(yaml.safe_dump(sweep_manifest("shipped", maxTrials=2, parallelTrials=2)))
+    applied = ludus(cluster.kubeconfig, "sweep", "apply", "-f", str(manifest), "--script", str(script),
+                    "-n", namespace)
+    assert applied.returncode == 0, applied.stderr
+    sweep = k.json("sweep", "shipped")
+    assert not sweep["spec"].get("suspend")  # held only until its ConfigMap existed
+    configmap = k.json("configmap", "shipped-script")
+    assert configmap["metadata"]["ownerReferences"][0]["uid"] == sweep["metadata"]["uid"]
+    assert "api.parameters()" in "".join(configmap["data"].values())
+    wait_for(lambda: len(trials(k, "shipped")) == 2, timeout=60, what="2 trials")
+    for trial in trials(k, "shipped"):
+        spec = trial["spec"]
+        assert spec["command"][-2:] == ["--script", "/ludus/script/train.py"], spec["command"]
+        assert {"name": "ludus-script", "configMap": {"name": "shipped-script",
+                                                      "items": [{"key": "f0000-train.py", "path": "train.py"}]}} \
+            in spec["template"]["volumes"]
+        assert spec["args"][0] == "--lr" and spec["args"][1] != "${lr}"  # the trial's own value
+
+
 def test_errors_a_person_can_act_on(cluster: TestCluster, k: Kubectl, namespace: str, tmp_path: Path) -> None:
     kc = cluster.kubeconfig
     # A spec the API server refuses: its field path and message, exit 2, no stack trace.

@@ -29,7 +29,7 @@ from ludus.api.models import TrainingJob
 from ludus.api.sweep import Sweep
 from ludus.sdk.errors import Invalid, LudusError, WaitTimeout, translate
 from ludus.sdk.logs import LogStreams
-from ludus.sdk.script import script_configmap, script_job
+from ludus.sdk.script import script_configmap, script_job, with_script
 
 T = TypeVar("T")
 TERMINAL = frozenset(c.TERMINAL_PHASES)
@@ -267,27 +267,42 @@ class LudusClient:
 
     # --- resources that own jobs: Sweep, ContinuousTraining ---------------------------------------------
     def _create_owner(self, kind: str, plural: str, obj: BaseModel | Mapping[str, Any] | str | Path,
-                      namespace: str | None, dry_run: bool) -> dict[str, Any]:
-        if isinstance(obj, BaseModel):
-            body = obj.model_dump(by_alias=True, exclude_unset=True, mode="json")
-            body.pop("status", None)
-        elif isinstance(obj, str | Path):
-            path = Path(obj)
-            if not path.exists():
-                raise Invalid(f"{path}: no such file")
-            docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict) and d.get("kind") == kind]
-            if len(docs) != 1:
-                raise Invalid(f"{path}: expected one {kind}, found {len(docs)}")
-            body = dict(docs[0])
-        else:
-            body = dict(obj)
-        body.update({"apiVersion": c.API_VERSION, "kind": kind})
+                      namespace: str | None, dry_run: bool, script: str | Path | None = None) -> dict[str, Any]:
+        body = _owner_body(kind, obj)
         ns = namespace or body.get("metadata", {}).get("namespace") or self.namespace
         body.setdefault("metadata", {})["namespace"] = ns
+        shipped = None
+        if script is not None:
+            name = body["metadata"].get("name")
+            if not name:
+                raise Invalid(f"a {kind} that ships a script needs metadata.name (its ConfigMap is named after it)")
+            data, items, entry = script_configmap(Path(script))
+            spec = dict(body.get("spec") or {})
+            spec["template"] = with_script(dict(spec.get("template") or {}), f"{name}-script", entry, items)
+            shipped, wanted_suspend = data, bool(spec.get("suspend"))
+            # Held until the ConfigMap exists, so no trial or run starts without its script.
+            body["spec"] = {**spec, "suspend": spec.get("suspend", False) or not dry_run}
         kwargs = {"dry_run": "All"} if dry_run else {}
         created: dict[str, Any] = self._call("create", plural, ns, lambda: self.custom.create_namespaced_custom_object(
             c.GROUP, c.VERSION, ns, plural, body, **kwargs), body["metadata"].get("name"))
+        if shipped is not None and not dry_run:
+            self._ship_script(created, shipped)
+            if not wanted_suspend:
+                created = self._call("patch", plural, ns, lambda: self.custom.patch_namespaced_custom_object(
+                    c.GROUP, c.VERSION, ns, plural, created["metadata"]["name"], {"spec": {"suspend": False}}),
+                    created["metadata"]["name"])
         return created
+
+    def _ship_script(self, owner: Mapping[str, Any], data: Mapping[str, str]) -> None:
+        """The script's ConfigMap, owned by the resource that mounts it (deleted with it)."""
+        meta = owner["metadata"]
+        ref = {"apiVersion": c.API_VERSION, "kind": owner["kind"], "name": meta["name"], "uid": meta["uid"],
+               "controller": False, "blockOwnerDeletion": False}
+        ns = meta["namespace"]
+        configmap = {"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": f"{meta['name']}-script", "namespace": ns, "ownerReferences": [ref]},
+                     "data": dict(data)}
+        self._call("create", "configmaps", ns, lambda: self.core.create_namespaced_config_map(ns, configmap))
 
     def _get_owner(self, plural: str, name: str, namespace: str | None) -> dict[str, Any]:
         ns = self._ns(namespace)
@@ -321,9 +336,11 @@ class LudusClient:
 
     # --- sweeps ------------------------------------------------------------------------------------------
     def create_sweep(self, sweep: Sweep | Mapping[str, Any] | str | Path, namespace: str | None = None,
-                     *, dry_run: bool = False) -> Sweep:
-        """Create a Sweep from a model, a dict or a YAML file with one Sweep."""
-        return Sweep.model_validate(self._create_owner(c.SWEEP_KIND, c.SWEEP_PLURAL, sweep, namespace, dry_run))
+                     *, dry_run: bool = False, script: str | Path | None = None) -> Sweep:
+        """Create a Sweep from a model, a dict or a YAML file with one Sweep. `script` (a file, or a package
+        directory with __main__.py) travels in a ConfigMap the Sweep owns and runs in every trial."""
+        return Sweep.model_validate(self._create_owner(c.SWEEP_KIND, c.SWEEP_PLURAL, sweep, namespace, dry_run,
+                                                       script))
 
     def get_sweep(self, name: str, namespace: str | None = None) -> Sweep:
         return Sweep.model_validate(self._get_owner(c.SWEEP_PLURAL, name, namespace))
@@ -337,9 +354,12 @@ class LudusClient:
 
     # --- continuous training -----------------------------------------------------------------------------
     def create_continuous(self, ct: ContinuousTraining | Mapping[str, Any] | str | Path,
-                          namespace: str | None = None, *, dry_run: bool = False) -> ContinuousTraining:
-        """Create a ContinuousTraining from a model, a dict or a YAML file with one."""
-        return ContinuousTraining.model_validate(self._create_owner(c.CT_KIND, c.CT_PLURAL, ct, namespace, dry_run))
+                          namespace: str | None = None, *, dry_run: bool = False,
+                          script: str | Path | None = None) -> ContinuousTraining:
+        """Create a ContinuousTraining from a model, a dict or a YAML file with one. `script` travels in a
+        ConfigMap it owns and runs in every run."""
+        return ContinuousTraining.model_validate(self._create_owner(c.CT_KIND, c.CT_PLURAL, ct, namespace, dry_run,
+                                                                    script))
 
     def get_continuous(self, name: str, namespace: str | None = None) -> ContinuousTraining:
         return ContinuousTraining.model_validate(self._get_owner(c.CT_PLURAL, name, namespace))
@@ -398,6 +418,25 @@ class LudusClient:
                      "data": data}
         self._call("create", "configmaps", ns, lambda: self.core.create_namespaced_config_map(ns, configmap))
         return self.resume(job_name, ns)
+
+
+def _owner_body(kind: str, obj: BaseModel | Mapping[str, Any] | str | Path) -> dict[str, Any]:
+    """A Sweep's or ContinuousTraining's body from a model, a dict or a YAML file with exactly one."""
+    if isinstance(obj, BaseModel):
+        body = obj.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        body.pop("status", None)
+    elif isinstance(obj, str | Path):
+        path = Path(obj)
+        if not path.exists():
+            raise Invalid(f"{path}: no such file")
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict) and d.get("kind") == kind]
+        if len(docs) != 1:
+            raise Invalid(f"{path}: expected one {kind}, found {len(docs)}")
+        body = dict(docs[0])
+    else:
+        body = dict(obj)
+    body.update({"apiVersion": c.API_VERSION, "kind": kind})
+    return body
 
 
 def _name_for(path: Path) -> str:

@@ -89,25 +89,37 @@ def script_job(name: str, namespace: str, entry: str, *, replicas: int, nproc: i
         resources["cpu"] = cpu
     if memory:
         resources["memory"] = memory
-    volume: dict[str, Any] = {"name": "ludus-script", "configMap": {"name": f"{name}-script"}}
-    if items is not None:
-        volume["configMap"]["items"] = items
+    spec = {
+        "image": image,
+        "args": args,
+        "replicas": replicas,
+        "nprocPerNode": nproc,
+        "resources": resources,
+        "suspend": suspended,
+        "restartPolicy": restart_policy,
+        **({"backoffLimit": backoff_limit} if backoff_limit is not None else {}),
+        **({"objective": parse_objective(objective)} if objective is not None else {}),
+    }
     return {
         "apiVersion": c.API_VERSION,
         "kind": c.KIND,
         "metadata": {"name": name, "namespace": namespace, "labels": {"ludus.dev/submitted-by": "ludus-cli"}},
-        "spec": {
-            "image": image,
-            "command": ["python", "-m", "ludus_trainer", "--script", entry],
-            "args": args,
-            "replicas": replicas,
-            "nprocPerNode": nproc,
-            "resources": resources,
-            "suspend": suspended,
-            "restartPolicy": restart_policy,
-            **({"backoffLimit": backoff_limit} if backoff_limit is not None else {}),
-            **({"objective": parse_objective(objective)} if objective is not None else {}),
-            "template": {"volumes": [volume], "volumeMounts": [{"name": "ludus-script", "mountPath": MOUNT,
-                                                                "readOnly": True}]},
-        },
+        "spec": with_script(spec, f"{name}-script", entry, items),
     }
+
+
+SCRIPT_VOLUME: Final = "ludus-script"
+
+
+def with_script(spec: dict[str, Any], configmap: str, entry: str, items: list[dict[str, str]] | None
+                ) -> dict[str, Any]:
+    """A TrainingJob spec (a job's, or a Sweep's or ContinuousTraining's template) that runs `entry` from the
+    ConfigMap `configmap`, mounted read-only at MOUNT, under the harness; its own volumes stay."""
+    volume: dict[str, Any] = {"name": SCRIPT_VOLUME, "configMap": {"name": configmap}}
+    if items is not None:
+        volume["configMap"]["items"] = items
+    template = dict(spec.get("template") or {})
+    template["volumes"] = [*(v for v in template.get("volumes") or [] if v.get("name") != SCRIPT_VOLUME), volume]
+    template["volumeMounts"] = [*(m for m in template.get("volumeMounts") or [] if m.get("name") != SCRIPT_VOLUME),
+                                {"name": SCRIPT_VOLUME, "mountPath": MOUNT, "readOnly": True}]
+    return {**spec, "command": ["python", "-m", "ludus_trainer", "--script", entry], "template": template}

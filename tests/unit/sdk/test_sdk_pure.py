@@ -161,3 +161,23 @@ def test_following_a_job_says_what_holds_it_back_from_its_own_conditions() -> No
     # The phase's own condition is where it stands (the status line says it); the others are why.
     assert holding_back(job) == [f"PodsScheduled False ({c.REASON_TOO_LARGE}): {too_large['message']}"]
     assert holding_back(make_job().workers(1).build()) == []
+
+
+def test_a_sweeps_template_with_a_script_runs_it_from_the_mount_and_keeps_its_own_volumes() -> None:
+    from ludus.api.sweep import Sweep
+    from ludus.sdk.script import SCRIPT_VOLUME, with_script
+
+    template = {"image": "ludus-trainer:latest", "args": ["--lr", "${lr}"],
+                "template": {"volumes": [{"name": "data", "emptyDir": {}}],
+                             "volumeMounts": [{"name": "data", "mountPath": "/data"}]}}
+    shipped = with_script(template, "tune-script", f"{MOUNT}/train.py", [{"key": "f0000-train.py", "path": "train.py"}])
+    assert shipped["command"] == ["python", "-m", "ludus_trainer", "--script", f"{MOUNT}/train.py"]
+    assert shipped["args"] == ["--lr", "${lr}"]
+    assert [v["name"] for v in shipped["template"]["volumes"]] == ["data", SCRIPT_VOLUME]
+    assert shipped["template"]["volumes"][1]["configMap"]["name"] == "tune-script"
+    assert {"name": SCRIPT_VOLUME, "mountPath": MOUNT, "readOnly": True} in shipped["template"]["volumeMounts"]
+    assert with_script(shipped, "tune-script", f"{MOUNT}/train.py", None)["template"]["volumes"][1] == {
+        "name": SCRIPT_VOLUME, "configMap": {"name": "tune-script"}}  # applied twice: one script volume
+    Sweep.model_validate({"metadata": {"name": "tune"}, "spec": {
+        "template": shipped, "parameters": [{"name": "lr", "type": "float", "min": 0.001, "max": 0.1}],
+        "objective": {"metric": "accuracy", "goal": "maximize"}, "maxTrials": 2}})

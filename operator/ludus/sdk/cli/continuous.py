@@ -28,11 +28,14 @@ CTName = Annotated[str, typer.Argument(help="the ContinuousTraining's name", aut
 def ct_apply(
     file: Annotated[Path, typer.Option("--filename", "-f", help="a YAML file with one ContinuousTraining")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="check it on the API server, create nothing")] = False,
+    script: Annotated[Path | None, typer.Option(
+        help="a local Python file (or a directory with __main__.py) to run in every trial or run: shipped in a "
+             "ConfigMap the resource owns")] = None,
     namespace: Namespace = None,
     context: Context = None,
 ) -> None:
     """Create a ContinuousTraining from YAML. Example: ludus ct apply -f retrain.yaml"""
-    ct = _client(namespace, context).create_continuous(file, namespace, dry_run=dry_run)
+    ct = _client(namespace, context).create_continuous(file, namespace, dry_run=dry_run, script=script)
     if dry_run:
         common.dump(ct.model_dump(by_alias=True, exclude_none=True, mode="json"), "yaml")
         return

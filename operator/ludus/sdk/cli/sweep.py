@@ -30,11 +30,14 @@ SweepName = Annotated[str, typer.Argument(help="the Sweep's name", autocompletio
 def sweep_apply(
     file: Annotated[Path, typer.Option("--filename", "-f", help="a YAML file with one Sweep")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="check it on the API server, create nothing")] = False,
+    script: Annotated[Path | None, typer.Option(
+        help="a local Python file (or a directory with __main__.py) to run in every trial or run: shipped in a "
+             "ConfigMap the resource owns")] = None,
     namespace: Namespace = None,
     context: Context = None,
 ) -> None:
     """Create a Sweep from YAML. Example: ludus sweep apply -f sweep.yaml"""
-    sweep = _client(namespace, context).create_sweep(file, namespace, dry_run=dry_run)
+    sweep = _client(namespace, context).create_sweep(file, namespace, dry_run=dry_run, script=script)
     if dry_run:
         data = sweep.model_dump(by_alias=True, exclude_none=True, mode="json")
         common.out.print(yaml.safe_dump(data, sort_keys=False), end="", markup=False, highlight=False)
