@@ -60,6 +60,11 @@ class Agent:
                 pass
         self.proc.wait()
 
+    def terminate(self) -> None:
+        """SIGTERM to the agent alone, as the kubelet sends it to a pod's first process on deletion, suspend
+        or eviction: torchrun passes it on to its workers."""
+        self.proc.send_signal(signal.SIGTERM)
+
     def wait(self, timeout: float) -> int:
         return self.proc.wait(timeout=timeout)
 
@@ -89,7 +94,7 @@ def descendants(root: int) -> list[int]:
 
 def start_agent(
     name: str, *, store: Store, tmp: Path, nnodes: tuple[int, int], nproc: int, trainer_args: list[str],
-    checkpoint_dir: Path, metrics_port: int = 0,
+    checkpoint_dir: Path, metrics_port: int = 0, extra_env: dict[str, str] | None = None,
 ) -> Agent:
     job = TrainingJob.model_validate({
         "metadata": {"name": "local", "namespace": "local", "uid": "uid-local"},
@@ -109,6 +114,7 @@ def start_agent(
                 "LUDUS_JOB_NAME": "local",
                 # What a pod's /dev/termination-log is: the kubelet hands it to the operator.
                 "LUDUS_TERMINATION_LOG": str(tmp / f"{name}.termination-log")})
+    env.update(extra_env or {})
     log = tmp / f"{name}.log"
     handle = open(log, "wb")
     # The command a worker pod runs for this job (the harness's own launcher), with this venv's python.

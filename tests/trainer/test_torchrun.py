@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from devcluster.agents import Store, progress_steps, result, start_agent, starts, wait_for_step
+from devcluster.kubectl import wait_for
 
 INTERVAL = 20
 FAST = ["--workload", "digits", "--epochs", "30", "--log-every", "1", "--checkpoint-interval", str(INTERVAL)]
@@ -111,3 +112,99 @@ def test_a_short_script_leaves_its_last_step_and_its_loss_as_the_default_objecti
     assert evaluation["latest"]["loss"] == {"value": round(1 / 7, 6), "step": 7, "epoch": 0}
     assert evaluation["best"]["loss"]["value"] == round(1 / 7, 6)
     assert (evaluation["goodput"]["step"], evaluation["goodput"]["totalSteps"]) == (7, 7)
+
+
+MODEL_SCRIPT = '''
+"""A user's script with its own model: start from spec.init when there is one, train, export."""
+import torch
+import torch.distributed as dist
+from ludus_trainer import api
+
+ctx = api.init()
+torch.manual_seed(0)
+model = torch.nn.Linear(4, 2)
+report = api.init_model(model)
+print(f"INIT {report.sha256 if report else None}", flush=True)
+for step in range(1, 6):
+    loss = float(model(torch.ones(1, 4)).pow(2).mean())
+    api.report(step=step, loss=loss, total_steps=5, metrics={"accuracy": 0.5 + step / 10} if step == 5 else None)
+api.export_model(model)
+api.finish()
+'''
+
+
+def test_a_scripts_exported_model_is_where_init_reads_and_what_a_second_script_starts_from(tmp_path: Path) -> None:
+    """export_model writes what a ContinuousTraining promotes and init.fromJob reads; init_model applies
+    spec.init (what the operator puts in LUDUS_INIT_FROM) and says what it loaded, for the status."""
+    script = tmp_path / "train.py"
+    script.write_text(MODEL_SCRIPT)
+    first, second = tmp_path / "first", tmp_path / "second"
+    with Store() as store:
+        agent = start_agent("a", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=2, checkpoint_dir=first,
+                            trainer_args=["--script", str(script)])
+        assert agent.wait(timeout=300) == 0, agent.text()[-3000:]
+    metadata = json.loads((first / "model" / "metadata.json").read_text())
+    assert (metadata["job"], metadata["step"], metadata["workload"]) == ("local", 5, "script")
+    assert metadata["objective"] == {"metric": "loss", "goal": "minimize"}
+    assert metadata["evaluation"]["accuracy"] == 1.0 and metadata["tensors"] == 2
+    assert "INIT None" in agent.text()
+
+    with Store() as store:
+        agent = start_agent("b", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=2, checkpoint_dir=second,
+                            trainer_args=["--script", str(script)],
+                            extra_env={"LUDUS_INIT_FROM": str(first / "model")})
+        assert agent.wait(timeout=300) == 0, agent.text()[-3000:]
+    text = agent.text()
+    assert text.count(f"INIT {metadata['sha256']}") == 2  # every rank loaded the same file
+    evaluation = json.loads((tmp_path / "b.termination-log").read_text())["ludusEvaluation"]
+    assert evaluation["init"]["sha256"] == metadata["sha256"] and evaluation["init"]["step"] == 5
+    lineage = json.loads((second / "model" / "metadata.json").read_text())["initializedFrom"]
+    assert lineage[0]["sha256"] == metadata["sha256"]
+
+
+STOPPING_SCRIPT = '''
+"""A user's script that checkpoints when asked to stop, and resumes where all ranks agree."""
+import time
+import torch
+from ludus_trainer import api
+
+ctx = api.init()
+checkpoints = api.checkpoints()
+state = api.resume(checkpoints)
+step = state["step"] if state else 0
+print(f"RESUMED {step}", flush=True)
+while step < 400:
+    step += 1
+    api.report(step=step, loss=1.0 / step, total_steps=400)
+    if ctx.env.rank == 0:
+        print(f"STEP {step}", flush=True)
+    if api.stop_requested():
+        if ctx.env.rank == 0:
+            checkpoints.save(step, {"weights": torch.zeros(1)})
+        print(f"STOPPED {step}", flush=True)
+        raise SystemExit(143)
+    time.sleep(0.02)
+api.finish()
+'''
+
+
+def test_a_script_checkpoints_on_sigterm_and_resumes_from_that_step(tmp_path: Path) -> None:
+    """A suspend, an eviction, a drain: the kubelet's SIGTERM reaches the script through torchrun, the
+    script saves where it is, and the next run resumes from that step (at most one step redone)."""
+    script = tmp_path / "train.py"
+    script.write_text(STOPPING_SCRIPT)
+    ckpt = tmp_path / "ckpt"
+    with Store() as store:
+        agent = start_agent("a", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=2, checkpoint_dir=ckpt,
+                            trainer_args=["--script", str(script)])
+        wait_for(lambda: "STEP 30\n" in agent.text(), timeout=120, interval=0.1, what="step 30")
+        agent.terminate()
+        agent.wait(timeout=120)
+    stopped = [int(line.split()[-1]) for line in agent.text().splitlines() if line.startswith("STOPPED ")]
+    assert len(stopped) == 2 and len(set(stopped)) == 1, agent.text()[-3000:]  # every rank, at one step
+    with Store() as store:
+        again = start_agent("b", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=2, checkpoint_dir=ckpt,
+                            trainer_args=["--script", str(script)])
+        assert again.wait(timeout=300) == 0, again.text()[-3000:]
+    resumed = [int(line.split()[-1]) for line in again.text().splitlines() if line.startswith("RESUMED ")]
+    assert resumed == [stopped[0]] * 2, (resumed, stopped)

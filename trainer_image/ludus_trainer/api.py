@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,13 +12,18 @@ from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from ludus_trainer import dist as _dist
 from ludus_trainer.checkpoint import CheckpointManager
 from ludus_trainer.dist import DistContext
-from ludus_trainer.env import ENV_CHECKPOINT_DIR, ENV_METRICS_PORT, RunEnv
+from ludus_trainer.env import ENV_CHECKPOINT_DIR, ENV_METRICS_PORT, InitSettings, RunEnv
 from ludus_trainer.evaluation import EvaluationRecord, objective_from_env
 from ludus_trainer.goodput import PHASES, PhaseClock, startup_origin
+from ludus_trainer.loop import StopSignal, agree_on_checkpoint, any_rank_asked_to_stop
 from ludus_trainer.metrics import TrainerMetrics
+from ludus_trainer.model_io import InitReport, load_into
+from ludus_trainer.model_io import export_model as _export
 from ludus_trainer.progress import ProgressReporter
 
 _state: dict[str, Any] = {}
@@ -44,6 +51,7 @@ def init() -> DistContext:
     _state.update(ctx=ctx, metrics=metrics, progress=ProgressReporter(
         checkpoint_dir() / "progress.json" if env.rank == 0 else None),
         evaluation=evaluation, rank=env.rank, clock=clock, published_at=0.0)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     if env.rank == 0:
         # A script that never calls finish() still leaves its last step: at the interpreter's exit, and
         # at a forked worker's (ludus_trainer.launch), where multiprocessing runs its finalizers, not atexit.
@@ -126,6 +134,61 @@ def finish() -> None:
     """Leave the last step and evaluation for the operator, then the process group."""
     _publish_final()
     _dist.shutdown()
+
+
+def resume(manager: CheckpointManager | None = None) -> dict[str, Any] | None:
+    """The newest checkpoint any rank can read, loaded from that rank on every rank (None: start fresh), so
+    all ranks resume from the same step. Collective: every rank calls it."""
+    with phase("restore"):
+        return agree_on_checkpoint(_state["ctx"], manager or checkpoints())
+
+
+def stop_requested() -> bool:
+    """Whether the pod was asked to stop on any rank (SIGTERM: a suspend, a scale-down, an eviction, a
+    drain): save a checkpoint and return. Collective: every rank calls it at the same step. A script that
+    never asks exits at SIGTERM as before."""
+    _state["polls_stop"] = True
+    return any_rank_asked_to_stop(_state["ctx"])
+
+
+def _on_sigterm(*_: Any) -> None:
+    StopSignal.requested = True
+    if not _state.get("polls_stop"):
+        raise SystemExit(143)  # the script does not checkpoint on request: end as the default action would
+
+
+def init_model(model: nn.Module) -> InitReport | None:
+    """Apply spec.init to `model` (strict, frozen prefixes) on every rank; None without spec.init. What was
+    loaded reaches status.initializedFrom and the exported model's lineage."""
+    settings = InitSettings.from_environ()
+    if settings.source is None:
+        return None
+    report = load_into(model, settings.source, strict=settings.strict, freeze=settings.freeze)
+    _state["lineage"] = [report.as_dict()]
+    evaluation: EvaluationRecord = _state["evaluation"]
+    evaluation.init = {k: report.as_dict().get(k) for k in ("source", "step", "sha256", "reinitialized")}
+    _state["metrics"].initialized(report.source, report.step, report.sha256, report.reinitialized)
+    if _state["rank"] == 0:
+        print(f"LUDUS_INIT {json.dumps(report.as_dict())}", flush=True)
+        _publish(final=True)
+    return report
+
+
+def export_model(model: nn.Module, metadata: dict[str, Any] | None = None) -> Path | None:
+    """Rank 0 writes `model` where a ContinuousTraining promotes from and `init.fromJob` reads
+    (`<checkpoint dir>/model`), with the job, the last step, the evaluation, the objective and the lineage;
+    returns its directory (None on other ranks)."""
+    if _state["rank"] != 0:
+        return None
+    evaluation: EvaluationRecord = _state["evaluation"]
+    ctx: DistContext = _state["ctx"]
+    exported = _export(checkpoint_dir(), model, {
+        "job": ctx.env.job, "step": _state.get("step"), "world_size": ctx.world_size,
+        "evaluation": {m: e["value"] for m, e in evaluation.latest.items()},
+        "objective": {"metric": evaluation.objective.metric, "goal": evaluation.objective.goal},
+        "initializedFrom": _state.get("lineage", []), "workload": "script", **(metadata or {})})
+    print(f"LUDUS_MODEL {exported}", flush=True)
+    return exported
 
 
 def parameters() -> dict[str, Any]:

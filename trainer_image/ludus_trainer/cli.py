@@ -16,10 +16,8 @@ from ludus_trainer import trial
 from ludus_trainer.env import (
     ENV_CHECKPOINT_DIR,
     ENV_CHECKPOINT_INTERVAL,
-    ENV_INIT_FREEZE,
-    ENV_INIT_FROM,
-    ENV_INIT_STRICT,
     ENV_METRICS_PORT,
+    InitSettings,
     RunEnv,
 )
 
@@ -48,12 +46,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="digits: train on these digits only, e.g. 0-6 or 1,3,5")
     p.add_argument("--fraction", type=float, default=1.0, help="digits: share of the training data used (0-1]")
     i = p.add_argument_group("transfer learning (weights only: a new optimizer, from step 0)")
-    i.add_argument("--init-from", type=Path, default=_env_path(ENV_INIT_FROM),
+    init = InitSettings.from_environ()
+    i.add_argument("--init-from", type=Path, default=init.source,
                    help="an exported model (a finished job's <checkpoint dir>/model) to start from")
     i.add_argument("--no-init-strict", dest="init_strict", action="store_false",
-                   default=os.environ.get(ENV_INIT_STRICT, "true").lower() != "false",
+                   default=init.strict,
                    help="load the tensors that fit and re-initialise the rest (a new head)")
-    i.add_argument("--freeze", action="append", default=_env_list(ENV_INIT_FREEZE),
+    i.add_argument("--freeze", action="append", default=list(init.freeze),
                    help="keep parameters under this module prefix fixed (repeatable), e.g. 0 for the first layer")
     g = p.add_argument_group("gpt")
     g.add_argument("--d-model", type=int, default=256)
@@ -76,14 +75,6 @@ def _classes(text: str) -> list[int]:
     if not out or any(not 0 <= c <= 9 for c in out):
         raise argparse.ArgumentTypeError(f"digits are 0-9: {text!r}")
     return sorted(set(out))
-
-
-def _env_path(name: str) -> Path | None:
-    return Path(os.environ[name]) if os.environ.get(name) else None
-
-
-def _env_list(name: str) -> list[str]:
-    return [p for p in os.environ.get(name, "").split(",") if p]
 
 
 def _peak_flops() -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 ENV_JOB_NAME: Final = "LUDUS_JOB_NAME"
@@ -20,6 +21,22 @@ ENV_INIT_FROM: Final = "LUDUS_INIT_FROM"  # a model to start from (transfer lear
 ENV_INIT_STRICT: Final = "LUDUS_INIT_STRICT"  # "false": load what fits, re-initialise the rest
 ENV_INIT_FREEZE: Final = "LUDUS_INIT_FREEZE"  # module prefixes to keep fixed, comma-separated
 ENV_TERMINATION_LOG: Final = "LUDUS_TERMINATION_LOG"  # where the evaluation is left for the operator
+
+
+@dataclass(frozen=True)
+class InitSettings:
+    """spec.init as the operator hands it to every worker: the model to start from, strict, frozen prefixes."""
+
+    source: Path | None
+    strict: bool = True
+    freeze: tuple[str, ...] = ()
+
+    @classmethod
+    def from_environ(cls) -> InitSettings:
+        env = os.environ
+        return cls(Path(env[ENV_INIT_FROM]) if env.get(ENV_INIT_FROM) else None,
+                   env.get(ENV_INIT_STRICT, "true").lower() != "false",
+                   tuple(p for p in env.get(ENV_INIT_FREEZE, "").split(",") if p))
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ class LoopConfig:
     lineage: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _Stop:
+class StopSignal:
     """SIGTERM (pod deletion, torchrun restarting the group) asks for a checkpoint and a clean exit."""
 
     requested = False
@@ -127,10 +127,10 @@ def record_event(ctx: DistContext, config: LoopConfig, kind: str, **fields: Any)
         f.write(json.dumps({"event": kind, "time": time.time(), **fields}) + "\n")
 
 
-def _stop_requested(ctx: DistContext) -> bool:
+def any_rank_asked_to_stop(ctx: DistContext) -> bool:
     if not dist.is_initialized():
-        return _Stop.requested
-    flag = torch.tensor([1.0 if _Stop.requested else 0.0], device=ctx.device)
+        return StopSignal.requested
+    flag = torch.tensor([1.0 if StopSignal.requested else 0.0], device=ctx.device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item())
 
@@ -138,7 +138,7 @@ def _stop_requested(ctx: DistContext) -> bool:
 def run(
     ctx: DistContext, workload: Workload, config: LoopConfig, metrics: TrainerMetrics, clock: PhaseClock | None = None
 ) -> dict[str, Any]:
-    _Stop.install()
+    StopSignal.install()
     clock = clock or PhaseClock()
     manager = CheckpointManager(config.checkpoint_dir, keep=config.keep)
     progress = ProgressReporter(config.checkpoint_dir / "progress.json" if ctx.is_main else None)
@@ -227,7 +227,7 @@ def run(
                 window_start, window_steps = time.perf_counter(), 0
             if step % config.checkpoint_interval == 0:
                 save()
-            if step % config.stop_check_every == 0 and _stop_requested(ctx):
+            if step % config.stop_check_every == 0 and any_rank_asked_to_stop(ctx):
                 logger.info("SIGTERM: checkpointing at step %d and exiting", step)
                 save()
                 raise SystemExit(143)
