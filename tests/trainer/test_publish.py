@@ -53,4 +53,6 @@ def test_the_command_exits_non_zero_with_the_reason_in_its_termination_message(t
     env = {**os.environ, "LUDUS_TERMINATION_LOG": str(log)}
     done = subprocess.run([sys.executable, "-m", "ludus_trainer.publish", "--root", str(tmp_path), "--run", "ct-3"],
                           env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1 and "exported no model" in json.loads(log.read_text())["error"]
+    report = json.loads(log.read_text())
+    assert done.returncode == 1 and "exported no model" in report["error"]
+    assert report["reason"] == "NoExportedModel"  # what the ContinuousTraining names in its condition

@@ -6,7 +6,7 @@ refused and the link stays where it was. The switch is a new relative link renam
 one (rename is atomic on POSIX file systems), then the directory is fsynced; the model files are
 never copied, so the champion is byte for byte what the run exported.
 
-Exit 0 with `{"sha256": ...}` in the termination message, or 1 with `{"error": ...}`.
+Exit 0 with `{"sha256": ...}` in the termination message, or 1 with `{"error": ..., "reason": ...}`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,22 @@ from ludus_trainer.env import ENV_TERMINATION_LOG
 class PublishError(RuntimeError):
     """The model cannot be published; the message says what is missing."""
 
+    def __init__(self, message: str, reason: str = "PublishFailed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# The reason the operator names on the ContinuousTraining: the run exported nothing (its script never
+# called ludus_trainer.api.export_model), which no retry mends.
+NO_EXPORT = "NoExportedModel"
+
 
 def verify(model: Path) -> dict[str, Any]:
     """The model's metadata, once its weights match the checksum recorded in it."""
     weights, meta_file = model / WEIGHTS, model / METADATA
     if not model.is_dir():
-        raise PublishError(f"{model} does not exist: the run exported no model (did it succeed on this claim?)")
+        raise PublishError(f"{model} does not exist: the run exported no model (did it succeed on this claim?)",
+                           NO_EXPORT)
     if not meta_file.is_file() or not weights.is_file():
         raise PublishError(f"{model} holds no complete model ({WEIGHTS} and {METADATA} are both needed)")
     try:
@@ -88,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _report(publish(args.root, args.run, args.link))
-    except (PublishError, OSError) as err:
+    except PublishError as err:
+        _report({"error": str(err), "reason": err.reason})
+        return 1
+    except OSError as err:
         _report({"error": str(err)})
         return 1
     return 0

@@ -191,6 +191,11 @@ CT_PHASE_REPLACED: Final = "Replaced"  # a run's record: stopped by a newer run 
 CT_COND_VALID: Final = "Valid"  # the spec passed the operator's own checks (cron, time zone, thresholds)
 CT_COND_DATA: Final = "DataVersionAvailable"  # the data version the spec names could be read
 CT_COND_CHAMPION: Final = "ChampionAvailable"  # a promoted model serves from the champion path
+# Set once a run that should have been promoted had no exported model (False, naming the run and the call that
+# exports one); True again once a run's model is published.
+CT_COND_MODEL_EXPORTED: Final = "ModelExported"
+CT_REASON_NO_EXPORT: Final = "NoExportedModel"  # the run wrote no model: its script never called export_model
+CT_REASON_MODEL_PUBLISHED: Final = "ModelPublished"  # ModelExported is True again
 CT_COND_RUN_SCHEDULED: Final = "RunScheduled"  # the active run's pods can be placed (False: why not)
 CT_REASON_SPEC_VALID: Final = "SpecValid"  # Valid is True
 CT_REASON_DATA_READ: Final = "DataVersionRead"  # the ConfigMap key was read

@@ -77,6 +77,7 @@ class Published:
     ok: bool
     sha256: str = ""
     message: str = ""
+    reason: str = ""  # why it failed, when the pod says (NoExportedModel)
 
 
 def published(pod: Mapping[str, Any]) -> Published | None:
@@ -98,4 +99,5 @@ def published(pod: Mapping[str, Any]) -> Published | None:
     if phase == "Succeeded":
         return Published(True, sha256=str(report.get("sha256", "")), message=str(report.get("message", "")))
     why = str(report.get("error") or message or status.get("message") or status.get("reason") or "it failed")
-    return Published(False, message=why[-500:])
+    reason = str(report.get("reason") or "")
+    return Published(False, message=why[-500:], reason=reason if reason == c.CT_REASON_NO_EXPORT else "")

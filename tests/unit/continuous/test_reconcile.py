@@ -263,6 +263,36 @@ def test_a_failed_publication_keeps_the_champion_and_says_why() -> None:
     assert world.status["champion"]["job"] == "fresh-0" and "publishing" not in world.status
 
 
+def test_a_run_that_exported_no_model_is_named_in_a_condition_until_a_run_is_published() -> None:
+    """A script that never calls export_model: its runs can never be promoted, and the resource says why."""
+    world = promoted_world()
+    world.annotate(data="v2")
+    world.step(T0 + timedelta(minutes=3))
+    world.finish("fresh-1", accuracy=0.99)
+    world.step(T0 + timedelta(minutes=4))
+    world.run_pod("fresh-1", ok=False,
+                  message='{"error":"runs/fresh-1/model does not exist: the run exported no model",'
+                          '"reason":"NoExportedModel"}')
+    plan = world.step(T0 + timedelta(minutes=5))
+    assert plan.decisions == [("rejected", c.CT_REASON_NO_EXPORT)]
+    (cond,) = [x for x in world.status["conditions"] if x["type"] == c.CT_COND_MODEL_EXPORTED]
+    assert cond["status"] == "False" and cond["reason"] == c.CT_REASON_NO_EXPORT
+    assert "fresh-1 exported no model" in cond["message"] and "export_model(model)" in cond["message"]
+    record = next(r for r in world.status["runs"] if r["name"] == "fresh-1")
+    assert record["promoted"] is False and record["reason"] == c.CT_REASON_NO_EXPORT
+    assert world.status["champion"]["job"] == "fresh-0"  # the champion stays
+    # The next run exports, and is published: the condition says so.
+    world.annotate(data="v3")
+    world.step(T0 + timedelta(minutes=6))
+    world.finish("fresh-2", accuracy=0.995)
+    world.step(T0 + timedelta(minutes=7))
+    world.run_pod("fresh-2")
+    world.step(T0 + timedelta(minutes=8))
+    (cond,) = [x for x in world.status["conditions"] if x["type"] == c.CT_COND_MODEL_EXPORTED]
+    assert (cond["status"], cond["reason"]) == ("True", c.CT_REASON_MODEL_PUBLISHED)
+    assert world.status["champion"]["job"] == "fresh-2"
+
+
 def test_a_restart_between_a_runs_end_and_its_promotion_neither_loses_nor_doubles_it() -> None:
     world = World(ct_body())
     world.annotate(data="v1")

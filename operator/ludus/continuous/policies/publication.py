@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ludus.api import constants as c
+from ludus.api.conditions import upsert_condition
 from ludus.api.continuous import Champion, ChampionHistory, Publishing
 from ludus.continuous.publish import publish_pod, publish_pod_name, published
 from ludus.continuous.runs import champion_path, claim_of, model_dir
@@ -36,7 +37,7 @@ def finish_publication(s: RunPass, pods: Sequence[Mapping[str, Any]]) -> None:
     if outcome.ok:
         _crown(s, publishing, number, outcome.sha256)
     else:
-        _refuse(s, publishing, number, outcome.message)
+        _refuse(s, publishing, number, outcome.message, outcome.reason or c.CT_REASON_PUBLISH_FAILED)
     s.publishing = None
 
 
@@ -49,6 +50,9 @@ def _crown(s: RunPass, publishing: Publishing, number: int, sha256: str | None) 
                           source_path=model_dir(ct, publishing.job), evaluation=dict(publishing.evaluation),
                           promoted_at=now, reason=publishing.reason, sha256=sha256 or None)
     s.champions.append(ChampionHistory(job=publishing.job, promoted_at=now, reason=publishing.reason))
+    if any(x.type == c.CT_COND_MODEL_EXPORTED and x.status == "False" for x in s.conditions):
+        s.conditions = upsert_condition(s.conditions, c.CT_COND_MODEL_EXPORTED, "True", c.CT_REASON_MODEL_PUBLISHED,
+                                        f"{publishing.job}'s exported model was published", now)
     s.promotions += 1
     s.plan.decisions.append(("promoted", publishing.reason))
     s.event("Normal", c.CT_REASON_PROMOTED, f"{publishing.job} is the champion ({publishing.reason}: "
@@ -59,12 +63,17 @@ def _crown(s: RunPass, publishing: Publishing, number: int, sha256: str | None) 
         "finished_at": record.finished_at or now})
 
 
-def _refuse(s: RunPass, publishing: Publishing, number: int, why: str) -> None:
+def _refuse(s: RunPass, publishing: Publishing, number: int, why: str, reason: str) -> None:
     s.rejections += 1
-    s.plan.decisions.append(("rejected", c.CT_REASON_PUBLISH_FAILED))
+    s.plan.decisions.append(("rejected", reason))
     message = f"{publishing.job} was not published: {why}"
-    s.event("Warning", c.CT_REASON_PUBLISH_FAILED, message)
+    if reason == c.CT_REASON_NO_EXPORT:
+        # Not a failure of this run alone: a script that never exports can never be promoted. Say so.
+        message = (f"{publishing.job} exported no model, so no run of it can be promoted: its script must call "
+                   "ludus_trainer.api.export_model(model) when it ends (the built-in workloads do)")
+        s.conditions = upsert_condition(s.conditions, c.CT_COND_MODEL_EXPORTED, "False", reason, message, s.now)
+    s.event("Warning", reason, message)
     record = s.records[number]
     s.records[number] = record.model_copy(update={
-        "promoted": False, "reason": c.CT_REASON_PUBLISH_FAILED, "message": message[:1000],
+        "promoted": False, "reason": reason, "message": message[:1000],
         "finished_at": record.finished_at or s.now})
