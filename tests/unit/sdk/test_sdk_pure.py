@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ludus.api.models import TrainingJob
 from ludus.sdk.errors import (
     EXIT_CLUSTER,
     EXIT_TIMEOUT,
@@ -181,3 +182,41 @@ def test_a_sweeps_template_with_a_script_runs_it_from_the_mount_and_keeps_its_ow
     Sweep.model_validate({"metadata": {"name": "tune"}, "spec": {
         "template": shipped, "parameters": [{"name": "lr", "type": "float", "min": 0.001, "max": 0.1}],
         "objective": {"metric": "accuracy", "goal": "maximize"}, "maxTrials": 2}})
+
+
+def _followed_job(step: int) -> TrainingJob:
+    from ludus.api import constants as c
+
+    progress = {"step": step, "totalSteps": 10, "summary": f"{step}/10", "loss": 0.25, "eta": "12s"}
+    queued = {"type": c.COND_ADMITTED, "status": "False", "reason": c.REASON_QUEUED,
+              "message": "waiting for quota in team-a", "lastTransitionTime": T0.isoformat()}
+    return make_job().workers(2).status(phase="Running", workers="2/2", progress=progress,
+                                        conditions=[queued]).build()
+
+
+def test_a_followed_job_is_a_progress_bar_on_a_terminal_and_lines_in_a_pipe() -> None:
+    import io
+
+    from rich.console import Console
+
+    from ludus.sdk.cli.status_view import BarView, PlainView, status_view
+
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=140)
+    view = status_view(terminal)
+    assert isinstance(view, BarView)
+    view.show("digits", _followed_job(4))
+    view.show("digits", _followed_job(5))
+    view.close()
+    shown = terminal.file.getvalue()  # type: ignore[attr-defined]
+    assert "5/10" in shown and "loss 0.25" in shown and "ETA 12s" in shown and "digits Running 2/2" in shown
+    assert shown.count("waiting for quota in team-a") == 1  # why it waits: said once
+
+    pipe = Console(file=io.StringIO(), force_terminal=False, width=200)
+    lines = status_view(pipe)
+    assert isinstance(lines, PlainView)
+    for step in (4, 4, 5):
+        lines.show("digits", _followed_job(step))
+    printed = pipe.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert [line for line in printed if "step" in line] == [
+        "digits: Running 2/2  step 4/10  loss 0.25  ETA 12s", "digits: Running 2/2  step 5/10  loss 0.25  ETA 12s"]
+    assert sum("waiting for quota" in line for line in printed) == 1

@@ -11,13 +11,13 @@ from typing import Annotated
 
 import typer
 import yaml
-from rich.markup import escape
 from rich.table import Table
 
 from ludus.api import constants as c
 from ludus.sdk import render
 from ludus.sdk.cli import common
 from ludus.sdk.cli.common import Context, Name, Namespace, Output, _client, _print, app
+from ludus.sdk.cli.status_view import status_view
 from ludus.sdk.client import LudusClient
 from ludus.sdk.errors import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK, LudusError
 
@@ -40,24 +40,17 @@ def follow(client: LudusClient, name: str, namespace: str | None, delete_on_inte
                 common.out.print(line, markup=False, highlight=False, soft_wrap=True)  # a log line stays one line
 
     threading.Thread(target=logs, daemon=True).start()
-    last = ""
-    said: set[str] = set()
+    view = status_view(common.err)
     try:
         while True:
             job = client.get(name, namespace)
-            line = render.status_line(job)
-            if line != last:
-                common.err.print(f"[bold]{name}[/bold]: {line}", highlight=False)
-                last = line
-            for why in render.holding_back(job):
-                if why not in said:  # each reason once, as soon as the job shows it
-                    common.err.print(f"[bold]{name}[/bold]: [yellow]{escape(why)}[/yellow]", highlight=False)
-                    said.add(why)
+            view.show(name, job)
             if job.status.phase in c.TERMINAL_PHASES:
                 break
             time.sleep(2)
     except KeyboardInterrupt:
         stop.set()
+        view.close()
         if delete_on_interrupt:
             client.delete(name, namespace)
             common.err.print(f"interrupted: deleted {name}")
@@ -65,6 +58,7 @@ def follow(client: LudusClient, name: str, namespace: str | None, delete_on_inte
             common.err.print(f"detached; {name} keeps running. Follow it again: ludus logs -f {name}"
                              + (f" -n {namespace}" if namespace else ""))
         return EXIT_INTERRUPTED
+    view.close()
     time.sleep(1)  # the last lines
     stop.set()
     if job.status.evaluation:
