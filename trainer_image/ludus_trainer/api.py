@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,7 +50,6 @@ def init() -> DistContext:
     _state.update(ctx=ctx, metrics=metrics, progress=ProgressReporter(
         checkpoint_dir() / "progress.json" if env.rank == 0 else None),
         evaluation=evaluation, rank=env.rank, clock=clock, published_at=0.0)
-    signal.signal(signal.SIGTERM, _on_sigterm)
     if env.rank == 0:
         # A script that never calls finish() still leaves its last step: at the interpreter's exit, and
         # at a forked worker's (ludus_trainer.launch), where multiprocessing runs its finalizers, not atexit.
@@ -145,16 +143,12 @@ def resume(manager: CheckpointManager | None = None) -> dict[str, Any] | None:
 
 def stop_requested() -> bool:
     """Whether the pod was asked to stop on any rank (SIGTERM: a suspend, a scale-down, an eviction, a
-    drain): save a checkpoint and return. Collective: every rank calls it at the same step. A script that
-    never asks exits at SIGTERM as before."""
-    _state["polls_stop"] = True
-    return any_rank_asked_to_stop(_state["ctx"])
-
-
-def _on_sigterm(*_: Any) -> None:
-    StopSignal.requested = True
+    drain): save a checkpoint and return. Collective: every rank calls it at the same step. From the first
+    call on, SIGTERM only sets this flag; a script that never asks is ended by SIGTERM at once, as before."""
     if not _state.get("polls_stop"):
-        raise SystemExit(143)  # the script does not checkpoint on request: end as the default action would
+        StopSignal.install()
+        _state["polls_stop"] = True
+    return any_rank_asked_to_stop(_state["ctx"])
 
 
 def init_model(model: nn.Module) -> InitReport | None:
