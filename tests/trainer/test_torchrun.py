@@ -208,3 +208,20 @@ def test_a_script_checkpoints_on_sigterm_and_resumes_from_that_step(tmp_path: Pa
         assert again.wait(timeout=300) == 0, again.text()[-3000:]
     resumed = [int(line.split()[-1]) for line in again.text().splitlines() if line.startswith("RESUMED ")]
     assert resumed == [stopped[0]] * 2, (resumed, stopped)
+
+
+def test_the_plain_pytorch_script_in_the_sdk_docs_runs_as_written(tmp_path: Path) -> None:
+    """docs/sdk.md's example, taken from the page itself: it trains, checkpoints, exports and reports."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "sdk.md").read_text()
+    section = page[page.index("## Your training script"):]
+    code = section[section.index("```python\n") + len("```python\n"):]
+    script = tmp_path / "train.py"
+    script.write_text(code[:code.index("```")])
+    ckpt = tmp_path / "ckpt"
+    with Store() as store:
+        agent = start_agent("a", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=2, checkpoint_dir=ckpt,
+                            trainer_args=["--script", str(script)])
+        assert agent.wait(timeout=300) == 0, agent.text()[-3000:]
+    assert (ckpt / "model" / "weights.pt").exists() and sorted(ckpt.glob("ckpt-*.pt"))
+    evaluation = json.loads((tmp_path / "a.termination-log").read_text())["ludusEvaluation"]
+    assert evaluation["goodput"]["step"] == 1000 and evaluation["latest"]["accuracy"]["value"] == 0.9
