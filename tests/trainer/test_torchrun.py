@@ -225,3 +225,62 @@ def test_the_plain_pytorch_script_in_the_sdk_docs_runs_as_written(tmp_path: Path
     assert (ckpt / "model" / "weights.pt").exists() and sorted(ckpt.glob("ckpt-*.pt"))
     evaluation = json.loads((tmp_path / "a.termination-log").read_text())["ludusEvaluation"]
     assert evaluation["goodput"]["step"] == 1000 and evaluation["latest"]["accuracy"]["value"] == 0.9
+
+
+OWN_WORKLOAD_SCRIPT = '''
+"""A user's own Workload class in the built-in loop: no GPT concerns (no tokens, no FLOPs) asked of it."""
+import torch
+from ludus_trainer import api
+from ludus_trainer.evaluation import Objective
+
+
+class Regression:
+    name = "regression"
+    objective = Objective("eval_loss", "minimize")
+
+    def __init__(self):
+        torch.manual_seed(0)
+        self.x = torch.randn(256, 3)
+        self.y = self.x @ torch.tensor([1.0, -2.0, 0.5])
+        self.model = torch.nn.Linear(3, 1)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+    def train_size(self):
+        return len(self.x)
+
+    def train_step(self, indices):
+        loss = (self.model(self.x[indices]).squeeze(1) - self.y[indices]).pow(2).mean()
+        self.optimizer.zero_grad(); loss.backward(); self.optimizer.step()
+        return loss.detach()
+
+    def evaluate(self):
+        with torch.no_grad():
+            return {"eval_loss": float((self.model(self.x).squeeze(1) - self.y).pow(2).mean())}
+
+    def state_dict(self):
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state):
+        self.model.load_state_dict(state["model"]); self.optimizer.load_state_dict(state["optimizer"])
+
+
+api.init()
+final = api.train(Regression(), epochs=3, batch_size=16, checkpoint_interval=10)
+print(f"FINAL {final['eval_loss']:.6f}", flush=True)
+'''
+
+
+def test_a_users_own_workload_runs_in_the_built_in_loop(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(OWN_WORKLOAD_SCRIPT)
+    ckpt = tmp_path / "ckpt"
+    with Store() as store:
+        agent = start_agent("a", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=2, checkpoint_dir=ckpt,
+                            trainer_args=["--script", str(script)])
+        assert agent.wait(timeout=300) == 0, agent.text()[-3000:]
+    final = result(agent.text())
+    assert final is not None and final["world_size"] == 2 and final["eval_loss"] < 0.5, agent.text()[-2000:]
+    assert json.loads((ckpt / "model" / "metadata.json").read_text())["workload"] == "regression"
+    evaluation = json.loads((tmp_path / "a.termination-log").read_text())["ludusEvaluation"]
+    assert evaluation["objective"] == {"metric": "eval_loss", "goal": "minimize"}
+    assert evaluation["latest"]["eval_loss"]["value"] == round(final["eval_loss"], 6)

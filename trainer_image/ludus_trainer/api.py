@@ -19,7 +19,8 @@ from ludus_trainer.dist import DistContext
 from ludus_trainer.env import ENV_CHECKPOINT_DIR, ENV_METRICS_PORT, InitSettings, RunEnv
 from ludus_trainer.evaluation import EvaluationRecord, objective_from_env
 from ludus_trainer.goodput import PHASES, PhaseClock, startup_origin
-from ludus_trainer.loop import StopSignal, agree_on_checkpoint, any_rank_asked_to_stop
+from ludus_trainer.loop import LoopConfig, StopSignal, Workload, agree_on_checkpoint, any_rank_asked_to_stop
+from ludus_trainer.loop import run as _run_loop
 from ludus_trainer.metrics import TrainerMetrics
 from ludus_trainer.model_io import InitReport, load_into
 from ludus_trainer.model_io import export_model as _export
@@ -91,7 +92,7 @@ def _publish(final: bool = False) -> None:
 
 
 def _publish_final() -> None:
-    if "clock" in _state:
+    if "clock" in _state and not _state.get("loop_publishes"):
         _publish_phases()
         _publish(final=True)
 
@@ -183,6 +184,19 @@ def export_model(model: nn.Module, metadata: dict[str, Any] | None = None) -> Pa
         "initializedFrom": _state.get("lineage", []), "workload": "script", **(metadata or {})})
     print(f"LUDUS_MODEL {exported}", flush=True)
     return exported
+
+
+def train(workload: Workload, *, epochs: int, batch_size: int, checkpoint_interval: int = 100, keep: int = 3,
+          max_steps: int | None = None, log_every: int = 10, seed: int = 0) -> dict[str, Any]:
+    """Your own Workload (its data, `train_step`, `evaluate`, state) in the loop the built-in workloads run:
+    a sampler that resumes mid-epoch, checkpoints on an interval and on SIGTERM, the checkpoint every rank
+    agrees on, progress, evaluation, goodput, and the export of `workload.model` at the end. Returns the
+    final evaluation."""
+    config = LoopConfig(epochs=epochs, batch_size=batch_size, checkpoint_dir=checkpoint_dir(),
+                        checkpoint_interval=checkpoint_interval, keep=keep, max_steps=max_steps,
+                        log_every=log_every, seed=seed, lineage=list(_state.get("lineage", [])))
+    _state["loop_publishes"] = True  # the loop leaves its own evaluation and last step for the operator
+    return _run_loop(_state["ctx"], workload, config, _state["metrics"], _state["clock"])
 
 
 def parameters() -> dict[str, Any]:

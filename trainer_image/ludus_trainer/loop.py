@@ -34,10 +34,12 @@ logger = logging.getLogger("ludus_trainer")
 
 
 class Workload(Protocol):
-    """What the harness needs from a model and its data."""
+    """What the harness needs from a model and its data (a user's own class too: `ludus_trainer.api.train`).
+
+    Optional, read when present: `tokens_per_sample` (tokens/s) and `flops_per_token()` (MFU on a GPU),
+    for language models; `model` (an nn.Module), exported when the run ends."""
 
     name: str
-    tokens_per_sample: int
     objective: Objective  # what "better" means when the job's spec names no objective
 
     def train_size(self) -> int: ...
@@ -45,7 +47,10 @@ class Workload(Protocol):
     def evaluate(self) -> dict[str, float]: ...
     def state_dict(self) -> dict[str, Any]: ...
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
-    def flops_per_token(self) -> float: ...
+
+
+def _tokens_per_sample(workload: Workload) -> int:
+    return int(getattr(workload, "tokens_per_sample", 0) or 0)
 
 
 @dataclass
@@ -216,7 +221,7 @@ def run(
                 loss = float(loss_tensor)  # the only host sync: on logged steps
                 elapsed = time.perf_counter() - window_start
                 rate = window_steps * global_batch / elapsed if elapsed > 0 else None
-                tokens = rate * workload.tokens_per_sample if rate and workload.tokens_per_sample else None
+                tokens = rate * _tokens_per_sample(workload) if rate and _tokens_per_sample(workload) else None
                 metrics.step(step, epoch, loss, rate, tokens)
                 publish_phases()
                 _gpu_metrics(ctx, metrics, tokens, workload, config)
@@ -280,6 +285,7 @@ def _gpu_metrics(ctx: DistContext, metrics: TrainerMetrics, tokens_per_s: float 
     except Exception:  # noqa: BLE001 - NVML is optional
         utilization = None
     mfu = None
-    if tokens_per_s and config.peak_flops:
-        mfu = tokens_per_s * workload.flops_per_token() / (config.peak_flops * ctx.world_size)
+    flops_per_token = getattr(workload, "flops_per_token", None)
+    if tokens_per_s and config.peak_flops and callable(flops_per_token):
+        mfu = tokens_per_s * float(flops_per_token()) / (config.peak_flops * ctx.world_size)
     metrics.gpu(float(torch.cuda.memory_allocated(ctx.device)), utilization, mfu)
