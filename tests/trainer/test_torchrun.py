@@ -92,7 +92,8 @@ SHORT_SCRIPT = '''
 """A user's script too short for any of the operator's polls: it reports its loss, no metrics, no finish()."""
 from ludus_trainer import api
 
-api.init()
+ctx = api.init()
+assert api.init() is ctx  # a second call (a library's) joins nothing twice
 for step in range(1, 8):
     api.report(step=step, loss=1.0 / step, total_steps=7)
 '''

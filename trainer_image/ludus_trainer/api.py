@@ -35,7 +35,11 @@ PUBLISH_INTERVAL_SECONDS = 1.0
 def init() -> DistContext:
     """Join torchrun's process group and start the metrics endpoint (local rank 0).
 
-    From here on, time the script does not mark with `phase(...)` counts as training."""
+    From here on, time the script does not mark with `phase(...)` counts as training. A second call (a
+    library that also calls it) returns the same context instead of joining the group twice."""
+    if "ctx" in _state:
+        ctx: DistContext = _state["ctx"]
+        return ctx
     env = RunEnv.from_environ()
     clock = PhaseClock(origin=startup_origin(env.restart_count))
     with clock.phase("rendezvous"):
