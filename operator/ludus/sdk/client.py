@@ -286,21 +286,22 @@ class LudusClient:
         created: dict[str, Any] = self._call("create", plural, ns, lambda: self.custom.create_namespaced_custom_object(
             c.GROUP, c.VERSION, ns, plural, body, **kwargs), body["metadata"].get("name"))
         if shipped is not None and not dry_run:
-            self._ship_script(created, shipped)
+            meta = created["metadata"]
+            self._ship_script(kind, meta["name"], meta["uid"], ns, shipped)
             if not wanted_suspend:
                 created = self._call("patch", plural, ns, lambda: self.custom.patch_namespaced_custom_object(
                     c.GROUP, c.VERSION, ns, plural, created["metadata"]["name"], {"spec": {"suspend": False}}),
                     created["metadata"]["name"])
         return created
 
-    def _ship_script(self, owner: Mapping[str, Any], data: Mapping[str, str]) -> None:
-        """The script's ConfigMap, owned by the resource that mounts it (deleted with it)."""
-        meta = owner["metadata"]
-        ref = {"apiVersion": c.API_VERSION, "kind": owner["kind"], "name": meta["name"], "uid": meta["uid"],
+    def _ship_script(self, kind: str, name: str, uid: str, ns: str, data: Mapping[str, str],
+                     labels: Mapping[str, str] | None = None) -> None:
+        """The script's ConfigMap `<name>-script`, owned by the resource that mounts it (deleted with it)."""
+        ref = {"apiVersion": c.API_VERSION, "kind": kind, "name": name, "uid": uid,
                "controller": False, "blockOwnerDeletion": False}
-        ns = meta["namespace"]
         configmap = {"apiVersion": "v1", "kind": "ConfigMap",
-                     "metadata": {"name": f"{meta['name']}-script", "namespace": ns, "ownerReferences": [ref]},
+                     "metadata": {"name": f"{name}-script", "namespace": ns, "ownerReferences": [ref],
+                                  **({"labels": dict(labels)} if labels else {})},
                      "data": dict(data)}
         self._call("create", "configmaps", ns, lambda: self.core.create_namespaced_config_map(ns, configmap))
 
@@ -410,13 +411,7 @@ class LudusClient:
         if dry_run:
             return self.create(body, ns, dry_run=True)
         created = self.create(body, ns)
-        owner = {"apiVersion": c.API_VERSION, "kind": c.KIND, "name": job_name, "uid": created.metadata.uid,
-                 "controller": False, "blockOwnerDeletion": False}
-        configmap = {"apiVersion": "v1", "kind": "ConfigMap",
-                     "metadata": {"name": f"{job_name}-script", "namespace": ns, "ownerReferences": [owner],
-                                  "labels": {c.LABEL_JOB_NAME: job_name}},
-                     "data": data}
-        self._call("create", "configmaps", ns, lambda: self.core.create_namespaced_config_map(ns, configmap))
+        self._ship_script(c.KIND, job_name, created.metadata.uid, ns, data, {c.LABEL_JOB_NAME: job_name})
         return self.resume(job_name, ns)
 
 
