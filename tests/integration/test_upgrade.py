@@ -52,6 +52,15 @@ def _unharmed(k: Kubectl, name: str) -> None:
     assert not invalid, invalid
 
 
+def _diagnosis(k: Kubectl, *operators: OperatorProcess) -> str:
+    job = k.get_or_none("tj", "kept") or {}
+    parts = [f"kept: generation {job.get('metadata', {}).get('generation')}, status {job.get('status')}"]
+    for op in operators:
+        log = op.log_path.read_text(errors="replace") if op.log_path.exists() else ""
+        parts.append(f"--- {op.log_path.name} (last 6000 characters) ---\n{log[-6000:]}")
+    return "\n".join(parts)
+
+
 def _finish_trial(k: Kubectl, name: str) -> None:
     wait_for(lambda: (k.get_or_none("tj", name) or {}).get("status", {}).get("phase") == "Running", timeout=60,
              what=f"{name} Running")
@@ -99,6 +108,9 @@ def test_an_upgrade_and_a_rollback_keep_jobs_and_sweeps_going(
         status = sweep_status(k, "search")
         assert status["succeeded"] == 3 and status["progress"] == "3/3", status
         assert previous.healthy()
+    except AssertionError as err:
+        # Which version did what: the job as stored and the tail of both operators' logs.
+        raise AssertionError(f"{err}\n{_diagnosis(k, previous, current)}") from err
     finally:
         previous.stop()
         current.stop()
