@@ -1,6 +1,6 @@
-# The TrainingJob models of the previous release (commit 469be98, before the CRDs were bounded), kept
-# verbatim so that tests can run two operator versions' models on the same stored objects: what this
-# version writes must stay readable by the one a rollback returns to, and the reverse.
+# The TrainingJob models of the previous release (commit fbb1439, the last one landed), kept verbatim so
+# that tests can run two operator versions' models on the same stored objects: what this version writes
+# must stay readable by the one a rollback returns to, and the reverse.
 # ruff: noqa
 # type: ignore
 """The TrainingJob API as pydantic models: the one source of the CRD.
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from ludus.api import constants as c
@@ -28,9 +28,51 @@ QUANTITY_PATTERN = r"^[+]?([0-9]+([.][0-9]*)?|[.][0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numk
 _QUANTITY = re.compile(QUANTITY_PATTERN)
 QUANTITY_MESSAGE = "must be a Kubernetes quantity such as '2', '500m' or '4Gi'"
 
+# Kubernetes object names, for every field that names another object (and so may reach a request
+# path): a DNS label (63) or a DNS subdomain (253), as the referenced kind requires.
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Durations fit a timedelta added to any time this century; ten years is beyond any training run.
+MAX_DURATION_SECONDS = 10 * 366 * 24 * 3600
+# Steps, counts and seeds beyond this are nobody's (and JSON integers stay exact below 2^53).
+MAX_COUNT = 2**53 - 1
+# A label value, an annotation value, one argument: Kubernetes' own limits or generous ones.
+MAX_LABEL_VALUE = 63
+MAX_ANNOTATION_VALUE = 4096
+MAX_ARGUMENT = 4096
+# Opaque Kubernetes sub-objects (a volume, a toleration, an affinity) are passed through; their keys
+# are bounded here and their content by the pod-security check and the API server's own validation.
+MAX_OPAQUE_KEYS = 16
+# Map keys are bounded by a CEL rule (a schema can only bound the values): a qualified label key.
+_KEYS_RULE: dict[str, Any] = {"rule": "self.all(k, size(k) <= 253)", "message": "keys must be at most 253 characters"}
+
+SubdomainName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
+LabelName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN)]
+Argument = Annotated[str, Field(max_length=MAX_ARGUMENT)]
+LabelValue = Annotated[str, Field(max_length=MAX_LABEL_VALUE)]
+AnnotationValue = Annotated[str, Field(max_length=MAX_ANNOTATION_VALUE)]
+Opaque = Annotated[dict[str, Any], Field(max_length=MAX_OPAQUE_KEYS)]
+
+
+def string_map(max_entries: int, description: str) -> Any:
+    """A map of strings (labels, annotations, a node selector): entries and keys bounded here, values
+    by the field's type."""
+    return Field(default_factory=dict, max_length=max_entries, description=description,
+                 json_schema_extra={"x-kubernetes-validations": [_KEYS_RULE]})
+
+
+# An int-or-string cannot carry maximum or maxLength (the API server wants its two alternatives bare):
+# this rule bounds both, and the model does the same.
+MAX_INT_OR_STRING = 2**62
+MAX_INT_OR_STRING_LENGTH = 64
+_INT_OR_STRING_BOUNDS = {
+    "rule": f"type(self) == int ? int(self) <= {MAX_INT_OR_STRING} : size(string(self)) <= {MAX_INT_OR_STRING_LENGTH}",
+    "message": f"must be at most {MAX_INT_OR_STRING} or {MAX_INT_OR_STRING_LENGTH} characters",
+}
+
 IntOrString = Annotated[
     int | str,
-    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True, "x-kubernetes-validations": [_INT_OR_STRING_BOUNDS]}),
 ]
 
 Quantity = Annotated[
@@ -39,10 +81,11 @@ Quantity = Annotated[
         json_schema_extra={
             "x-kubernetes-int-or-string": True,
             "x-kubernetes-validations": [
+                _INT_OR_STRING_BOUNDS,
                 {
                     "rule": f"type(self) == int ? int(self) >= 0 : string(self).matches('{QUANTITY_PATTERN}')",
                     "message": QUANTITY_MESSAGE,
-                }
+                },
             ],
         }
     ),
@@ -62,12 +105,22 @@ class Model(BaseModel):
 
 def _check_quantity(value: int | str, field: str) -> int | str:
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"{field} must not be negative")
+        if not 0 <= value <= MAX_INT_OR_STRING:
+            raise ValueError(f"{field} must lie in [0, {MAX_INT_OR_STRING}]")
         return value
+    if len(value) > MAX_INT_OR_STRING_LENGTH:
+        raise ValueError(f"{field} must be at most {MAX_INT_OR_STRING_LENGTH} characters")
     if not _QUANTITY.fullmatch(value):
         raise ValueError(f"{field} {QUANTITY_MESSAGE}, not {value!r}")
     return value
+
+
+class StatusModel(Model):
+    """Base for what a status holds: fields it does not know are ignored, at every depth. Another
+    operator version (an upgrade, a rollback) may have written them; a running job is never failed
+    because its status carries something this version does not read."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class EnvVar(Model):
@@ -79,7 +132,7 @@ class EnvVar(Model):
         description="Name of the variable. Names starting with PET_ are reserved for torchrun's wiring.",
     )
     value: str | None = Field(default=None, max_length=32768, description="Literal value.")
-    value_from: dict[str, Any] | None = Field(
+    value_from: Opaque | None = Field(
         default=None,
         description="A Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).",
     )
@@ -112,30 +165,32 @@ class Resources(Model):
 class PodTemplateOverride(Model):
     """Scheduling and pod settings copied onto every worker pod."""
 
-    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels for worker pods.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations for worker pods.")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels a worker pod requires.")
-    tolerations: list[dict[str, Any]] = Field(
-        default_factory=list, description="Kubernetes tolerations, e.g. for tainted GPU nodes."
+    labels: dict[str, LabelValue] = string_map(64, "Extra labels for worker pods.")
+    annotations: dict[str, AnnotationValue] = string_map(64, "Extra annotations for worker pods.")
+    node_selector: dict[str, LabelValue] = string_map(32, "Node labels a worker pod requires.")
+    tolerations: list[Opaque] = Field(
+        default_factory=list, max_length=32, description="Kubernetes tolerations, e.g. for tainted GPU nodes."
     )
-    affinity: dict[str, Any] | None = Field(default=None, description="A Kubernetes Affinity for worker pods.")
-    topology_spread_constraints: list[dict[str, Any]] = Field(
-        default_factory=list,
+    affinity: Opaque | None = Field(default=None, description="A Kubernetes Affinity for worker pods.")
+    topology_spread_constraints: list[Opaque] = Field(
+        default_factory=list, max_length=16,
         description="Kubernetes TopologySpreadConstraints for worker pods, e.g. one worker per node "
         "(topologyKey kubernetes.io/hostname, a labelSelector on ludus.dev/job-name and ludus.dev/role: worker).",
     )
-    volumes: list[dict[str, Any]] = Field(default_factory=list, description="Extra Kubernetes volumes.")
-    volume_mounts: list[dict[str, Any]] = Field(
-        default_factory=list, description="Where the extra volumes are mounted in the trainer container."
+    volumes: list[Opaque] = Field(default_factory=list, max_length=64, description="Extra Kubernetes volumes.")
+    volume_mounts: list[Opaque] = Field(
+        default_factory=list, max_length=64, description="Where the extra volumes are mounted in the trainer container."
     )
-    service_account_name: str | None = Field(default=None, description="ServiceAccount the worker pods run as.")
-    priority_class_name: str | None = Field(default=None, description="PriorityClass of the worker pods.")
-    scheduler_name: str | None = Field(
+    service_account_name: SubdomainName | None = Field(
+        default=None, description="ServiceAccount the worker pods run as.")
+    priority_class_name: SubdomainName | None = Field(default=None, description="PriorityClass of the worker pods.")
+    scheduler_name: SubdomainName | None = Field(
         default=None, description="Scheduler for the worker pods, e.g. volcano for gang scheduling."
     )
     run_as_user: int | None = Field(
         default=1000,
         ge=0,
+        le=2**31 - 1,
         description="UID the containers run as. Pods run as non-root by default (restricted Pod Security).",
     )
     automount_service_account_token: StrictBool = Field(
@@ -205,11 +260,12 @@ class Elastic(Model):
 class Checkpoint(Model):
     """Where the trainer keeps checkpoints so that restarted workers resume."""
 
-    claim_name: str | None = Field(
+    claim_name: SubdomainName | None = Field(
         default=None,
         description="PersistentVolumeClaim mounted at `path` in every worker. Without it checkpoints stay in the pod.",
     )
-    path: str = Field(default="/checkpoints", pattern=r"^/", description="Checkpoint directory in the container.")
+    path: str = Field(default="/checkpoints", max_length=1024, pattern=r"^/",
+                      description="Checkpoint directory in the container.")
     sub_path: str | None = Field(
         default=None, max_length=253, pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
         description="Directory inside the claim this job uses (several jobs can share one claim; a Sweep gives "
@@ -218,7 +274,7 @@ class Checkpoint(Model):
             {"rule": "!self.matches('(^|/)[.][.](/|$)')", "message": "subPath must stay inside the claim (no '..')"},
         ]},
     )
-    interval_steps: int = Field(default=100, ge=1, description="Steps between checkpoints.")
+    interval_steps: int = Field(default=100, ge=1, le=MAX_COUNT, description="Steps between checkpoints.")
 
     @field_validator("sub_path")
     @classmethod
@@ -241,8 +297,8 @@ class Init(Model):
         }
     )
 
-    claim_name: str | None = Field(default=None, min_length=1, max_length=253,
-                                   description="PersistentVolumeClaim holding the model (mounted read-only).")
+    claim_name: SubdomainName | None = Field(
+        default=None, description="PersistentVolumeClaim holding the model (mounted read-only).")
     from_job: str | None = Field(
         default=None, min_length=1, max_length=c.MAX_JOB_NAME_LENGTH, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         description="A TrainingJob in this namespace whose model to start from: it must have succeeded with a "
@@ -258,7 +314,7 @@ class Init(Model):
     strict: StrictBool = Field(
         default=True, description="Every tensor must fit; false loads what fits and re-initialises the rest "
         "(a new classifier head), listing both in the log.")
-    freeze: list[str] = Field(default_factory=list, max_length=64,
+    freeze: list[Annotated[str, Field(max_length=256)]] = Field(default_factory=list, max_length=64,
                               description="Module prefixes whose parameters stay fixed while training.")
 
     @field_validator("path")
@@ -324,13 +380,13 @@ class TrainingJobSpec(Model):
         description="When the kubelet pulls the image. IfNotPresent (also for :latest tags): nodes that "
         "already hold the image start workers at once.",
     )
-    command: list[str] = Field(
+    command: list[Argument] = Field(
         default_factory=list,
         max_length=64,
         description="Command run under torchrun in each worker, e.g. [python, -m, ludus_trainer]. "
         "Empty: the image's entrypoint.",
     )
-    args: list[str] = Field(default_factory=list, max_length=256, description="Arguments appended to the command.")
+    args: list[Argument] = Field(default_factory=list, max_length=256, description="Arguments appended to the command.")
     env: list[EnvVar] = Field(default_factory=list, max_length=256, description="Environment of the trainer container.")
     replicas: int = Field(default=1, ge=1, le=1024, description="Worker pods (nodes, in torchrun's words).")
     nproc_per_node: IntOrString = Field(
@@ -355,17 +411,18 @@ class TrainingJobSpec(Model):
         "retryable exit codes (128 and above, or retryableExitCodes) and fails the job otherwise; "
         "Never fails the job.",
     )
-    retryable_exit_codes: list[int] = Field(
+    retryable_exit_codes: list[Annotated[int, Field(ge=0, le=255)]] = Field(
         default_factory=list, max_length=64, description="Exit codes below 128 that the ExitCode policy retries."
     )
     backoff_limit: int = Field(
         default=6, ge=0, le=10000, description="Worker recreations allowed before the job is Failed."
     )
     active_deadline_seconds: int | None = Field(
-        default=None, ge=1, description="Seconds the job may run from its start before it is Failed."
+        default=None, ge=1, le=MAX_DURATION_SECONDS,
+        description="Seconds the job may run from its start before it is Failed."
     )
     ttl_seconds_after_finished: int | None = Field(
-        default=None, ge=0, description="Seconds after the job finishes before it is deleted."
+        default=None, ge=0, le=MAX_DURATION_SECONDS, description="Seconds after the job finishes before it is deleted."
     )
     clean_pod_policy: Literal["None", "Running", "All"] = Field(
         default="Running",
@@ -378,6 +435,7 @@ class TrainingJobSpec(Model):
     progress_deadline_seconds: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_DURATION_SECONDS,
         description="Restart the workers when training reports no progress for this long (stall detection).",
     )
     objective: Objective | None = Field(
@@ -394,7 +452,7 @@ class TrainingJobSpec(Model):
     @field_validator("nproc_per_node")
     @classmethod
     def _nproc(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value >= 1:
+        if isinstance(value, int) and 1 <= value <= MAX_INT_OR_STRING:
             return value
         if value == "auto":
             return value
@@ -426,7 +484,7 @@ class TrainingJobSpec(Model):
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
-class Condition(Model):
+class Condition(StatusModel):
     """A Kubernetes-style condition; lastTransitionTime moves only when status flips."""
 
     type: str = Field(description="Condition type, e.g. Running or Failed.")
@@ -456,14 +514,14 @@ class Progress(Model):
     updated_at: datetime | None = Field(default=None, description="When the operator saw the step move.")
 
 
-class Badput(Model):
+class Badput(StatusModel):
     """Time that went into something other than training progress kept."""
 
     seconds: float = Field(default=0.0, description="Seconds of the job's wall time.")
     fraction: float = Field(default=0.0, description="Share of the job's wall time (0-1).")
 
 
-class Goodput(Model):
+class Goodput(StatusModel):
     """How much of the job's wall time went into training progress that was kept, and where the
     rest went. productive + every badput category = wall (fractions sum to 1)."""
 
@@ -493,7 +551,7 @@ class Goodput(Model):
     earlier_phases: dict[str, float] = Field(default_factory=dict, description="Earlier runs' seconds per phase.")
 
 
-class MetricValue(Model):
+class MetricValue(StatusModel):
     """One evaluation metric's value and when (step, epoch) it was measured."""
 
     value: float = Field(description="The metric's value.")
@@ -501,7 +559,7 @@ class MetricValue(Model):
     epoch: int = Field(default=0, description="Epoch it was measured at.")
 
 
-class ObjectiveValue(Model):
+class ObjectiveValue(StatusModel):
     """The job's objective, measured."""
 
     metric: str = Field(description="The objective's metric.")
@@ -511,7 +569,7 @@ class ObjectiveValue(Model):
     summary: str = Field(default="", description="For kubectl get: the metric and its latest value.")
 
 
-class Evaluation(Model):
+class Evaluation(StatusModel):
     """How good the model is, as the trainer last reported it. It survives the pods: the trainer hands
     it over in its container's termination message, which the pod's status carries."""
 
@@ -520,7 +578,7 @@ class Evaluation(Model):
     objective: ObjectiveValue | None = Field(default=None, description="The objective's value on its own.")
 
 
-class InitializedFrom(Model):
+class InitializedFrom(StatusModel):
     """The model a job started from, pinned when its workers were created: its lineage."""
 
     job: str | None = Field(default=None, description="The TrainingJob it came from (init.fromJob).")
@@ -533,7 +591,7 @@ class InitializedFrom(Model):
                                             "initialised afresh (init.strict: false), such as a new head.")
 
 
-class RestartRecord(Model):
+class RestartRecord(StatusModel):
     """The most recent restart, kept after the Restarting condition has turned False again."""
 
     reason: str = Field(description="Why: WorkerFailed, WorkerDeleted, WorkerEvicted, NodeLost or Stalled.")
@@ -541,7 +599,7 @@ class RestartRecord(Model):
     time: datetime | None = Field(default=None, description="When the operator decided the restart.")
 
 
-class TrainingJobStatus(Model):
+class TrainingJobStatus(StatusModel):
     """What the operator observed; it never holds anything the pods do not show."""
 
     phase: Literal["Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed"] = Field(
@@ -608,3 +666,44 @@ class TrainingJob(BaseModel):
             }
             data = {**data, "status": {k: v for k, v in data["status"].items() if k in known}}
         return data
+
+
+StatusT = TypeVar("StatusT", bound=BaseModel)
+StoredT = TypeVar("StoredT", bound=BaseModel)
+
+
+def read_status(raw: Any, model: type[StatusT]) -> StatusT:
+    """A stored status, as much of it as this version can read: a field another operator version wrote in
+    a shape this one does not know is left out, not the whole status (a restart count is never lost)."""
+    if not isinstance(raw, dict):
+        return model()
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        pass
+    readable = {}
+    for key, value in raw.items():
+        try:
+            model.model_validate({key: value})
+        except ValidationError:
+            continue
+        readable[key] = value
+    return model.model_validate(readable)
+
+
+def parse_stored(model: type[StoredT], body: Any) -> StoredT:
+    """A stored object (TrainingJob, Sweep, ContinuousTraining). Raises ValidationError only for its
+    spec: a status this version cannot read in full is read in part (`read_status`)."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as err:
+        if any(e["loc"][:1] != ("status",) for e in err.errors()):
+            raise
+    status_model = model.model_fields["status"].annotation
+    assert isinstance(status_model, type) and issubclass(status_model, BaseModel)
+    status = read_status(body.get("status"), status_model)
+    return model.model_validate({**body, "status": status.model_dump(by_alias=True, exclude_none=True)})
+
+
+def parse_job(body: Any) -> TrainingJob:
+    return parse_stored(TrainingJob, body)

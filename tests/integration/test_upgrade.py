@@ -22,7 +22,7 @@ from tests.fixtures import TestCluster
 from tests.integration.test_sweeps import finish, report, sweep_manifest, sweep_status, trials
 
 # The previous release: the commit tests/compat/previous_models.py was copied from.
-PREVIOUS_RELEASE = "469be985d34c4ad0018b55ea1110f4753171f6de"
+PREVIOUS_RELEASE = "fbb1439c1e9e6fd2e97d16acbc992a1681f3938c"
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +78,8 @@ def test_an_upgrade_and_a_rollback_keep_jobs_and_sweeps_going(
     current.log_path = tmp_path / "current.log"
     try:
         previous.start()
-        # Two different versions run: this release's API throttling metric is unknown to the previous one.
-        assert "ludus_api_throttled_total" not in previous.metrics()
+        # Two different versions run: this release's build-info metric is unknown to the previous one.
+        assert "ludus_build_info" not in previous.metrics()
         k.apply(make_job("kept").workers(2).on_fake_nodes().manifest(),
                 sweep_manifest("search", maxTrials=3, parallelTrials=1))
         wait_for(lambda: _observed(k, "kept", "2/2"), timeout=90, what="the job 2/2 under the previous release")
@@ -89,7 +89,7 @@ def test_an_upgrade_and_a_rollback_keep_jobs_and_sweeps_going(
         previous.stop()
 
         current.start()  # the upgrade
-        assert "ludus_api_throttled_total" in current.metrics()
+        assert "ludus_build_info" in current.metrics()
         k.run("scale", "tj", "kept", "--replicas=3")
         wait_for(lambda: _observed(k, "kept", "3/3"), timeout=90, what="the scale carried out after the upgrade")
         _unharmed(k, "kept")

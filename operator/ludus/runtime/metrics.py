@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from ludus import __version__
+
+# Which release runs (a rollout, a rollback, two replicas on different versions): Prometheus' build-info shape.
+BUILD_INFO: Final = Info("ludus_build", "The operator's release")
+BUILD_INFO.info({"version": __version__})
 
 JOBS_CREATED: Final = Counter("ludus_jobs_created_total", "TrainingJobs the operator started", ["namespace"])
 JOBS_SUCCEEDED: Final = Counter("ludus_jobs_succeeded_total", "TrainingJobs that succeeded", ["namespace"])
