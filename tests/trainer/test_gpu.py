@@ -10,8 +10,10 @@ import torch
 
 from ludus_trainer.dist import DistContext
 from ludus_trainer.env import RunEnv
+from ludus_trainer.goodput import PhaseClock
 from ludus_trainer.loop import LoopConfig, run
 from ludus_trainer.metrics import TrainerMetrics
+from ludus_trainer.session import Session
 from ludus_trainer.workloads.gpt import GPTWorkload
 from ludus_trainer.workloads.gpt_model import GPTConfig
 
@@ -26,7 +28,7 @@ def test_gpt_trains_in_bf16_and_reports_throughput_and_mfu(tmp_path: Path) -> No
     metrics = TrainerMetrics(job="gpu-test", rank=0)
     config = LoopConfig(epochs=1, batch_size=8, checkpoint_dir=tmp_path, checkpoint_interval=20, max_steps=40,
                         log_every=20, peak_flops=989e12)
-    final = run(ctx, workload, config, metrics)  # type: ignore[arg-type]
+    final = run(Session(ctx, PhaseClock(), metrics, tmp_path), workload, config)
     assert final["step"] == 40 and math.isfinite(final["eval_loss"])
     assert metrics._l(metrics._tokens)._value.get() > 0
     assert metrics._l(metrics._gpu_mem)._value.get() > 0

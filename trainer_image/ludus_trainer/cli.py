@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import runpy
@@ -11,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ludus_trainer import dist as ludus_dist
 from ludus_trainer import trial
 from ludus_trainer.env import (
     ENV_CHECKPOINT_DIR,
@@ -86,33 +84,6 @@ def _peak_flops() -> float | None:
     return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
 
 
-def _initializer(args: argparse.Namespace, env: RunEnv) -> Any:
-    """Load `--init-from` into the model (the same file on every rank) and say what was loaded."""
-    if args.init_from is None:
-        return None
-
-    def init(model: Any) -> None:
-        from ludus_trainer import model_io
-
-        report = model_io.load_into(model, args.init_from, strict=args.init_strict, freeze=args.freeze)
-        INIT_REPORTS.append(report)
-        logging.getLogger("ludus_trainer").info(
-            "initialised from %s (step %s, sha256 %s): %d tensors loaded, re-initialised %s, frozen %s",
-            report.source, report.step, report.sha256[:12], len(report.loaded), report.reinitialized or "none",
-            report.frozen or "none")
-        if env.rank == 0:
-            print(f"LUDUS_INIT {json.dumps(report.as_dict())}", flush=True)
-
-    return init
-
-
-# The exit code of a run that cannot load the model it was told to start from (no restart mends it).
-EXIT_INIT_FAILED = 3
-
-# What --init-from loaded, for the exported model's lineage.
-INIT_REPORTS: list[Any] = []
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     # A Sweep trial's values (lr, width, batch_size, ...) set the options; flags given still win.
@@ -128,37 +99,22 @@ def main(argv: list[str] | None = None) -> int:
         else:
             runpy.run_module(args.module, run_name="__main__", alter_sys=True)
         return 0
+    # The built-in workloads are scripts on the public API, like a user's.
+    os.environ[ENV_CHECKPOINT_DIR] = str(args.checkpoint_dir)
+    os.environ[ENV_METRICS_PORT] = str(args.metrics_port)
+    from ludus_trainer import api
 
-    from ludus_trainer.goodput import PhaseClock, process_started_at, startup_origin
-    from ludus_trainer.loop import LoopConfig, Workload, run
-    from ludus_trainer.metrics import TrainerMetrics
+    ctx = api.init()
 
-    # Start-up breakdown: container start -> this process -> imports done -> rendezvous -> data -> first step.
-    clock = PhaseClock(origin=startup_origin(env.restart_count))
-    started = process_started_at()
-    if started is not None:
-        clock.marks["process"] = round(max(0.0, started - clock.origin), 3)
-    clock.mark("imports")
-    with clock.phase("rendezvous"):
-        ctx = ludus_dist.init()
-    clock.mark("rendezvous")
-    metrics = TrainerMetrics(job=env.job, rank=env.rank)
-    if env.local_rank == 0:
-        metrics.serve(args.metrics_port)
-    workload: Workload
+    def init(model: Any) -> None:  # --init-from and its flags default to spec.init
+        api.init_model(model, source=args.init_from, strict=args.init_strict, freeze=args.freeze)
+
+    workload: Any
     if args.workload == "digits":
-        from ludus_trainer.evaluation import publish_error
-        from ludus_trainer.model_io import InitError
         from ludus_trainer.workloads.digits import DigitsWorkload
 
-        try:
-            workload = DigitsWorkload(ctx, lr=args.lr or 1e-3, hidden=args.hidden, seed=args.seed,
-                                      classes=args.classes, fraction=args.fraction, init=_initializer(args, env))
-        except InitError as err:
-            logging.getLogger("ludus_trainer").error("cannot start from the model: %s", err)
-            publish_error("InitFailed", str(err))
-            ludus_dist.shutdown()
-            return EXIT_INIT_FAILED
+        workload = DigitsWorkload(ctx, lr=args.lr or 1e-3, hidden=args.hidden, seed=args.seed,
+                                  classes=args.classes, fraction=args.fraction, init=init)
         logging.getLogger("ludus_trainer").info("digits: lr=%s hidden=%s batch_size=%s epochs=%s%s",
                                                 args.lr or 1e-3, args.hidden, args.batch_size, args.epochs,
                                                 f" (sweep trial: {trial.parameters()})" if trial.parameters() else "")
@@ -169,17 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = GPTConfig(args.vocab_size, args.seq_len, args.d_model, args.n_layers, args.n_heads)
         workload = GPTWorkload(ctx, cfg, lr=args.lr or 3e-4, bf16=not args.no_bf16, compile_model=args.compile,
                                samples=args.samples, seed=args.seed)
-    clock.mark("data")
-    for report in INIT_REPORTS:
-        metrics.initialized(report.source, report.step, report.sha256, report.reinitialized)
-    config = LoopConfig(
-        epochs=args.epochs, batch_size=args.batch_size, checkpoint_dir=args.checkpoint_dir,
-        checkpoint_interval=args.checkpoint_interval, keep=args.keep, max_steps=args.max_steps,
-        step_delay=args.step_delay, log_every=args.log_every, seed=args.seed, peak_flops=_peak_flops(),
-        lineage=[r.as_dict() for r in INIT_REPORTS],
-    )
     try:
-        run(ctx, workload, config, metrics, clock)
+        api.train(workload, epochs=args.epochs, batch_size=args.batch_size,
+                  checkpoint_interval=args.checkpoint_interval, keep=args.keep, max_steps=args.max_steps,
+                  log_every=args.log_every, seed=args.seed, step_delay=args.step_delay, peak_flops=_peak_flops())
     finally:
-        ludus_dist.shutdown()
+        api.finish()
     return 0

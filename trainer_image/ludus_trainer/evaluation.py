@@ -55,6 +55,13 @@ class EvaluationRecord:
     # The model this run started from (file, step, SHA-256): status.initializedFrom, even for a run too
     # short for the operator's progress polls.
     init: dict[str, Any] = field(default_factory=dict)
+    # The starting weights (spec.init) evaluated on this run's data before training: what promotion
+    # compares the final evaluation with, measured on the same data.
+    baseline: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def set_baseline(self, results: dict[str, float], step: int = 0) -> None:
+        self.baseline = {m: {"value": round(float(v), 6), "step": step, "epoch": 0}
+                         for m, v in results.items() if math.isfinite(float(v))}
 
     def update(self, results: dict[str, float], step: int, epoch: int) -> None:
         for metric, raw in results.items():
@@ -69,17 +76,21 @@ class EvaluationRecord:
                 self.best[metric] = entry
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "objective": {"metric": self.objective.metric, "goal": self.objective.goal},
             "latest": self.latest,
             "best": self.best,
         }
+        if self.baseline:
+            record["baseline"] = self.baseline
+        return record
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, objective: Objective) -> EvaluationRecord:
         """Restore from a checkpoint; the objective is today's (the spec may have named another)."""
         data = data or {}
-        return cls(objective, dict(data.get("latest") or {}), dict(data.get("best") or {}))
+        return cls(objective, dict(data.get("latest") or {}), dict(data.get("best") or {}),
+                   baseline=dict(data.get("baseline") or {}))
 
     def message(self) -> str:
         """The termination message: compact JSON under the kubelet's size limit (the best values go first
@@ -88,10 +99,10 @@ class EvaluationRecord:
         full = json.dumps({"ludusEvaluation": {**self.as_dict(), **extra}}, separators=(",", ":"))
         if len(full.encode()) <= MAX_MESSAGE_BYTES:
             return full
-        slim = {"objective": self.as_dict()["objective"], "latest": {}, "best": {}, **extra}
+        slim = {"objective": self.as_dict()["objective"], "latest": {}, "best": {}, "baseline": {}, **extra}
         keys = [self.objective.metric, *sorted(k for k in self.latest if k != self.objective.metric)]
         for key in keys:
-            for part in ("best", "latest"):
+            for part in ("baseline", "best", "latest"):
                 source = getattr(self, part)
                 if key in source:
                     slim[part][key] = source[key]

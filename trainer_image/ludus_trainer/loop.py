@@ -1,10 +1,10 @@
-"""The training harness every workload runs in: resume, checkpoints, metrics, progress, SIGTERM.
+"""The built-in training loop, a helper on the run's `Session` (`ludus_trainer.api.train`).
 
-Checkpoint state holds the model, the optimizer, the step, the epoch, the
-number of samples of the epoch already consumed (world-size independent) and
-the RNG states. On every start the ranks agree on the newest checkpoint any
-of them can read and take it from that rank, so resuming works with shared
-storage and without it, and after an elastic resize.
+A workload (digits, gpt, or a user's own class) brings its data, `train_step` and `evaluate`; the
+loop brings a sampler that resumes mid-epoch, checkpoints on an interval and on SIGTERM, the
+baseline of a model the run started from, and the calls a script makes itself: its checkpoints
+hold the model, the optimizer, the step, the epoch, the samples of the epoch already consumed
+(world-size independent) and the RNG states.
 """
 
 from __future__ import annotations
@@ -12,23 +12,22 @@ from __future__ import annotations
 import json
 import logging
 import random
-import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
-import torch.distributed as dist
 
 from ludus_trainer.checkpoint import CheckpointManager
+from ludus_trainer.coordination import StopSignal, any_rank_asked_to_stop
 from ludus_trainer.dist import DistContext
-from ludus_trainer.evaluation import EvaluationRecord, Objective, objective_from_env
-from ludus_trainer.goodput import PhaseClock
+from ludus_trainer.evaluation import Objective
 from ludus_trainer.metrics import TrainerMetrics
-from ludus_trainer.model_io import export_model
-from ludus_trainer.progress import ProgressReporter
 from ludus_trainer.sampler import ResumableDistributedSampler
+
+if TYPE_CHECKING:
+    from ludus_trainer.session import Session
 
 logger = logging.getLogger("ludus_trainer")
 
@@ -66,22 +65,6 @@ class LoopConfig:
     seed: int = 0
     stop_check_every: int = 10
     peak_flops: float | None = None
-    # What the model was initialised from (transfer learning), recorded in the exported model's metadata.
-    lineage: list[dict[str, Any]] = field(default_factory=list)
-
-
-class StopSignal:
-    """SIGTERM (pod deletion, torchrun restarting the group) asks for a checkpoint and a clean exit."""
-
-    requested = False
-
-    @classmethod
-    def install(cls) -> None:
-        signal.signal(signal.SIGTERM, cls._handle)
-
-    @classmethod
-    def _handle(cls, *_: Any) -> None:
-        cls.requested = True
 
 
 def _rng_state() -> dict[str, Any]:
@@ -91,23 +74,6 @@ def _rng_state() -> dict[str, Any]:
 def _restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
-
-
-def agree_on_checkpoint(ctx: DistContext, manager: CheckpointManager) -> dict[str, Any] | None:
-    """Load the newest checkpoint any rank can read, from that rank, on every rank."""
-    local = manager.load_latest()
-    step = -1 if local is None else int(local["step"])
-    if not dist.is_initialized():
-        return local
-    steps: list[int] = [0] * ctx.world_size
-    dist.all_gather_object(steps, step)
-    best = max(steps)
-    if best < 0:
-        return None
-    source = steps.index(best)
-    box = [local if ctx.env.rank == source else None]
-    dist.broadcast_object_list(box, src=source)
-    return box[0]
 
 
 def _previous_run_step(checkpoint_dir: Path) -> int | None:
@@ -132,37 +98,22 @@ def record_event(ctx: DistContext, config: LoopConfig, kind: str, **fields: Any)
         f.write(json.dumps({"event": kind, "time": time.time(), **fields}) + "\n")
 
 
-def any_rank_asked_to_stop(ctx: DistContext) -> bool:
-    if not dist.is_initialized():
-        return StopSignal.requested
-    flag = torch.tensor([1.0 if StopSignal.requested else 0.0], device=ctx.device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag.item())
-
-
-def run(
-    ctx: DistContext, workload: Workload, config: LoopConfig, metrics: TrainerMetrics, clock: PhaseClock | None = None
-) -> dict[str, Any]:
+def run(session: Session, workload: Workload, config: LoopConfig) -> dict[str, Any]:
+    """The built-in loop on a run's session (`ludus_trainer.api.train`): the same calls a script makes."""
+    ctx = session.ctx
     StopSignal.install()
-    clock = clock or PhaseClock()
+    session.use_objective_default(workload.objective)
     manager = CheckpointManager(config.checkpoint_dir, keep=config.keep)
-    progress = ProgressReporter(config.checkpoint_dir / "progress.json" if ctx.is_main else None)
-    metrics.started(ctx.world_size, ctx.env.restart_count)
-
     step, epoch, consumed = 0, 0, 0
     # The last evaluation travels in the checkpoint: a group restarted after the final save
     # (an agent leaving during shutdown) resumes past the last epoch and must still report it.
     results: dict[str, float] = {}
-    evaluation = EvaluationRecord(objective_from_env(workload.objective))
-    metrics.objective(evaluation.objective.metric, evaluation.objective.goal)
-    with clock.phase("restore"):
-        state = agree_on_checkpoint(ctx, manager)
+    state = session.resume(manager)
     if state is not None:
-        with clock.phase("restore"):
+        with session.phase("restore"):
             workload.load_state_dict(state["workload"])
         step, epoch, consumed = int(state["step"]), int(state["epoch"]), int(state["consumed"])
         results = dict(state.get("results") or {})
-        evaluation = EvaluationRecord.from_dict(state.get("evaluation"), evaluation.objective)
         _restore_rng(state["rng"])
         logger.info("resumed from step %d (epoch %d, %d samples in) with world size %d",
                     step, epoch, consumed, ctx.world_size)
@@ -170,39 +121,26 @@ def run(
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         logger.info("starting fresh with world size %d", ctx.world_size)
+        if session.lineage:  # started from a model: how good it is on this run's data, before training
+            with session.phase("evaluation"):
+                session.baseline(workload.evaluate())
     record_event(ctx, config, "start", step=step, world_size=ctx.world_size)
     start_step = step
-    previous_step = _previous_run_step(config.checkpoint_dir)
-
     sampler = ResumableDistributedSampler(workload.train_size(), ctx.env.rank, ctx.world_size, seed=config.seed)
     global_batch = config.batch_size * ctx.world_size
     steps_per_epoch = workload.train_size() // global_batch
     total_steps = config.max_steps or (step + steps_per_epoch * (config.epochs - epoch) - consumed // global_batch)
-    metrics.plan(start_step, total_steps, clock.origin, previous_step)
-    evaluation.goodput = {"startStep": start_step, "phases": clock.as_dict(), "startedAt": round(clock.origin, 1)}
-    if config.lineage:
-        evaluation.init = {k: config.lineage[0].get(k) for k in ("source", "step", "sha256", "reinitialized")}
-
-    def publish_phases() -> None:
-        clock.train_until_now()
-        phases = clock.as_dict()
-        metrics.phases(phases)
-        evaluation.goodput = {"startStep": start_step, "phases": phases, "step": step, "totalSteps": total_steps,
-                              "startedAt": round(clock.origin, 1)}
+    session.step, session.epoch = step, epoch
+    session.plan(start_step, total_steps, _previous_run_step(config.checkpoint_dir))
+    session.clock.mark("data")
 
     def save() -> None:
-        if not ctx.is_main:
-            return
-        with clock.phase("checkpoint"):
-            manager.save(step, {"workload": workload.state_dict(), "epoch": epoch, "consumed": consumed,
-                                "rng": _rng_state(), "world_size": ctx.world_size, "results": results,
-                                "evaluation": evaluation.as_dict()})
-        metrics.checkpoint(manager.last_duration or 0.0)
+        session.save_checkpoint(step, {"workload": workload.state_dict(), "epoch": epoch, "consumed": consumed,
+                                       "rng": _rng_state(), "world_size": ctx.world_size, "results": results},
+                                manager)
         record_event(ctx, config, "checkpoint", step=step)
 
-    clock.close_startup()
-    clock.start_training()
-    publish_phases()
+    session.begin_training()
     window_start, window_steps = time.perf_counter(), 0
     done = False
     while epoch < config.epochs and not done:
@@ -212,23 +150,19 @@ def run(
             loss_tensor = workload.train_step(order[start:start + config.batch_size])
             step += 1
             if step == start_step + 1:
-                clock.mark("first_step")
+                session.clock.mark("first_step")
                 if ctx.is_main:
-                    print(f"LUDUS_STARTUP {json.dumps(clock.marks)}", flush=True)
+                    print(f"LUDUS_STARTUP {json.dumps(session.clock.marks)}", flush=True)
             consumed += global_batch
             window_steps += 1
             if step % config.log_every == 0 or step == total_steps:
-                loss = float(loss_tensor)  # the only host sync: on logged steps
                 elapsed = time.perf_counter() - window_start
                 rate = window_steps * global_batch / elapsed if elapsed > 0 else None
                 tokens = rate * _tokens_per_sample(workload) if rate and _tokens_per_sample(workload) else None
-                metrics.step(step, epoch, loss, rate, tokens)
-                publish_phases()
-                _gpu_metrics(ctx, metrics, tokens, workload, config)
-                if ctx.is_main:
-                    record = progress.record(step=step, total_steps=total_steps, epoch=epoch, loss=loss,
-                                             samples_per_second=rate, metrics=results)
-                    print(f"LUDUS_PROGRESS {json.dumps(record)}", flush=True)
+                # float(loss): the only host sync, on logged steps
+                session.report(step=step, loss=float(loss_tensor), epoch=epoch, total_steps=total_steps,
+                               samples_per_second=rate, tokens_per_second=tokens, log=True)
+                _gpu_metrics(ctx, session.metrics, tokens, workload, config)
                 window_start, window_steps = time.perf_counter(), 0
             if step % config.checkpoint_interval == 0:
                 save()
@@ -243,35 +177,22 @@ def run(
                 time.sleep(config.step_delay)
         if not done:
             epoch, consumed = epoch + 1, 0
-        with clock.phase("evaluation"):
+        session.step, session.epoch = step, epoch
+        with session.phase("evaluation"):
             results = workload.evaluate()
-        metrics.evaluation(results, step)
-        evaluation.update(results, step, epoch)
-        publish_phases()
-        if ctx.is_main:
-            evaluation.publish()
-            print(f"LUDUS_EVAL epoch={epoch} step={step} " + " ".join(f"{k}={v:.4f}" for k, v in results.items()),
-                  flush=True)
+        session.evaluated(results, step, epoch)
     if not results:  # resumed from a final checkpoint written before results were kept in it
         results = workload.evaluate()
-        metrics.evaluation(results, step)
-        evaluation.update(results, step, epoch)
+        session.evaluated(results, step, epoch)
     save()
-    publish_phases()
     final = {"step": step, "epoch": epoch, "world_size": ctx.world_size, **results}
     record_event(ctx, config, "result", **final)
+    model = getattr(workload, "model", None)
+    if isinstance(model, torch.nn.Module):
+        session.export_model(model, {"evaluation": results, "workload": workload.name})
+    session.publish_final()
     if ctx.is_main:
-        model = getattr(workload, "model", None)
-        if isinstance(model, torch.nn.Module):
-            exported = export_model(config.checkpoint_dir, model, {
-                "job": ctx.env.job, "step": step, "epoch": epoch, "evaluation": results,
-                "objective": {"metric": evaluation.objective.metric, "goal": evaluation.objective.goal},
-                "world_size": ctx.world_size, "workload": workload.name, "initializedFrom": config.lineage,
-            })
-            print(f"LUDUS_MODEL {exported}", flush=True)
-        evaluation.publish()
         (config.checkpoint_dir / "result.json").write_text(json.dumps(final))
-        progress.record(step=step, total_steps=total_steps, epoch=epoch, loss=0.0, metrics=results)
         print(f"LUDUS_RESULT {json.dumps(final)}", flush=True)
     return final
 

@@ -187,6 +187,9 @@ class RunRecord(Model):
     warm_start: str | None = Field(default=None, description="The champion run it started from.")
     phase: str = Field(default="Pending", description="The TrainingJob's phase (Replaced when a newer run took over).")
     evaluation: dict[str, float] = Field(default_factory=dict, description="Its final evaluation metrics.")
+    baseline: dict[str, float] = Field(
+        default_factory=dict, description="The model it started from (the champion), evaluated on the run's own "
+        "data before training: what its final evaluation is compared with.")
     promoted: bool | None = Field(default=None, description="Whether its model became champion (unset: not decided).")
     reason: str = Field(default="", description="Why it was or was not promoted, one word.")
     message: str = Field(default="", description="Why, for a person.")

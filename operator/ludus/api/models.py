@@ -571,6 +571,10 @@ class Evaluation(StatusModel):
     latest: dict[str, MetricValue] = Field(default_factory=dict, description="Each metric's latest value.")
     best: dict[str, MetricValue] = Field(default_factory=dict, description="Each metric's best value so far.")
     objective: ObjectiveValue | None = Field(default=None, description="The objective's value on its own.")
+    baseline: dict[str, MetricValue] = Field(
+        default_factory=dict,
+        description="The model the job started from (spec.init), evaluated on this job's own data before "
+        "training: a ContinuousTraining promotes a run by comparing its latest values with these.")
 
 
 class InitializedFrom(StatusModel):

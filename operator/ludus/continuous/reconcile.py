@@ -27,7 +27,7 @@ from ludus.continuous.policies.triggers import data_condition, read_triggers
 from ludus.continuous.runs import objective_of, run_number, warm_start_of
 from ludus.continuous.state import CTPlan, Observed, RunPass
 from ludus.continuous.status import continuous_status
-from ludus.trainingjob.child import annotation, latest_metrics, phase_of, reported_objective
+from ludus.trainingjob.child import annotation, baseline_metrics, latest_metrics, phase_of, reported_objective
 from ludus.trainingjob.objective import resolve
 
 __all__ = ["CTPlan", "Observed", "reconcile_continuous"]
@@ -76,8 +76,10 @@ def _begin(ct: ContinuousTraining, jobs: Sequence[TrainingJob], now: datetime) -
 def _record(ct: ContinuousTraining, job: TrainingJob, number: int, old: RunRecord | None) -> RunRecord:
     phase = phase_of(job)
     evaluation = dict(old.evaluation) if old else {}
+    baseline = dict(old.baseline) if old else {}
     if phase in c.TERMINAL_PHASES:
         evaluation = {m: v for m, (v, _) in latest_metrics(job).items()}
+        baseline = baseline_metrics(job)
     base = old or RunRecord(number=number, name=job.metadata.name)
     return base.model_copy(update={
         "phase": phase if not old or old.phase != c.CT_PHASE_REPLACED else c.CT_PHASE_REPLACED,
@@ -85,4 +87,5 @@ def _record(ct: ContinuousTraining, job: TrainingJob, number: int, old: RunRecor
         "data_version": annotation(job, c.ANNOTATION_DATA_VERSION) or base.data_version,
         "warm_start": warm_start_of(ct, job) or base.warm_start,
         "evaluation": evaluation,
+        "baseline": baseline,
     })

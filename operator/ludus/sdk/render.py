@@ -136,15 +136,17 @@ def when(moment: datetime | None) -> str:
 
 
 def continuous_runs(ct: ContinuousTraining) -> list[list[str]]:
-    """The runs as table rows, newest first: what each scored and what became of its model."""
+    """The runs as table rows, newest first: what each scored, what the model it started from scored on
+    the same data (its baseline), and what became of its model."""
     status = ct.status
     metric = status.objective.metric if status.objective else None
     champion = status.champion.job if status.champion else None
     rows = []
     for run in sorted(status.runs, key=lambda r: r.number, reverse=True):
         value = run.evaluation.get(metric) if metric else None
+        baseline = run.baseline.get(metric) if metric else None
         promoted = "champion" if run.name == champion else {True: "yes", False: "no", None: ""}[run.promoted]
         rows.append([run.name, run.trigger, run.data_version or "", run.phase,
-                     "" if value is None else f"{value:.4g}", promoted,
+                     "" if value is None else f"{value:.4g}", "" if baseline is None else f"{baseline:.4g}", promoted,
                      run.reason if run.promoted is not False else f"{run.reason}: {run.message}"])
     return rows

@@ -112,6 +112,12 @@ def latest_metrics(job: TrainingJob) -> dict[str, tuple[float, int]]:
     return {m: (v.value, v.step) for m, v in evaluation.latest.items()} if evaluation else {}
 
 
+def baseline_metrics(job: TrainingJob) -> dict[str, float]:
+    """The model the child started from, evaluated on the child's own data before it trained."""
+    evaluation = job.status.evaluation
+    return {m: v.value for m, v in evaluation.baseline.items()} if evaluation else {}
+
+
 def reported_objective(job: TrainingJob) -> Objective | None:
     """The objective the child's status resolved (the workload's own when nothing was declared)."""
     evaluation = job.status.evaluation

@@ -150,8 +150,9 @@ def evaluation_status(
 ) -> Evaluation | None:
     """The status' evaluation: the old one, updated by what the trainers left in their termination
     messages (and, while training, worker 0's latest evaluation). Latest values move only forward
-    in steps; best values only get better; the objective is the spec's, else the one the trainer
-    reported, else loss (minimize)."""
+    in steps; best values only get better; the baseline (the starting model on this job's data) is
+    kept as reported; the objective is the spec's, else the one the trainer reported, else loss
+    (minimize)."""
     reports = [p.evaluation for p in pods if p.evaluation is not None] + ([live] if live else [])
     if not reports:
         return old
@@ -160,8 +161,9 @@ def evaluation_status(
     reported = next((o for o in (parse_objective(r.get("objective")) for r in reports) if o is not None), None)
     kept = Objective(metric=old.objective.metric, goal=old.objective.goal) if old and old.objective else None
     objective = declared or reported or kept or Objective()
+    baseline = dict(old.baseline) if old else {}
     for report in reports:
-        for part, target in (("latest", latest), ("best", best)):
+        for part, target in (("latest", latest), ("best", best), ("baseline", baseline)):
             entries = report.get(part)
             if not isinstance(entries, Mapping):
                 continue
@@ -174,7 +176,7 @@ def evaluation_status(
                 current = target.get(metric)
                 if current is None:
                     target[metric] = value
-                elif part == "latest":
+                elif part in ("latest", "baseline"):
                     if value.step >= current.step:
                         target[metric] = value
                 elif better(value.value, current.value, objective, metric):
@@ -185,6 +187,7 @@ def evaluation_status(
     return Evaluation(
         latest=latest,
         best=best,
+        baseline=baseline,
         objective=ObjectiveValue(
             metric=objective.metric, goal=objective.goal, value=mine.value if mine else None,
             best=best_value.value if best_value else None, summary=summary[:63],

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ludus.api import constants as c
-from ludus.api.models import TrainingJob, TrainingJobStatus, parse_job, read_status
+from ludus.api.models import Evaluation, MetricValue, TrainingJob, TrainingJobStatus, parse_job, read_status
 from ludus.trainingjob.reconcile import invalid_spec_plan, reconcile
 from tests.compat import previous_models
 from tests.factories import T0, make_job, running
@@ -23,7 +23,10 @@ def _stored(job: TrainingJob, status: TrainingJobStatus) -> dict[str, Any]:
 def test_what_this_version_writes_the_previous_one_reads_and_the_reverse() -> None:
     job = make_job().workers(2).build()
     status = reconcile(job, running("digits", 2), T0, refused="Pod digits-worker-1: exceeded quota").status
+    # A field this release added: the baseline of the model the job started from.
+    status = status.model_copy(update={"evaluation": Evaluation(baseline={"accuracy": MetricValue(value=0.8)})})
     stored = _stored(job, status)
+    assert stored["status"]["evaluation"]["baseline"]
     previous = previous_models.TrainingJob.model_validate(stored)  # a rollback reads it
     assert previous.status.phase == status.phase and previous.status.restarts == status.restarts
     back = parse_job(previous.model_dump(by_alias=True, mode="json", exclude_none=True))  # and upgrades again

@@ -50,9 +50,11 @@ class World:
                 self.pods.pop(name, None)
         return plan
 
-    def finish(self, run: str, phase: str = c.PHASE_SUCCEEDED, **metrics: float) -> None:
+    def finish(self, run: str, phase: str = c.PHASE_SUCCEEDED, baseline: dict[str, float] | None = None,
+               **metrics: float) -> None:
         self.jobs[run]["status"] = {"phase": phase, "evaluation": {
-            "latest": {m: {"value": v, "step": 100} for m, v in metrics.items()}}}
+            "latest": {m: {"value": v, "step": 100} for m, v in metrics.items()},
+            "baseline": {m: {"value": v, "step": 0} for m, v in (baseline or {}).items()}}}
 
     def run_pod(self, run: str, ok: bool = True, message: str = "") -> None:
         number = run_number(read_children([self.jobs[run]])[0]) if run in self.jobs else None
@@ -248,6 +250,41 @@ def test_a_better_challenger_replaces_the_champion_and_the_audit_trail_keeps_bot
     assert [h["job"] for h in trail] == ["fresh-0", "fresh-1"]
     assert trail[0]["retiredAt"] and "retiredAt" not in trail[1]
     assert world.status["promotions"] == 2
+
+
+@pytest.mark.parametrize(("final", "baseline", "decision", "words"), [
+    # v2 is harder: the champion scores 0.85 on it. 0.90 is worse than its 0.95 on v1, better on the same data.
+    (0.90, 0.85, "promoted", "beats the champion's on this run's data (its baseline) 0.85"),
+    # v2 is easier: 0.97 beats the champion's 0.95 on v1, not its 0.99 on v2.
+    (0.97, 0.99, "rejected", "against the champion's on this run's data (its baseline) 0.99"),
+])
+def test_a_run_is_compared_with_the_champion_on_its_own_data_its_baseline(
+        final: float, baseline: float, decision: str, words: str) -> None:
+    world = promoted_world()
+    world.annotate(data="v2")
+    world.step(T0 + timedelta(minutes=3))
+    world.finish("fresh-1", baseline={"accuracy": baseline}, accuracy=final)
+    plan = world.step(T0 + timedelta(minutes=4))
+    record = next(r for r in world.status["runs"] if r["name"] == "fresh-1")
+    assert record["baseline"] == {"accuracy": baseline} and record["evaluation"] == {"accuracy": final}
+    assert record["warmStart"] == "fresh-0" and words in record["message"]
+    if decision == "promoted":
+        assert [m for m in plan.create if m["kind"] == "Pod"]  # its publication
+    else:
+        assert plan.decisions == [("rejected", "NotBetterEnough")]
+
+
+def test_a_baseline_of_another_model_than_the_champion_in_service_is_not_compared_with() -> None:
+    """A run warm-started from a champion replaced since: its baseline measured a retired model."""
+    world = promoted_world()
+    world.annotate(data="v2")
+    world.step(T0 + timedelta(minutes=3))
+    record = next(r for r in world.status["runs"] if r["name"] == "fresh-1")
+    world.body["status"]["champion"]["job"] = "someone-else"  # promoted by hand meanwhile
+    world.finish("fresh-1", baseline={"accuracy": 0.5}, accuracy=0.9)
+    world.step(T0 + timedelta(minutes=4))
+    record = next(r for r in world.status["runs"] if r["name"] == "fresh-1")
+    assert record["promoted"] is False and "against the champion's 0.95" in record["message"]
 
 
 def test_a_failed_publication_keeps_the_champion_and_says_why() -> None:

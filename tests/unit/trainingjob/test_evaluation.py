@@ -108,3 +108,20 @@ def test_malformed_values_never_reach_the_status() -> None:
 def test_no_report_keeps_what_the_status_had() -> None:
     old = Evaluation(latest={"accuracy": MetricValue(value=0.9)})
     assert evaluation_status(old, [pod("digits", 0)], None) is old
+
+
+def test_the_baseline_travels_from_the_trainer_to_the_status_and_survives_a_later_report() -> None:
+    """The starting model measured on this run's data: in the message, in status.evaluation.baseline, kept
+    when a later container's report (a run resumed from a checkpoint without it) carries none."""
+    record = _record()
+    record.set_baseline({"accuracy": 0.81, "eval_loss": float("inf")})
+    assert record.baseline == {"accuracy": {"value": 0.81, "step": 0, "epoch": 0}}  # not finite: not measured
+    assert EvaluationRecord.from_dict(record.as_dict(), record.objective).baseline == record.baseline
+    observed = observe_pod(_terminated(record.message()))
+    merged = evaluation_status(None, [observed], None)
+    assert merged is not None and merged.baseline == {"accuracy": MetricValue(value=0.81)}
+    later = evaluation_status(merged, [_with(_record().as_dict())], None)
+    assert later is not None and later.baseline == merged.baseline and later.latest["accuracy"].value == 0.93
+    hostile = evaluation_status(None, [_with({"baseline": {"accuracy": {"value": "high"}, "x y": {"value": 1}}})],
+                                None)
+    assert hostile is not None and hostile.baseline == {}

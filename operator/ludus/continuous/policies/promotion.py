@@ -2,9 +2,12 @@
 the pass's two ways to a promotion (a finished run decided in order, a promotion by hand).
 
 The challenger is promoted only if it was evaluated, its objective beats the champion's by at least
-`min_improvement` (in the objective's direction), and every threshold holds. The first evaluated
-run with no champion is promoted if the thresholds hold. Every refusal says why, in words a person
-can act on: this is what the status, the Event and the metric carry.
+`min_improvement` (in the objective's direction), and every threshold holds. A run that started
+from the champion in service measured the champion on its own evaluation data before training (its
+baseline): it is compared with that, on the same data, not with a score from the champion's own run
+on the data of its day. The first evaluated run with no champion is promoted if the thresholds hold.
+Every refusal says why, in words a person can act on: this is what the status, the Event and the
+metric carry.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ludus.api import constants as c
-from ludus.api.continuous import Publishing, RunRecord, Threshold, parse_threshold
+from ludus.api.continuous import Champion, Publishing, RunRecord, Threshold, parse_threshold
 from ludus.api.models import Objective
 from ludus.continuous.publish import publish_pod
 from ludus.continuous.state import RunPass
@@ -28,9 +31,16 @@ class Verdict:
     message: str
 
 
+# What the challenger is compared with, in a verdict's words.
+CHAMPION_SCORE = "the champion's"
+BASELINE_SCORE = "the champion's on this run's data (its baseline)"
+
+
 def decide(challenger: Mapping[str, float] | None, champion: Mapping[str, float] | None, objective: Objective,
-           min_improvement: float = 0.0, thresholds: Sequence[Threshold] = ()) -> Verdict:
-    """Promote `challenger` (its evaluation metrics) over `champion` (None: there is none)?"""
+           min_improvement: float = 0.0, thresholds: Sequence[Threshold] = (),
+           against: str = CHAMPION_SCORE) -> Verdict:
+    """Promote `challenger` (its evaluation metrics) over `champion` (None: there is none)? `against` names
+    what `champion` holds: the champion's own score, or the champion evaluated on the challenger's data."""
     value = (challenger or {}).get(objective.metric)
     if value is None or not math.isfinite(value):
         reported = ", ".join(sorted(challenger or {})) or "nothing"
@@ -51,10 +61,23 @@ def decide(challenger: Mapping[str, float] | None, champion: Mapping[str, float]
     margin = gain(value, best, objective)
     if margin <= 0 or margin < min_improvement:
         wanted = f" by at least {min_improvement:g}" if min_improvement else ""
-        return Verdict(False, c.CT_REASON_NOT_BETTER, f"{objective.metric} {value:.4g} against the champion's "
+        return Verdict(False, c.CT_REASON_NOT_BETTER, f"{objective.metric} {value:.4g} against {against} "
                        f"{best:.4g}: not better{wanted} ({objective.goal})")
-    return Verdict(True, c.CT_REASON_BETTER, f"{objective.metric} {value:.4g} beats the champion's {best:.4g} "
+    return Verdict(True, c.CT_REASON_BETTER, f"{objective.metric} {value:.4g} beats {against} {best:.4g} "
                    f"by {margin:.4g}")
+
+
+def reference(record: RunRecord, champion: Champion | None, objective: Objective) -> tuple[dict[str, float] | None,
+                                                                                             str]:
+    """What a finished run is compared with: the champion evaluated on the run's own data before training
+    (its baseline), where the run started from the champion in service and measured it; the champion's
+    own score otherwise (a run from scratch, or a trainer that reports no baseline)."""
+    if champion is None:
+        return None, CHAMPION_SCORE
+    measured = record.baseline.get(objective.metric)
+    if record.warm_start == champion.job and measured is not None and math.isfinite(measured):
+        return dict(record.baseline), BASELINE_SCORE
+    return dict(champion.evaluation), CHAMPION_SCORE
 
 
 def decide_ended_runs(s: RunPass) -> None:
@@ -73,8 +96,9 @@ def decide_ended_runs(s: RunPass) -> None:
             continue
         if record.phase != c.PHASE_SUCCEEDED or s.publishing is not None:
             continue  # running, or waiting for the promotion before it to be published
-        against = s.champion.evaluation if s.champion is not None else None
-        verdict = decide(record.evaluation, against, s.objective, s.ct.spec.promotion.min_improvement, thresholds)
+        scores, against = reference(record, s.champion, s.objective)
+        verdict = decide(record.evaluation, scores, s.objective, s.ct.spec.promotion.min_improvement, thresholds,
+                         against)
         if verdict.promote:
             _publish(s, record, verdict.reason, verdict.message)
         else:

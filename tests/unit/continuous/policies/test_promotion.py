@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ludus.api import constants as c
-from ludus.api.continuous import parse_threshold
+from ludus.api.continuous import Champion, RunRecord, parse_threshold
 from ludus.api.models import Objective
-from ludus.continuous.policies.promotion import decide
+from ludus.continuous.policies.promotion import BASELINE_SCORE, CHAMPION_SCORE, decide, reference
 
 ACC = Objective(metric="accuracy", goal="maximize")
 LOSS = Objective(metric="eval_loss", goal="minimize")
@@ -51,3 +51,18 @@ def test_a_refusal_says_why_in_numbers() -> None:
 def test_a_malformed_threshold_is_refused_with_the_form_to_use(text: str) -> None:
     with pytest.raises(ValueError, match="<metric> >= <number>"):
         parse_threshold(text)
+
+
+@pytest.mark.parametrize("warm_start, baseline, expected", [
+    ("day-1", {"accuracy": 0.8}, ({"accuracy": 0.8}, BASELINE_SCORE)),  # from the champion, measured on its data
+    ("day-0", {"accuracy": 0.8}, ({"accuracy": 0.95}, CHAMPION_SCORE)),  # from a champion retired since
+    ("day-1", {}, ({"accuracy": 0.95}, CHAMPION_SCORE)),  # a trainer that reports no baseline
+    ("day-1", {"f1": 0.8}, ({"accuracy": 0.95}, CHAMPION_SCORE)),  # a baseline without the objective
+    (None, {"accuracy": 0.8}, ({"accuracy": 0.95}, CHAMPION_SCORE)),  # trained from scratch
+])
+def test_a_run_is_compared_with_its_baseline_only_when_it_measured_the_champion_in_service(
+        warm_start: str | None, baseline: dict, expected: tuple) -> None:
+    champion = Champion(job="day-1", claim_name="models", model_path="ct/champion", evaluation={"accuracy": 0.95})
+    record = RunRecord(number=2, name="day-2", warm_start=warm_start, baseline=baseline, evaluation={"accuracy": 0.9})
+    assert reference(record, champion, ACC) == expected
+    assert reference(record, None, ACC) == (None, CHAMPION_SCORE)
