@@ -2,10 +2,11 @@
 
 1. Pretrain digits on classes 0-6; fine-tune on all ten from it (`init.fromJob`, a new head) and
    train the same job from scratch: the fine-tune reaches 0.95 accuracy in fewer steps.
-2. A ContinuousTraining runs on a data version, publishes its model as champion (a real pod switches
-   the link on the claim), runs again on a new data version warm-started from the champion with a
-   learning rate of 10, and that challenger is rejected: the champion path still holds the first
-   model, byte for byte.
+2. A ContinuousTraining over a user's own script (`ludus ct apply --script`) runs on a data version,
+   publishes its model as champion (a real pod switches the link on the claim), runs again on a new
+   data version warm-started from the champion and trained on inverted labels; that challenger is
+   compared with its baseline (the champion's weights on its own data, measured before it trained)
+   and rejected: the champion path still holds the first model, byte for byte.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from devcluster.jobs import real_job, wait_phase, worker_logs
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.node import PROVISIONER, STORAGE_CLASS, RealNode
 from devcluster.operator_process import OperatorProcess
+from tests.e2e.user_script import script_spec, write_script
 from tests.integration.test_sdk_cli import ludus
 
 _EVAL = re.compile(r"LUDUS_EVAL epoch=(\d+) step=(\d+) accuracy=([0-9.]+)")
@@ -98,51 +101,57 @@ def test_fine_tuning_from_a_pretrained_job_reaches_095_in_fewer_steps_than_from_
     assert len(loaded) == 1 and "re-initialised: 4.bias, 4.weight" in loaded[0] and "of pretrain" in loaded[0]
 
 
-def _ct(name: str, claim: str, lr: str) -> dict[str, Any]:
-    template = real_job("template", workers=1, nproc=1, claim=claim,
-                        args=["--epochs", "8", "--lr", lr, "--log-every", "1000"])["spec"]
+def _ct(name: str, claim: str, script: Path) -> dict[str, Any]:
+    template = script_spec("placeholder", script, ["--steps", "40"], workers=1, nproc=1, claim=claim)
     return {"apiVersion": "ludus.dev/v1alpha1", "kind": "ContinuousTraining", "metadata": {"name": name},
             "spec": {"template": template, "successfulRunsHistoryLimit": 5,
-                     "promotion": {"objective": {"metric": "accuracy", "goal": "maximize"}, "minImprovement": 0.0,
-                                   "thresholds": ["precision >= 0.5"]}}}
+                     "promotion": {"objective": {"metric": "accuracy", "goal": "maximize"}, "minImprovement": 0.0}}}
 
 
-def test_continuous_training_promotes_a_model_and_rejects_a_worse_challenger_keeping_the_champion(
-        k: Kubectl, operator: OperatorProcess, provisioned_claims: ClaimFactory) -> None:
+def test_continuous_training_over_a_users_script_promotes_a_model_and_rejects_a_worse_run_against_its_baseline(
+        k: Kubectl, operator: OperatorProcess, provisioned_claims: ClaimFactory, tmp_path: Path) -> None:
+    """A user's own script (not a built-in workload), shipped with `ludus ct apply --script`."""
     claim = provisioned_claims("retrain")
-    k.apply(_ct("digits", claim, "0.003"))
-    k.run("annotate", "ct", "digits", "ludus.dev/data-version=2026-12-01")
-    wait_phase(k, "digits-0", "Succeeded", timeout=400)
-    first = wait_for(lambda: (k.json("ct", "digits").get("status") or {}).get("champion"), timeout=120,
+    script = write_script(tmp_path)
+    manifest = tmp_path / "ct.yaml"
+    manifest.write_text(yaml.safe_dump(_ct("rule", claim, script)))
+    applied = ludus(k.kubeconfig, "ct", "apply", "-f", str(manifest), "--script", str(script), "-n", k.namespace or "")
+    assert applied.returncode == 0, applied.stderr
+    k.run("annotate", "ct", "rule", "ludus.dev/data-version=2026-12-01")
+    wait_phase(k, "rule-0", "Succeeded", timeout=400)
+    first = wait_for(lambda: (k.json("ct", "rule").get("status") or {}).get("champion"), timeout=120,
                      what="the first champion")
-    assert first["job"] == "digits-0" and first["reason"] == "FirstChampion" and len(first["sha256"]) == 64
-    root = host_dir(k, claim) / "digits"
+    assert first["job"] == "rule-0" and first["reason"] == "FirstChampion" and len(first["sha256"]) == 64
+    root = host_dir(k, claim) / "rule"
     link = root / "champion"
-    assert link.is_symlink() and str(link.readlink()) == "runs/digits-0/model"
+    assert link.is_symlink() and str(link.readlink()) == "runs/rule-0/model"
     before = sha256(link / "weights.pt")
     assert before == first["sha256"] == json.loads((link / "metadata.json").read_text())["sha256"]
 
-    # New data, and a challenger trained with a learning rate of 10 from the champion's weights.
-    k.run("patch", "ct", "digits", "--type=merge", "-p", json.dumps({"spec": _ct("digits", claim, "10")["spec"]}))
-    k.run("annotate", "ct", "digits", "ludus.dev/data-version=2026-12-02", "--overwrite")
-    second = wait_for(lambda: k.get_or_none("tj", "digits-1"), timeout=60, what="a second run")
+    # New data, and a challenger trained on inverted labels from the champion's weights.
+    k.run("patch", "ct", "rule", "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": "/spec/template/args", "value": ["--steps", "40", "--corrupt"]}]))
+    k.run("annotate", "ct", "rule", "ludus.dev/data-version=2026-12-02", "--overwrite")
+    second = wait_for(lambda: k.get_or_none("tj", "rule-1"), timeout=60, what="a second run")
     assert second["metadata"]["annotations"]["ludus.dev/trigger"] == "DataVersion"
-    assert second["spec"]["init"]["path"] == "digits/runs/digits-0/model"
-    wait_phase(k, "digits-1", "Succeeded", timeout=400)
-    loaded = json.loads(next(x for x in worker_logs(k, "digits-1").splitlines()
-                             if "LUDUS_INIT " in x).split("LUDUS_INIT ", 1)[1])
-    assert loaded["sha256"] == before  # warm-started from the champion
-    status = wait_for(lambda: (k.json("ct", "digits").get("status") or {}).get("rejections") == 1
-                      and k.json("ct", "digits")["status"], timeout=120, what="the challenger judged")
-    record = next(r for r in status["runs"] if r["name"] == "digits-1")
-    print(f"\nchallenger digits-1: {record['reason']}: {record['message']}")
-    assert record["promoted"] is False and record["reason"] in ("NotBetterEnough", "ThresholdNotMet")
-    assert record["evaluation"]["accuracy"] < first["evaluation"]["accuracy"]
-    assert status["champion"]["job"] == "digits-0"
-    events = [e for e in k.items("events") if e["involvedObject"]["name"] == "digits"]
-    assert any(e["reason"] == "ModelRejected" and "digits-1" in e["message"] for e in events)
-    assert not k.items("pod", "ludus.dev/publish=digits-1")
-    assert str(link.readlink()) == "runs/digits-0/model" and sha256(link / "weights.pt") == before
-    shown = ludus(k.kubeconfig, "history", "digits", "-n", k.namespace or "default")
+    assert second["spec"]["init"]["path"] == "rule/runs/rule-0/model"
+    wait_phase(k, "rule-1", "Succeeded", timeout=400)
+    assert "SCRIPT lr=0.5 corrupt=True" in worker_logs(k, "rule-1")
+    status = wait_for(lambda: (k.json("ct", "rule").get("status") or {}).get("rejections") == 1
+                      and k.json("ct", "rule")["status"], timeout=120, what="the challenger judged")
+    record = next(r for r in status["runs"] if r["name"] == "rule-1")
+    print(f"\nchallenger rule-1: {record['reason']}: {record['message']}")
+    # Compared on the same data: the champion's weights, measured by this run before it trained.
+    assert record["warmStart"] == "rule-0" and record["baseline"] == {"accuracy": first["evaluation"]["accuracy"]}
+    assert record["promoted"] is False and record["reason"] == "NotBetterEnough", record
+    assert "its baseline" in record["message"] and record["evaluation"]["accuracy"] < record["baseline"]["accuracy"]
+    assert k.json("tj", "rule-1")["status"]["initializedFrom"]["sha256"] == before  # warm-started from it
+    assert status["champion"]["job"] == "rule-0"
+    events = [e for e in k.items("events") if e["involvedObject"]["name"] == "rule"]
+    assert any(e["reason"] == "ModelRejected" and "rule-1" in e["message"] for e in events)
+    assert not k.items("pod", "ludus.dev/publish=rule-1")
+    assert str(link.readlink()) == "runs/rule-0/model" and sha256(link / "weights.pt") == before
+    shown = ludus(k.kubeconfig, "history", "rule", "-n", k.namespace or "default")
     print(shown.stdout)
-    assert shown.returncode == 0 and "ThresholdNotMet" in shown.stdout and "champion" in shown.stdout
+    assert shown.returncode == 0 and "BASELINE" in shown.stdout and "NotBetterEnough" in shown.stdout
+    assert "champion" in shown.stdout

@@ -84,21 +84,31 @@ def _peak_flops() -> float | None:
     return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
 
 
+def _own_code(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """--script/--module, and every other argument left for that code: a script's own --lr or --epochs
+    are its own, never taken (or abbreviated into) the built-in workloads' options."""
+    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    p.add_argument("--script", type=Path)
+    p.add_argument("--module")
+    return p.parse_known_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    env = RunEnv.from_environ()
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s rank{env.rank} %(name)s: %(message)s")
+    code, rest = _own_code(argv)
+    if code.script or code.module:
+        # A user's own code: it gets the environment and uses ludus_trainer.api itself.
+        sys.argv = [str(code.script or code.module), *rest]
+        if code.script:
+            runpy.run_path(str(code.script), run_name="__main__")
+        else:
+            runpy.run_module(code.module, run_name="__main__", alter_sys=True)
+        return 0
     parser = _parser()
     # A Sweep trial's values (lr, width, batch_size, ...) set the options; flags given still win.
     parser.set_defaults(**trial.option_defaults(trial.parameters()))
-    args, rest = parser.parse_known_args(argv)
-    env = RunEnv.from_environ()
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s rank{env.rank} %(name)s: %(message)s")
-    if args.script or args.module:
-        # A user's own code: it gets the environment and uses ludus_trainer.api itself.
-        sys.argv = [str(args.script or args.module), *rest]
-        if args.script:
-            runpy.run_path(str(args.script), run_name="__main__")
-        else:
-            runpy.run_module(args.module, run_name="__main__", alter_sys=True)
-        return 0
+    args = parser.parse_args(argv)
     # The built-in workloads are scripts on the public API, like a user's.
     os.environ[ENV_CHECKPOINT_DIR] = str(args.checkpoint_dir)
     os.environ[ENV_METRICS_PORT] = str(args.metrics_port)
