@@ -1,21 +1,28 @@
 """A user's own script (tests/e2e/user_script.py, not a built-in workload) gets what `digits` gets, on
 real pods: resume after worker 0 is deleted, a SIGTERM checkpoint on suspend, an exported model that
-a second job starts from (with a baseline), and a Sweep over it shipped with `ludus sweep apply --script`.
+a second job starts from (with a baseline), a Sweep over it shipped with `ludus sweep apply --script`,
+and docs/sdk.md's transformers and Lightning scripts run with `ludus run`.
 The ContinuousTraining over the same script is in test_continuous.py.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from devcluster.jobs import progress_step, unique, wait_phase, wait_step, worker_logs
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
+from tests.doc_examples import write_example
+from tests.e2e.test_cli import LUDUS
 from tests.e2e.user_script import script_configmap_manifest, script_spec, write_script
+from tests.fixtures import TestCluster
 from tests.integration.test_sdk_cli import ludus
 
 _CKPT = re.compile(r"ckpt-(\d+)\.pt$")
@@ -100,3 +107,23 @@ def test_a_sweep_over_a_users_script_shipped_with_script_ends_with_the_best_tria
     shown = ludus(k.kubeconfig, "sweep", "best", "rule", "-o", "json", "-n", k.namespace or "")
     assert shown.returncode == 0 and json.loads(shown.stdout)["parameters"] == {"lr": "0.5"}, shown.stdout
 
+
+@pytest.mark.parametrize("heading", ["### Hugging Face `transformers.Trainer`", "### PyTorch Lightning"],
+                         ids=["transformers", "lightning"])
+def test_a_framework_script_from_the_docs_runs_with_ludus_run_on_two_pods(
+    cluster: TestCluster, k: Kubectl, operator: OperatorProcess, real_node: object, tmp_path: Path, heading: str
+) -> None:
+    """docs/sdk.md's framework scripts as written: progress, evaluation and goodput in the status, and
+    the model exported."""
+    script = write_example(heading, tmp_path / "train.py")
+    done = subprocess.run([LUDUS, "run", str(script), "--name", "framework", "-n", k.namespace or "", "--replicas",
+                           "2", "--nproc", "1", "--cpu", "200m", "--memory", "2Gi"],
+                          env={**os.environ, "KUBECONFIG": cluster.kubeconfig, "COLUMNS": "200"},
+                          text=True, capture_output=True, timeout=600)
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+    assert "LUDUS_MODEL " in done.stdout  # rank 0 exported the model (the workers' logs, followed)
+    status = k.json("tj", "framework")["status"]
+    assert status["progress"]["step"] == status["progress"]["totalSteps"] > 0, status["progress"]
+    evaluation = status["evaluation"]
+    assert evaluation["objective"]["metric"] == "eval_loss" and evaluation["latest"]["accuracy"]["value"] > 0.9
+    assert status["goodput"]["productiveSeconds"] > 0 and status["goodput"]["badput"]["evaluation"]["seconds"] > 0

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from devcluster.agents import Store, progress_steps, result, start_agent, starts, wait_for_step
 from devcluster.kubectl import wait_for
+from tests.doc_examples import write_example
 
 INTERVAL = 20
 FAST = ["--workload", "digits", "--epochs", "30", "--log-every", "1", "--checkpoint-interval", str(INTERVAL)]
@@ -213,11 +214,7 @@ def test_a_script_checkpoints_on_sigterm_and_resumes_from_that_step(tmp_path: Pa
 
 def test_the_plain_pytorch_script_in_the_sdk_docs_runs_as_written(tmp_path: Path) -> None:
     """docs/sdk.md's example, taken from the page itself: it trains, checkpoints, exports and reports."""
-    page = (Path(__file__).resolve().parents[2] / "docs" / "sdk.md").read_text()
-    section = page[page.index("## Your training script"):]
-    code = section[section.index("```python\n") + len("```python\n"):]
-    script = tmp_path / "train.py"
-    script.write_text(code[:code.index("```")])
+    script = write_example("## Your training script: `ludus_trainer.api`", tmp_path / "train.py")
     ckpt = tmp_path / "ckpt"
     with Store() as store:
         agent = start_agent("a", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=2, checkpoint_dir=ckpt,
