@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from devcluster.agents import Store, start_agent
+from devcluster.kubectl import wait_for
 from tests.doc_examples import write_example
 
 HEADINGS = {"transformers": "### Hugging Face `transformers.Trainer`", "lightning": "### PyTorch Lightning"}
@@ -56,3 +57,61 @@ def test_a_framework_script_from_the_docs_reports_progress_evaluation_goodput_an
     if framework == "lightning":
         assert second["baseline"]["eval_loss"]["value"] == pytest.approx(first["latest"]["eval_loss"]["value"],
                                                                          abs=1e-5)
+
+
+# Each framework's docs script, slowed down by a callback of its own so that a SIGTERM lands mid-run.
+SLOWED = {
+    "transformers": ("huggingface.train(trainer)", '''
+import time
+from transformers import TrainerCallback
+
+
+class Slow(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        time.sleep(0.1)
+        print(f"STEP {state.global_step}", flush=True)
+
+
+trainer.add_callback(Slow())
+huggingface.train(trainer)'''),
+    "lightning": ("ludus_lightning.fit(trainer, model, train, val)", '''
+import time
+
+
+class Slow(pl.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        time.sleep(0.1)
+        print(f"STEP {trainer.global_step}", flush=True)
+
+
+trainer.callbacks.append(Slow())
+ludus_lightning.fit(trainer, model, train, val)'''),
+}
+
+
+@pytest.mark.parametrize("framework", ["transformers", "lightning"])
+def test_a_framework_script_checkpoints_on_sigterm_and_the_next_run_resumes_there(
+        tmp_path: Path, framework: str) -> None:
+    call, slowed = SLOWED[framework]
+    text = write_example(HEADINGS[framework], tmp_path / "docs.py").read_text()
+    assert call in text
+    script = tmp_path / "train.py"
+    script.write_text(text.replace(call, slowed))
+    ckpt = tmp_path / "ckpt"
+    with Store() as store:
+        agent = start_agent("a", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=1, checkpoint_dir=ckpt,
+                            trainer_args=["--script", str(script)])
+        wait_for(lambda: "STEP 15\n" in agent.text(), timeout=240, interval=0.1, what="step 15")
+        agent.terminate()
+        assert agent.wait(timeout=120) != 0
+    reached = max(int(line.split()[-1]) for line in agent.text().splitlines() if line.startswith("STEP "))
+    assert "model" not in {p.name for p in ckpt.iterdir()}  # stopped: nothing exported
+    with Store() as store:
+        again = start_agent("b", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=1, checkpoint_dir=ckpt,
+                            trainer_args=["--script", str(script)])
+        assert again.wait(timeout=400) == 0, again.text()[-4000:]
+    resumed = [int(line.split()[-1]) for line in again.text().splitlines() if line.startswith("STEP ")]
+    assert "LUDUS_RESUME " in again.text()
+    # The first step of the next run follows the step the SIGTERM checkpoint was saved at.
+    assert reached - 1 <= resumed[0] - 1 <= reached + 1, (reached, resumed[:3])
+    assert (ckpt / "model" / "weights.pt").exists()
