@@ -25,8 +25,10 @@ sys.path.insert(0, str(REPO / "trainer_image"))
 from ludus_trainer.cli import PEAK_BF16_FLOPS  # noqa: E402
 from ludus_trainer.dist import DistContext  # noqa: E402
 from ludus_trainer.env import RunEnv  # noqa: E402
+from ludus_trainer.goodput import PhaseClock  # noqa: E402
 from ludus_trainer.loop import LoopConfig, run  # noqa: E402
 from ludus_trainer.metrics import TrainerMetrics  # noqa: E402
+from ludus_trainer.session import Session  # noqa: E402
 from ludus_trainer.workloads.gpt import GPTWorkload  # noqa: E402
 from ludus_trainer.workloads.gpt_model import GPT, GPTConfig, lm_loss, synthetic_batch  # noqa: E402
 
@@ -68,7 +70,7 @@ def harness(cfg: GPTConfig, device: torch.device, batch: int, warmup: int, steps
     with tempfile.TemporaryDirectory() as ckpt:
         config = LoopConfig(epochs=1, batch_size=batch, checkpoint_dir=Path(ckpt), checkpoint_interval=10**9,
                             max_steps=warmup + steps, log_every=steps)  # the window after warm-up is measured
-        run(ctx, workload, config, metrics)  # type: ignore[arg-type]
+        run(Session(ctx, PhaseClock(), metrics, Path(ckpt)), workload, config)
     return float(metrics._l(metrics._tokens)._value.get())
 
 
