@@ -13,7 +13,7 @@ from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
 from tests.fixtures import TestCluster
-from tests.kueue import LOCAL_QUEUE, conditions_true, kueue_queue
+from tests.kueue import LOCAL_QUEUE, conditions_true, kueue_queue, two_flavor_queue
 
 
 @pytest.fixture
@@ -122,3 +122,36 @@ def test_a_queue_no_localqueue_serves_is_named_in_a_condition_and_an_event(
     assert _status(k, "lost")["phase"] == "Suspended" and not k.items("pods", "ludus.dev/job-name=lost")
     wait_for(lambda: any(e["reason"] == "Inadmissible" and "no-such-queue" in e["message"]
                          for e in _events(k, "lost")), what="an Inadmissible Event naming the queue")
+
+
+def test_the_pods_run_where_the_admitted_flavor_says_each_on_its_own_nodes(
+    cluster: TestCluster, k: Kubectl, namespace: str, operator: OperatorProcess
+) -> None:
+    """Quota for one 4-worker job in each of two flavors: the first job is admitted on flavor a, the second
+    on flavor b; each one's pods carry its flavor's node labels (and b's toleration) and run on its node."""
+    with two_flavor_queue(cluster.kubectl, namespace, cpu="5", memory="20Gi") as (key, queue_name):
+        k.apply(_queued("first", queue_name))
+        _running(k, "first")
+        k.apply(_queued("second", queue_name))
+        _running(k, "second")
+        nodes = {"a": "kwok-cpu-0", "b": "kwok-cpu-1"}
+        for job, workers_flavor in (("first", "a"), ("second", "b")):
+            # Each pod set has its own flavors: the second job's store (50m) may still fit in flavor a.
+            assigned = {a["name"]: a["flavors"]["cpu"].removesuffix(f"-{namespace}")
+                        for a in _workload(k, job)["status"]["admission"]["podSetAssignments"]}
+            assert assigned["workers"] == workers_flavor, assigned
+            pods = k.items("pods", f"ludus.dev/job-name={job}")
+            assert len(pods) == 5  # the store and four workers
+            for pod in pods:
+                flavor = assigned["store" if pod["metadata"]["labels"]["ludus.dev/role"] == "rendezvous" else "workers"]
+                assert pod["spec"]["nodeSelector"][key] == flavor, (pod["metadata"]["name"], pod["spec"])
+                assert pod["spec"]["nodeName"] == nodes[flavor]
+                tolerated = any(t.get("key") == key for t in pod["spec"].get("tolerations") or [])
+                assert tolerated == (flavor == "b")
+        # Suspended, its pods go; resumed and admitted again, its new pods are placed again.
+        k.run("patch", "tj", "first", "--type=merge", "-p", '{"spec": {"suspend": true}}')
+        wait_for(lambda: not k.items("pods", "ludus.dev/job-name=first"), what="first's pods gone")
+        k.run("patch", "tj", "first", "--type=merge", "-p", '{"spec": {"suspend": false}}')
+        _running(k, "first")
+        workers = k.items("pods", "ludus.dev/job-name=first,ludus.dev/role=worker")
+        assert {p["spec"]["nodeSelector"][key] for p in workers} == {"a"}

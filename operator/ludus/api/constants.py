@@ -80,6 +80,9 @@ KUEUE_GROUP: Final = "kueue.x-k8s.io"
 KUEUE_VERSION: Final = "v1beta2"
 KUEUE_WORKLOAD_API: Final = f"{KUEUE_GROUP}/{KUEUE_VERSION}"
 KUEUE_WORKLOAD_KIND: Final = "Workload"
+# Kueue admitted the job, but its flavors cannot be applied to its pods (a flavor that cannot be read, a
+# node label the template sets otherwise): the Workload is finished, as Kueue's own integrations do.
+REASON_FAILED_TO_START: Final = "FailedToStart"
 
 # Set when Ludus suspended a queued job on first sight, so it does not do it again after admission.
 ANNOTATION_QUEUED: Final = "ludus.dev/queued"

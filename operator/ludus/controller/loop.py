@@ -111,6 +111,7 @@ class Controller:
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: Mapping[Any, Any] | None = None
         self._workloads: Mapping[Any, Any] | None = None
+        self._flavors: Mapping[Any, Any] | None = None
         self._nodes: tuple[float, list[NodeCapacity]] | None = None  # (read at, nodes), for capacity checks
         self.pods = PodIndex()
         self.expectations = Expectations()
@@ -132,10 +133,18 @@ class Controller:
         if self._jobs is None:
             self._jobs = jobs
 
-    def bind_workloads(self, workloads: Mapping[Any, Any]) -> None:
-        """Kueue's Workloads for queued jobs, by job (the index stays empty where Kueue is absent)."""
+    def bind_workloads(self, workloads: Mapping[Any, Any], flavors: Mapping[Any, Any] | None = None) -> None:
+        """Kueue's Workloads for queued jobs, by job, and its ResourceFlavors by name (both indexes stay
+        empty where Kueue is absent)."""
         if self._workloads is None:
             self._workloads = workloads
+        if self._flavors is None and flavors is not None:
+            self._flavors = flavors
+
+    def _flavors_by_name(self) -> dict[str, Mapping[str, Any]]:
+        if self._flavors is None:
+            return {}
+        return {name: next(iter(self._flavors[name])) for name in self._flavors if self._flavors[name]}
 
     def _workload(self, key: JobKey, uid: str) -> WorkloadState | None:
         """The job's Workload from the index (None: not made yet, or the one of an earlier job by that name)."""
@@ -143,7 +152,7 @@ class Controller:
             return None
         body = next((b for b in self._workloads[key] if b["metadata"].get("labels", {}).get(LABEL_JOB_UID) == uid),
                     None)
-        return parse_workload(body) if body is not None else None
+        return parse_workload(body, self._flavors_by_name()) if body is not None else None
 
     async def nodes(self) -> list[NodeCapacity]:
         """The nodes, read at most every NODES_SECONDS and only for jobs a pod of which cannot be placed

@@ -56,7 +56,7 @@ async def trainingjob_event(
     # Kopf passes each index by its id as a keyword argument: `jobs` here.
     controller: Controller = memo.controller
     controller.bind_jobs(kwargs["jobs"])
-    controller.bind_workloads(kwargs["workloads"])
+    controller.bind_workloads(kwargs["workloads"], kwargs["flavors"])
     key = (namespace or "", name)
     if type == "DELETED":
         controller.forget_job(key, uid)
@@ -89,5 +89,29 @@ async def workloads(
 async def workload_event(*, namespace: str | None, labels: Mapping[str, str], memo: Any, **kwargs: Any) -> None:
     """Kueue admitted, evicted or re-queued a job's Workload: the job's next pass acts on it."""
     controller: Controller = memo.controller
-    controller.bind_workloads(kwargs["workloads"])
+    controller.bind_workloads(kwargs["workloads"], kwargs["flavors"])
     controller.enqueue((namespace or "", labels[c.LABEL_JOB_NAME]))
+
+
+def slim_flavor(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the ResourceFlavor index keeps: where the flavor's nodes are and what lets pods onto them."""
+    spec = body.get("spec") or {}
+    return {"metadata": {"name": (body.get("metadata") or {}).get("name")},
+            "spec": {"nodeLabels": dict(spec.get("nodeLabels") or {}),
+                     "tolerations": list(spec.get("tolerations") or [])}}
+
+
+@kopf.index(c.KUEUE_GROUP, c.KUEUE_VERSION, "resourceflavors", id="flavors")
+async def flavors(*, name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    """Kueue's ResourceFlavors (cluster-scoped), which an admission names: their node labels and tolerations
+    go onto the pods of the pod sets admitted on them."""
+    return {name: slim_flavor(body)}
+
+
+@kopf.on.event(c.KUEUE_GROUP, c.KUEUE_VERSION, "resourceflavors", id="flavor-event")
+async def flavor_event(*, memo: Any, **kwargs: Any) -> None:
+    """A flavor appeared or changed: the queued jobs look again (one may wait for it to place its pods)."""
+    controller: Controller = memo.controller
+    controller.bind_workloads(kwargs["workloads"], kwargs["flavors"])
+    for key in list(kwargs["workloads"]):
+        controller.enqueue(key)

@@ -19,6 +19,7 @@ from typing import Any
 
 from ludus.api import constants as c
 from ludus.api.models import ConditionStatus, TrainingJob
+from ludus.trainingjob.placement import Placement, PlacementError, admission_placements, selector_conflict
 from ludus.trainingjob.policies.decision import Event
 
 __all__ = ["QueueStep", "WorkloadState", "parse_workload", "queue_name", "queue_step", "released_status",
@@ -40,6 +41,11 @@ class WorkloadState:
     waiting: tuple[str, str] | None  # QuotaReserved False: (reason, message)
     evicted: tuple[str, str] | None  # Evicted True: (reason, message)
     conditions: tuple[Mapping[str, Any], ...] = ()
+    # Where the admission says each pod set runs (its flavors' node labels and tolerations), or why it
+    # cannot be applied (a flavor that cannot be read, a node label the template sets otherwise).
+    placements: Mapping[str, Placement] = field(default_factory=dict)
+    placement_error: str | None = None
+    placement_pending: str | None = None  # a flavor not seen yet: wait for it
 
 
 def _condition(conditions: list[Mapping[str, Any]], type_: str) -> Mapping[str, Any] | None:
@@ -51,7 +57,9 @@ def _true(conditions: list[Mapping[str, Any]], type_: str) -> bool:
     return cond is not None and cond.get("status") == "True"
 
 
-def parse_workload(body: Mapping[str, Any]) -> WorkloadState:
+def parse_workload(body: Mapping[str, Any], flavors: Mapping[str, Mapping[str, Any]] | None = None
+                   ) -> WorkloadState:
+    """What a pass needs of the Workload; `flavors` (ResourceFlavors by name) place its admitted pod sets."""
     meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
     conditions = list(status.get("conditions") or [])
     reserved = _condition(conditions, "QuotaReserved")
@@ -71,7 +79,15 @@ def parse_workload(body: Mapping[str, Any]) -> WorkloadState:
         evicted=(str(evicted.get("reason", "")), str(evicted.get("message", "")))
         if evicted is not None and evicted.get("status") == "True" else None,
         conditions=tuple(conditions),
+        **_placements(body, flavors or {}),
     )
+
+
+def _placements(body: Mapping[str, Any], flavors: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    try:
+        return {"placements": admission_placements(body, flavors)}
+    except PlacementError as err:
+        return {"placements": {}, "placement_error" if err.permanent else "placement_pending": str(err)}
 
 
 def queue_name(job: TrainingJob) -> str | None:
@@ -135,6 +151,20 @@ def queue_step(job: TrainingJob, workload: WorkloadState | None, live_pods: bool
             step.release_quota = True
         return step
     if job.spec.suspend:
+        unplaceable = workload.placement_error or next(
+            (why for p in workload.placements.values()
+             if (why := selector_conflict(job.spec.template.node_selector, p)) is not None), None)
+        if workload.admitted and queue_suspended and unplaceable is not None:
+            # Kueue's integrations finish such a Workload (FailedToStart): its quota goes to the next job.
+            message = f"admitted by ClusterQueue {workload.cluster_queue}, but {unplaceable}"
+            failed: tuple[ConditionStatus, str, str] = ("False", c.REASON_FAILED_TO_START, message)
+            if workload.finished:
+                return QueueStep(condition=failed)
+            return QueueStep(finish=("Failed", message), condition=failed,
+                             events=[Event("Warning", c.REASON_FAILED_TO_START, message)])
+        if workload.admitted and queue_suspended and workload.placement_pending is not None:
+            return QueueStep(condition=("False", c.REASON_QUEUED, f"admitted by ClusterQueue "
+                                        f"{workload.cluster_queue}; waiting: {workload.placement_pending}"))
         if workload.admitted and queue_suspended:
             message = f"admitted by ClusterQueue {workload.cluster_queue} from LocalQueue {queue}"
             return QueueStep(suspend=False, condition=("True", c.REASON_ADMITTED, message),

@@ -8,6 +8,7 @@ to record. It applies the policies (`ludus.trainingjob.policies`) in a fixed ord
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -19,8 +20,9 @@ from ludus.builders import pods as pod_builders
 from ludus.builders.netpol import NO_POLICY, PolicySettings, build_network_policy, policy_wanted
 from ludus.builders.podgroup import build_pod_group, effective_gang, gang_unavailable
 from ludus.builders.service import build_headless_service
-from ludus.builders.workload import build_workload
+from ludus.builders.workload import POD_SET_STORE, POD_SET_WORKERS, build_workload
 from ludus.trainingjob.observe import PodObservation, current_workers, own_pods, rendezvous_pod
+from ludus.trainingjob.placement import Placement, PlacementError, place_pod
 from ludus.trainingjob.policies.capacity import NodeCapacity, capacity_problem
 from ludus.trainingjob.policies.deadline import deadline_exceeded, seconds_left
 from ludus.trainingjob.policies.decision import Decision, Event, Finish, PodDeletion, Restart, cleanup
@@ -71,6 +73,7 @@ class _Pass:
     progress: ProgressSample | None
     unavailable: Unavailable | None
     base: Decision
+    placements: Mapping[str, Placement] = field(default_factory=dict)  # Kueue's admission, by pod set
 
     def status(self, **decided: Any) -> TrainingJobStatus:
         return compute_status(self.job, self.pods, replace(self.base, **decided), self.now, self.progress,
@@ -111,6 +114,15 @@ def _finish_job(p: _Pass, finish: Finish) -> Plan:
     return plan
 
 
+def _placed(pod: dict[str, Any], placement: Placement | None) -> dict[str, Any] | None:
+    """The pod where its admission puts it; None where it cannot go (a conflict the queue step reports
+    before the job starts: a pod is never created outside its flavor)."""
+    try:
+        return place_pod(pod, placement)
+    except PlacementError:
+        return None
+
+
 def _children(
     job: TrainingJob,
     pods: list[PodObservation],
@@ -118,9 +130,12 @@ def _children(
     expected: frozenset[str],
     gang: str,
     policy: PolicySettings = NO_POLICY,
+    placements: Mapping[str, Placement] | None = None,
 ) -> tuple[list[dict[str, Any]], list[PodDeletion]]:
     """What is missing (the store, then each absent worker, never over a pod still terminating) and
-    what is surplus (workers above the desired count, highest first: not restarts)."""
+    what is surplus (workers above the desired count, highest first: not restarts). New pods go where
+    Kueue's admission placed their pod set (`placements`)."""
+    placements = placements or {}
     desired = job.spec.replicas
     delete = [
         PodDeletion(pod.name, pod.uid, c.REASON_SCALED)
@@ -130,8 +145,8 @@ def _children(
     create: list[dict[str, Any]] = []
     rdzv = rendezvous_pod(pods)
     if rdzv is None:
-        manifest = pod_builders.build_rendezvous_pod(job, gang)
-        if manifest["metadata"]["name"] not in expected:
+        manifest = _placed(pod_builders.build_rendezvous_pod(job, gang), placements.get(POD_SET_STORE))
+        if manifest is not None and manifest["metadata"]["name"] not in expected:
             create.append(manifest)
     elif rdzv.finished and not rdzv.deleting:
         delete.append(PodDeletion(rdzv.name, rdzv.uid, c.REASON_RENDEZVOUS_ENDED))
@@ -139,8 +154,8 @@ def _children(
     for index in range(desired):
         if index in workers or not store_live and rdzv is not None:
             continue
-        manifest = pod_builders.build_worker_pod(job, index, gang)
-        if manifest["metadata"]["name"] not in expected:
+        manifest = _placed(pod_builders.build_worker_pod(job, index, gang), placements.get(POD_SET_WORKERS))
+        if manifest is not None and manifest["metadata"]["name"] not in expected:
             create.append(manifest)
     scaled = bool(job.status.desired) and job.status.desired != desired
     if create or scaled:
@@ -185,7 +200,8 @@ def reconcile(
     pinned = pinned_model(job.status.initialized_from, init, progress.init if progress else None, pods)
     base = Decision(admission=step.condition, pinned=pinned, too_large=too_large, refused=refused,
                     update_refused=update_refused)
-    plan = _decide(_Pass(job, pods, now, progress, unavailable, base), expected, gang, step, policy)
+    placements = workload.placements if workload is not None and workload.admitted else {}
+    plan = _decide(_Pass(job, pods, now, progress, unavailable, base, placements), expected, gang, step, policy)
     if any(m["kind"] == "Pod" and m["metadata"]["labels"].get(c.LABEL_ROLE) == c.ROLE_RENDEZVOUS for m in plan.create):
         # Said once per start, with the store's creation: what the job runs without, or with more of.
         if unavailable_gang:
@@ -284,7 +300,7 @@ def _decide(p: _Pass, expected: frozenset[str], gang: str, step: QueueStep, poli
     if done is not None:
         return _finish_job(p, done)
 
-    create, surplus = _children(job, pods, workers, expected, gang, policy)
+    create, surplus = _children(job, pods, workers, expected, gang, policy, p.placements)
     starting = bool(create) or any(not pod.deleting for pod in workers.values())
     status = p.status(restarts=restarts, replacing=replacing, starting=starting)
     deletions = [d for r in restarts for d in r.deletions] + list(failures.deletions) + surplus

@@ -157,3 +157,42 @@ def test_a_job_larger_than_its_cluster_queue_could_ever_give_is_inadmissible_not
     cond = _admitted_condition(plan)
     assert cond.reason == c.REASON_INADMISSIBLE and "maximum capacity (5)" in cond.message
     assert [(e.type, e.reason) for e in plan.events] == [("Warning", c.REASON_INADMISSIBLE)]
+
+
+SPOT = {"metadata": {"name": "spot"}, "spec": {"nodeLabels": {"pool": "spot"},
+                                               "tolerations": [{"key": "spot", "operator": "Exists"}]}}
+
+
+def _admitted_on(flavor: str, flavors: dict[str, Any]) -> WorkloadState:
+    body = {"metadata": {"name": "trainingjob-digits-uid-d", "resourceVersion": "7", "generation": 1,
+                         "labels": {c.LABEL_JOB_NAME: "digits", LABEL_JOB_UID: "uid-digits"}},
+            "spec": {"queueName": "team-a-queue"},
+            "status": {"conditions": [_cond("QuotaReserved", "True", "QuotaReserved"),
+                                      _cond("Admitted", "True", "Admitted")],
+                       "admission": {"clusterQueue": "cq", "podSetAssignments": [
+                           {"name": "store", "flavors": {"cpu": flavor}},
+                           {"name": "workers", "flavors": {"cpu": flavor, "memory": flavor}}]}}}
+    return parse_workload(body, flavors)
+
+
+def test_the_pods_of_an_admitted_job_go_where_its_flavor_says() -> None:
+    plan = reconcile(_queued().build(), [], NOW, workload=_admitted_on("spot", {"spot": SPOT}))
+    pods = [m for m in plan.create if m["kind"] == "Pod"]
+    assert len(pods) == 3
+    for pod in pods:  # the store and the workers: each pod set is admitted on the flavor
+        assert pod["spec"]["nodeSelector"]["pool"] == "spot"
+        assert {"key": "spot", "operator": "Exists"} in pod["spec"]["tolerations"]
+
+
+def test_a_flavor_not_seen_yet_holds_the_start_and_a_conflicting_template_finishes_the_workload() -> None:
+    pending = reconcile(_queued(suspended=True).build(), [], NOW, workload=_admitted_on("spot", {}))
+    assert pending.queue_suspend is None and pending.create == [] and pending.workload_status is None
+    assert "ResourceFlavor spot (assigned by Kueue) is not known yet" in _admitted_condition(pending).message
+    clash = _queued(suspended=True).spec(template={"nodeSelector": {"pool": "on-demand"}}).build()
+    plan = reconcile(clash, [], NOW, workload=_admitted_on("spot", {"spot": SPOT}))
+    cond = _admitted_condition(plan)
+    assert (cond.status, cond.reason) == ("False", c.REASON_FAILED_TO_START)
+    assert "needs nodeSelector pool=spot, but the pod template sets pool=on-demand" in cond.message
+    assert plan.queue_suspend is None and plan.create == []
+    assert plan.workload_status is not None  # finished: the quota goes to the next job, as Kueue's integrations do
+    assert [e.reason for e in plan.events] == [c.REASON_FAILED_TO_START]
