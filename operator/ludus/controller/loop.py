@@ -37,6 +37,7 @@ from ludus.runtime.podwatch import PodIndex, PodWatch
 from ludus.runtime.poller import ProgressPoller
 from ludus.settings import DEFAULTS
 from ludus.trainingjob.observe import PodObservation
+from ludus.trainingjob.placement import assigned_flavors
 from ludus.trainingjob.policies.capacity import NodeCapacity, parse_node
 from ludus.trainingjob.policies.init import resolve_init
 from ludus.trainingjob.progress import poll_interval
@@ -141,10 +142,13 @@ class Controller:
         if self._flavors is None and flavors is not None:
             self._flavors = flavors
 
-    def _flavors_by_name(self) -> dict[str, Mapping[str, Any]]:
-        if self._flavors is None:
+    def _flavors_of(self, workload: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+        """The ResourceFlavors the Workload's admission names (one or two), not the whole index, every pass."""
+        index = self._flavors
+        if index is None:
             return {}
-        return {name: next(iter(self._flavors[name])) for name in self._flavors if self._flavors[name]}
+        names = {name for names in assigned_flavors(workload).values() for name in names}
+        return {name: next(iter(index[name])) for name in names if name in index and index[name]}
 
     def _workload(self, key: JobKey, uid: str) -> WorkloadState | None:
         """The job's Workload from the index (None: not made yet, or the one of an earlier job by that name)."""
@@ -152,7 +156,7 @@ class Controller:
             return None
         body = next((b for b in self._workloads[key] if b["metadata"].get("labels", {}).get(LABEL_JOB_UID) == uid),
                     None)
-        return parse_workload(body, self._flavors_by_name()) if body is not None else None
+        return parse_workload(body, self._flavors_of(body)) if body is not None else None
 
     async def nodes(self) -> list[NodeCapacity]:
         """The nodes, read at most every NODES_SECONDS and only for jobs a pod of which cannot be placed

@@ -121,5 +121,4 @@ def train(trainer: Trainer, export: bool = True) -> Any:
     output = trainer.train(resume_from_checkpoint=resume)
     if export and trainer.model is not None:
         session.export_model(trainer.model, {"framework": "transformers"})
-    session.publish_final()
     return output

@@ -151,4 +151,3 @@ def fit(trainer: pl.Trainer, model: pl.LightningModule, train_dataloaders: Any =
         trainer.save_checkpoint(directory / LAST)
     if export:
         session.export_model(model, {"framework": "lightning"})
-    session.publish_final()
