@@ -130,6 +130,40 @@ class StatusWatch:
         self.proc.wait(timeout=10)
 
 
+class PodWatch:
+    """`kubectl get pods -w` on a selector: how many of its pods were Running at once, at most, over
+    every change the API server made (a pod being deleted still holds its resources: it counts)."""
+
+    def __init__(self, k: Kubectl, selector: str) -> None:
+        template = '{.type} {.object.metadata.name} {.object.status.phase}{"\\n"}'
+        self.proc = subprocess.Popen(
+            [k.binary, "get", "pods", "-n", k.namespace or "default", "-l", selector, "-w", "--output-watch-events",
+             "-o", f"jsonpath={template}"],
+            env=k.env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        self.running: set[str] = set()
+        self.most_running = 0
+        self.events = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            parts = line.split()
+            if len(parts) < 2:
+                continue
+            self.events += 1
+            if parts[0] != "DELETED" and len(parts) >= 3 and parts[2] == "Running":
+                self.running.add(parts[1])
+            else:
+                self.running.discard(parts[1])
+            self.most_running = max(self.most_running, len(self.running))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 def kill_pod_processes(pod_name: str) -> int:
     """SIGKILL every process of a pod on the real node (a crash: no SIGTERM, no checkpoint).
     The node's containers are this host's processes; each carries its pod's name as HOSTNAME."""

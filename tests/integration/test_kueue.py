@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from devcluster.jobs import PodWatch
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
 from tests.factories import make_job
@@ -122,6 +123,38 @@ def test_a_queue_no_localqueue_serves_is_named_in_a_condition_and_an_event(
     assert _status(k, "lost")["phase"] == "Suspended" and not k.items("pods", "ludus.dev/job-name=lost")
     wait_for(lambda: any(e["reason"] == "Inadmissible" and "no-such-queue" in e["message"]
                          for e in _events(k, "lost")), what="an Inadmissible Event naming the queue")
+
+
+def test_scaling_never_runs_more_workers_than_the_quota_admitted_and_says_why_the_job_waits(
+    k: Kubectl, operator: OperatorProcess, queue: str
+) -> None:
+    """Quota for 4 workers; an elastic job admitted with 2 is scaled to 8 (`kubectl scale`, within its
+    elastic range): it stops and asks Kueue again, which can never give 8, and the job says so. Scaled
+    to 4, its Workload is resized in place and admitted; at no moment did more than 4 workers run."""
+    manifest = make_job("grow").workers(2).elastic(1, 8).on_fake_nodes().manifest()
+    manifest["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": LOCAL_QUEUE}
+    watch = PodWatch(k, "ludus.dev/job-name=grow,ludus.dev/role=worker")
+    try:
+        k.apply(manifest)
+        wait_for(lambda: _status(k, "grow").get("workers") == "2/2", timeout=90, what="grow Running 2/2")
+        k.run("scale", "tj", "grow", "--replicas=8")
+        wait_for(lambda: any(e["reason"] == "Resized" and "scaled to 8 workers" in e["message"]
+                             for e in _events(k, "grow")), what="a Resized Event")
+        wait_for(lambda: _admitted(k, "grow").get("reason") == "Inadmissible", what="grow inadmissible at 8")
+        said = _admitted(k, "grow")
+        assert said["status"] == "False" and "maximum capacity" in said["message"], said
+        assert _status(k, "grow")["phase"] == "Suspended" and not k.items("pods", "ludus.dev/job-name=grow")
+        assert [(s["name"], s["count"]) for s in _workload(k, "grow")["spec"]["podSets"]] == [
+            ("store", 1), ("workers", 8)]
+
+        k.run("scale", "tj", "grow", "--replicas=4")
+        wait_for(lambda: _status(k, "grow").get("workers") == "4/4", timeout=90, what="grow Running 4/4")
+        assert _admitted(k, "grow")["status"] == "True"
+        assert [(s["name"], s["count"]) for s in _workload(k, "grow")["spec"]["podSets"]] == [
+            ("store", 1), ("workers", 4)]
+    finally:
+        watch.stop()
+    assert watch.events > 0 and watch.most_running == 4, (watch.events, watch.most_running)
 
 
 def test_the_pods_run_where_the_admitted_flavor_says_each_on_its_own_nodes(

@@ -96,6 +96,8 @@ REASON_QUEUED: Final = "Queued"  # waiting in its LocalQueue for quota
 REASON_INADMISSIBLE: Final = "Inadmissible"  # Kueue cannot admit it as things are (no such LocalQueue, too big)
 REASON_EVICTED: Final = "Evicted"  # Kueue took the quota back (preempted by a higher priority, ...)
 REASON_KUEUE_MISSING: Final = "KueueNotInstalled"  # the Workload API is not served
+# Scaled past what Kueue admitted: suspended, and its Workload asked again at the new size.
+REASON_RESIZED: Final = "Resized"
 
 # Ports inside the pods.
 RENDEZVOUS_PORT: Final = 29400

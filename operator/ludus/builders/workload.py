@@ -29,16 +29,28 @@ def _template(pod: dict[str, Any]) -> dict[str, Any]:
     return {"metadata": {"labels": pod["metadata"].get("labels", {})}, "spec": pod["spec"]}
 
 
+def pod_set_counts(job: TrainingJob) -> dict[str, int]:
+    """How many pods of each pod set the job runs at once: what Kueue counts against the quota."""
+    return {POD_SET_STORE: 1, POD_SET_WORKERS: job.spec.replicas}
+
+
+def build_pod_sets(job: TrainingJob, gang: str = "none") -> list[dict[str, Any]]:
+    """The Workload's pod sets: one per role, with the pods Ludus will create as templates."""
+    counts = pod_set_counts(job)
+    return [
+        {"name": POD_SET_STORE, "count": counts[POD_SET_STORE],
+         "template": _template(pods.build_rendezvous_pod(job, gang))},
+        {"name": POD_SET_WORKERS, "count": counts[POD_SET_WORKERS],
+         "template": _template(pods.build_worker_pod(job, 0, gang))},
+    ]
+
+
 def build_workload(job: TrainingJob, gang: str = "none") -> dict[str, Any]:
     """The Workload that asks `job`'s LocalQueue for room for every pod the job runs at once. Its
     numeric priority, which Kueue preempts by, is the PriorityClass's value: read when it is created."""
     spec: dict[str, Any] = {
         "queueName": job.metadata.labels[c.LABEL_KUEUE_QUEUE],
-        "podSets": [
-            {"name": POD_SET_STORE, "count": 1, "template": _template(pods.build_rendezvous_pod(job, gang))},
-            {"name": POD_SET_WORKERS, "count": job.spec.replicas,
-             "template": _template(pods.build_worker_pod(job, 0, gang))},
-        ],
+        "podSets": build_pod_sets(job, gang),
     }
     priority_class = job.spec.template.priority_class_name
     if priority_class:

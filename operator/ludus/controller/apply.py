@@ -140,6 +140,13 @@ class PlanExecutor:
                 await self.client.set_queue_suspension(key[0], key[1], uid, plan.queue_suspend)
         except ApiError as err:
             return None, _refused_or_raise(err, c.KIND, key[1])
+        if plan.workload_change is not None:
+            workload, pod_sets = plan.workload_change
+            try:
+                await self.client.change_workload(key[0], workload.name, workload.uid, workload.resource_version,
+                                                  pod_sets)
+            except ApiError as err:
+                return None, _refused_or_raise(err, c.KUEUE_WORKLOAD_KIND, workload.name)
         if plan.workload_status is not None:
             workload, status = plan.workload_status
             try:

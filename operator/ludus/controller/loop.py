@@ -245,7 +245,7 @@ class Controller:
         pass; the next try comes after a delay that doubles with each refusal in a row (never a hot loop)."""
         if result.refused is None and result.update_refused is None:
             if plan.create or plan.workload is not None or plan.queue_suspend is not None \
-                    or plan.workload_status is not None:
+                    or plan.workload_status is not None or plan.workload_change is not None:
                 self._refused.pop(uid, None)
             return None
         tries = self._refused[uid].tries + 1 if uid in self._refused else 1
@@ -261,6 +261,7 @@ class Controller:
         if left <= 0:
             return None
         plan.create, plan.workload, plan.queue_suspend, plan.workload_status = [], None, None, None
+        plan.workload_change = None
         return left
 
     def _pod_security(self, job: TrainingJob) -> str | None:

@@ -65,11 +65,15 @@ async def trainingjob_event(
 
 
 def slim_workload(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the Workload index keeps: the names, the queue and Kueue's status."""
-    meta = body.get("metadata") or {}
+    """What the Workload index keeps: the names, the queue, each pod set's count (not its template) and
+    Kueue's status."""
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    counts = [{"name": p.get("name"), "count": p.get("count", 1)} for p in spec.get("podSets") or []
+              if isinstance(p, Mapping)]
     return {
-        "metadata": {k: meta[k] for k in ("name", "namespace", "resourceVersion", "generation", "labels") if k in meta},
-        "spec": {"queueName": (body.get("spec") or {}).get("queueName")},
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "generation", "labels")
+                     if k in meta},
+        "spec": {"queueName": spec.get("queueName"), "podSets": counts},
         "status": dict(body.get("status") or {}),
     }
 

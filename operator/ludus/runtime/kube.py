@@ -401,6 +401,23 @@ class KubeClient:
         patch = {"metadata": {"resourceVersion": resource_version}, "status": status}
         await self.request("PATCH", path, patch, content_type="application/merge-patch+json")
 
+    async def change_workload(self, namespace: str, name: str, uid: str, resource_version: str,
+                              pod_sets: list[dict[str, Any]] | None) -> None:
+        """Bring a Kueue Workload's pod sets to `pod_sets`, or delete it (None), both only as it was decided
+        on: a Workload Kueue changed meanwhile (admitted, evicted) is decided again in the next pass."""
+        path = namespaced(namespace, "workloads", name, api=f"/apis/{c.KUEUE_WORKLOAD_API}")
+        try:
+            if pod_sets is None:
+                options = {"kind": "DeleteOptions", "apiVersion": "v1",
+                           "preconditions": {"uid": uid, "resourceVersion": resource_version}}
+                await self.request("DELETE", path, options)
+            else:
+                patch = {"metadata": {"uid": uid, "resourceVersion": resource_version}, "spec": {"podSets": pod_sets}}
+                await self.request("PATCH", path, patch, content_type="application/merge-patch+json")
+        except ApiError as err:
+            if err.status not in (404, 409):
+                raise
+
     async def list_nodes(self) -> list[dict[str, Any]]:
         """Every node (one page: what a capacity check needs is small next to the pods)."""
         body = await self.request("GET", "/api/v1/nodes")

@@ -19,6 +19,7 @@ from typing import Any
 
 from ludus.api import constants as c
 from ludus.api.models import ConditionStatus, TrainingJob
+from ludus.builders.workload import POD_SET_WORKERS, pod_set_counts
 from ludus.trainingjob.placement import Placement, PlacementError, admission_placements, selector_conflict
 from ludus.trainingjob.policies.decision import Event
 
@@ -32,6 +33,7 @@ class WorkloadState:
 
     name: str
     resource_version: str
+    uid: str
     generation: int
     queue: str
     quota_reserved: bool
@@ -41,6 +43,7 @@ class WorkloadState:
     waiting: tuple[str, str] | None  # QuotaReserved False: (reason, message)
     evicted: tuple[str, str] | None  # Evicted True: (reason, message)
     conditions: tuple[Mapping[str, Any], ...] = ()
+    counts: Mapping[str, int] = field(default_factory=dict)  # pods per pod set, as Kueue counts them
     # Where the admission says each pod set runs (its flavors' node labels and tolerations), or why it
     # cannot be applied (a flavor that cannot be read, a node label the template sets otherwise).
     placements: Mapping[str, Placement] = field(default_factory=dict)
@@ -68,6 +71,7 @@ def parse_workload(body: Mapping[str, Any], flavors: Mapping[str, Mapping[str, A
     return WorkloadState(
         name=str(meta.get("name", "")),
         resource_version=str(meta.get("resourceVersion", "")),
+        uid=str(meta.get("uid", "")),
         generation=int(meta.get("generation") or 0),
         queue=str(spec.get("queueName", "")),
         quota_reserved=_true(conditions, "QuotaReserved"),
@@ -79,8 +83,17 @@ def parse_workload(body: Mapping[str, Any], flavors: Mapping[str, Mapping[str, A
         evicted=(str(evicted.get("reason", "")), str(evicted.get("message", "")))
         if evicted is not None and evicted.get("status") == "True" else None,
         conditions=tuple(conditions),
+        counts=_counts(spec),
         **_placements(body, flavors or {}),
     )
+
+
+def _counts(spec: Mapping[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for pod_set in spec.get("podSets") or []:
+        if isinstance(pod_set, Mapping) and isinstance(pod_set.get("count", 1), int):
+            counts[str(pod_set.get("name", ""))] = int(pod_set.get("count", 1))
+    return counts
 
 
 def _placements(body: Mapping[str, Any], flavors: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -103,6 +116,10 @@ class QueueStep:
     create_workload: bool = False
     suspend: bool | None = None
     release_quota: bool = False
+    # The job's size moved from its Workload's: `resize` brings a Workload that holds no quota to the
+    # job's pod sets in place; `requeue` deletes one that holds quota for fewer pods (a new one follows).
+    resize: bool = False
+    requeue: bool = False
     finish: tuple[str, str] | None = None  # (Succeeded|Failed, message) for the Workload
     condition: tuple[ConditionStatus, str, str] | None = None  # the job's Admitted condition: (status, reason, message)
     events: list[Event] = field(default_factory=list)
@@ -130,7 +147,6 @@ def queue_step(job: TrainingJob, workload: WorkloadState | None, live_pods: bool
             outcome = "Succeeded" if job.status.phase == c.PHASE_SUCCEEDED else "Failed"
             return QueueStep(finish=(outcome, f"TrainingJob {job.metadata.name} {outcome.lower()}"))
         return QueueStep()
-    queue_suspended = c.ANNOTATION_QUEUE_SUSPENDED in job.metadata.annotations
     if not kueue_served:
         message = (f"label {c.LABEL_KUEUE_QUEUE}={queue} asks Kueue for admission, but the cluster does not serve "
                    "Kueue's Workload API: install Kueue, or remove the label to run without it")
@@ -150,6 +166,37 @@ def queue_step(job: TrainingJob, workload: WorkloadState | None, live_pods: bool
         elif workload.quota_reserved and not live_pods:
             step.release_quota = True
         return step
+    wanted = pod_set_counts(job)
+    if workload.counts and dict(workload.counts) != wanted and not workload.finished:
+        if not workload.quota_reserved:
+            step = _queue_step_admission(job, workload, queue)
+            step.resize = True
+            return step
+        if any(n > workload.counts.get(name, 0) for name, n in wanted.items()):
+            return _outgrown(job, workload, wanted, live_pods)
+    return _queue_step_admission(job, workload, queue)
+
+
+def _outgrown(job: TrainingJob, workload: WorkloadState, wanted: Mapping[str, int], live_pods: bool) -> QueueStep:
+    """A job scaled past the pods its Workload holds quota for never runs them: it is suspended (its
+    workers checkpoint), and once they are gone its Workload is deleted, so the next pass asks Kueue again
+    for the new size (Kueue's own integrations do this for a job that no longer matches its Workload).
+    Scaled down, a job runs within what it holds."""
+    admitted, now = workload.counts.get(POD_SET_WORKERS, 0), wanted[POD_SET_WORKERS]
+    said = (f"scaled to {now} workers after ClusterQueue {workload.cluster_queue} admitted {admitted}: "
+            f"asking Kueue again for {now}; it resumes from its checkpoint when admitted")
+    step = QueueStep(condition=("False", c.REASON_RESIZED, said))
+    if not job.spec.suspend:
+        step.suspend = True
+        step.events.append(Event("Normal", c.REASON_RESIZED, f"{said}; suspending"))
+    elif not live_pods:
+        step.requeue = True
+    return step
+
+
+def _queue_step_admission(job: TrainingJob, workload: WorkloadState, queue: str) -> QueueStep:
+    """The queue's step for a Workload that matches the job (or holds quota for more than it runs)."""
+    queue_suspended = c.ANNOTATION_QUEUE_SUSPENDED in job.metadata.annotations
     if job.spec.suspend:
         unplaceable = workload.placement_error or next(
             (why for p in workload.placements.values()

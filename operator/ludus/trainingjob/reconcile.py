@@ -20,7 +20,7 @@ from ludus.builders import pods as pod_builders
 from ludus.builders.netpol import NO_POLICY, PolicySettings, build_network_policy, policy_wanted
 from ludus.builders.podgroup import build_pod_group, effective_gang, gang_unavailable
 from ludus.builders.service import build_headless_service
-from ludus.builders.workload import POD_SET_STORE, POD_SET_WORKERS, build_workload
+from ludus.builders.workload import POD_SET_STORE, POD_SET_WORKERS, build_pod_sets, build_workload
 from ludus.trainingjob.observe import PodObservation, current_workers, own_pods, rendezvous_pod
 from ludus.trainingjob.placement import Placement, PlacementError, place_pod
 from ludus.trainingjob.policies.capacity import NodeCapacity, capacity_problem
@@ -59,6 +59,9 @@ class Plan:
     queue_suspend: bool | None = None
     workload: dict[str, Any] | None = None
     workload_status: tuple[WorkloadState, dict[str, Any]] | None = None
+    # The Workload's pod sets to bring to the job's (it holds no quota), or None to delete it (it holds
+    # quota for fewer pods than the job now runs: a new one is asked for).
+    workload_change: tuple[WorkloadState, list[dict[str, Any]] | None] | None = None
     requeue_after: float | None = None
 
 
@@ -237,6 +240,8 @@ def with_queue(plan: Plan, job: TrainingJob, step: QueueStep, workload: Workload
     plan.events.extend(step.events)
     if step.create_workload:
         plan.workload = build_workload(job, gang)
+    if workload is not None and (step.resize or step.requeue):
+        plan.workload_change = (workload, build_pod_sets(job, gang) if step.resize else None)
     if workload is not None and step.finish is not None:
         plan.workload_status = (workload, finished_status(workload, step.finish, now))
     elif workload is not None and step.release_quota:

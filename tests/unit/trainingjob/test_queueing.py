@@ -28,11 +28,13 @@ def _queued(*, suspended: bool = False, by_queue: bool = True, priority_class: s
     return builder
 
 
-def _workload(*conditions: dict[str, Any], admission: dict[str, Any] | None = None) -> WorkloadState:
+def _workload(*conditions: dict[str, Any], admission: dict[str, Any] | None = None, workers: int = 2
+              ) -> WorkloadState:
+    pod_sets = [{"name": "store", "count": 1}, {"name": "workers", "count": workers}]
     return parse_workload({
-        "metadata": {"name": "trainingjob-digits-uid-d", "resourceVersion": "7", "generation": 1,
+        "metadata": {"name": "trainingjob-digits-uid-d", "resourceVersion": "7", "generation": 1, "uid": "wl-uid",
                      "labels": {c.LABEL_JOB_NAME: "digits", LABEL_JOB_UID: "uid-digits"}},
-        "spec": {"queueName": "team-a-queue"},
+        "spec": {"queueName": "team-a-queue", "podSets": pod_sets},
         "status": {"conditions": list(conditions), **({"admission": admission} if admission else {})},
     })
 
@@ -166,7 +168,8 @@ SPOT = {"metadata": {"name": "spot"}, "spec": {"nodeLabels": {"pool": "spot"},
 def _admitted_on(flavor: str, flavors: dict[str, Any]) -> WorkloadState:
     body = {"metadata": {"name": "trainingjob-digits-uid-d", "resourceVersion": "7", "generation": 1,
                          "labels": {c.LABEL_JOB_NAME: "digits", LABEL_JOB_UID: "uid-digits"}},
-            "spec": {"queueName": "team-a-queue"},
+            "spec": {"queueName": "team-a-queue",
+                     "podSets": [{"name": "store", "count": 1}, {"name": "workers", "count": 2}]},
             "status": {"conditions": [_cond("QuotaReserved", "True", "QuotaReserved"),
                                       _cond("Admitted", "True", "Admitted")],
                        "admission": {"clusterQueue": "cq", "podSetAssignments": [
@@ -196,3 +199,54 @@ def test_a_flavor_not_seen_yet_holds_the_start_and_a_conflicting_template_finish
     assert plan.queue_suspend is None and plan.create == []
     assert plan.workload_status is not None  # finished: the quota goes to the next job, as Kueue's integrations do
     assert [e.reason for e in plan.events] == [c.REASON_FAILED_TO_START]
+
+
+def _admitted(workers: int) -> WorkloadState:
+    return _workload(_cond("QuotaReserved", "True", "QuotaReserved"), _cond("Admitted", "True", "Admitted"),
+                     admission={"clusterQueue": "cq-gpu", "podSetAssignments": []}, workers=workers)
+
+
+def test_a_running_job_scaled_past_its_admission_stops_then_asks_kueue_again_for_the_new_size() -> None:
+    scaled = _queued().workers(8)
+    plan = reconcile(scaled.build(), running("digits", 2), NOW, workload=_admitted(2))
+    assert plan.queue_suspend is True and plan.create == [] and len(plan.delete) == 3  # SIGTERM: a checkpoint
+    assert plan.workload_change is None  # not while its pods still hold the quota
+    cond = _admitted_condition(plan)
+    assert (cond.status, cond.reason) == ("False", c.REASON_RESIZED)
+    assert "scaled to 8 workers" in cond.message and "admitted 2" in cond.message and "cq-gpu" in cond.message
+    assert [e.reason for e in plan.events if e.reason == c.REASON_RESIZED] == [c.REASON_RESIZED]
+    still_there = reconcile(_queued(suspended=True).workers(8).build(), running("digits", 2), NOW,
+                            workload=_admitted(2))
+    assert still_there.workload_change is None and still_there.create == []
+    gone = reconcile(_queued(suspended=True).workers(8).build(), [], NOW, workload=_admitted(2))
+    assert gone.workload_change is not None and gone.create == [] and gone.queue_suspend is None
+    state, pod_sets = gone.workload_change
+    assert (state.name, state.uid, state.resource_version) == ("trainingjob-digits-uid-d", "wl-uid", "7")
+    assert pod_sets is None  # deleted, as decided on: a new Workload follows
+    again = reconcile(_queued(suspended=True).workers(8).build(), [], NOW, workload=None)
+    assert again.workload is not None
+    assert [(s["name"], s["count"]) for s in again.workload["spec"]["podSets"]] == [("store", 1), ("workers", 8)]
+
+
+def test_an_admitted_but_not_started_job_scaled_up_is_not_started_on_the_old_admission() -> None:
+    plan = reconcile(_queued(suspended=True).workers(8).build(), [], NOW, workload=_admitted(2))
+    assert plan.queue_suspend is None and plan.create == []
+    assert plan.workload_change is not None and plan.workload_change[1] is None
+
+
+def test_a_job_scaled_down_runs_within_what_kueue_admitted() -> None:
+    plan = reconcile(_queued().workers(1).build(), running("digits", 2), NOW, workload=_admitted(2))
+    assert plan.queue_suspend is None and plan.workload_change is None
+    assert _admitted_condition(plan).reason == c.REASON_ADMITTED
+
+
+def test_a_waiting_workload_is_brought_to_the_jobs_new_size_in_place() -> None:
+    pending = _workload(_cond("QuotaReserved", "False", "Pending", "insufficient quota"), workers=2)
+    plan = reconcile(_queued(suspended=True).workers(3).build(), [], NOW, workload=pending)
+    assert plan.workload_change is not None and plan.queue_suspend is None and plan.create == []
+    state, pod_sets = plan.workload_change
+    assert state.resource_version == "7" and pod_sets is not None
+    assert [(s["name"], s["count"]) for s in pod_sets] == [("store", 1), ("workers", 3)]
+    assert pod_sets[1]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
+    same = reconcile(_queued(suspended=True).build(), [], NOW, workload=pending)
+    assert same.workload_change is None
