@@ -38,6 +38,7 @@ def test_kubectl_explain_shows_field_descriptions(k: Kubectl) -> None:
         ({"init": {"path": "model"}}, "init needs exactly one of claimName (a model on a claim) or fromJob"),
         ({"init": {"claimName": "models", "fromJob": "pretrain"}}, "init needs exactly one of claimName"),
         ({"checkpoint": {"claimName": "c", "subPath": "a/../../b"}}, "subPath must stay inside the claim"),
+        ({"managedBy": "no-domain"}, "spec.managedBy"),
     ],
     ids=[
         "max below min",
@@ -53,6 +54,7 @@ def test_kubectl_explain_shows_field_descriptions(k: Kubectl) -> None:
         "an init without a claim or a job",
         "an init with both a claim and a job",
         "a checkpoint subPath leaving its claim",
+        "a managedBy that is no domain-prefixed path",
     ],
 )
 def test_invalid_trainingjobs_are_rejected_naming_the_field(k: Kubectl, change: dict, message: str) -> None:
@@ -66,6 +68,22 @@ def test_invalid_trainingjobs_are_rejected_naming_the_field(k: Kubectl, change: 
     assert result.returncode != 0, "the API server accepted an invalid TrainingJob"
     assert message in result.stderr, result.stderr
     assert k.get_or_none("tj", "bad") is None
+
+
+def test_managed_by_is_set_at_creation_and_never_changed(k: Kubectl) -> None:
+    """Who runs a job cannot move under it (two controllers would both act, or none): set, changed or
+    removed after creation, the API server refuses it."""
+    k.apply(make_job("owned").manifest())
+    added = k.run("patch", "tj", "owned", "--type=merge", "-p", '{"spec": {"managedBy": "kueue.x-k8s.io/multikueue"}}',
+                  check=False)
+    assert added.returncode != 0 and "spec.managedBy is immutable" in added.stderr, added.stderr
+    manifest = make_job("dispatched").manifest()
+    manifest["spec"]["managedBy"] = "kueue.x-k8s.io/multikueue"
+    k.apply(manifest)
+    for patch in ('{"spec": {"managedBy": "ludus.dev/trainingjob-controller"}}', '{"spec": {"managedBy": null}}'):
+        changed = k.run("patch", "tj", "dispatched", "--type=merge", "-p", patch, check=False)
+        assert changed.returncode != 0 and "spec.managedBy is immutable" in changed.stderr, changed.stderr
+    assert k.json("tj", "dispatched")["spec"]["managedBy"] == "kueue.x-k8s.io/multikueue"
 
 
 def test_names_too_long_for_pod_hostnames_are_rejected(k: Kubectl) -> None:

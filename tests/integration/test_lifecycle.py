@@ -116,6 +116,19 @@ def test_ttl_after_finished_deletes_the_job(k: Kubectl, operator: OperatorProces
     wait_for(lambda: k.get_or_none("tj", "ttl") is None, timeout=60, what="job deleted by TTL")
 
 
+def test_a_job_another_controller_manages_is_left_alone(k: Kubectl, operator: OperatorProcess) -> None:
+    """spec.managedBy names another controller: no pods, no Service, no status, as Kubernetes' Job
+    controller leaves a Job managed by someone else. A job beside it in the namespace runs meanwhile."""
+    foreign = make_job("foreign").workers(2).on_fake_nodes().manifest()
+    foreign["spec"]["managedBy"] = "example.com/other-controller"
+    k.apply(foreign)
+    k.apply(make_job("ours").workers(2).on_fake_nodes().manifest())
+    wait_for(lambda: k.json("tj", "ours").get("status", {}).get("phase") == "Running", what="ours Running")
+    assert k.json("tj", "foreign").get("status") is None
+    assert not k.items("pods", "ludus.dev/job-name=foreign")
+    assert not k.items("services", "ludus.dev/job-name=foreign")
+
+
 def test_suspend_deletes_pods_keeps_the_job_and_resume_recreates_them(k: Kubectl, operator: OperatorProcess) -> None:
     k.apply(make_job("pause").workers(2).on_fake_nodes().manifest())
     _running(k, "pause")

@@ -96,6 +96,13 @@ REASON_QUEUED: Final = "Queued"  # waiting in its LocalQueue for quota
 REASON_INADMISSIBLE: Final = "Inadmissible"  # Kueue cannot admit it as things are (no such LocalQueue, too big)
 REASON_EVICTED: Final = "Evicted"  # Kueue took the quota back (preempted by a higher priority, ...)
 REASON_KUEUE_MISSING: Final = "KueueNotInstalled"  # the Workload API is not served
+# spec.managedBy: which controller runs a job. Unset or ours: this operator; MultiKueue's: Kueue dispatches it
+# to a worker cluster and copies its status back (this operator keeps only its Workload); anything else:
+# another controller, and this operator leaves the job alone (as Kubernetes' Job controller does).
+MANAGED_BY_LUDUS: Final = "ludus.dev/trainingjob-controller"
+MANAGED_BY_MULTIKUEUE: Final = "kueue.x-k8s.io/multikueue"
+# The Workload a job must use instead of making its own (MultiKueue's copy of a job in a worker cluster).
+LABEL_KUEUE_PREBUILT_WORKLOAD: Final = "kueue.x-k8s.io/prebuilt-workload-name"
 # Scaled past what Kueue admitted: suspended, and its Workload asked again at the new size.
 REASON_RESIZED: Final = "Resized"
 

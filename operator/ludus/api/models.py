@@ -360,6 +360,12 @@ class TrainingJobSpec(Model):
                     "fieldPath": ".env",
                 },
                 {
+                    "rule": "has(self.managedBy) == has(oldSelf.managedBy) && "
+                    "(!has(self.managedBy) || self.managedBy == oldSelf.managedBy)",
+                    "message": "spec.managedBy is immutable: set it when the job is created",
+                    "fieldPath": ".managedBy",
+                },
+                {
                     "rule": "type(self.nprocPerNode) == int ? int(self.nprocPerNode) >= 1 : "
                     "string(self.nprocPerNode) == 'auto'",
                     "message": "spec.nprocPerNode must be a positive integer or \"auto\"",
@@ -370,6 +376,16 @@ class TrainingJobSpec(Model):
     )
 
     image: str = Field(min_length=1, max_length=1024, description="Container image the workers run.")
+    managed_by: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+        description=f"The controller that runs this job (a domain-prefixed path; immutable). Unset or "
+        f"{c.MANAGED_BY_LUDUS}: the Ludus operator. {c.MANAGED_BY_MULTIKUEUE}: Kueue's MultiKueue runs it "
+        "in a worker cluster and copies its status back; the operator here keeps only its Workload. "
+        "Anything else: another controller, and the Ludus operator leaves the job alone.",
+    )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         default="IfNotPresent",
         description="When the kubelet pulls the image. IfNotPresent (also for :latest tags): nodes that "

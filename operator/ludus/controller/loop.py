@@ -47,6 +47,7 @@ from ludus.trainingjob.reconcile import (
     capacity_of,
     init_blocked_plan,
     invalid_spec_plan,
+    managed_here,
     reconcile,
     unschedulable,
 )
@@ -150,12 +151,16 @@ class Controller:
         names = {name for names in assigned_flavors(workload).values() for name in names}
         return {name: next(iter(index[name])) for name in names if name in index and index[name]}
 
-    def _workload(self, key: JobKey, uid: str) -> WorkloadState | None:
-        """The job's Workload from the index (None: not made yet, or the one of an earlier job by that name)."""
+    def _workload(self, key: JobKey, job: TrainingJob) -> WorkloadState | None:
+        """The job's Workload from the index (None: not made yet, or the one of an earlier job by that name).
+        MultiKueue's copy of a job uses the manager's Workload, named by a label (its UID is the manager's)."""
         if self._workloads is None or key not in self._workloads:
             return None
-        body = next((b for b in self._workloads[key] if b["metadata"].get("labels", {}).get(LABEL_JOB_UID) == uid),
-                    None)
+        prebuilt = job.metadata.labels.get(c.LABEL_KUEUE_PREBUILT_WORKLOAD)
+        uid = job.metadata.uid
+        body = next((b for b in self._workloads[key]
+                     if (b["metadata"].get("name") == prebuilt if prebuilt
+                         else b["metadata"].get("labels", {}).get(LABEL_JOB_UID) == uid)), None)
         return parse_workload(body, self._flavors_of(body)) if body is not None else None
 
     async def nodes(self) -> list[NodeCapacity]:
@@ -291,7 +296,7 @@ class Controller:
             return init_blocked_plan(job, outcome, now), None
         expected = self.expectations.pending(key, (p.name for p in pods))
         args = (outcome.job, pods, now, expected, self.gang, self.progress.samples.get(uid),
-                self.progress.unavailable(uid), self._workload(key, uid), self.executor.kueue_served, self.policy,
+                self.progress.unavailable(uid), self._workload(key, job), self.executor.kueue_served, self.policy,
                 outcome)
         last = self._refused.get(uid)
         refused, update_refused = (last.message, last.update) if last is not None else (None, None)
@@ -305,7 +310,7 @@ class Controller:
     async def sync(self, key: JobKey) -> float | None:
         """One reconcile pass for one job; returns seconds until it wants another, if any."""
         body = self._current_body(key)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        if body is None or body["metadata"].get("deletionTimestamp") or not managed_here(body.get("spec") or {}):
             return None
         assert self.executor is not None
         pods = self.pods.pods_of(key)

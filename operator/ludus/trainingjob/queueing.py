@@ -44,6 +44,7 @@ class WorkloadState:
     evicted: tuple[str, str] | None  # Evicted True: (reason, message)
     conditions: tuple[Mapping[str, Any], ...] = ()
     counts: Mapping[str, int] = field(default_factory=dict)  # pods per pod set, as Kueue counts them
+    dispatched_to: str | None = None  # MultiKueue: the worker cluster that runs the job
     # Where the admission says each pod set runs (its flavors' node labels and tolerations), or why it
     # cannot be applied (a flavor that cannot be read, a node label the template sets otherwise).
     placements: Mapping[str, Placement] = field(default_factory=dict)
@@ -84,6 +85,7 @@ def parse_workload(body: Mapping[str, Any], flavors: Mapping[str, Mapping[str, A
         if evicted is not None and evicted.get("status") == "True" else None,
         conditions=tuple(conditions),
         counts=_counts(spec),
+        dispatched_to=str(status["clusterName"]) if status.get("clusterName") else None,
         **_placements(body, flavors or {}),
     )
 
@@ -153,6 +155,11 @@ def queue_step(job: TrainingJob, workload: WorkloadState | None, live_pods: bool
         # The Workload is still asked for: the first one that can be created says Kueue is there now.
         return QueueStep(create_workload=workload is None, suspend=True if not job.spec.suspend else None,
                          condition=("False", c.REASON_KUEUE_MISSING, message))
+    prebuilt = job.metadata.labels.get(c.LABEL_KUEUE_PREBUILT_WORKLOAD)
+    if workload is None and prebuilt:
+        # MultiKueue's copy of a job: the Workload is the manager's, copied here; never one of our own.
+        return QueueStep(suspend=True if not job.spec.suspend else None,
+                         condition=("False", c.REASON_QUEUED, f"waiting for its Workload {prebuilt}"))
     if workload is None:
         return QueueStep(create_workload=True, suspend=True if not job.spec.suspend else None,
                          condition=_waiting_condition(queue, None))

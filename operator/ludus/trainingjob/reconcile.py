@@ -170,6 +170,25 @@ def _children(
     return create, delete
 
 
+def managed_here(spec: Mapping[str, Any]) -> bool:
+    """Whether this operator runs the job (`spec.managedBy` unset or ours) or at least keeps its queue
+    part (MultiKueue's); a job another controller manages is left alone, as Kubernetes' Job controller does."""
+    return spec.get("managedBy") in (None, c.MANAGED_BY_LUDUS, c.MANAGED_BY_MULTIKUEUE)
+
+
+def dispatched(job: TrainingJob, workload: WorkloadState | None) -> bool:
+    """A job MultiKueue runs in a worker cluster, once its Workload is placed there: its status is the
+    worker's copy's (MultiKueue writes it), its pods are there."""
+    placed = workload is not None and workload.dispatched_to is not None
+    return job.spec.managed_by == c.MANAGED_BY_MULTIKUEUE and placed
+
+
+def _dispatched(job: TrainingJob, step: QueueStep, workload: WorkloadState | None, now: datetime, gang: str) -> Plan:
+    """Only the queue's part: the Workload's life (finished when the copied status ends), the suspension."""
+    step.condition = None  # the status, conditions included, is the worker's
+    return with_queue(Plan(status=job.status), job, step, workload, now, gang)
+
+
 def reconcile(
     job: TrainingJob,
     pods: list[PodObservation],
@@ -198,6 +217,8 @@ def reconcile(
     """
     pods = own_pods(job.metadata.uid, pods)
     step = queue_step(job, workload, bool(pods), kueue_served)
+    if dispatched(job, workload):
+        return _dispatched(job, step, workload, now, gang)
     unavailable_gang = gang_unavailable(job, gang)
     gang = effective_gang(job, gang)
     pinned = pinned_model(job.status.initialized_from, init, progress.init if progress else None, pods)

@@ -9,7 +9,7 @@ from typing import Any
 from ludus.api import constants as c
 from ludus.builders.workload import LABEL_JOB_UID, workload_name
 from ludus.trainingjob.queueing import WorkloadState, parse_workload
-from ludus.trainingjob.reconcile import KUEUE_RECHECK_SECONDS, reconcile
+from ludus.trainingjob.reconcile import KUEUE_RECHECK_SECONDS, managed_here, reconcile
 from tests.factories import T0, JobBuilder, make_job, running
 
 NOW = T0 + timedelta(minutes=5)
@@ -250,3 +250,56 @@ def test_a_waiting_workload_is_brought_to_the_jobs_new_size_in_place() -> None:
     assert pod_sets[1]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
     same = reconcile(_queued(suspended=True).build(), [], NOW, workload=pending)
     assert same.workload_change is None
+
+
+def _multikueue(*, suspended: bool = True) -> JobBuilder:
+    builder = _queued(suspended=suspended)
+    builder.spec(managedBy=c.MANAGED_BY_MULTIKUEUE)
+    return builder
+
+
+def _dispatched(*conditions: dict[str, Any]) -> WorkloadState:
+    return parse_workload({
+        "metadata": {"name": "trainingjob-digits-uid-d", "resourceVersion": "9", "generation": 1, "uid": "wl-uid",
+                     "labels": {c.LABEL_JOB_NAME: "digits", LABEL_JOB_UID: "uid-digits"}},
+        "spec": {"queueName": "team-a-queue",
+                 "podSets": [{"name": "store", "count": 1}, {"name": "workers", "count": 2}]},
+        "status": {"conditions": list(conditions), "clusterName": "worker-1",
+                   "admission": {"clusterQueue": "cq-gpu", "podSetAssignments": []}},
+    })
+
+
+def test_who_manages_a_job_is_its_spec_managed_by() -> None:
+    assert managed_here({}) and managed_here({"managedBy": c.MANAGED_BY_LUDUS})
+    assert managed_here({"managedBy": c.MANAGED_BY_MULTIKUEUE})  # its queue part: the Workload here
+    assert not managed_here({"managedBy": "example.com/other-controller"})
+
+
+def test_a_multikueue_job_waits_in_the_managers_queue_like_any_queued_job() -> None:
+    plan = reconcile(_multikueue(suspended=False).build(), [], NOW)
+    assert plan.workload is not None and plan.queue_suspend is True and plan.create == []
+    assert _admitted_condition(plan).reason == c.REASON_QUEUED
+
+
+def test_a_dispatched_multikueue_job_runs_no_pods_here_and_leaves_its_status_to_the_worker_copy() -> None:
+    job = _multikueue().build()
+    admitted = _dispatched(_cond("QuotaReserved", "True", "QuotaReserved"), _cond("Admitted", "True", "Admitted"))
+    plan = reconcile(job, [], NOW, workload=admitted)
+    assert plan.create == [] and plan.delete == [] and plan.workload is None
+    assert plan.status == job.status  # nothing written: MultiKueue copies the worker's status here
+    assert plan.queue_suspend is False  # admitted, as Kueue's integrations lift it for a MultiKueue job
+    done = _multikueue(suspended=False).status(phase=c.PHASE_SUCCEEDED).build()
+    finished = reconcile(done, [], NOW, workload=admitted)
+    assert finished.workload_status is not None and finished.create == []
+    assert {x["type"]: x["status"] for x in finished.workload_status[1]["conditions"]}["Finished"] == "True"
+
+
+def test_the_worker_copy_of_a_multikueue_job_uses_the_managers_workload_and_never_makes_one() -> None:
+    builder = _queued(suspended=True)
+    builder._body["metadata"]["labels"][c.LABEL_KUEUE_PREBUILT_WORKLOAD] = "trainingjob-digits-abcde"
+    plan = reconcile(builder.build(), [], NOW, workload=None)
+    assert plan.workload is None and plan.create == []
+    cond = _admitted_condition(plan)
+    assert cond.reason == c.REASON_QUEUED and "trainingjob-digits-abcde" in cond.message
+    started = reconcile(builder.build(), [], NOW, workload=ADMITTED)
+    assert started.queue_suspend is False
