@@ -270,6 +270,9 @@ class Cluster:
             "featureGates": {"VisibilityOnDemand": False},
             # TrainingJobs are an external framework: Ludus creates and follows their Workloads.
             "integrations": {"frameworks": ["batch/job"], "externalFrameworks": [KUEUE_EXTERNAL_FRAMEWORK]},
+            # A manager cluster's MultiKueue dispatches TrainingJobs through its generic adapter
+            # (devcluster/multicluster.py connects a worker cluster; without one this is inert).
+            "multiKueue": {"externalFrameworks": [{"name": KUEUE_EXTERNAL_FRAMEWORK}]},
         }))
         pids["kueue"] = self.spawn("kueue", [
             "env", f"KUBECONFIG={self.kubeconfig}", f"KUEUE_METRICS_CERT_DIR={certs}",
@@ -296,6 +299,9 @@ class Cluster:
         return yaml.safe_dump_all(docs)
 
     def down(self, *, quiet: bool = False) -> None:
+        worker = self.root / "worker"  # devcluster/multicluster.py's second control plane, if it ran
+        if (worker / "state.json").exists():
+            Cluster(worker).down(quiet=quiet)
         pids = self.state().get("pids", {})
         extra = sorted({int(name.rsplit("-", 1)[1]) for name in pids
                         if name.startswith(("kubelet-", "containerd-"))}, reverse=True)

@@ -103,6 +103,8 @@ MANAGED_BY_LUDUS: Final = "ludus.dev/trainingjob-controller"
 MANAGED_BY_MULTIKUEUE: Final = "kueue.x-k8s.io/multikueue"
 # The Workload a job must use instead of making its own (MultiKueue's copy of a job in a worker cluster).
 LABEL_KUEUE_PREBUILT_WORKLOAD: Final = "kueue.x-k8s.io/prebuilt-workload-name"
+# A MultiKueue job waits on worker clusters its manager cannot reach (named in the Admitted condition).
+REASON_WORKER_CLUSTER_UNAVAILABLE: Final = "WorkerClusterUnavailable"
 # Scaled past what Kueue admitted: suspended, and its Workload asked again at the new size.
 REASON_RESIZED: Final = "Resized"
 

@@ -32,16 +32,17 @@ from ludus.controller.expectations import Expectations
 from ludus.controller.transitions import TransitionMetrics
 from ludus.controller.worker import WorkerPool
 from ludus.controller.written import WrittenStatus
-from ludus.runtime.kube import ApiError, KubeClient
+from ludus.runtime.kube import ApiError, KubeClient, UnsafeName
 from ludus.runtime.podwatch import PodIndex, PodWatch
 from ludus.runtime.poller import ProgressPoller
 from ludus.settings import DEFAULTS
+from ludus.trainingjob.multikueue import admission_check_names, cluster_names, config_name, unavailable_clusters
 from ludus.trainingjob.observe import PodObservation
 from ludus.trainingjob.placement import assigned_flavors
 from ludus.trainingjob.policies.capacity import NodeCapacity, parse_node
 from ludus.trainingjob.policies.init import resolve_init
 from ludus.trainingjob.progress import poll_interval
-from ludus.trainingjob.queueing import WorkloadState, parse_workload
+from ludus.trainingjob.queueing import WorkloadState, parse_workload, queue_name
 from ludus.trainingjob.reconcile import (
     Plan,
     capacity_of,
@@ -63,6 +64,8 @@ NAME_TAKEN_RETRY_SECONDS: Final = 1.0
 NODES_SECONDS: Final = 30.0
 # Pod security decisions kept by job uid (forgotten all at once past this: they are cheap to redo).
 MAX_REMEMBERED_VERDICTS: Final = 10_000
+# How long what a queue's MultiKueue worker clusters were found to be is believed, per LocalQueue.
+WORKER_CLUSTERS_SECONDS: Final = 10.0
 
 __all__ = ["Controller", "STATUS_BATCH_SECONDS", "STATUS_MAX_HOLD_SECONDS", "utcnow"]
 
@@ -108,6 +111,8 @@ class Controller:
         self.pod_security = cast(PodSecurityLevel, pod_security)
         self._verdicts: dict[str, tuple[int, str | None]] = {}  # uid -> (generation, its pod security verdict)
         self._refused: dict[str, Refused] = {}  # the API server's last refusal of a job's child, by job uid
+        # (namespace, LocalQueue) -> (when looked, the unreachable worker clusters it dispatches to)
+        self._worker_clusters: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._progress_interval = progress_interval
         self.client: KubeClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -162,6 +167,40 @@ class Controller:
                      if (b["metadata"].get("name") == prebuilt if prebuilt
                          else b["metadata"].get("labels", {}).get(LABEL_JOB_UID) == uid)), None)
         return parse_workload(body, self._flavors_of(body)) if body is not None else None
+
+    async def _unreachable(self, job: TrainingJob, workload: WorkloadState | None) -> str | None:
+        """For a MultiKueue job still waiting in this (manager) cluster's queue: which worker clusters its
+        queue dispatches to cannot be reached (looked up at most every WORKER_CLUSTERS_SECONDS per queue)."""
+        queue = queue_name(job)
+        placed = workload is not None and (workload.admitted or workload.dispatched_to is not None)
+        if job.spec.managed_by != c.MANAGED_BY_MULTIKUEUE or queue is None or placed or self.executor is None:
+            return None
+        key, now = (job.metadata.namespace, queue), time.monotonic()
+        seen = self._worker_clusters.get(key)
+        if seen is not None and now - seen[0] < WORKER_CLUSTERS_SECONDS:
+            return seen[1]
+        try:
+            said = await self._read_worker_clusters(*key)
+        except (ApiError, UnsafeName) as err:  # Kueue's objects unreadable (RBAC, a name): Kueue's words stay
+            logger.info("could not read the worker clusters of LocalQueue %s/%s: %s", *key, err)
+            said = None
+        if len(self._worker_clusters) >= MAX_REMEMBERED_VERDICTS:
+            self._worker_clusters.clear()
+        self._worker_clusters[key] = (now, said)
+        return said
+
+    async def _read_worker_clusters(self, namespace: str, queue: str) -> str | None:
+        assert self.executor is not None
+        get = self.executor.client.get_kueue_object
+        cluster_queue = ((await get("localqueues", queue, namespace)) or {}).get("spec", {}).get("clusterQueue")
+        if not isinstance(cluster_queue, str):
+            return None
+        clusters: dict[str, Mapping[str, Any] | None] = {}
+        for check in admission_check_names(await get("clusterqueues", cluster_queue)):
+            config = config_name(await get("admissionchecks", check))
+            for name in cluster_names(await get("multikueueconfigs", config)) if config else []:
+                clusters[name] = await get("multikueueclusters", name)
+        return unavailable_clusters(clusters)
 
     async def nodes(self) -> list[NodeCapacity]:
         """The nodes, read at most every NODES_SECONDS and only for jobs a pod of which cannot be placed
@@ -295,16 +334,18 @@ class Controller:
         if (outcome.waiting or outcome.unusable) and job.status.phase not in c.TERMINAL_PHASES:
             return init_blocked_plan(job, outcome, now), None
         expected = self.expectations.pending(key, (p.name for p in pods))
+        workload = self._workload(key, job)
         args = (outcome.job, pods, now, expected, self.gang, self.progress.samples.get(uid),
-                self.progress.unavailable(uid), self._workload(key, job), self.executor.kueue_served, self.policy,
-                outcome)
+                self.progress.unavailable(uid), workload, self.executor.kueue_served, self.policy, outcome)
         last = self._refused.get(uid)
         refused, update_refused = (last.message, last.update) if last is not None else (None, None)
-        plan = reconcile(*args, refused=refused, update_refused=update_refused)
+        unreachable = await self._unreachable(job, workload)
+        plan = reconcile(*args, refused=refused, update_refused=update_refused, unreachable=unreachable)
         if unschedulable(plan):  # the nodes are read only then; a job too large is decided again
             problem = capacity_of(outcome.job, await self.nodes(), self.gang)
             if problem is not None:
-                plan = reconcile(*args, too_large=problem, refused=refused, update_refused=update_refused)
+                plan = reconcile(*args, too_large=problem, refused=refused, update_refused=update_refused,
+                                 unreachable=unreachable)
         return plan, self._hold_refused(uid, plan)
 
     async def sync(self, key: JobKey) -> float | None:

@@ -418,6 +418,17 @@ class KubeClient:
             if err.status not in (404, 409):
                 raise
 
+    async def get_kueue_object(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """One of Kueue's objects (None: there is none of that name)."""
+        api = f"/apis/{c.KUEUE_WORKLOAD_API}"
+        path = namespaced(namespace, plural, name, api=api) if namespace else f"{api}/{plural}/{segment(name)}"
+        try:
+            return await self.request("GET", path)
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
     async def list_nodes(self) -> list[dict[str, Any]]:
         """Every node (one page: what a capacity check needs is small next to the pods)."""
         body = await self.request("GET", "/api/v1/nodes")

@@ -24,7 +24,7 @@ from ludus.trainingjob.placement import Placement, PlacementError, admission_pla
 from ludus.trainingjob.policies.decision import Event
 
 __all__ = ["QueueStep", "WorkloadState", "parse_workload", "queue_name", "queue_step", "released_status",
-           "finished_status"]
+           "finished_status", "unreachable_workers"]
 
 
 @dataclass(frozen=True)
@@ -231,6 +231,16 @@ def _queue_step_admission(job: TrainingJob, workload: WorkloadState, queue: str)
         return QueueStep(suspend=True, condition=_waiting_condition(queue, workload))
     return QueueStep(condition=("True", c.REASON_ADMITTED,
                                 f"admitted by ClusterQueue {workload.cluster_queue} from LocalQueue {queue}"))
+
+
+def unreachable_workers(step: QueueStep, unreachable: str | None) -> QueueStep:
+    """A MultiKueue job waiting in the manager's queue whose worker clusters cannot be reached says so,
+    naming them, instead of Kueue's words about an inactive ClusterQueue."""
+    if unreachable is None or step.condition is None or step.condition[1] not in (c.REASON_QUEUED,
+                                                                                    c.REASON_INADMISSIBLE):
+        return step
+    step.condition = ("False", c.REASON_WORKER_CLUSTER_UNAVAILABLE, unreachable)
+    return step
 
 
 def _set(conditions: list[dict[str, Any]], type_: str, status: str, reason: str, message: str,

@@ -33,7 +33,14 @@ from ludus.trainingjob.policies.success import succeeded
 from ludus.trainingjob.policies.suspension import SUSPENDED_MESSAGE, suspend_deletions
 from ludus.trainingjob.policies.ttl import ttl_seconds_left
 from ludus.trainingjob.progress import ProgressSample, Unavailable
-from ludus.trainingjob.queueing import QueueStep, WorkloadState, finished_status, queue_step, released_status
+from ludus.trainingjob.queueing import (
+    QueueStep,
+    WorkloadState,
+    finished_status,
+    queue_step,
+    released_status,
+    unreachable_workers,
+)
 from ludus.trainingjob.status import (
     compute_status,
     init_blocked_status,
@@ -204,6 +211,7 @@ def reconcile(
     too_large: str | None = None,
     refused: str | None = None,
     update_refused: str | None = None,
+    unreachable: str | None = None,
 ) -> Plan:
     """Decide one reconcile pass.
 
@@ -213,10 +221,10 @@ def reconcile(
     resolved (its model is pinned in the status); `too_large` is what `capacity_of` found for a job
     a pod of which the scheduler cannot place; `refused` is the API server's refusal of a child's
     create in an earlier pass, `update_refused` its refusal of a change (the Kueue suspension, the
-    Workload's status).
+    Workload's status); `unreachable` names the worker clusters a waiting MultiKueue job's queue cannot reach.
     """
     pods = own_pods(job.metadata.uid, pods)
-    step = queue_step(job, workload, bool(pods), kueue_served)
+    step = unreachable_workers(queue_step(job, workload, bool(pods), kueue_served), unreachable)
     if dispatched(job, workload):
         return _dispatched(job, step, workload, now, gang)
     unavailable_gang = gang_unavailable(job, gang)
@@ -270,11 +278,13 @@ def with_queue(plan: Plan, job: TrainingJob, step: QueueStep, workload: Workload
     if step.condition is None:
         return plan
     _, reason, message = step.condition
-    if reason == c.REASON_KUEUE_MISSING:
-        # Look again later: Kueue may be installed meanwhile, and nothing else would wake the job.
+    if reason in (c.REASON_KUEUE_MISSING, c.REASON_WORKER_CLUSTER_UNAVAILABLE):
+        # Look again later: Kueue (or the worker cluster) may be there meanwhile, and nothing else would
+        # wake the job.
         plan.requeue_after = min(plan.requeue_after or KUEUE_RECHECK_SECONDS, KUEUE_RECHECK_SECONDS)
     before = get_condition(job.status, c.COND_ADMITTED)  # the condition itself is the status' (Decision.admission)
-    waiting = reason in (c.REASON_QUEUED, c.REASON_INADMISSIBLE, c.REASON_KUEUE_MISSING)
+    waiting = reason in (c.REASON_QUEUED, c.REASON_INADMISSIBLE, c.REASON_KUEUE_MISSING,
+                         c.REASON_WORKER_CLUSTER_UNAVAILABLE)
     # Queued: once per reason (Kueue's counts in the message move); what blocks a job: once per message.
     moved = before is None or before.reason != reason or (reason != c.REASON_QUEUED and before.message != message)
     if waiting and moved:
