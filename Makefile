@@ -13,7 +13,7 @@ TORCH_PIN   := torch==2.13.0
 export LUDUS_CACHE_DIR := $(CACHE_DIR)
 
 .PHONY: help install disk-check clean-node-state wheelhouse host lint test test-unit test-integration test-e2e test-trainer test-images manifests \
-        cluster-up cluster-down cluster-binaries demo demo-down trainer-image operator-image bench bench-demo bench-progress bench-sweep bench-recovery \
+        cluster-up cluster-down cluster-binaries demo demo-multicluster demo-down trainer-image operator-image bench bench-multicluster bench-demo bench-progress bench-sweep bench-recovery \
         bench-throughput bench-report bench-all clean
 
 help:
@@ -102,6 +102,10 @@ demo: install cluster-binaries wheelhouse host ## a local cluster with a real no
 	scripts/build-images.sh all
 	$(PY) scripts/demo.py
 
+demo-multicluster: install cluster-binaries wheelhouse host ## two clusters joined by Kueue's MultiKueue: digits applied to the manager trains on the worker's real node and reports back
+	scripts/build-images.sh all
+	$(PY) scripts/demo_multicluster.py
+
 demo-down: ## stop the demo cluster (same as cluster-down)
 	$(PY) -m devcluster down
 
@@ -125,7 +129,11 @@ bench-demo: ## make demo, recording apply -> Running -> first step -> last step 
 	LUDUS_DEMO_RECORD=$(CURDIR)/docs/benchmarks/demo-timeline.json $(MAKE) demo
 	$(PY) bench/report.py
 
-bench-all: bench bench-progress bench-sweep bench-memory bench-recovery bench-throughput ## every benchmark, then docs/benchmarks.md
+bench-all: bench bench-progress bench-sweep bench-memory bench-multicluster bench-recovery bench-throughput ## every benchmark, then docs/benchmarks.md
+
+bench-multicluster: install cluster-binaries ## MultiKueue: 50 TrainingJobs applied to a manager cluster, time to Running on a worker cluster -> docs/benchmarks/multicluster.json
+	$(PY) bench/multicluster.py $(BENCH_ARGS)
+	$(PY) bench/report.py
 
 bench-report: install ## rewrite docs/benchmarks.md from docs/benchmarks/*.json
 	$(PY) bench/report.py

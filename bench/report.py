@@ -285,6 +285,32 @@ def _sweep() -> list[str]:
     return out
 
 
+def _multicluster() -> list[str]:
+    data = _load("multicluster.json")
+    out = ["## MultiKueue: apply on the manager to Running on the worker", ""]
+    if not data:
+        return out + ["Not measured yet: run `make bench-multicluster`.", ""]
+    r, m = data["result"], data["machine"]
+    w, back = r["apply_to_worker_running_s"], r["apply_to_manager_copy_running_s"]
+    out += [f"Command: `{data['command']}` on {m['cpus']} CPUs / {m['memory_gib']} GiB ({m['platform']}), "
+            f"{data['date']}; Kubernetes {data['versions']['KUBERNETES_VERSION']}, Kueue "
+            f"{data['versions']['KUEUE_VERSION']}. Two control planes on this host (devcluster/multicluster.py), "
+            "each with its own Kueue and a `ludus operator` process; "
+            f"{r['jobs']} TrainingJobs of one kwok worker each, created on the manager at once.", "",
+            "| figure | median | p90 | max |", "|---|---|---|---|",
+            f"| apply on the manager → Running on the worker | {w['median']} s | {w['p90']} s | {w['max']} s |",
+            f"| apply on the manager → the manager's copy says Running | {back['median']} s | {back['p90']} s | "
+            f"{back['max']} s |", "",
+            f"All {r['running_on_worker']} Running on the worker {r['all_running_on_worker_s']} s after the first "
+            f"create; operator CPU seconds: manager {r['operator_cpu_s']['manager']}, worker "
+            f"{r['operator_cpu_s']['worker']}.", "",
+            "The first job runs on the worker in a few seconds; the rest queue behind MultiKueue's dispatch, which",
+            "writes each job's Workload and copy to the worker through clients Kueue v0.17 builds from the",
+            "kubeconfig with no rate limit of their own (client-go's default then applies: 5 requests/s, burst",
+            "10), and copies each status back the same way. The Ludus operators use about 3 CPU seconds each.", ""]
+    return out
+
+
 def _memory() -> list[str]:
     data = _load("memory.json")
     out = ["## The operator's memory at its documented limits", ""]
@@ -346,6 +372,7 @@ def render() -> str:
     out += _layout_check()
     out += _progress()
     out += _sweep()
+    out += _multicluster()
     out += _memory()
     out += _timeline()
     recovery = _load("recovery.json")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from pydantic import ValidationError
 
-from ludus.api.models import TrainingJobSpec
+from ludus.api import constants as c
+from ludus.api.models import TrainingJobSpec, parse_job
 from tests.factories import make_job
 
 
@@ -62,3 +66,17 @@ def test_invalid_specs_name_the_field(spec: dict, message: str) -> None:
 def test_image_is_required() -> None:
     with pytest.raises(ValidationError, match="image"):
         TrainingJobSpec.model_validate({})
+
+
+def test_every_example_manifest_is_a_valid_trainingjob() -> None:
+    """What users copy from manifests/examples/ parses as the operator reads it (a stored object gets
+    metadata the API server adds: a namespace and a UID)."""
+    examples = sorted((Path(__file__).resolve().parents[3] / "manifests" / "examples").glob("*.yaml"))
+    assert len(examples) >= 4
+    for path in examples:
+        body = yaml.safe_load(path.read_text())
+        body["metadata"] |= {"namespace": "team-a", "uid": "u"}
+        job = parse_job(body)
+        assert job.metadata.name, path
+    multicluster = yaml.safe_load((examples[0].parent / "digits-multicluster.yaml").read_text())
+    assert multicluster["spec"]["managedBy"] == c.MANAGED_BY_MULTIKUEUE
