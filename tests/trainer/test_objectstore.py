@@ -1,0 +1,96 @@
+"""Checkpoints in object storage, on the real S3 server (SeaweedFS, built from its pinned module) and
+real torchrun processes: each rank writes its own shard, a checkpoint counts only once committed, a
+save killed before its commit is never loaded and is swept by the next save."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devcluster.objectstore import ObjectStore
+from devcluster.paths import REPO
+
+BUCKET = "ludus-checkpoints"
+
+SCRIPT = r'''
+import json, os, sys
+import torch, torch.distributed as dist, torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint._fsspec_filesystem import FsspecWriter
+from ludus_trainer.objectstore import ObjectCheckpoints, checkpoint_prefix, storage_options
+
+dist.init_process_group("gloo")
+rank, uri = dist.get_rank(), sys.argv[1]
+store = ObjectCheckpoints(uri, keep=2)
+
+def state(step):
+    # "shared" and "meta" are the same on every rank (written once, as DCP writes replicated items);
+    # "own.<rank>" is each rank's shard alone.
+    return {"shared": torch.full((64,), float(step)), f"own.{rank}": torch.full((1000,), float(step * 10 + rank)),
+            "meta": json.dumps({"step": step})}
+
+markers = {}
+for step, score in ((10, 0.9), (20, 0.1), (30, 0.2)):
+    markers[step] = store.save(step, state(step), score=score)
+# A save killed after the shards and before its commit: the shards are there, the marker is not.
+dcp.save(state(40), storage_writer=FsspecWriter(f"{uri}/{checkpoint_prefix(40)}", single_file_per_rank=True,
+                                                overwrite=True, **storage_options(uri)))
+dist.barrier()
+target = state(0)
+loaded = store.load_latest(target)
+out = {"rank": rank, "loaded": loaded, "shared": target["shared"][0].item(), "own": target[f"own.{rank}"][0].item(),
+       "meta": json.loads(target["meta"]), "steps": store.steps(), "marker30": markers[30]}
+store.save(50, state(50), score=0.3)  # the next save sweeps the uncommitted one and prunes the old
+dist.barrier()
+out["after"] = store.steps()
+store.fs.invalidate_cache()
+out["left"] = {s: store.fs.find(f"{store.root}/{checkpoint_prefix(s)}") for s in (20, 40)}
+print("RESULT " + json.dumps(out), flush=True)
+dist.destroy_process_group()
+'''
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
+    s3 = ObjectStore(tmp_path_factory.mktemp("objectstore"))
+    s3.up()
+    s3.make_bucket(BUCKET)
+    yield s3
+    s3.down()
+
+
+def test_ranks_write_their_shards_and_only_committed_checkpoints_load(store: ObjectStore, tmp_path: Path) -> None:
+    script = tmp_path / "ranks.py"
+    script.write_text(SCRIPT)
+    uri = f"s3://{BUCKET}/{tmp_path.name}/job"
+    env = {**os.environ, **store.environment(), "PYTHONPATH": str(REPO / "trainer_image")}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          str(script), uri], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = {r["rank"]: r for r in (json.loads(line.split(" ", 1)[1]) for line in run.stdout.splitlines()
+                                      if line.startswith("RESULT "))}
+    assert set(results) == {0, 1}, run.stdout[-2000:]
+    for rank, r in results.items():
+        assert r["loaded"] == 30, r  # 40 has shards but no commit: never loaded
+        assert (r["shared"], r["own"], r["meta"]) == (30.0, 300.0 + rank, {"step": 30}), r
+        assert r["steps"] == [30, 20, 10], r  # the newest two and the best scored (10)
+        assert r["after"] == [50, 30, 10], r  # 20 pruned; the uncommitted 40 swept
+        assert r["left"] == {"20": [], "40": []}, r  # not one object of them is left
+    marker = results[0]["marker30"]
+    assert marker["step"] == 30 and marker["uri"] == f"{uri}/ckpt-000000000030" and marker["sizeBytes"] > 8000
+    fs = store.filesystem()
+    files = sorted(p.rsplit("/", 1)[1] for p in fs.ls(f"{BUCKET}/{tmp_path.name}/job/ckpt-000000000030"))
+    assert files == [".metadata", "COMMITTED", "__0_0.distcp", "__1_0.distcp"], files  # one shard per rank
+
+
+def test_wrong_keys_and_a_missing_bucket_are_told_apart(store: ObjectStore) -> None:
+    """What the start-up check will name: the store's own answers for each cause."""
+    with pytest.raises(PermissionError):
+        store.filesystem(secret="not-the-secret").ls(BUCKET)
+    with pytest.raises(FileNotFoundError):
+        store.filesystem().ls("no-such-bucket")

@@ -1,0 +1,140 @@
+"""Checkpoints in object storage (`s3://bucket/prefix`, or any URL fsspec knows), written with
+torch.distributed.checkpoint: every rank writes its own shard, so a model no rank holds whole still
+checkpoints.
+
+Object stores have no rename, so a checkpoint cannot appear at once the way a file does
+(`checkpoint.write_atomically`). Instead each checkpoint is a prefix `ckpt-<step>/` that counts only once
+its `COMMITTED` object exists: rank 0 writes it last, after torch.distributed.checkpoint has gathered
+every rank's result and written its own metadata. A save killed half-way leaves a prefix without the
+marker, which is never loaded and is deleted by the next save.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import torch.distributed as dist
+from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader, FsspecWriter
+from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
+from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
+
+logger = logging.getLogger("ludus_trainer.objectstore")
+
+COMMITTED = "COMMITTED"
+_NAME = re.compile(r"^ckpt-(\d{12})$")
+# The environment a pod gets from the job's checkpoint Secret (keys documented in the README).
+ENDPOINT_ENV = "LUDUS_S3_ENDPOINT"
+
+
+def storage_options(uri: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """How to reach the store behind `uri`: for s3://, the endpoint (an S3-compatible server) and the
+    credentials from the environment (never from the spec); nothing for other schemes."""
+    env = os.environ if env is None else env
+    if not uri.startswith("s3://"):
+        return {}
+    options: dict[str, Any] = {"client_kwargs": {"region_name": env.get("AWS_REGION") or "us-east-1"}}
+    if env.get(ENDPOINT_ENV):
+        options["endpoint_url"] = env[ENDPOINT_ENV]
+    if env.get("AWS_ACCESS_KEY_ID"):
+        options["key"], options["secret"] = env["AWS_ACCESS_KEY_ID"], env.get("AWS_SECRET_ACCESS_KEY", "")
+    return options
+
+
+def checkpoint_prefix(step: int) -> str:
+    return f"ckpt-{step:012d}"
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+@dataclass
+class ObjectCheckpoints:
+    """The checkpoints under one URI: save (every rank calls it), the committed steps, load the newest."""
+
+    uri: str
+    keep: int = 3
+    options: dict[str, Any] = field(default_factory=dict)
+    last_duration: float | None = None
+
+    def __post_init__(self) -> None:
+        self.uri = self.uri.rstrip("/")
+        if not self.options:
+            self.options = storage_options(self.uri)
+        self.fs, self.root = fsspec.core.url_to_fs(self.uri, **self.options)
+
+    def _url(self, *parts: str) -> str:
+        return "/".join([self.uri, *parts])
+
+    def _listed(self) -> list[int]:
+        try:
+            names = [str(p).rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False)]
+        except FileNotFoundError:
+            return []
+        return sorted((int(m.group(1)) for n in names if (m := _NAME.match(n))), reverse=True)
+
+    def steps(self) -> list[int]:
+        """Committed checkpoints, newest first (a prefix without its marker is not one)."""
+        self.fs.invalidate_cache()
+        return [s for s in self._listed() if self.fs.exists(f"{self.root}/{checkpoint_prefix(s)}/{COMMITTED}")]
+
+    def committed(self, step: int) -> dict[str, Any]:
+        """What the marker of a committed checkpoint says (step, size, when)."""
+        with self.fs.open(f"{self.root}/{checkpoint_prefix(step)}/{COMMITTED}", "rb") as f:
+            info: dict[str, Any] = json.loads(f.read())
+        return info
+
+    def save(self, step: int, state: dict[str, Any], score: float | None = None) -> dict[str, Any] | None:
+        """Write `state` at `step` (every rank, with its own shard) and commit it; rank 0 returns what the
+        marker says and applies retention, the other ranks return None."""
+        started = time.monotonic()
+        prefix = checkpoint_prefix(step)
+        writer = FsspecWriter(self._url(prefix), single_file_per_rank=True, overwrite=True, **self.options)
+        dcp_save(state, storage_writer=writer)
+        if _rank() != 0:
+            self.last_duration = time.monotonic() - started
+            return None
+        # dcp.save returned on rank 0: every rank's shard and the metadata are written.
+        self.fs.invalidate_cache()
+        size = sum(int(info.get("size") or 0) for info in self.fs.ls(f"{self.root}/{prefix}", detail=True))
+        marker = {"step": step, "uri": self._url(prefix), "sizeBytes": size, "time": time.time(),
+                  **({"score": score} if score is not None else {})}
+        with self.fs.open(f"{self.root}/{prefix}/{COMMITTED}", "wb") as f:
+            f.write(json.dumps(marker).encode())
+        self._prune(step)
+        self.last_duration = time.monotonic() - started
+        return marker
+
+    def _prune(self, newest: int) -> None:
+        """Keep the newest `keep` committed checkpoints and the best scored one; delete the rest, and any
+        uncommitted prefix older than the newest commit (a save that was killed)."""
+        committed = self.steps()
+        kept = set(committed[: self.keep])
+        scored = [(m["score"], s) for s in committed if (m := self.committed(s)).get("score") is not None]
+        if scored:
+            kept.add(max(scored)[1])
+        for step in self._listed():
+            if step in kept or step > newest:
+                continue
+            self.fs.rm(f"{self.root}/{checkpoint_prefix(step)}", recursive=True)
+
+    def load_latest(self, state: dict[str, Any]) -> int | None:
+        """Load the newest committed checkpoint into `state` in place (every rank its part); returns its
+        step, or None when there is none. One that fails to load is skipped for the one before it."""
+        for step in self.steps():
+            reader = FsspecReader(self._url(checkpoint_prefix(step)), **self.options)
+            try:
+                dcp_load(state, storage_reader=reader)
+            except Exception as err:  # noqa: BLE001 - any unreadable checkpoint means "try the previous one"
+                logger.warning("skipping unreadable checkpoint %s: %s", checkpoint_prefix(step), err)
+                continue
+            return step
+        return None
