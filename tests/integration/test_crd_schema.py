@@ -39,6 +39,9 @@ def test_kubectl_explain_shows_field_descriptions(k: Kubectl) -> None:
         ({"init": {"claimName": "models", "fromJob": "pretrain"}}, "init needs exactly one of claimName"),
         ({"checkpoint": {"claimName": "c", "subPath": "a/../../b"}}, "subPath must stay inside the claim"),
         ({"managedBy": "no-domain"}, "spec.managedBy"),
+        ({"checkpoint": {"claimName": "c", "uri": "s3://ckpts/x"}}, "claimName (a volume) or uri (object storage)"),
+        ({"checkpoint": {"secretRef": {"name": "s"}}}, "are for object storage: set checkpoint.uri"),
+        ({"checkpoint": {"uri": "s3://ckpts/a/../b"}}, "checkpoint.uri must not contain . or .. segments"),
     ],
     ids=[
         "max below min",
@@ -55,6 +58,9 @@ def test_kubectl_explain_shows_field_descriptions(k: Kubectl) -> None:
         "an init with both a claim and a job",
         "a checkpoint subPath leaving its claim",
         "a managedBy that is no domain-prefixed path",
+        "a checkpoint both on a claim and in object storage",
+        "object storage credentials without a uri",
+        "a checkpoint uri leaving its prefix",
     ],
 )
 def test_invalid_trainingjobs_are_rejected_naming_the_field(k: Kubectl, change: dict, message: str) -> None:

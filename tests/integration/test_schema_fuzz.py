@@ -50,7 +50,40 @@ def cases(draw: st.DrawFn) -> tuple[str, dict[str, Any], str | None]:
     if draw(st.booleans()):
         spec, path = draw(broken(SCHEMAS[kind]))
         return kind, spec, path
-    return kind, draw(valid(SCHEMAS[kind])), None
+    return kind, _within_the_rules(kind, draw(valid(SCHEMAS[kind]))), None
+
+
+def _within_the_rules(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A drawn spec brought within CEL rules that tie optional fields together (the schema's keywords
+    alone do not say them), so that valid draws reach the operator: a checkpoint on a claim or in object
+    storage, not both, and the object store's settings only with its uri; an init from one place; a
+    Sweep parameter with what its type needs; a ContinuousTraining's claim. managedBy is left out: a
+    job another controller manages is one the operator never touches (tests/integration/test_lifecycle.py)."""
+    job = spec.get("template") if kind != "TrainingJob" and isinstance(spec.get("template"), dict) else spec
+    job.pop("managedBy", None)
+    checkpoint = job.get("checkpoint") if isinstance(job.get("checkpoint"), dict) else None
+    if kind == "ContinuousTraining":
+        checkpoint = job.setdefault("checkpoint", checkpoint or {})
+        checkpoint.setdefault("claimName", "models")
+    if checkpoint is not None:
+        if "claimName" in checkpoint:
+            checkpoint.pop("uri", None)
+        if "uri" not in checkpoint:
+            for key in ("secretRef", "endpoint", "region"):
+                checkpoint.pop(key, None)
+    init = job.get("init")
+    if isinstance(init, dict):
+        if "claimName" in init:
+            init.pop("fromJob", None)
+        elif "fromJob" not in init:
+            job.pop("init")
+    for param in spec.get("parameters") or [] if kind == "Sweep" else []:
+        if isinstance(param, dict) and param.get("type") in ("float", "int"):
+            param.setdefault("min", 1)
+            param.setdefault("max", 2)
+        elif isinstance(param, dict):
+            param["values"] = param.get("values") or ["a"]
+    return spec
 
 
 @pytest.fixture

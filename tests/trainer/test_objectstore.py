@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
+from devcluster.agents import Store, progress_steps, result, start_agent, starts, wait_for_step
 from devcluster.objectstore import ObjectStore
 from devcluster.paths import REPO
+from ludus_trainer.objectstore import ObjectCheckpoints, decode, encode, storage_options
 
 BUCKET = "ludus-checkpoints"
 
@@ -94,3 +97,62 @@ def test_wrong_keys_and_a_missing_bucket_are_told_apart(store: ObjectStore) -> N
         store.filesystem(secret="not-the-secret").ls(BUCKET)
     with pytest.raises(FileNotFoundError):
         store.filesystem().ls("no-such-bucket")
+
+
+INTERVAL = 20
+
+
+def test_two_agents_with_no_shared_disk_resume_from_object_storage(store: ObjectStore, tmp_path: Path) -> None:
+    """Each agent has its own checkpoint directory (two nodes share no disk): what the survivor of a
+    SIGKILLed agent resumes from is the newest committed checkpoint in the bucket."""
+    uri = f"s3://{BUCKET}/{tmp_path.name}/digits"
+    env = {**store.environment(), "LUDUS_CHECKPOINT_URI": uri}
+    args = ["--workload", "digits", "--epochs", "30", "--log-every", "1", "--checkpoint-interval", str(INTERVAL),
+            "--step-delay", "0.03"]
+    with Store() as rendezvous:
+        a, b = (start_agent(name, store=rendezvous, tmp=tmp_path, nnodes=(1, 2), nproc=1,
+                            checkpoint_dir=tmp_path / f"disk-{name}", trainer_args=args, extra_env=env)
+                for name in ("a", "b"))
+        wait_for_step([a, b], 2 * INTERVAL + 7)
+        b.kill()
+        reached = max(progress_steps(a.text()) + progress_steps(b.text()))
+        assert a.wait(timeout=300) == 0, a.text()[-3000:]
+    resumed = [s for s in starts(a.text()) if s[0] > 0]
+    assert resumed, f"the survivor never resumed from a checkpoint:\n{a.text()[-3000:]}"
+    assert 0 <= reached - resumed[-1][0] <= INTERVAL, (reached, resumed)
+    final = result(a.text())
+    assert final is not None and final["accuracy"] >= 0.95
+    assert not list((tmp_path / "disk-a").glob("ckpt-*")), "checkpoints went to the pod's disk"
+    objects = ObjectCheckpoints(uri, options=storage_options(uri, store.environment()))
+    assert objects.steps() and objects.steps()[0] >= resumed[-1][0]
+
+
+def test_an_optimizer_resumes_with_its_own_state_keyed_as_it_was(tmp_path: Path) -> None:
+    """torch.distributed.checkpoint keeps only string keys: an optimizer's int-keyed state must come back
+    int-keyed, attached to its parameters, or Adam's moments are lost on every resume."""
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.randn(2, 4)).sum().backward()
+    optimizer.step()
+    store = ObjectCheckpoints(f"file://{tmp_path}/ckpt")
+    store.save(7, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": (1, [2, 3])})
+    state = store.load_whole(store.steps()[0])
+    assert state["step"] == 7 and set(state["optimizer"]["state"]) == {0, 1}
+    fresh = torch.nn.Linear(4, 3)
+    again = torch.optim.AdamW(fresh.parameters())
+    fresh.load_state_dict(state["model"])
+    again.load_state_dict(state["optimizer"])
+    assert set(again.state) == set(fresh.parameters())  # keyed by the parameters, nothing beside them
+    assert torch.equal(again.state[fresh.weight]["exp_avg"], optimizer.state[model.weight]["exp_avg"])
+    assert decode(encode({0: {"a": 1}, "b": [1, {2: 3}]})) == {0: {"a": 1}, "b": [1, {2: 3}]}
+
+
+def test_a_run_without_object_storage_never_imports_its_modules() -> None:
+    """The harness's workers are forked from torchrun's agent: what a run imports is time before its first
+    step, and torch.distributed.checkpoint's modules made a worker's teardown deadlock 1 run in 4."""
+    probe = ("import sys; import ludus_trainer.cli, ludus_trainer.api; "
+             "print(sorted(m for m in ('fsspec', 's3fs', 'torch.distributed.checkpoint') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "trainer_image")}
+    env.pop("LUDUS_CHECKPOINT_URI", None)
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

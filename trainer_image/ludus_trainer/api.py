@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -20,6 +20,9 @@ from ludus_trainer.env import InitSettings
 from ludus_trainer.loop import LoopConfig, Workload
 from ludus_trainer.loop import run as _run_loop
 from ludus_trainer.model_io import InitReport
+
+if TYPE_CHECKING:
+    from ludus_trainer.objectstore import ObjectCheckpoints
 from ludus_trainer.session import Session
 
 _sessions: list[Session] = []  # at most one: this process's run
@@ -49,7 +52,7 @@ def checkpoint_dir() -> Path:
     return session().directory
 
 
-def checkpoints(keep: int = 3) -> CheckpointManager:
+def checkpoints(keep: int = 3) -> CheckpointManager | ObjectCheckpoints:
     return session().checkpoints(keep)
 
 
@@ -72,7 +75,7 @@ def finish() -> None:
     session().finish()
 
 
-def resume(manager: CheckpointManager | None = None) -> dict[str, Any] | None:
+def resume(manager: CheckpointManager | ObjectCheckpoints | None = None) -> dict[str, Any] | None:
     """The newest checkpoint any rank can read, loaded from that rank on every rank (None: start fresh), so
     all ranks resume from the same step. Collective: every rank calls it."""
     state = session().resume(manager)
@@ -80,9 +83,11 @@ def resume(manager: CheckpointManager | None = None) -> dict[str, Any] | None:
     return state
 
 
-def save_checkpoint(step: int, state: dict[str, Any], manager: CheckpointManager | None = None) -> None:
-    """Rank 0 saves `state` atomically (other ranks return at once), with the evaluation and baseline so a
-    resumed run keeps them; timed as the checkpoint phase."""
+def save_checkpoint(step: int, state: dict[str, Any],
+                    manager: CheckpointManager | ObjectCheckpoints | None = None) -> None:
+    """Every rank calls it: in a directory rank 0 saves `state` atomically (the others return at once), in
+    object storage every rank writes its shard; with the evaluation and baseline so a resumed run keeps
+    them; timed as the checkpoint phase."""
     session().save_checkpoint(step, state, manager)
 
 

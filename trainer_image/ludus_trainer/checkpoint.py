@@ -46,6 +46,7 @@ def checkpoint_name(step: int) -> str:
 class CheckpointManager:
     directory: Path
     keep: int = 3
+    collective = False  # rank 0 alone writes it
     last_saved_at: float | None = None
     last_duration: float | None = None
 

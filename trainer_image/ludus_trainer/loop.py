@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from ludus_trainer.checkpoint import CheckpointManager
 from ludus_trainer.coordination import StopSignal, any_rank_asked_to_stop
 from ludus_trainer.dist import DistContext
 from ludus_trainer.evaluation import Objective
 from ludus_trainer.metrics import TrainerMetrics
 from ludus_trainer.sampler import ResumableDistributedSampler
+from ludus_trainer.storage import open_checkpoints
 
 if TYPE_CHECKING:
     from ludus_trainer.session import Session
@@ -103,7 +103,7 @@ def run(session: Session, workload: Workload, config: LoopConfig) -> dict[str, A
     ctx = session.ctx
     StopSignal.install()
     session.use_objective_default(workload.objective)
-    manager = CheckpointManager(config.checkpoint_dir, keep=config.keep)
+    manager = open_checkpoints(config.checkpoint_dir, keep=config.keep)
     step, epoch, consumed = 0, 0, 0
     # The last evaluation travels in the checkpoint: a group restarted after the final save
     # (an agent leaving during shutdown) resumes past the last epoch and must still report it.

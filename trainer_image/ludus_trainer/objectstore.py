@@ -23,6 +23,8 @@ from typing import Any
 import fsspec
 import torch.distributed as dist
 from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader, FsspecWriter
+from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
+from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
 from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
 from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
 
@@ -48,6 +50,34 @@ def storage_options(uri: str, env: Mapping[str, str] | None = None) -> dict[str,
     return options
 
 
+_KEYS, _VALUES = "__ludus_keys__", "__ludus_values__"
+
+
+def encode(obj: Any) -> Any:
+    """torch.distributed.checkpoint flattens nested dicts into string paths and loses key types: an
+    optimizer's state keyed by int parameter ids would come back keyed by strings (and the optimizer
+    would keep them beside its own). A dict with other than string keys is saved as its keys and values."""
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {k: encode(v) for k, v in obj.items()}
+        return {_KEYS: list(obj.keys()), _VALUES: {str(i): encode(v) for i, v in enumerate(obj.values())}}
+    if isinstance(obj, list):
+        return [encode(v) for v in obj]
+    return obj
+
+
+def decode(obj: Any) -> Any:
+    """What `encode` did, undone."""
+    if isinstance(obj, dict):
+        if set(obj) == {_KEYS, _VALUES}:
+            values = obj[_VALUES]
+            return {k: decode(values[str(i)]) for i, k in enumerate(obj[_KEYS])}
+        return {k: decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode(v) for v in obj]
+    return obj
+
+
 def checkpoint_prefix(step: int) -> str:
     return f"ckpt-{step:012d}"
 
@@ -62,6 +92,7 @@ class ObjectCheckpoints:
 
     uri: str
     keep: int = 3
+    collective = True  # every rank takes part in a save
     options: dict[str, Any] = field(default_factory=dict)
     last_duration: float | None = None
 
@@ -98,7 +129,7 @@ class ObjectCheckpoints:
         started = time.monotonic()
         prefix = checkpoint_prefix(step)
         writer = FsspecWriter(self._url(prefix), single_file_per_rank=True, overwrite=True, **self.options)
-        dcp_save(state, storage_writer=writer)
+        dcp_save(encode({"step": step, **state}), storage_writer=writer)
         if _rank() != 0:
             self.last_duration = time.monotonic() - started
             return None
@@ -124,17 +155,31 @@ class ObjectCheckpoints:
         for step in self._listed():
             if step in kept or step > newest:
                 continue
-            self.fs.rm(f"{self.root}/{checkpoint_prefix(step)}", recursive=True)
+            try:
+                self.fs.rm(f"{self.root}/{checkpoint_prefix(step)}", recursive=True)
+            except FileNotFoundError:  # listed, but already empty (a store may list a prefix for a while)
+                pass
 
     def load_latest(self, state: dict[str, Any]) -> int | None:
         """Load the newest committed checkpoint into `state` in place (every rank its part); returns its
         step, or None when there is none. One that fails to load is skipped for the one before it."""
         for step in self.steps():
             reader = FsspecReader(self._url(checkpoint_prefix(step)), **self.options)
+            target = encode(state)  # the same tensors: loaded in place
             try:
-                dcp_load(state, storage_reader=reader)
+                dcp_load(target, storage_reader=reader)
             except Exception as err:  # noqa: BLE001 - any unreadable checkpoint means "try the previous one"
                 logger.warning("skipping unreadable checkpoint %s: %s", checkpoint_prefix(step), err)
                 continue
+            state.update(decode(target))
             return step
         return None
+
+    def load_whole(self, step: int) -> dict[str, Any]:
+        """The whole checkpoint at `step` as one state dict, read by this process alone (what a replicated
+        model resumes from; a sharded one loads in place with `load_latest`)."""
+        state: dict[str, Any] = {}
+        reader = FsspecReader(self._url(checkpoint_prefix(step)), **self.options)
+        _load_state_dict(state, storage_reader=reader, planner=_EmptyStateDictLoadPlanner(), no_dist=True)  # type: ignore[no-untyped-call]
+        decoded: dict[str, Any] = decode(state)
+        return decoded

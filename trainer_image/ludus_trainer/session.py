@@ -18,13 +18,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.util import Finalize
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from torch import nn
 
 from ludus_trainer import dist as _dist
 from ludus_trainer.checkpoint import CheckpointManager
-from ludus_trainer.coordination import StopSignal, agree_on_checkpoint, any_rank_asked_to_stop
+from ludus_trainer.coordination import (
+    StopSignal,
+    agree_on_checkpoint,
+    agree_on_object_checkpoint,
+    any_rank_asked_to_stop,
+)
 from ludus_trainer.dist import DistContext
 from ludus_trainer.env import ENV_CHECKPOINT_DIR, ENV_METRICS_PORT, ENV_OBJECTIVE, InitSettings, RunEnv
 from ludus_trainer.evaluation import EvaluationRecord, Objective, objective_from_env, publish_error
@@ -32,6 +37,10 @@ from ludus_trainer.goodput import PHASES, PhaseClock, process_started_at, startu
 from ludus_trainer.metrics import TrainerMetrics
 from ludus_trainer.model_io import InitError, InitReport, load_into
 from ludus_trainer.model_io import export_model as _export
+from ludus_trainer.storage import open_checkpoints
+
+if TYPE_CHECKING:
+    from ludus_trainer.objectstore import ObjectCheckpoints
 from ludus_trainer.progress import ProgressReporter
 
 logger = logging.getLogger("ludus_trainer")
@@ -196,14 +205,18 @@ class Session:
             print("LUDUS_BASELINE " + json.dumps(self.evaluation.baseline, sort_keys=True), flush=True)
 
     # --- checkpoints -----------------------------------------------------------------------------------
-    def checkpoints(self, keep: int = 3) -> CheckpointManager:
-        return CheckpointManager(self.directory, keep=keep)
+    def checkpoints(self, keep: int = 3) -> CheckpointManager | ObjectCheckpoints:
+        return open_checkpoints(self.directory, keep=keep)
 
-    def resume(self, manager: CheckpointManager | None = None) -> dict[str, Any] | None:
+    def resume(self, manager: CheckpointManager | ObjectCheckpoints | None = None) -> dict[str, Any] | None:
         """The newest checkpoint any rank can read, loaded from that rank on every rank (None: start fresh).
         Collective. What the harness kept in it (the evaluation, the baseline) comes back too."""
+        manager = manager or self.checkpoints()
         with self.phase("restore"):
-            state = agree_on_checkpoint(self.ctx, manager or self.checkpoints())
+            if isinstance(manager, CheckpointManager):
+                state = agree_on_checkpoint(self.ctx, manager)
+            else:
+                state = agree_on_object_checkpoint(self.ctx, manager)
         if state is not None:
             kept = state.get(CHECKPOINT_KEY) or {}
             # Checkpoints written before the harness had its own key kept the evaluation at the top level.
@@ -211,14 +224,30 @@ class Session:
             self.evaluation = EvaluationRecord.from_dict(record or state.get("evaluation"), self.evaluation.objective)
         return state
 
-    def save_checkpoint(self, step: int, state: dict[str, Any], manager: CheckpointManager | None = None) -> None:
-        """Rank 0 saves `state` atomically, with the harness' own part (timed as the checkpoint phase)."""
-        if not self.ctx.is_main:
-            return
+    def save_checkpoint(self, step: int, state: dict[str, Any],
+                        manager: CheckpointManager | ObjectCheckpoints | None = None) -> None:
+        """Save `state` with the harness' own part (timed as the checkpoint phase): every rank calls it.
+        In a directory rank 0 writes it atomically; in object storage every rank writes its shard and rank 0
+        commits it."""
         manager = manager or self.checkpoints()
-        with self.phase("checkpoint"):
-            manager.save(step, {**state, CHECKPOINT_KEY: {"evaluation": self.evaluation.as_dict()}})
+        whole = {**state, CHECKPOINT_KEY: {"evaluation": self.evaluation.as_dict()}}
+        if not isinstance(manager, CheckpointManager):
+            with self.phase("checkpoint"):
+                manager.save(step, whole, score=self._score())
+        elif self.ctx.is_main:
+            with self.phase("checkpoint"):
+                manager.save(step, whole)
+        else:
+            return
         self.metrics.checkpoint(manager.last_duration or 0.0)
+
+    def _score(self) -> float | None:
+        """The objective's latest value, larger is better: what retention keeps the best checkpoint by."""
+        objective = self.evaluation.objective
+        value = self.evaluation.latest.get(objective.metric, {}).get("value")
+        if value is None:
+            return None
+        return float(value) if objective.goal == "maximize" else -float(value)
 
     def stop_requested(self) -> bool:
         """Whether any rank got SIGTERM (collective). From the first call on, SIGTERM only sets the flag."""
@@ -271,4 +300,4 @@ class Session:
     def finish(self) -> None:
         """Leave the last step and evaluation for the operator, then the process group."""
         self.publish_final()
-        _dist.shutdown()
+        _dist.shutdown(together=True)

@@ -261,6 +261,11 @@ ENV_JOB_NAMESPACE: Final = "LUDUS_JOB_NAMESPACE"
 ENV_REPLICA_INDEX: Final = "LUDUS_REPLICA_INDEX"
 ENV_CHECKPOINT_DIR: Final = "LUDUS_CHECKPOINT_DIR"
 ENV_CHECKPOINT_INTERVAL: Final = "LUDUS_CHECKPOINT_INTERVAL"
+# Object storage (spec.checkpoint.uri): where, and how to reach it; the credentials come from the Secret
+# spec.checkpoint.secretRef names, under these keys, as these variables.
+ENV_CHECKPOINT_URI: Final = "LUDUS_CHECKPOINT_URI"
+ENV_S3_ENDPOINT: Final = "LUDUS_S3_ENDPOINT"
+S3_CREDENTIAL_KEYS: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 ENV_METRICS_PORT: Final = "LUDUS_METRICS_PORT"
 ENV_OBJECTIVE: Final = "LUDUS_OBJECTIVE"  # "<metric>:<goal>" when spec.objective is set
 TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"

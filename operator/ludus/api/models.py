@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -252,13 +252,57 @@ class Elastic(Model):
         return self
 
 
+class SecretReference(Model):
+    """A Secret in the job's namespace."""
+
+    name: SubdomainName = Field(description="The Secret's name.")
+
+
+# s3://bucket/prefix: a bucket name as S3 allows one, then path segments without `..`.
+S3_URI_PATTERN: Final = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*'()=+,;:@-]+)*/?$"
+
+
 class Checkpoint(Model):
     """Where the trainer keeps checkpoints so that restarted workers resume."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "!(has(self.claimName) && has(self.uri))",
+                 "message": "checkpoint takes claimName (a volume) or uri (object storage), not both",
+                 "fieldPath": ".uri"},
+                {"rule": "has(self.uri) || !(has(self.secretRef) || has(self.endpoint) || has(self.region))",
+                 "message": "checkpoint.secretRef, endpoint and region are for object storage: set checkpoint.uri",
+                 "fieldPath": ".uri"},
+            ]
+        }
+    )
+
     claim_name: SubdomainName | None = Field(
         default=None,
-        description="PersistentVolumeClaim mounted at `path` in every worker. Without it checkpoints stay in the pod.",
+        description="PersistentVolumeClaim mounted at `path` in every worker. Without it (and without `uri`) "
+        "checkpoints stay in the pod.",
     )
+    uri: str | None = Field(
+        default=None, max_length=1024, pattern=S3_URI_PATTERN,
+        description="Object storage instead of a claim: s3://bucket/prefix. Every worker writes its own "
+        "shard there and a checkpoint counts once committed, so a job's workers may spread over nodes.",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": "!self.matches('/[.][.]?(/|$)')", "message": "checkpoint.uri must not contain . or .. segments"},
+        ]},
+    )
+    secret_ref: SecretReference | None = Field(
+        default=None,
+        description="Secret with the object store's credentials, keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+        "(given to the workers as those variables; never copied into the spec or the status). Without it the "
+        "workers use what their environment provides (a workload identity).",
+    )
+    endpoint: str | None = Field(
+        default=None, max_length=253, pattern=r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?/?$",
+        description="An S3-compatible store's endpoint (http(s)://host:port); unset: AWS S3.",
+    )
+    region: str | None = Field(default=None, min_length=1, max_length=63, pattern=r"^[a-z0-9-]+$",
+                               description="The bucket's region (default us-east-1).")
     path: str = Field(default="/checkpoints", max_length=1024, pattern=r"^/",
                       description="Checkpoint directory in the container.")
     sub_path: str | None = Field(
@@ -277,6 +321,21 @@ class Checkpoint(Model):
         if value is not None and ".." in value.split("/"):
             raise ValueError("subPath must stay inside the claim (no '..')")
         return value
+
+    @field_validator("uri")
+    @classmethod
+    def _no_dots(cls, value: str | None) -> str | None:
+        if value is not None and {".", ".."} & set(value.removeprefix("s3://").split("/")[1:]):
+            raise ValueError("checkpoint.uri must not contain . or .. segments")
+        return value
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Checkpoint:
+        if self.claim_name and self.uri:
+            raise ValueError("checkpoint takes claimName (a volume) or uri (object storage), not both")
+        if not self.uri and (self.secret_ref or self.endpoint or self.region):
+            raise ValueError("checkpoint.secretRef, endpoint and region are for object storage: set checkpoint.uri")
+        return self
 
 
 class Init(Model):

@@ -98,6 +98,23 @@ def checkpoint_dir(job: TrainingJob) -> str:
     return f"{ckpt.path.rstrip('/')}/{ckpt.sub_path}" if ckpt.claim_name and ckpt.sub_path else ckpt.path
 
 
+def object_storage_env(job: TrainingJob) -> list[dict[str, Any]]:
+    """Where the checkpoints go in object storage and how to reach it: the credentials by reference to the
+    job's Secret (the kubelet reads it; the operator never does), only under the documented keys."""
+    ckpt = job.spec.checkpoint
+    if not ckpt.uri:
+        return []
+    env: list[dict[str, Any]] = [{"name": c.ENV_CHECKPOINT_URI, "value": ckpt.uri.rstrip("/")}]
+    if ckpt.endpoint:
+        env.append({"name": c.ENV_S3_ENDPOINT, "value": ckpt.endpoint.rstrip("/")})
+    if ckpt.region:
+        env.append({"name": "AWS_REGION", "value": ckpt.region})
+    if ckpt.secret_ref:
+        env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": ckpt.secret_ref.name, "key": key}}}
+                for key in c.S3_CREDENTIAL_KEYS]
+    return env
+
+
 def _ludus_env(job: TrainingJob, index: int) -> list[dict[str, Any]]:
     return [
         {"name": c.ENV_JOB_NAME, "value": job.metadata.name},
@@ -105,6 +122,7 @@ def _ludus_env(job: TrainingJob, index: int) -> list[dict[str, Any]]:
         {"name": c.ENV_REPLICA_INDEX, "value": str(index)},
         {"name": c.ENV_CHECKPOINT_DIR, "value": checkpoint_dir(job)},
         {"name": c.ENV_CHECKPOINT_INTERVAL, "value": str(job.spec.checkpoint.interval_steps)},
+        *object_storage_env(job),
         {"name": c.ENV_METRICS_PORT, "value": str(c.TRAINER_METRICS_PORT)},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         *(

@@ -42,9 +42,11 @@ def trial_job(sweep: Sweep, number: int, values: Mapping[str, str], objective: O
         *({"name": env_name(name), "value": value} for name, value in sorted(values.items())),
     ]
     checkpoint = spec.get("checkpoint") or {}
+    directory = trial_name(sweep.metadata.name, number)
     if checkpoint.get("claimName"):  # one claim for the sweep, a directory in it per trial: none resumes another's
-        directory = trial_name(sweep.metadata.name, number)
         checkpoint["subPath"] = f"{checkpoint['subPath']}/{directory}" if checkpoint.get("subPath") else directory
+    elif checkpoint.get("uri"):  # one prefix for the sweep, one under it per trial
+        checkpoint["uri"] = f"{checkpoint['uri'].rstrip('/')}/{directory}"
     return child_job(c.SWEEP_KIND, sweep.metadata, trial_name(sweep.metadata.name, number), spec,
                      labels={c.LABEL_SWEEP: sweep.metadata.name, c.LABEL_TRIAL: str(number)},
                      annotations={c.ANNOTATION_TRIAL_PARAMETERS: json.dumps(dict(values), sort_keys=True)})

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+from pydantic import ValidationError
+
 from ludus.api import constants as c
 from ludus.builders.pods import build_rendezvous_pod, build_worker_pod
 from tests.factories import make_job
@@ -122,6 +127,33 @@ def test_gpus_become_nvidia_requests_and_limits_and_auto_nproc() -> None:
 
 def test_auto_nproc_on_cpu_is_one_process() -> None:
     assert _env(build_worker_pod(make_job().build(), 0))["PET_NPROC_PER_NODE"] == "1"
+
+
+def test_checkpoints_in_object_storage_mount_nothing_and_take_the_credentials_by_reference() -> None:
+    job = make_job().spec(checkpoint={"uri": "s3://ckpts/team-a/run/", "secretRef": {"name": "s3-creds"},
+                                      "endpoint": "http://10.0.0.5:8333", "region": "eu-west-1"}).build()
+    pod = build_worker_pod(job, 0)
+    env, container = _env(pod), pod["spec"]["containers"][0]
+    assert env["LUDUS_CHECKPOINT_URI"] == "s3://ckpts/team-a/run" and env["LUDUS_S3_ENDPOINT"] == "http://10.0.0.5:8333"
+    assert env["AWS_REGION"] == "eu-west-1"
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert {"name": key, "valueFrom": {"secretKeyRef": {"name": "s3-creds", "key": key}}} in container["env"]
+    assert not any(v.get("persistentVolumeClaim") for v in pod["spec"]["volumes"])  # no node to be pinned to
+    plain = _env(build_worker_pod(make_job().build(), 0))
+    assert "LUDUS_CHECKPOINT_URI" not in plain and "AWS_ACCESS_KEY_ID" not in plain
+
+
+@pytest.mark.parametrize(("checkpoint", "message"), [
+    ({"claimName": "c", "uri": "s3://ckpts/x"}, "claimName (a volume) or uri (object storage), not both"),
+    ({"secretRef": {"name": "s"}}, "are for object storage: set checkpoint.uri"),
+    ({"uri": "s3://ckpts/a/../b"}, "must not contain . or .. segments"),
+    ({"uri": "s3://ckpts/a/./b"}, "must not contain . or .. segments"),
+    ({"uri": "https://ckpts/a"}, "String should match pattern"),
+    ({"uri": "s3://x/a"}, "String should match pattern"),  # no bucket name is one character
+])
+def test_object_storage_settings_are_refused_where_they_cannot_work(checkpoint: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        make_job().spec(checkpoint=checkpoint).build()
 
 
 def test_user_env_args_template_and_checkpoint_claim_are_applied() -> None:

@@ -253,6 +253,13 @@ def test_trials_sharing_a_claim_each_get_their_own_directory_in_it() -> None:
     assert env[c.ENV_CHECKPOINT_DIR] == "/checkpoints/s-0"  # a directory of its own in the shared claim
 
 
+def test_trials_sharing_a_bucket_prefix_each_get_their_own_prefix_under_it() -> None:
+    template = {**sweep_body()["spec"]["template"], "checkpoint": {"uri": "s3://ckpts/sweeps/"}}
+    first, second = reconcile_sweep(sweep(template=template), [], T0).create
+    assert (first["spec"]["checkpoint"]["uri"], second["spec"]["checkpoint"]["uri"]) == (
+        "s3://ckpts/sweeps/s-0", "s3://ckpts/sweeps/s-1")
+
+
 def test_an_undeclared_objective_is_settled_by_a_finished_trial_not_a_running_one() -> None:
     body = sweep_body()
     del body["spec"]["objective"]
