@@ -26,6 +26,7 @@ import yaml
 
 from devcluster import processes
 from devcluster.node import RealNode
+from devcluster.objectstore import ObjectStore
 from devcluster.paths import HERE, REPO, binary, free_port
 
 FAKE_NODE_TAINT = {"key": "ludus.dev/fake-node", "value": "true", "effect": "NoSchedule"}
@@ -298,7 +299,13 @@ class Cluster:
             docs.append(doc)
         return yaml.safe_dump_all(docs)
 
+    def object_store(self) -> ObjectStore:
+        """The S3-compatible store beside this cluster (started by `make demo` and the e2e fixtures), whose
+        pods reach it at the first node's bridge address."""
+        return ObjectStore(self.root / "objectstore")
+
     def down(self, *, quiet: bool = False) -> None:
+        self.object_store().down()
         worker = self.root / "worker"  # devcluster/multicluster.py's second control plane, if it ran
         if (worker / "state.json").exists():
             Cluster(worker).down(quiet=quiet)

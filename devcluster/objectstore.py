@@ -114,6 +114,13 @@ class ObjectStore:
         if not fs.exists(name):
             fs.mkdir(name)
 
+    def secret(self, name: str, *, secret_key: str | None = None) -> dict[str, Any]:
+        """A Secret with the keys a job's `checkpoint.secretRef` names (`secret_key` replaces the real one)."""
+        keys = self.credentials()
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "Opaque",
+                "stringData": {"AWS_ACCESS_KEY_ID": keys["accessKey"],
+                               "AWS_SECRET_ACCESS_KEY": secret_key or keys["secretKey"]}}
+
     def environment(self, host: str = "127.0.0.1") -> dict[str, str]:
         """What a trainer needs to reach the store: the variables a job's checkpoint Secret supplies."""
         keys = self.credentials()

@@ -9,12 +9,14 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devcluster.docker_env import docker_problem
 from devcluster.kubectl import Kubectl
-from devcluster.node import NODE_LABEL, STATE, RealNode, host_problem
+from devcluster.node import NODE_IP, NODE_LABEL, STATE, RealNode, host_problem
+from devcluster.objectstore import ObjectStore
 from devcluster.operator_process import OperatorProcess
 from tests.fixtures import TestCluster, cluster, k, namespace  # noqa: F401 - fixtures
 
@@ -97,3 +99,25 @@ def shared_volume(real_node: RealNode, k: Kubectl, namespace: str) -> Iterator[t
     k.run("delete", "pvc", "checkpoints", "--wait=false", check=False)
     k.run("delete", "pv", pv_name, "--wait=false", check=False)
     shutil.rmtree(path, ignore_errors=True)
+
+
+BUCKET = "ludus-e2e"
+S3_SECRET = "s3-checkpoints"
+
+
+@pytest.fixture(scope="session")
+def object_store(real_node: RealNode) -> ObjectStore:
+    """The cluster's S3 server (SeaweedFS) with the tests' bucket; stopped with the cluster."""
+    store = real_node.cluster.object_store()
+    store.up()
+    store.make_bucket(BUCKET)
+    return store
+
+
+@pytest.fixture
+def s3_checkpoint(object_store: ObjectStore, k: Kubectl, namespace: str) -> dict[str, Any]:  # noqa: F811
+    """spec.checkpoint for the test's namespace: its own prefix, the store's keys in a Secret, the endpoint
+    where the pods reach the store (the first node's bridge)."""
+    k.apply(object_store.secret(S3_SECRET))
+    return {"uri": f"s3://{BUCKET}/{namespace}", "secretRef": {"name": S3_SECRET},
+            "endpoint": object_store.endpoint(NODE_IP)}

@@ -10,13 +10,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from devcluster.agents import Store, progress_steps, result, start_agent, starts, wait_for_step
 from devcluster.objectstore import ObjectStore
-from devcluster.paths import REPO
+from devcluster.paths import REPO, free_port
 from ludus_trainer.objectstore import ObjectCheckpoints, decode, encode, storage_options
 
 BUCKET = "ludus-checkpoints"
@@ -91,12 +92,40 @@ def test_ranks_write_their_shards_and_only_committed_checkpoints_load(store: Obj
     assert files == [".metadata", "COMMITTED", "__0_0.distcp", "__1_0.distcp"], files  # one shard per rank
 
 
-def test_wrong_keys_and_a_missing_bucket_are_told_apart(store: ObjectStore) -> None:
-    """What the start-up check will name: the store's own answers for each cause."""
-    with pytest.raises(PermissionError):
-        store.filesystem(secret="not-the-secret").ls(BUCKET)
-    with pytest.raises(FileNotFoundError):
-        store.filesystem().ls("no-such-bucket")
+def _check(store: ObjectStore, tmp_path: Path, uri: str, **env: str) -> tuple[int, dict[str, Any]]:
+    """`python -m ludus_trainer.storecheck` as a worker's init container runs it: exit code, the error its
+    termination message carries."""
+    message = tmp_path / f"termination-{len(list(tmp_path.iterdir()))}"
+    message.touch()
+    run = subprocess.run([sys.executable, "-m", "ludus_trainer.storecheck"], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, **store.environment(), "LUDUS_CHECKPOINT_URI": uri,
+                                           "LUDUS_TERMINATION_LOG": str(message), **env})
+    text = message.read_text()
+    return run.returncode, (json.loads(text)["ludusEvaluation"]["error"] if text else {})
+
+
+def test_the_start_up_check_names_each_cause(store: ObjectStore, tmp_path: Path) -> None:
+    """A missing bucket, keys the store refuses, an endpoint nobody answers at: each its own reason,
+    told in words a user can act on; the job's own store passes and leaves no probe."""
+    uri = f"s3://{BUCKET}/{tmp_path.name}/job"
+    code, error = _check(store, tmp_path, uri)
+    assert (code, error) == (0, {})
+    left = store.filesystem().find(f"{BUCKET}/{tmp_path.name}")
+    assert not [name for name in left if ".ludus-probe" in name], left
+
+    code, error = _check(store, tmp_path, f"s3://no-such-bucket/{tmp_path.name}")
+    assert (code, error["reason"]) == (1, "CheckpointBucketNotFound"), error
+    assert "s3://no-such-bucket" in error["message"]
+
+    code, error = _check(store, tmp_path, uri, AWS_SECRET_ACCESS_KEY="not-the-secret")
+    assert (code, error["reason"]) == (1, "CheckpointStoreAccessDenied"), error
+    assert "not-the-secret" not in error["message"]
+
+    closed = free_port()
+    code, error = _check(store, tmp_path, uri, LUDUS_S3_ENDPOINT=f"http://127.0.0.1:{closed}")
+    assert (code, error["reason"]) == (1, "CheckpointStoreUnreachable"), error
+    assert f"127.0.0.1:{closed}" in error["message"]
+    assert "for 12 s" in error["message"], error  # tried again that long, then told
 
 
 INTERVAL = 20

@@ -72,6 +72,11 @@ class CheckpointManager:
         self.last_duration = time.monotonic() - started
         return final
 
+    def describe(self, step: int) -> tuple[int, float]:
+        """The checkpoint at `step`: its size in bytes and when it was completed."""
+        info = (self.directory / checkpoint_name(step)).stat()
+        return info.st_size, info.st_mtime
+
     def _prune(self) -> None:
         for step in self.steps()[self.keep:]:
             (self.directory / checkpoint_name(step)).unlink(missing_ok=True)

@@ -35,6 +35,10 @@ class TrainerMetrics:
                            "(strict: false)", ["source", "step", "sha256", "reinitialized"])
         self._ckpt_time = gauge("checkpoint_last_timestamp_seconds", "When the last checkpoint was written")
         self._ckpt_duration = gauge("checkpoint_duration_seconds", "How long the last checkpoint took to write")
+        self._ckpt_step = gauge("checkpoint_step", "The step of the newest complete checkpoint (saved or resumed from)")
+        self._ckpt_bytes = gauge("checkpoint_bytes", "The size of the newest complete checkpoint, every shard")
+        self._ckpt_committed = gauge("checkpoint_committed_timestamp_seconds",
+                                     "When the newest complete checkpoint was completed")
         self._world = gauge("world_size", "Processes in the current group")
         self._gpu_mem = gauge("gpu_memory_bytes", "GPU memory allocated by this process")
         self._gpu_util = gauge("gpu_utilization_ratio", "GPU utilisation (0-1) where NVML is available")
@@ -102,6 +106,12 @@ class TrainerMetrics:
     def checkpoint(self, duration: float) -> None:
         self._l(self._ckpt_time).set(time.time())
         self._l(self._ckpt_duration).set(duration)
+
+    def newest_checkpoint(self, step: int, size_bytes: int, committed_at: float) -> None:
+        """Where a job can resume from: what status.checkpoint shows (the operator names its location)."""
+        self._l(self._ckpt_step).set(step)
+        self._l(self._ckpt_bytes).set(size_bytes)
+        self._l(self._ckpt_committed).set(committed_at)
 
     def gpu(self, memory_bytes: float, utilization: float | None, mfu: float | None) -> None:
         self._l(self._gpu_mem).set(memory_bytes)

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,28 +26,14 @@ from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
 from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
 from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
 
+from ludus_trainer.s3 import ENDPOINT_ENV, storage_options
+
 logger = logging.getLogger("ludus_trainer.objectstore")
+
+__all__ = ["ENDPOINT_ENV", "ObjectCheckpoints", "decode", "encode", "storage_options"]
 
 COMMITTED = "COMMITTED"
 _NAME = re.compile(r"^ckpt-(\d{12})$")
-# The environment a pod gets from the job's checkpoint Secret (keys documented in the README).
-ENDPOINT_ENV = "LUDUS_S3_ENDPOINT"
-
-
-def storage_options(uri: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """How to reach the store behind `uri`: for s3://, the endpoint (an S3-compatible server) and the
-    credentials from the environment (never from the spec); nothing for other schemes."""
-    env = os.environ if env is None else env
-    if not uri.startswith("s3://"):
-        return {}
-    options: dict[str, Any] = {"client_kwargs": {"region_name": env.get("AWS_REGION") or "us-east-1"}}
-    if env.get(ENDPOINT_ENV):
-        options["endpoint_url"] = env[ENDPOINT_ENV]
-    if env.get("AWS_ACCESS_KEY_ID"):
-        options["key"], options["secret"] = env["AWS_ACCESS_KEY_ID"], env.get("AWS_SECRET_ACCESS_KEY", "")
-    return options
-
-
 _KEYS, _VALUES = "__ludus_keys__", "__ludus_values__"
 
 
@@ -95,6 +79,7 @@ class ObjectCheckpoints:
     collective = True  # every rank takes part in a save
     options: dict[str, Any] = field(default_factory=dict)
     last_duration: float | None = None
+    last_marker: dict[str, Any] | None = None  # what this process last committed
 
     def __post_init__(self) -> None:
         self.uri = self.uri.rstrip("/")
@@ -123,6 +108,12 @@ class ObjectCheckpoints:
             info: dict[str, Any] = json.loads(f.read())
         return info
 
+    def describe(self, step: int) -> tuple[int, float]:
+        """The committed checkpoint at `step`: its size in bytes (every shard) and when it was committed."""
+        marker = self.last_marker if (self.last_marker or {}).get("step") == step else self.committed(step)
+        assert marker is not None
+        return int(marker.get("sizeBytes") or 0), float(marker.get("time") or 0.0)
+
     def save(self, step: int, state: dict[str, Any], score: float | None = None) -> dict[str, Any] | None:
         """Write `state` at `step` (every rank, with its own shard) and commit it; rank 0 returns what the
         marker says and applies retention, the other ranks return None."""
@@ -140,6 +131,7 @@ class ObjectCheckpoints:
                   **({"score": score} if score is not None else {})}
         with self.fs.open(f"{self.root}/{prefix}/{COMMITTED}", "wb") as f:
             f.write(json.dumps(marker).encode())
+        self.last_marker = marker
         self._prune(step)
         self.last_duration = time.monotonic() - started
         return marker

@@ -222,6 +222,7 @@ class Session:
             # Checkpoints written before the harness had its own key kept the evaluation at the top level.
             record = kept.get("evaluation") if isinstance(kept, dict) else None
             self.evaluation = EvaluationRecord.from_dict(record or state.get("evaluation"), self.evaluation.objective)
+            self._newest_checkpoint(manager, state.get("step"))
         return state
 
     def save_checkpoint(self, step: int, state: dict[str, Any],
@@ -240,6 +241,18 @@ class Session:
         else:
             return
         self.metrics.checkpoint(manager.last_duration or 0.0)
+        self._newest_checkpoint(manager, step)
+
+    def _newest_checkpoint(self, manager: CheckpointManager | ObjectCheckpoints, step: object) -> None:
+        """Rank 0 tells the operator where the job can resume from (status.checkpoint)."""
+        if not self.ctx.is_main or not isinstance(step, int) or isinstance(step, bool):
+            return
+        try:
+            size, committed_at = manager.describe(step)
+        except (OSError, ValueError) as err:  # pruned meanwhile, or a store that did not answer: next save
+            logger.warning("cannot describe checkpoint %d: %s", step, err)
+            return
+        self.metrics.newest_checkpoint(step, size, committed_at)
 
     def _score(self) -> float | None:
         """The objective's latest value, larger is better: what retention keeps the best checkpoint by."""

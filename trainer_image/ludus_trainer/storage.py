@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from ludus_trainer.checkpoint import CheckpointManager
+from ludus_trainer.s3 import ENV_CHECKPOINT_URI
 
 if TYPE_CHECKING:
     from ludus_trainer.objectstore import ObjectCheckpoints
-
-# Set (to s3://bucket/prefix) when the job's checkpoints live in object storage (spec.checkpoint.uri).
-ENV_CHECKPOINT_URI: Final = "LUDUS_CHECKPOINT_URI"
 
 
 def open_checkpoints(directory: Path, keep: int = 3) -> CheckpointManager | ObjectCheckpoints:

@@ -117,6 +117,9 @@ EXTENDED_RESOURCE_GPU: Final = "nvidia.com/gpu"
 # Container and volume names, fixed so users can refer to them in overrides.
 CONTAINER_TRAINER: Final = "trainer"
 CONTAINER_RENDEZVOUS: Final = "rendezvous"
+# A worker's init container with spec.checkpoint.uri: can this pod write to the object store?
+CONTAINER_STORE_CHECK: Final = "checkpoint-store-check"
+STORE_CHECK_COMMAND: Final = ("python", "-m", "ludus_trainer.storecheck")
 VOLUME_SHM: Final = "dshm"
 # The one writable place besides the volumes: every container's root file system is read-only.
 VOLUME_TMP: Final = "tmp"
@@ -173,6 +176,8 @@ REASON_NO_SCHEDULER: Final = "SchedulerNotRunning"  # no scheduler answers for a
 REASON_ALL_RUNNING: Final = "AllWorkersRunning"  # every desired worker is running
 REASON_SUCCEEDED: Final = "AllWorkersSucceeded"  # workers exited 0
 REASON_POD_FAILED: Final = "WorkerFailed"  # a worker exited non-zero, and it is retried
+# The trainer declared a failure no restart mends, under a reason that is not one CamelCase word.
+REASON_TRAINER_ERROR: Final = "TrainerError"
 REASON_GROUP_RESTART: Final = "GroupRestart"  # pods stopped because the whole worker group restarts
 REASON_EXIT_CODE_FATAL: Final = "NonRetryableExitCode"  # ExitCode policy saw a fatal code
 REASON_NEVER_RESTART: Final = "RestartPolicyNever"  # Never policy saw a failure

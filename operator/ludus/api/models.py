@@ -665,6 +665,20 @@ class InitializedFrom(StatusModel):
                                             "initialised afresh (init.strict: false), such as a new head.")
 
 
+class CheckpointStatus(StatusModel):
+    """The newest complete checkpoint: where the job resumes from. The location is the operator's own
+    (the spec's URI or claim and the step), never a string a pod reported."""
+
+    step: int = Field(ge=0, description="The optimizer step it was saved at.")
+    uri: str | None = Field(default=None, max_length=1100, description="Where it is in object storage "
+                            "(checkpoint.uri); committed, so complete.")
+    claim_name: str | None = Field(default=None, max_length=253, description="The claim it is on (checkpoint."
+                                   "claimName).")
+    path: str | None = Field(default=None, max_length=1100, description="Its file in the claim, as mounted.")
+    size_bytes: int | None = Field(default=None, ge=0, description="Its size, every shard together.")
+    time: datetime | None = Field(default=None, description="When it was completed.")
+
+
 class RestartRecord(StatusModel):
     """The most recent restart, kept after the Restarting condition has turned False again."""
 
@@ -699,6 +713,8 @@ class TrainingJobStatus(StatusModel):
     progress: Progress | None = Field(default=None, description="Latest training progress from rank 0.")
     evaluation: Evaluation | None = Field(default=None, description="The model's evaluation metrics.")
     goodput: Goodput | None = Field(default=None, description="Where the job's wall time went.")
+    checkpoint: CheckpointStatus | None = Field(default=None, description="The newest complete checkpoint: "
+                                                "step, where, size and when.")
     initialized_from: InitializedFrom | None = Field(
         default=None, description="The model the job started from (spec.init), as resolved and as loaded.")
 

@@ -115,6 +115,28 @@ def object_storage_env(job: TrainingJob) -> list[dict[str, Any]]:
     return env
 
 
+def store_check_containers(job: TrainingJob) -> list[dict[str, Any]]:
+    """With object storage, an init container that lists the bucket and writes a probe with the job's keys
+    before the trainer starts: a missing bucket, refused keys or an endpoint nobody answers at end the
+    job with a condition naming the cause (its termination message), not a worker crash-looping on its
+    first save. It imports no torch, so it costs a pod about a second."""
+    if not job.spec.checkpoint.uri:
+        return []
+    return [{
+        "name": c.CONTAINER_STORE_CHECK,
+        "image": job.spec.image,
+        "imagePullPolicy": job.spec.image_pull_policy,
+        "command": list(c.STORE_CHECK_COMMAND),
+        "env": [*object_storage_env(job), {"name": "PYTHONUNBUFFERED", "value": "1"}, *CACHE_ENV,
+                *(e.model_dump(by_alias=True, exclude_none=True) for e in job.spec.env)],  # a CA bundle, a proxy
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "volumeMounts": [dict(TMP_VOLUME_MOUNT)],
+        "securityContext": container_security_context(job),
+        "terminationMessagePath": c.TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "File",
+    }]
+
+
 def _ludus_env(job: TrainingJob, index: int) -> list[dict[str, Any]]:
     return [
         {"name": c.ENV_JOB_NAME, "value": job.metadata.name},
@@ -213,6 +235,7 @@ def build_worker_pod(job: TrainingJob, index: int, gang: str = "none") -> dict[s
             "automountServiceAccountToken": job.spec.template.automount_service_account_token,
             "terminationGracePeriodSeconds": 30,
             "securityContext": pod_security_context(job),
+            **({"initContainers": checks} if (checks := store_check_containers(job)) else {}),
             "containers": [container],
             "volumes": volumes,
             **scheduling,

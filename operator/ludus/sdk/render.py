@@ -8,7 +8,7 @@ from typing import Any
 
 from ludus.api import constants as c
 from ludus.api.continuous import ContinuousTraining
-from ludus.api.models import TrainingJob
+from ludus.api.models import CheckpointStatus, TrainingJob
 from ludus.api.sweep import Sweep, TrialRecord
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
@@ -73,6 +73,25 @@ def as_dict(job: TrainingJob) -> dict[str, Any]:
     return job.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
+def size(n: int | None) -> str:
+    """Bytes for a person (binary units, as kubectl shows quantities)."""
+    if n is None:
+        return "? bytes"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def checkpoint_line(ckpt: CheckpointStatus) -> str:
+    """Where the job would resume from: step, location, size, when."""
+    where = ckpt.uri or f"{ckpt.path} on claim {ckpt.claim_name}"
+    at = ckpt.time.strftime("%Y-%m-%d %H:%M:%SZ") if ckpt.time else "?"
+    return f"step {ckpt.step} at {where} ({size(ckpt.size_bytes)}, {at})"
+
+
 def describe(job: TrainingJob, events: list[dict[str, Any]]) -> str:
     """Everything a person asks about a job, in the order they ask it."""
     s, spec = job.status, job.spec
@@ -99,6 +118,8 @@ def describe(job: TrainingJob, events: list[dict[str, Any]]) -> str:
         badput = ", ".join(f"{k} {v.seconds:.0f}s" for k, v in g.badput.items() if v.seconds >= 0.5)
         lines.append(f"Goodput:     {g.fraction:.0%} of {g.wall_seconds:.0f}s; steps redone {g.steps_redone}; "
                      f"badput: {badput or '-'}")
+    if s.checkpoint:
+        lines.append(f"Checkpoint:  {checkpoint_line(s.checkpoint)}")
     lines.append("Conditions:")
     for cond in s.conditions:
         lines.append(f"  {cond.type:<17} {cond.status:<6} {cond.reason}: {cond.message}")

@@ -73,6 +73,8 @@ def _effective_phase(status: Mapping[str, Any], role: str) -> str:
     exit with the phase still Running, then the phase in a later update. Reading the exit at once
     ends a job as soon as its last worker exits, never through a Running phase with 0 workers."""
     phase = str(status.get("phase") or "Pending")
+    if role == c.ROLE_WORKER and phase == "Pending" and _store_check_failed(status):
+        return "Failed"  # its init container found the object store unusable: the trainer never starts
     if phase != "Running" or role != c.ROLE_WORKER:
         return phase
     for container in status.get("containerStatuses") or []:
@@ -83,14 +85,30 @@ def _effective_phase(status: Mapping[str, Any], role: str) -> str:
     return phase
 
 
+def _store_check_failed(status: Mapping[str, Any]) -> bool:
+    for container in status.get("initContainerStatuses") or []:
+        if container.get("name") == c.CONTAINER_STORE_CHECK:
+            terminated = (container.get("state") or {}).get("terminated") or {}
+            return terminated.get("exitCode") not in (None, 0)
+    return False
+
+
+def _ours(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The statuses of the containers Ludus writes termination messages from: the trainer, and the
+    object-store check that runs before it."""
+    return [*(s for s in status.get("containerStatuses") or [] if s.get("name") == c.CONTAINER_TRAINER),
+            *(s for s in status.get("initContainerStatuses") or [] if s.get("name") == c.CONTAINER_STORE_CHECK)]
+
+
 def _exit_code(status: Mapping[str, Any]) -> int | None:
-    for container in status.get("containerStatuses") or []:
-        if container.get("name") != c.CONTAINER_TRAINER:
-            continue
+    """The trainer's exit code; or the store check's, when that failed and the trainer never ran."""
+    for container in _ours(status):
         for state_key in ("state", "lastState"):
             terminated = (container.get(state_key) or {}).get("terminated")
             if terminated and terminated.get("exitCode") is not None:
-                return int(terminated["exitCode"])
+                code = int(terminated["exitCode"])
+                if container.get("name") == c.CONTAINER_TRAINER or code != 0:
+                    return code
     return None
 
 
@@ -116,9 +134,7 @@ def nesting_depth(text: str) -> int:
 def _evaluation(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The trainer's evaluation from its container's termination message; None for anything else
     (no message, log lines, truncated or foreign JSON, non-finite numbers)."""
-    for container in status.get("containerStatuses") or []:
-        if container.get("name") != c.CONTAINER_TRAINER:
-            continue
+    for container in _ours(status):
         for state_key in ("state", "lastState"):
             message = ((container.get(state_key) or {}).get("terminated") or {}).get("message")
             if not isinstance(message, str) or len(message) > _MAX_MESSAGE \

@@ -34,6 +34,9 @@ _FIELDS: Final = {
     "ludus_trainer_samples_per_second": "samples_per_second",
     "ludus_trainer_tokens_per_second": "tokens_per_second",
     _EVAL_STEP: "evaluation_step",
+    "ludus_trainer_checkpoint_step": "checkpoint_step",
+    "ludus_trainer_checkpoint_bytes": "checkpoint_bytes",
+    "ludus_trainer_checkpoint_committed_timestamp_seconds": "checkpoint_at",
 }
 _PHASES: Final = "ludus_trainer_phase_seconds"
 _EVAL: Final = "ludus_trainer_eval_metric"
@@ -77,6 +80,7 @@ class ProgressSample:
     objective: tuple[str, str] | None = None  # (metric, goal) the trainer optimises
     init: tuple[str, int | None, str, tuple[str, ...]] | None = None  # the model it started from: file, step,
     # SHA-256, tensors re-initialised
+    checkpoint: tuple[int, int | None, float | None] | None = None  # the newest complete one: step, bytes, when
     observed_at: datetime | None = None
     rate_from: tuple[int, datetime] | None = None
 
@@ -223,7 +227,16 @@ def parse_progress(text: str) -> ProgressSample | None:
         evaluation_step=_count(values.get("evaluation_step")),
         objective=page.objective,
         init=page.init,
+        checkpoint=_newest_checkpoint(values),
     )
+
+
+def _newest_checkpoint(values: dict[str, float]) -> tuple[int, int | None, float | None] | None:
+    step = _count(values.get("checkpoint_step"))
+    if step is None:
+        return None
+    at = values.get("checkpoint_at")
+    return step, _count(values.get("checkpoint_bytes")), at if at is not None and 0 < at < 2**40 else None
 
 
 def advance(previous: ProgressSample | None, current: ProgressSample, now: datetime) -> ProgressSample:

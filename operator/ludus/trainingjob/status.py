@@ -39,6 +39,7 @@ from ludus.api.models import (
     TrainingJobStatus,
 )
 from ludus.builders import labels
+from ludus.trainingjob.checkpoints import newest_checkpoint
 from ludus.trainingjob.goodput import final_report, goodput_status
 from ludus.trainingjob.objective import better, parse_objective
 from ludus.trainingjob.observe import PodObservation, current_workers, rendezvous_pod
@@ -258,6 +259,9 @@ def compute_status(
     goodput = goodput_status(job, status.phase, pods, progress, moved, now)
     if goodput is not job.status.goodput:
         status = status.model_copy(update={"goodput": goodput})
+    checkpoint = newest_checkpoint(job, progress)
+    if checkpoint is not status.checkpoint:
+        status = status.model_copy(update={"checkpoint": checkpoint})
     status = _admission(status, decision.admission, now)
     status = _initialized_from(status, decision.pinned, now)
     status = _too_large(status, decision.too_large, now)

@@ -143,6 +143,25 @@ def test_checkpoints_in_object_storage_mount_nothing_and_take_the_credentials_by
     assert "LUDUS_CHECKPOINT_URI" not in plain and "AWS_ACCESS_KEY_ID" not in plain
 
 
+def test_object_storage_is_checked_before_the_trainer_starts() -> None:
+    """An init container with the trainer's image, the store's settings and keys by reference, its own
+    termination message and the job's security context; none without object storage."""
+    job = make_job().spec(checkpoint={"uri": "s3://ckpts/run", "secretRef": {"name": "s3-creds"}},
+                          env=[{"name": "AWS_CA_BUNDLE", "value": "/etc/ca.pem"}]).build()
+    pod = build_worker_pod(job, 0)
+    (check,) = pod["spec"]["initContainers"]
+    trainer = pod["spec"]["containers"][0]
+    assert check["name"] == c.CONTAINER_STORE_CHECK and check["image"] == trainer["image"]
+    assert check["command"] == ["python", "-m", "ludus_trainer.storecheck"]
+    env = {e["name"]: e for e in check["env"]}
+    assert env["LUDUS_CHECKPOINT_URI"]["value"] == "s3://ckpts/run" and env["AWS_CA_BUNDLE"]["value"] == "/etc/ca.pem"
+    assert env["AWS_SECRET_ACCESS_KEY"] == {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {
+        "secretKeyRef": {"name": "s3-creds", "key": "AWS_SECRET_ACCESS_KEY"}}}
+    assert check["securityContext"] == trainer["securityContext"]
+    assert check["terminationMessagePath"] == c.TERMINATION_MESSAGE_PATH
+    assert "initContainers" not in build_worker_pod(make_job().build(), 0)["spec"]
+
+
 @pytest.mark.parametrize(("checkpoint", "message"), [
     ({"claimName": "c", "uri": "s3://ckpts/x"}, "claimName (a volume) or uri (object storage), not both"),
     ({"secretRef": {"name": "s"}}, "are for object storage: set checkpoint.uri"),

@@ -105,3 +105,28 @@ def test_only_the_pods_the_job_controls_are_its_pods() -> None:
 
     mine, stray, earlier = pod("digits", 0), pod("digits", 1, owner=""), pod("digits", 1, owner="uid-old")
     assert own_pods("uid-digits", [mine, stray, earlier]) == [mine]
+
+
+def test_a_failed_object_store_check_fails_the_worker_with_its_words() -> None:
+    """The init container found the bucket missing: the pod is Failed (before the kubelet moves its phase),
+    its exit code and the error come from that container; a check that passed leaves the trainer's."""
+    check = {"name": c.CONTAINER_STORE_CHECK, "state": {"terminated": {
+        "exitCode": 1, "message": '{"ludusEvaluation":{"error":{"reason":"CheckpointBucketNotFound",'
+                                  '"message":"the bucket does not exist"}}}'}}}
+    trainer = {"name": "trainer", "state": {"waiting": {"reason": "PodInitializing"}}}
+    obs = observe_pod(_pod("Pending", status={"initContainerStatuses": [check], "containerStatuses": [trainer]}))
+    assert (obs.phase, obs.exit_code) == ("Failed", 1)
+    assert obs.evaluation == {"error": {"reason": "CheckpointBucketNotFound", "message": "the bucket does not exist"}}
+
+    passed = {"name": c.CONTAINER_STORE_CHECK, "state": {"terminated": {"exitCode": 0}}}
+    running = {"name": "trainer", "state": {"running": {}}}
+    obs = observe_pod(_pod(status={"initContainerStatuses": [passed], "containerStatuses": [running]}))
+    assert (obs.phase, obs.exit_code, obs.evaluation) == ("Running", None, None)
+
+
+def test_other_init_containers_say_nothing_for_the_trainer() -> None:
+    """Only Ludus' own check is read: a user's init container cannot declare the job's failure."""
+    theirs = {"name": "fetch-data", "state": {"terminated": {
+        "exitCode": 1, "message": '{"ludusEvaluation":{"error":{"reason":"Anything","message":"x"}}}'}}}
+    obs = observe_pod(_pod("Pending", status={"initContainerStatuses": [theirs]}))
+    assert (obs.phase, obs.exit_code, obs.evaluation) == ("Pending", None, None)

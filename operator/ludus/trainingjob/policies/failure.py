@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from ludus.api import constants as c
 from ludus.api.models import TrainingJob
 from ludus.trainingjob.observe import PodObservation
 from ludus.trainingjob.policies.decision import Finish, PodDeletion, Restart, over_limit, stop_group
+
+# A reason the trainer declares becomes a condition's reason: one CamelCase word, as Kubernetes' are.
+_DECLARED_REASON: Final = re.compile(r"^[A-Z][A-Za-z0-9]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,8 @@ def classify_failure(job: TrainingJob, pod: PodObservation) -> Failure | None:
     declared = (pod.evaluation or {}).get("error")
     if isinstance(declared, dict) and declared.get("reason"):
         # The trainer said no restart can mend it (a model that does not fit): fail now, with its words.
-        reason = str(declared["reason"])[:63]
+        reason = str(declared["reason"])
+        reason = reason if _DECLARED_REASON.match(reason) else c.REASON_TRAINER_ERROR
         return Failure(pod, reason, f"worker pod {pod.name}: {str(declared.get('message') or '')[:2000]}",
                        retryable=False)
     code = pod.exit_code

@@ -128,3 +128,16 @@ def test_a_model_that_does_not_fit_fails_the_job_at_once_with_the_trainers_words
     failure = classify_failure(make_job("finetune").build(), failed)  # restartPolicy OnFailure
     assert failure is not None and not failure.retryable and failure.reason == "InitFailed"
     assert "init.strict: false" in failure.message
+
+
+def test_a_declared_reason_that_is_not_one_word_is_not_a_condition_reason() -> None:
+    """What a pod reports is hostile input: a reason with spaces or markup becomes TrainerError."""
+    from ludus.trainingjob.policies.failure import classify_failure
+
+    for reason, expected in (("CheckpointBucketNotFound", "CheckpointBucketNotFound"),
+                             ("no such bucket", c.REASON_TRAINER_ERROR), ("x" * 80, c.REASON_TRAINER_ERROR),
+                             ("Failed\nInjected", c.REASON_TRAINER_ERROR)):
+        failed = PodObservation(name="w-0", uid="u0", role=c.ROLE_WORKER, index=0, phase="Failed", exit_code=1,
+                                evaluation={"error": {"reason": reason, "message": "m"}})
+        failure = classify_failure(make_job("w").build(), failed)
+        assert failure is not None and not failure.retryable and failure.reason == expected, reason
