@@ -311,6 +311,31 @@ def _multicluster() -> list[str]:
     return out
 
 
+def _checkpoint_save() -> list[str]:
+    data = _load("checkpoint-save.json")
+    out = ["## Checkpoint saves: how long training waits, a local claim versus object storage", ""]
+    if not data:
+        return out + ["Not measured yet: run `make bench-checkpoint`.", ""]
+    m = data["machine"]
+    out += [f"Command: `{data['command']}` on {m['cpus']} CPUs ({m['platform']}), {data['date']}, torch "
+            f"{data['torch']}; medians of {data['repeats']} saves each, the arms alternating. The gpt workload's "
+            "model and AdamW state on the CPU, one process, saved by the trainer's own code to a local directory "
+            "(`claim`), straight to the S3 server (`s3-direct`), and as a job with `checkpoint.uri` does: to the "
+            "pod's own disk, then uploaded and committed in the background (`s3-staged`). The S3 server is "
+            "SeaweedFS on this host.", "",
+            "| model | checkpoint | claim: training waits | s3-direct: training waits | s3-staged: training "
+            "waits | s3-staged: committed after |", "|---|---|---|---|---|---|"]
+    for label, r in data["results"].items():
+        out.append(f"| {label} ({r['params_millions']} M parameters) | {r['checkpoint_mib']} MiB | "
+                   f"{r['claim']['blocked_s']} s | {r['s3-direct']['blocked_s']} s | {r['s3-staged']['blocked_s']} s "
+                   f"| {r['s3-staged']['committed_s']} s |")
+    return out + ["", "Staged, training waits for torch.distributed.checkpoint's write to the pod's disk: about "
+                  "1.6-1.9x the claim's single torch.save (it fsyncs each file and writes a metadata file as well), and a "
+                  "fifth to a quarter of writing straight to the store; the upload and the commit take the rest "
+                  "of the direct time, while training goes on. A job's last save, and a SIGTERM's, wait for the "
+                  "commit.", ""]
+
+
 def _memory() -> list[str]:
     data = _load("memory.json")
     out = ["## The operator's memory at its documented limits", ""]
@@ -373,6 +398,7 @@ def render() -> str:
     out += _progress()
     out += _sweep()
     out += _multicluster()
+    out += _checkpoint_save()
     out += _memory()
     out += _timeline()
     recovery = _load("recovery.json")

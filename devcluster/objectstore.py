@@ -80,7 +80,7 @@ class ObjectStore:
         argv = [
             str(binary("weed")), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=0.0.0.0",
             f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
-            f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}", "-volume.max=16",
+            f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}", "-volume.max=64",
             "-master.volumeSizeLimitMB=256", "-filer", f"-filer.port={ports['filer']}",
             f"-filer.port.grpc={ports['filer_grpc']}", "-s3", f"-s3.port={ports['s3']}",
             f"-s3.port.grpc={ports['s3_grpc']}", f"-s3.port.iceberg={ports['s3_iceberg']}",

@@ -5,6 +5,7 @@ and its checkpoints in object storage, which both nodes reach."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -58,10 +59,11 @@ def test_digits_across_two_real_nodes_checkpoints_to_object_storage_and_resumes_
 ) -> None:
     """One worker per node, so the rendezvous and gloo's all-reduce cross from one node's pod network to the
     other's; the checkpoints go to the S3 server, as no disk is shared between nodes. The worker on node 1
-    is deleted mid-run: its replacement and the survivor resume from the newest committed checkpoint."""
+    is deleted mid-run: its replacement and the survivor resume from the newest committed checkpoint. Its
+    exported model, in the bucket as well, is what a second job then fine-tunes from by init.uri."""
     name = unique("across")
     body = real_job(name, args=SLOW, interval=INTERVAL)
-    body["spec"]["checkpoint"].update(s3_checkpoint)
+    body["spec"]["checkpoint"].update({**s3_checkpoint, "uri": f"{s3_checkpoint['uri']}/{name}"})
     # One worker per node: what a platform team asks of multi-node training.
     body["spec"]["template"]["topologySpreadConstraints"] = [{
         "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
@@ -77,7 +79,8 @@ def test_digits_across_two_real_nodes_checkpoints_to_object_storage_and_resumes_
     subnets = {str(ipaddress.ip_network(f"{p['status']['podIP']}/24", strict=False)) for p in pods.values()}
     assert subnets == {"10.244.0.0/24", "10.244.1.0/24"}, subnets  # each node's own pod subnet
     checkpoint = k.json("tj", name)["status"]["checkpoint"]
-    assert checkpoint["uri"].startswith(f"{s3_checkpoint['uri']}/ckpt-") and checkpoint["sizeBytes"] > 0, checkpoint
+    assert checkpoint["uri"].startswith(f"{s3_checkpoint['uri']}/{name}/ckpt-"), checkpoint
+    assert checkpoint["sizeBytes"] > 0, checkpoint
     victim = next(n for n, p in pods.items() if p["spec"]["nodeName"] == "ludus-node-1")
     k.run("delete", "pod", victim, "--wait=false")
     wait_phase(k, name, "Succeeded", timeout=400)
@@ -100,3 +103,17 @@ def test_digits_across_two_real_nodes_checkpoints_to_object_storage_and_resumes_
     # gloo's all-reduce of every step went from one node's bridge to the other's, both ways.
     packets = _packets()
     assert packets.get("ludus0->ludus1", 0) > 100 and packets.get("ludus1->ludus0", 0) > 100, packets
+
+    # Its exported model is in the bucket too: a second job fine-tunes from it by init.uri, on either node.
+    model = f"{s3_checkpoint['uri']}/{name}/model"
+    assert fs.exists(model.removeprefix("s3://") + "/metadata.json"), fs.find(s3_checkpoint["uri"])
+    finetune = unique("finetune")
+    body = real_job(finetune, workers=1, nproc=1, args=["--epochs", "3"])
+    body["spec"]["checkpoint"].update({**s3_checkpoint, "uri": f"{s3_checkpoint['uri']}/{finetune}"})
+    body["spec"]["init"] = {"uri": model}
+    k.apply(body)
+    wait_phase(k, finetune, "Succeeded", timeout=300)
+    pinned = k.json("tj", finetune)["status"]["initializedFrom"]
+    metadata = json.loads(fs.cat(model.removeprefix("s3://") + "/metadata.json"))
+    assert pinned["uri"] == model and pinned["file"] == f"{model}/weights.pt", pinned
+    assert pinned["sha256"] == metadata["sha256"] and metadata["job"] == name, (pinned, metadata)

@@ -185,3 +185,67 @@ def test_a_run_without_object_storage_never_imports_its_modules() -> None:
     env.pop("LUDUS_CHECKPOINT_URI", None)
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_staged_save_commits_only_once_every_rank_has_uploaded(store: ObjectStore, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's saves go to the pod's disk and are uploaded in the background. Rank 0 commits only when every
+    rank's upload marker is in the store: a rank killed mid-upload (here: rank 1 of 2 never uploads) leaves
+    the step uncommitted, never loaded, and the next save sweeps it. Training waits only for the local part."""
+    import ludus_trainer.objectstore as objectstore
+
+    monkeypatch.setattr(objectstore, "COMMIT_WAIT_SECONDS", 2)
+    uri = f"s3://{BUCKET}/{tmp_path.name}/staged"
+    committed: list[int] = []
+    staged = ObjectCheckpoints(uri, options=storage_options(uri, store.environment()), staging=tmp_path / "stage",
+                               on_commit=lambda marker: committed.append(marker["step"]))
+    marker = staged.save(10, {"w": torch.arange(4.0)}, wait=True)
+    assert marker is not None and marker["step"] == 10 and committed == [10] and staged.steps() == [10]
+    assert not (tmp_path / "stage" / "ckpt-000000000010").exists()  # the local copy goes once uploaded
+
+    # Step 20 as rank 0 of a group of 2 whose rank 1 died before uploading its shard.
+    local = tmp_path / "stage" / "ckpt-000000000020"
+    objectstore.dcp_save(encode({"step": 20, "w": torch.arange(4.0) * 2}),
+                         storage_writer=objectstore.FileSystemWriter(local, single_file_per_rank=True))
+    staged._upload_and_commit(20, local, world=2, score=None)
+    assert staged.steps() == [10] and committed == [10]
+    fresh = {"w": torch.zeros(4)}
+    assert staged.load_latest(fresh) == 10 and torch.equal(fresh["w"], torch.arange(4.0))
+
+    staged.save(30, {"w": torch.arange(4.0) * 3})  # returns at once: the upload goes on in the background
+    staged.flush()
+    assert staged.steps() == [30, 10] and committed == [10, 30]
+    swept = store.filesystem().find(f"{BUCKET}/{tmp_path.name}/staged/ckpt-000000000020")
+    assert swept == [], f"the uncommitted step 20 is swept by the next commit: {swept}"
+
+
+def _digits(store: ObjectStore, tmp_path: Path, name: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """One short digits run under torchrun with its checkpoints (and its export) in object storage."""
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "1", "-m",
+         "ludus_trainer", "--workload", "digits", "--epochs", "3", "--log-every", "5",
+         "--checkpoint-dir", str(tmp_path / name), "--metrics-port", "0"],
+        env={**os.environ, **store.environment(), "PYTHONPATH": str(REPO / "trainer_image"),
+             "LUDUS_CHECKPOINT_URI": f"s3://{BUCKET}/{tmp_path.name}/{name}", **env},
+        capture_output=True, text=True, timeout=300)
+
+
+def test_a_job_exports_its_model_to_object_storage_and_another_fine_tunes_from_it_by_uri(
+        store: ObjectStore, tmp_path: Path) -> None:
+    """init.uri (and fromJob of a job with checkpoint.uri): `<uri>/model` holds weights.pt and, written last,
+    metadata.json with their SHA-256; the second run downloads them, checks the sum and loads them."""
+    first = _digits(store, tmp_path, "pretrain")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    fs = store.filesystem()
+    model = f"{BUCKET}/{tmp_path.name}/pretrain/model"
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls(model)) == ["metadata.json", "weights.pt"]
+    metadata = json.loads(fs.cat(f"{model}/metadata.json"))
+    second = _digits(store, tmp_path, "finetune", LUDUS_INIT_FROM=f"s3://{model}")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    line = next(x for x in second.stdout.splitlines() if x.startswith("LUDUS_INIT "))
+    loaded = json.loads(line.split(" ", 1)[1])
+    assert loaded["source"] == f"s3://{model}/weights.pt" and loaded["sha256"] == metadata["sha256"], loaded
+
+    fs.pipe(f"{model}/weights.pt", b"not the weights")  # changed after its metadata was written
+    broken = _digits(store, tmp_path, "broken", LUDUS_INIT_FROM=f"s3://{model}")
+    assert broken.returncode != 0 and "does not match its metadata" in broken.stdout + broken.stderr

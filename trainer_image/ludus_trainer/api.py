@@ -98,15 +98,18 @@ def stop_requested() -> bool:
     return session().stop_requested()
 
 
-def init_model(model: nn.Module, *, source: Path | None = None, strict: bool | None = None,
+def init_model(model: nn.Module, *, source: Path | str | None = None, strict: bool | None = None,
                freeze: list[str] | None = None) -> InitReport | None:
     """Apply spec.init to `model` (strict, frozen prefixes) on every rank, before wrapping it for data
     parallelism; None without spec.init. What was loaded reaches status.initializedFrom and the exported
     model's lineage. The keywords override spec.init (the built-in workloads' --init-from)."""
     spec = InitSettings.from_environ()
-    settings = InitSettings(source if source is not None else spec.source,
-                            spec.strict if strict is None else strict,
-                            spec.freeze if freeze is None else tuple(freeze))
+    path, uri = spec.source, spec.uri
+    if source is not None:  # a path, or a model in object storage (s3://...)
+        remote = str(source).startswith("s3://")
+        path, uri = (None, str(source)) if remote else (Path(source), None)
+    settings = InitSettings(path, spec.strict if strict is None else strict,
+                            spec.freeze if freeze is None else tuple(freeze), uri)
     return session().init_model(model, settings)
 
 

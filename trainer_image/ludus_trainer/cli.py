@@ -45,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fraction", type=float, default=1.0, help="digits: share of the training data used (0-1]")
     i = p.add_argument_group("transfer learning (weights only: a new optimizer, from step 0)")
     init = InitSettings.from_environ()
-    i.add_argument("--init-from", type=Path, default=init.source,
-                   help="an exported model (a finished job's <checkpoint dir>/model) to start from")
+    i.add_argument("--init-from", default=None,
+                   help="an exported model to start from: a finished job's <checkpoint dir>/model, or its "
+                   "<checkpoint.uri>/model in object storage (default: spec.init)")
     i.add_argument("--no-init-strict", dest="init_strict", action="store_false",
                    default=init.strict,
                    help="load the tensors that fit and re-initialise the rest (a new head)")

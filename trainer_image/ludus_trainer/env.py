@@ -30,13 +30,17 @@ class InitSettings:
     source: Path | None
     strict: bool = True
     freeze: tuple[str, ...] = ()
+    uri: str | None = None  # a model in object storage (s3://...), downloaded before it is loaded
 
     @classmethod
     def from_environ(cls) -> InitSettings:
         env = os.environ
-        return cls(Path(env[ENV_INIT_FROM]) if env.get(ENV_INIT_FROM) else None,
+        value = env.get(ENV_INIT_FROM) or ""
+        remote = value.startswith("s3://")
+        return cls(Path(value) if value and not remote else None,
                    env.get(ENV_INIT_STRICT, "true").lower() != "false",
-                   tuple(p for p in env.get(ENV_INIT_FREEZE, "").split(",") if p))
+                   tuple(p for p in env.get(ENV_INIT_FREEZE, "").split(",") if p),
+                   value if remote else None)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ class EvaluationRecord:
     # The model this run started from (file, step, SHA-256): status.initializedFrom, even for a run too
     # short for the operator's progress polls.
     init: dict[str, Any] = field(default_factory=dict)
+    # The newest complete checkpoint (step, sizeBytes, time): the status names it after the pods are gone.
+    checkpoint: dict[str, Any] = field(default_factory=dict)
     # The starting weights (spec.init) evaluated on this run's data before training: what promotion
     # compares the final evaluation with, measured on the same data.
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -95,7 +97,8 @@ class EvaluationRecord:
     def message(self) -> str:
         """The termination message: compact JSON under the kubelet's size limit (the best values go first
         when there are too many metrics for both)."""
-        extra = {k: v for k, v in (("goodput", self.goodput), ("init", self.init)) if v}
+        extra = {k: v for k, v in (("goodput", self.goodput), ("init", self.init), ("checkpoint", self.checkpoint))
+                 if v}
         full = json.dumps({"ludusEvaluation": {**self.as_dict(), **extra}}, separators=(",", ":"))
         if len(full.encode()) <= MAX_MESSAGE_BYTES:
             return full

@@ -134,10 +134,10 @@ def run(session: Session, workload: Workload, config: LoopConfig) -> dict[str, A
     session.plan(start_step, total_steps, _previous_run_step(config.checkpoint_dir))
     session.clock.mark("data")
 
-    def save() -> None:
+    def save(last: bool = False) -> None:
         session.save_checkpoint(step, {"workload": workload.state_dict(), "epoch": epoch, "consumed": consumed,
                                        "rng": _rng_state(), "world_size": ctx.world_size, "results": results},
-                                manager)
+                                manager, wait=last)
         record_event(ctx, config, "checkpoint", step=step)
 
     session.begin_training()
@@ -168,7 +168,7 @@ def run(session: Session, workload: Workload, config: LoopConfig) -> dict[str, A
                 save()
             if step % config.stop_check_every == 0 and any_rank_asked_to_stop(ctx):
                 logger.info("SIGTERM: checkpointing at step %d and exiting", step)
-                save()
+                save(last=True)
                 raise SystemExit(143)
             if config.max_steps and step >= config.max_steps:
                 done = True
@@ -184,7 +184,7 @@ def run(session: Session, workload: Workload, config: LoopConfig) -> dict[str, A
     if not results:  # resumed from a final checkpoint written before results were kept in it
         results = workload.evaluate()
         session.evaluated(results, step, epoch)
-    save()
+    save(last=True)
     final = {"step": step, "epoch": epoch, "world_size": ctx.world_size, **results}
     record_event(ctx, config, "result", **final)
     model = getattr(workload, "model", None)

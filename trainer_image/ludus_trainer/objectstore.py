@@ -14,14 +14,19 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import fsspec
 import torch.distributed as dist
 from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader, FsspecWriter
 from torch.distributed.checkpoint.default_planner import _EmptyStateDictLoadPlanner
+from torch.distributed.checkpoint.filesystem import FileSystemWriter
 from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
 from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
 from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
@@ -33,6 +38,10 @@ logger = logging.getLogger("ludus_trainer.objectstore")
 __all__ = ["ENDPOINT_ENV", "ObjectCheckpoints", "decode", "encode", "storage_options"]
 
 COMMITTED = "COMMITTED"
+_UPLOADED = ".uploaded-"  # each rank's marker that its part of a staged save is in the store
+# How long rank 0 waits for the other ranks' uploads before leaving a checkpoint uncommitted.
+COMMIT_WAIT_SECONDS = 600
+UPLOAD_ATTEMPTS = 3
 _NAME = re.compile(r"^ckpt-(\d{12})$")
 _KEYS, _VALUES = "__ludus_keys__", "__ludus_values__"
 
@@ -80,6 +89,11 @@ class ObjectCheckpoints:
     options: dict[str, Any] = field(default_factory=dict)
     last_duration: float | None = None
     last_marker: dict[str, Any] | None = None  # what this process last committed
+    # Where this rank writes a save before uploading it (the pod's own disk); None: straight to the store.
+    staging: Path | None = None
+    on_commit: Callable[[dict[str, Any]], None] | None = None  # rank 0, with the marker, once committed
+    last_upload_seconds: float | None = None
+    _upload: threading.Thread | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.uri = self.uri.rstrip("/")
@@ -114,26 +128,96 @@ class ObjectCheckpoints:
         assert marker is not None
         return int(marker.get("sizeBytes") or 0), float(marker.get("time") or 0.0)
 
-    def save(self, step: int, state: dict[str, Any], score: float | None = None) -> dict[str, Any] | None:
-        """Write `state` at `step` (every rank, with its own shard) and commit it; rank 0 returns what the
-        marker says and applies retention, the other ranks return None."""
+    def save(self, step: int, state: dict[str, Any], score: float | None = None, wait: bool = False
+             ) -> dict[str, Any] | None:
+        """Write `state` at `step` (every rank, with its own shard) and commit it. With a staging directory
+        the ranks write to local disk (as long as a local save takes) and upload in the background: rank 0
+        commits once every rank's upload is done; `wait` (the last save, a SIGTERM's) returns only then.
+        Without one, the shards go straight to the store. Rank 0 returns the marker once committed here."""
         started = time.monotonic()
-        prefix = checkpoint_prefix(step)
-        writer = FsspecWriter(self._url(prefix), single_file_per_rank=True, overwrite=True, **self.options)
-        dcp_save(encode({"step": step, **state}), storage_writer=writer)
-        if _rank() != 0:
+        if self.staging is None:
+            writer = FsspecWriter(self._url(checkpoint_prefix(step)), single_file_per_rank=True, overwrite=True,
+                                  **self.options)
+            dcp_save(encode({"step": step, **state}), storage_writer=writer)
             self.last_duration = time.monotonic() - started
-            return None
-        # dcp.save returned on rank 0: every rank's shard and the metadata are written.
+            return self._commit(step, score, world=None) if _rank() == 0 else None
+        self.flush()  # this rank's previous upload first: one in flight, and its staging disk reused
+        local = self.staging / checkpoint_prefix(step)
+        shutil.rmtree(local, ignore_errors=True)
+        dcp_save(encode({"step": step, **state}), storage_writer=FileSystemWriter(local, single_file_per_rank=True))
+        self.last_duration = time.monotonic() - started
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self._upload = threading.Thread(target=self._upload_and_commit, args=(step, local, world, score),
+                                        name=f"ludus-upload-{step}", daemon=True)
+        self._upload.start()
+        if wait:
+            self.flush()
+            return self.last_marker if (self.last_marker or {}).get("step") == step else None
+        return None
+
+    def flush(self) -> None:
+        """Wait for this rank's upload in flight (and, on rank 0, its commit)."""
+        if self._upload is not None:
+            self._upload.join()
+            self._upload = None
+
+    def _upload_and_commit(self, step: int, local: Path, world: int, score: float | None) -> None:
+        started = time.monotonic()
+        prefix, rank = checkpoint_prefix(step), _rank()
+        try:
+            for path in sorted(local.iterdir()):
+                self._put(path, f"{self.root}/{prefix}/{path.name}")
+            with self.fs.open(f"{self.root}/{prefix}/{_UPLOADED}{rank}", "wb") as f:
+                f.write(b"")
+            shutil.rmtree(local, ignore_errors=True)
+            if rank == 0 and self._all_uploaded(prefix, world):
+                self._commit(step, score, world)
+        except Exception as err:  # noqa: BLE001 - an upload that fails leaves an uncommitted prefix, never loaded
+            logger.warning("checkpoint %s not uploaded: %s", prefix, err)
+        self.last_upload_seconds = time.monotonic() - started
+
+    def _put(self, path: Path, target: str) -> None:
+        """One file up, tried again after a store's transient error (an S3 InternalError, a dropped
+        connection): a blip should not cost a checkpoint. What still fails leaves the step uncommitted."""
+        for attempt in range(UPLOAD_ATTEMPTS):
+            try:
+                self.fs.put_file(str(path), target)
+                return
+            except OSError as err:
+                if attempt == UPLOAD_ATTEMPTS - 1 or isinstance(err, PermissionError | FileNotFoundError):
+                    raise
+                logger.warning("upload of %s failed (%s); trying again", target, err)
+                time.sleep(2.0 * (attempt + 1))
+
+    def _all_uploaded(self, prefix: str, world: int) -> bool:
+        """Rank 0 waits for every rank's upload marker; a rank that died leaves the checkpoint uncommitted."""
+        deadline = time.monotonic() + COMMIT_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            self.fs.invalidate_cache()
+            try:
+                names = {str(p).rsplit("/", 1)[-1] for p in self.fs.ls(f"{self.root}/{prefix}", detail=False)}
+            except FileNotFoundError:
+                names = set()
+            if all(f"{_UPLOADED}{r}" in names for r in range(world)):
+                return True
+            time.sleep(0.2)
+        logger.warning("checkpoint %s: not every rank uploaded within %d s; left uncommitted", prefix,
+                       COMMIT_WAIT_SECONDS)
+        return False
+
+    def _commit(self, step: int, score: float | None, world: int | None) -> dict[str, Any]:
+        """Rank 0, once every shard and the metadata are in the store: the marker, then retention."""
+        prefix = checkpoint_prefix(step)
         self.fs.invalidate_cache()
         size = sum(int(info.get("size") or 0) for info in self.fs.ls(f"{self.root}/{prefix}", detail=True))
         marker = {"step": step, "uri": self._url(prefix), "sizeBytes": size, "time": time.time(),
-                  **({"score": score} if score is not None else {})}
+                  **({"score": score} if score is not None else {}), **({"worldSize": world} if world else {})}
         with self.fs.open(f"{self.root}/{prefix}/{COMMITTED}", "wb") as f:
             f.write(json.dumps(marker).encode())
         self.last_marker = marker
         self._prune(step)
-        self.last_duration = time.monotonic() - started
+        if self.on_commit is not None:
+            self.on_commit(marker)
         return marker
 
     def _prune(self, newest: int) -> None:

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -30,6 +31,7 @@ from ludus_trainer.coordination import (
     agree_on_object_checkpoint,
     any_rank_asked_to_stop,
 )
+from ludus_trainer.digest import WEIGHTS
 from ludus_trainer.dist import DistContext
 from ludus_trainer.env import ENV_CHECKPOINT_DIR, ENV_METRICS_PORT, ENV_OBJECTIVE, InitSettings, RunEnv
 from ludus_trainer.evaluation import EvaluationRecord, Objective, objective_from_env, publish_error
@@ -37,6 +39,7 @@ from ludus_trainer.goodput import PHASES, PhaseClock, process_started_at, startu
 from ludus_trainer.metrics import TrainerMetrics
 from ludus_trainer.model_io import InitError, InitReport, load_into
 from ludus_trainer.model_io import export_model as _export
+from ludus_trainer.s3 import ENV_CHECKPOINT_URI
 from ludus_trainer.storage import open_checkpoints
 
 if TYPE_CHECKING:
@@ -77,6 +80,7 @@ class Session:
         self._training = False
         self._polls_stop = False
         self._failed = False  # the termination message holds an error no later publish may overwrite
+        self._uploading: list[ObjectCheckpoints] = []  # object stores this run saved to: flushed by finish()
         metrics.objective(self.evaluation.objective.metric, self.evaluation.objective.goal)
 
     @classmethod
@@ -226,22 +230,44 @@ class Session:
         return state
 
     def save_checkpoint(self, step: int, state: dict[str, Any],
-                        manager: CheckpointManager | ObjectCheckpoints | None = None) -> None:
+                        manager: CheckpointManager | ObjectCheckpoints | None = None, wait: bool = False) -> None:
         """Save `state` with the harness' own part (timed as the checkpoint phase): every rank calls it.
-        In a directory rank 0 writes it atomically; in object storage every rank writes its shard and rank 0
-        commits it."""
+        In a directory rank 0 writes it atomically. In object storage every rank writes its shard to local
+        disk and uploads it in the background, and rank 0 commits it once all are up; `wait` (the last save,
+        a SIGTERM's) returns once it is committed. `finish()` waits for any upload still in flight."""
         manager = manager or self.checkpoints()
         whole = {**state, CHECKPOINT_KEY: {"evaluation": self.evaluation.as_dict()}}
         if not isinstance(manager, CheckpointManager):
+            if manager.on_commit is None and self.ctx.is_main:
+                manager.on_commit = self._committed
+            if not any(m is manager for m in self._uploading):
+                self._uploading.append(manager)
             with self.phase("checkpoint"):
-                manager.save(step, whole, score=self._score())
-        elif self.ctx.is_main:
-            with self.phase("checkpoint"):
-                manager.save(step, whole)
-        else:
+                manager.save(step, whole, score=self._score(), wait=wait)
+            self.metrics.checkpoint(manager.last_duration or 0.0)
             return
+        if not self.ctx.is_main:
+            return
+        with self.phase("checkpoint"):
+            manager.save(step, whole)
         self.metrics.checkpoint(manager.last_duration or 0.0)
         self._newest_checkpoint(manager, step)
+
+    def _committed(self, marker: dict[str, Any]) -> None:
+        """An object-store checkpoint committed (rank 0, from its upload thread)."""
+        self._report_checkpoint(int(marker["step"]), int(marker.get("sizeBytes") or 0),
+                                float(marker.get("time") or time.time()))
+
+    def _report_checkpoint(self, step: int, size: int, committed_at: float) -> None:
+        """Where the job can resume from: on the metrics page, and in the termination message (read once the
+        pods are gone: the last save is often after the last poll)."""
+        self.metrics.newest_checkpoint(step, size, committed_at)
+        self.evaluation.checkpoint = {"step": step, "sizeBytes": size, "time": round(committed_at, 3)}
+
+    def flush_checkpoints(self) -> None:
+        """Wait for the uploads still in flight (rank 0: their commits)."""
+        while self._uploading:
+            self._uploading.pop().flush()
 
     def _newest_checkpoint(self, manager: CheckpointManager | ObjectCheckpoints, step: object) -> None:
         """Rank 0 tells the operator where the job can resume from (status.checkpoint)."""
@@ -252,7 +278,7 @@ class Session:
         except (OSError, ValueError) as err:  # pruned meanwhile, or a store that did not answer: next save
             logger.warning("cannot describe checkpoint %d: %s", step, err)
             return
-        self.metrics.newest_checkpoint(step, size, committed_at)
+        self._report_checkpoint(step, size, committed_at)
 
     def _score(self) -> float | None:
         """The objective's latest value, larger is better: what retention keeps the best checkpoint by."""
@@ -274,10 +300,10 @@ class Session:
         """Load spec.init's model into `model` (strict, frozen prefixes) on every rank; None without one. A
         model that cannot be loaded ends the run with InitFailed (no restart mends it)."""
         settings = settings or InitSettings.from_environ()
-        if settings.source is None:
+        if settings.source is None and settings.uri is None:
             return None
         try:
-            report = load_into(model, settings.source, strict=settings.strict, freeze=list(settings.freeze))
+            report = self._load_init(model, settings)
         except InitError as err:
             logger.error("cannot start from the model: %s", err)
             if self.ctx.is_main:
@@ -296,9 +322,21 @@ class Session:
             self.publish(final=True)
         return report
 
+    def _load_init(self, model: nn.Module, settings: InitSettings) -> InitReport:
+        """From a path, or from object storage (every rank downloads it to its own disk, then loads it)."""
+        if settings.uri is None:
+            assert settings.source is not None
+            return load_into(model, settings.source, strict=settings.strict, freeze=list(settings.freeze))
+        from ludus_trainer.remote_model import fetch_model
+
+        local = fetch_model(settings.uri, self.directory / f".init-model-{self.ctx.env.rank}")
+        report = load_into(model, local, strict=settings.strict, freeze=list(settings.freeze))
+        return replace(report, source=f"{settings.uri.rstrip('/')}/{WEIGHTS}")
+
     def export_model(self, model: nn.Module, metadata: dict[str, Any] | None = None) -> Path | None:
         """Rank 0 writes `model` where a ContinuousTraining promotes from and `init.fromJob` reads
-        (`<checkpoint dir>/model`); returns its directory (None on other ranks)."""
+        (`<checkpoint dir>/model`, and `<checkpoint.uri>/model` with object storage); returns its local
+        directory (None on other ranks)."""
         if not self.ctx.is_main:
             return None
         exported = _export(self.directory, model, {
@@ -307,10 +345,18 @@ class Session:
             "baseline": {m: e["value"] for m, e in self.evaluation.baseline.items()},
             "objective": {"metric": self.evaluation.objective.metric, "goal": self.evaluation.objective.goal},
             "initializedFrom": self.lineage, "workload": "script", **(metadata or {})})
+        uri = os.environ.get(ENV_CHECKPOINT_URI)
+        if uri:  # where init.uri and init.fromJob read it: the pod's disk goes with the pod
+            from ludus_trainer.remote_model import upload_model
+
+            remote = upload_model(exported, uri.rstrip("/") + "/model")
+            print(f"LUDUS_MODEL {remote}", flush=True)
+            return exported
         print(f"LUDUS_MODEL {exported}", flush=True)
         return exported
 
     def finish(self) -> None:
         """Leave the last step and evaluation for the operator, then the process group."""
+        self.flush_checkpoints()
         self.publish_final()
         _dist.shutdown(together=True)

@@ -26,4 +26,5 @@ def open_checkpoints(directory: Path, keep: int = 3) -> CheckpointManager | Obje
         return CheckpointManager(directory, keep=keep)
     from ludus_trainer.objectstore import ObjectCheckpoints
 
-    return ObjectCheckpoints(uri, keep=keep)
+    # Saved to the pod's own disk first (as fast as a local save), uploaded while training goes on.
+    return ObjectCheckpoints(uri, keep=keep, staging=directory / ".staging")

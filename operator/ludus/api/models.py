@@ -344,9 +344,9 @@ class Init(Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "has(self.claimName) != has(self.fromJob)",
-                 "message": "init needs exactly one of claimName (a model on a claim) or fromJob (another "
-                 "TrainingJob's model)", "fieldPath": ".fromJob"},
+                {"rule": "(has(self.claimName) ? 1 : 0) + (has(self.fromJob) ? 1 : 0) + (has(self.uri) ? 1 : 0) == 1",
+                 "message": "init needs exactly one of claimName (a model on a claim), fromJob (another "
+                 "TrainingJob's model) or uri (a model in object storage)", "fieldPath": ".fromJob"},
             ]
         }
     )
@@ -357,6 +357,14 @@ class Init(Model):
         default=None, min_length=1, max_length=c.MAX_JOB_NAME_LENGTH, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         description="A TrainingJob in this namespace whose model to start from: it must have succeeded with a "
         "checkpoint claim. The job waits for it, and status.initializedFrom pins what was loaded.")
+    uri: str | None = Field(
+        default=None, max_length=1024, pattern=S3_URI_PATTERN,
+        description="A model in object storage (s3://bucket/prefix/model: weights.pt and metadata.json, as a "
+        "job with checkpoint.uri exports it), read with this job's checkpoint.uri endpoint and keys.",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": "!self.matches('/[.][.]?(/|$)')", "message": "init.uri must not contain . or .. segments"},
+        ]},
+    )
     path: str = Field(
         default="model", max_length=1024, pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
         description="The model's directory: in the claim (claimName), or in fromJob's checkpoint directory. "
@@ -380,9 +388,11 @@ class Init(Model):
 
     @model_validator(mode="after")
     def _one_source(self) -> Init:
-        if (self.claim_name is None) == (self.from_job is None):
-            raise ValueError("init needs exactly one of claimName (a model on a claim) or fromJob (another "
-                             "TrainingJob's model)")
+        if sum(x is not None for x in (self.claim_name, self.from_job, self.uri)) != 1:
+            raise ValueError("init needs exactly one of claimName (a model on a claim), fromJob (another "
+                             "TrainingJob's model) or uri (a model in object storage)")
+        if self.uri is not None and any(part in (".", "..") for part in self.uri.removeprefix("s3://").split("/")):
+            raise ValueError("init.uri must not contain . or .. segments")
         return self
 
 
@@ -429,6 +439,13 @@ class TrainingJobSpec(Model):
                     "string(self.nprocPerNode) == 'auto'",
                     "message": "spec.nprocPerNode must be a positive integer or \"auto\"",
                     "fieldPath": ".nprocPerNode",
+                },
+                {
+                    "rule": "!has(self.init) || !has(self.init.uri) || "
+                    "(has(self.checkpoint) && has(self.checkpoint.uri))",
+                    "message": "spec.init.uri is read with spec.checkpoint's object store (its endpoint and "
+                    "secretRef): set spec.checkpoint.uri",
+                    "fieldPath": ".init.uri",
                 },
             ]
         }
@@ -535,6 +552,13 @@ class TrainingJobSpec(Model):
             if var.name.startswith(c.RESERVED_ENV_PREFIX):
                 raise ValueError(f"spec.env must not set {var.name}: Ludus sets torchrun's wiring itself")
         return value
+
+    @model_validator(mode="after")
+    def _init_uri_has_a_store(self) -> TrainingJobSpec:
+        if self.init is not None and self.init.uri is not None and not self.checkpoint.uri:
+            raise ValueError("spec.init.uri is read with spec.checkpoint's object store (its endpoint and "
+                             "secretRef): set spec.checkpoint.uri")
+        return self
 
     @model_validator(mode="after")
     def _replicas_in_range(self) -> TrainingJobSpec:
@@ -656,8 +680,9 @@ class InitializedFrom(StatusModel):
     """The model a job started from, pinned when its workers were created: its lineage."""
 
     job: str | None = Field(default=None, description="The TrainingJob it came from (init.fromJob).")
-    claim_name: str = Field(description="The claim holding it.")
-    path: str = Field(description="Its directory in the claim.")
+    claim_name: str | None = Field(default=None, description="The claim holding it.")
+    path: str | None = Field(default=None, description="Its directory in the claim.")
+    uri: str | None = Field(default=None, description="Where it is in object storage.")
     file: str | None = Field(default=None, description="The weights file the trainer loaded.")
     step: int | None = Field(default=None, description="The step it was saved at.")
     sha256: str | None = Field(default=None, description="Its weights' SHA-256, as the trainer read them.")

@@ -137,6 +137,18 @@ def store_check_containers(job: TrainingJob) -> list[dict[str, Any]]:
     }]
 
 
+def _init_env(job: TrainingJob) -> list[dict[str, Any]]:
+    """The model to start from: a path on the mounted claim, or its object-storage URI (read with the
+    checkpoint store's endpoint and keys). fromJob is resolved to one of them before the pods are built."""
+    init = job.spec.init
+    if init is None or not (init.claim_name or init.uri):
+        return []
+    source = init.uri.rstrip("/") if init.uri else f"{c.INIT_MOUNT}/{init.path}"
+    return [{"name": c.ENV_INIT_FROM, "value": source},
+            {"name": c.ENV_INIT_STRICT, "value": "true" if init.strict else "false"},
+            {"name": c.ENV_INIT_FREEZE, "value": ",".join(init.freeze)}]
+
+
 def _ludus_env(job: TrainingJob, index: int) -> list[dict[str, Any]]:
     return [
         {"name": c.ENV_JOB_NAME, "value": job.metadata.name},
@@ -152,13 +164,7 @@ def _ludus_env(job: TrainingJob, index: int) -> list[dict[str, Any]]:
             if job.spec.objective
             else []
         ),
-        *(
-            [{"name": c.ENV_INIT_FROM, "value": f"{c.INIT_MOUNT}/{job.spec.init.path}"},
-             {"name": c.ENV_INIT_STRICT, "value": "true" if job.spec.init.strict else "false"},
-             {"name": c.ENV_INIT_FREEZE, "value": ",".join(job.spec.init.freeze)}]
-            if job.spec.init and job.spec.init.claim_name
-            else []
-        ),
+        *_init_env(job),
     ]
 
 

@@ -259,7 +259,7 @@ def compute_status(
     goodput = goodput_status(job, status.phase, pods, progress, moved, now)
     if goodput is not job.status.goodput:
         status = status.model_copy(update={"goodput": goodput})
-    checkpoint = newest_checkpoint(job, progress)
+    checkpoint = newest_checkpoint(job, progress, pods)
     if checkpoint is not status.checkpoint:
         status = status.model_copy(update={"checkpoint": checkpoint})
     status = _admission(status, decision.admission, now)
@@ -286,7 +286,8 @@ def _initialized_from(status: TrainingJobStatus, pinned: InitializedFrom | None,
     conditions = status.conditions
     waited = get_condition(status, c.COND_INITIALIZED)
     if waited is not None and waited.status != "True":
-        message = f"{pinned.job or 'the model'} on claim {pinned.claim_name} at {pinned.path}"
+        where = pinned.uri or f"on claim {pinned.claim_name} at {pinned.path}"
+        message = f"{pinned.job or 'the model'} {where}"
         conditions = upsert_condition(list(conditions), c.COND_INITIALIZED, "True", c.REASON_INIT_READY, message, now)
     if pinned == status.initialized_from and conditions is status.conditions:
         return status

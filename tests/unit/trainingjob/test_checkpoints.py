@@ -57,3 +57,23 @@ def test_what_a_pod_reports_is_bounded() -> None:
             "ludus_trainer_checkpoint_committed_timestamp_seconds{job=\"j\",rank=\"0\"} 1e20\n")
     sample = parse_progress(page)
     assert sample is not None and sample.checkpoint == (4, None, None)
+
+
+def test_the_last_save_after_the_last_poll_comes_from_worker_0s_termination_message() -> None:
+    """The final checkpoint is committed as the pods end, usually after the last metrics poll."""
+    from ludus.trainingjob.observe import observe_pod
+
+    def worker0(message: str) -> list:
+        return [observe_pod({"metadata": {"name": "j-worker-0", "uid": "u0", "labels": {
+            "ludus.dev/role": "worker", "ludus.dev/replica-index": "0", "ludus.dev/job-name": "j"}},
+            "status": {"phase": "Succeeded", "containerStatuses": [{"name": "trainer", "state": {
+                "terminated": {"exitCode": 0, "message": message}}}]}})]
+
+    job = make_job().spec(checkpoint={"uri": "s3://ckpts/run", "secretRef": {"name": "s3"}}).build()
+    pods = worker0('{"ludusEvaluation":{"checkpoint":{"step":330,"sizeBytes":747341,"time":1796000000.5}}}')
+    status = newest_checkpoint(job, _reported(320, 700000, 1_795_999_990.0), pods)
+    assert status is not None and (status.step, status.size_bytes) == (330, 747341)
+    assert status.uri == "s3://ckpts/run/ckpt-000000000330"
+    hostile = worker0('{"ludusEvaluation":{"checkpoint":{"step":-5,"sizeBytes":"x","time":true}}}')
+    assert newest_checkpoint(job, None, hostile) is None
+    assert newest_checkpoint(job, _reported(320, 1, 1.0), hostile).step == 320

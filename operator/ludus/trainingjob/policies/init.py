@@ -1,9 +1,11 @@
-"""Where a job's starting model comes from (pure): `spec.init` resolved to a claim and a path.
+"""Where a job's starting model comes from (pure): `spec.init` resolved to a claim and a path, or to a URI
+in object storage.
 
 `init.fromJob` names another TrainingJob: its model is `<its checkpoint directory>/<init.path>` on
-its checkpoint claim, once it has succeeded. The resolution is pinned in `status.initializedFrom`
-the first time, so a restarted worker loads the same model even after the other job is gone; what
-the trainer then actually loaded (file, step, SHA-256) is added from its metrics.
+its checkpoint claim, or `<its checkpoint.uri>/<init.path>` in object storage, once it has succeeded.
+The resolution is pinned in `status.initializedFrom` the first time, so a restarted worker loads the same
+model even after the other job is gone; what the trainer then actually loaded (file, step, SHA-256) is
+added from its metrics.
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ class InitOutcome:
     unusable: str | None = None  # the source will never have a model: the job fails
 
 
-def _with_init(job: TrainingJob, init: Init, claim: str, path: str) -> TrainingJob:
-    resolved = init.model_copy(update={"claim_name": claim, "path": path, "from_job": None})
+def _with_init(job: TrainingJob, init: Init, pinned: InitializedFrom) -> TrainingJob:
+    """The job with fromJob replaced by where the pin says the model is (a claim and path, or a URI)."""
+    if pinned.uri:
+        resolved = init.model_copy(update={"uri": pinned.uri, "from_job": None})
+    else:
+        resolved = init.model_copy(update={"claim_name": pinned.claim_name, "path": pinned.path, "from_job": None})
     return job.model_copy(update={"spec": job.spec.model_copy(update={"init": resolved})})
 
 
@@ -38,6 +44,9 @@ def resolve_init(job: TrainingJob, source: Mapping[str, Any] | None) -> InitOutc
     if init is None:
         return InitOutcome(job)
     old = job.status.initialized_from
+    if init.uri is not None:
+        pinned = InitializedFrom(uri=init.uri.rstrip("/"))
+        return InitOutcome(job, old if old is not None and old.uri == pinned.uri and not old.job else pinned)
     if init.claim_name is not None:
         pinned = InitializedFrom(claim_name=init.claim_name, path=init.path)
         if old is not None and old.claim_name == init.claim_name and old.path == init.path:
@@ -45,29 +54,36 @@ def resolve_init(job: TrainingJob, source: Mapping[str, Any] | None) -> InitOutc
         return InitOutcome(job, pinned)
     name = init.from_job
     assert name is not None, "the model requires claimName or fromJob"
-    if old is not None and old.job == name:  # pinned when the workers were first created
-        return InitOutcome(_with_init(job, init, old.claim_name, old.path), old)
+    if old is not None and old.job == name and (old.uri or old.claim_name):  # pinned when the workers were created
+        return InitOutcome(_with_init(job, init, old), old)
     field = f"spec.init.fromJob ({name})"
     if source is None:
         return InitOutcome(job, waiting=f"{field}: no TrainingJob {name} in {job.metadata.namespace}: create it "
                            "(or correct the name); this job starts once it has succeeded")
     spec = source.get("spec") or {}
     checkpoint = spec.get("checkpoint") or {}
-    claim = checkpoint.get("claimName")
+    claim, uri = checkpoint.get("claimName"), checkpoint.get("uri")
     phase = (source.get("status") or {}).get("phase") or c.PHASE_PENDING
-    if not claim:
-        return InitOutcome(job, unusable=f"{field}: {name} has no spec.checkpoint.claimName, so its model stayed in "
-                           "its pods: train it with a checkpoint claim, or use init.claimName")
+    if not claim and not uri:
+        return InitOutcome(job, unusable=f"{field}: {name} has neither spec.checkpoint.claimName nor uri, so its "
+                           "model stayed in its pods: train it with a checkpoint claim or object storage, or use "
+                           "init.claimName or init.uri")
+    if uri and not job.spec.checkpoint.uri:
+        return InitOutcome(job, unusable=f"{field}: {name}'s model is in object storage ({str(uri)[:200]}), read "
+                           "with this job's checkpoint store: set spec.checkpoint.uri (and its secretRef)")
     if phase == c.PHASE_FAILED:
         return InitOutcome(job, unusable=f"{field}: {name} failed, so it exported no model: point fromJob at a "
                            "job that succeeded")
     if phase != c.PHASE_SUCCEEDED:
         return InitOutcome(job, waiting=f"{field}: {name} is {phase}; its model is exported when it succeeds, "
                            "and this job waits for it")
+    if uri:
+        pinned = InitializedFrom(job=name, uri=f"{str(uri).rstrip('/')}/{init.path}")
+        return InitOutcome(_with_init(job, init, pinned), pinned)
     sub_path = checkpoint.get("subPath")
     path = f"{sub_path}/{init.path}" if sub_path else init.path
     pinned = InitializedFrom(job=name, claim_name=str(claim), path=path)
-    return InitOutcome(_with_init(job, init, str(claim), path), pinned)
+    return InitOutcome(_with_init(job, init, pinned), pinned)
 
 
 InitReport = tuple[str, int | None, str, tuple[str, ...]]  # (file, step, SHA-256, re-initialised) as loaded

@@ -36,6 +36,40 @@ def test_init_needs_exactly_one_source() -> None:
             job(init)
 
 
+S3 = {"uri": "s3://ckpts/team-a/finetune", "secretRef": {"name": "s3"}}
+
+
+def test_a_model_in_object_storage_is_read_by_uri_with_the_jobs_own_store() -> None:
+    """init.uri: no volume, the URI in LUDUS_INIT_FROM; the keys are the checkpoint store's (so it needs one)."""
+    finetune = make_job("finetune").spec(init={"uri": "s3://ckpts/team-a/pretrain/model/"}, checkpoint=S3).build()
+    outcome = resolve_init(finetune, None)
+    assert outcome.pinned == InitializedFrom(uri="s3://ckpts/team-a/pretrain/model")
+    pod = build_worker_pod(outcome.job, 0)
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env[c.ENV_INIT_FROM] == "s3://ckpts/team-a/pretrain/model"
+    assert not any(v["name"] == c.VOLUME_INIT for v in pod["spec"]["volumes"])
+    with pytest.raises(ValidationError, match="set spec.checkpoint.uri"):
+        make_job("finetune").spec(init={"uri": "s3://ckpts/team-a/pretrain/model"}).build()
+    with pytest.raises(ValidationError, match="exactly one of"):
+        make_job("finetune").spec(init={"uri": "s3://ckpts/m", "claimName": "models"}, checkpoint=S3).build()
+    with pytest.raises(ValidationError, match=r"\. or \.\. segments"):
+        make_job("finetune").spec(init={"uri": "s3://ckpts/a/../b"}, checkpoint=S3).build()
+
+
+def test_from_a_job_that_checkpointed_to_object_storage_its_export_there_is_pinned() -> None:
+    pretrain = {"metadata": {"name": "pretrain"}, "status": {"phase": c.PHASE_SUCCEEDED},
+                "spec": {"checkpoint": {"uri": "s3://ckpts/team-a/pretrain/", "secretRef": {"name": "s3"}}}}
+    finetune = make_job("finetune").spec(init={"fromJob": "pretrain"}, checkpoint=S3).build()
+    outcome = resolve_init(finetune, pretrain)
+    assert outcome.pinned == InitializedFrom(job="pretrain", uri="s3://ckpts/team-a/pretrain/model")
+    assert outcome.job.spec.init is not None and outcome.job.spec.init.uri == "s3://ckpts/team-a/pretrain/model"
+    again = finetune.model_copy(update={"status": finetune.status.model_copy(update={"initialized_from":
+                                                                                     outcome.pinned})})
+    assert resolve_init(again, None).job.spec.init.uri == "s3://ckpts/team-a/pretrain/model"  # the pin outlives it
+    on_claim = resolve_init(job({"fromJob": "pretrain"}), pretrain)
+    assert on_claim.unusable is not None and "set spec.checkpoint.uri" in on_claim.unusable
+
+
 def test_from_a_succeeded_job_its_export_in_its_checkpoint_directory_is_mounted_and_pinned() -> None:
     outcome = resolve_init(job({"fromJob": "pretrain", "strict": False}), source())
     assert outcome.waiting is None and outcome.unusable is None
@@ -60,7 +94,7 @@ def test_the_pin_outlives_the_source_job() -> None:
     (None, "waiting", "no TrainingJob pretrain in team-a: create it"),
     (source(phase=c.PHASE_RUNNING), "waiting", "pretrain is Running; its model is exported when it succeeds"),
     (source(phase=c.PHASE_FAILED), "unusable", "pretrain failed, so it exported no model"),
-    (source(claim=None), "unusable", "has no spec.checkpoint.claimName"),
+    (source(claim=None), "unusable", "has neither spec.checkpoint.claimName nor uri"),
 ])
 def test_a_source_without_a_model_yet_waits_and_one_that_will_never_have_one_fails(
         found: dict[str, Any] | None, kind: str, words: str) -> None:
