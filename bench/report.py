@@ -330,8 +330,8 @@ def _checkpoint_save() -> list[str]:
                    f"{r['claim']['blocked_s']} s | {r['s3-direct']['blocked_s']} s | {r['s3-staged']['blocked_s']} s "
                    f"| {r['s3-staged']['committed_s']} s |")
     return out + ["", "Staged, training waits for torch.distributed.checkpoint's write to the pod's disk: about "
-                  "1.6-1.9x the claim's single torch.save (it fsyncs each file and writes a metadata file as well), and a "
-                  "fifth to a quarter of writing straight to the store; the upload and the commit take the rest "
+                  "1.6-1.9x the claim's single torch.save (it fsyncs each file and writes a metadata file as well), "
+                  "and a fifth to a quarter of writing straight to the store; the upload and the commit take the rest "
                   "of the direct time, while training goes on. A job's last save, and a SIGTERM's, wait for the "
                   "commit.", ""]
 
