@@ -7,6 +7,7 @@
    data version warm-started from the champion and trained on inverted labels; that challenger is
    compared with its baseline (the champion's weights on its own data, measured before it trained)
    and rejected: the champion path still holds the first model, byte for byte.
+3. The same in object storage: the champion is a pointer object, the warm start a URI.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import yaml
 from devcluster.jobs import real_job, wait_phase, worker_logs
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.node import PROVISIONER, STORAGE_CLASS, RealNode
+from devcluster.objectstore import ObjectStore
 from devcluster.operator_process import OperatorProcess
 from tests.e2e.user_script import script_spec, write_script
 from tests.integration.test_sdk_cli import ludus
@@ -101,7 +103,7 @@ def test_fine_tuning_from_a_pretrained_job_reaches_095_in_fewer_steps_than_from_
     assert len(loaded) == 1 and "re-initialised: 4.bias, 4.weight" in loaded[0] and "of pretrain" in loaded[0]
 
 
-def _ct(name: str, claim: str, script: Path) -> dict[str, Any]:
+def _ct(name: str, claim: str | None, script: Path) -> dict[str, Any]:
     template = script_spec("placeholder", script, ["--steps", "40"], workers=1, nproc=1, claim=claim)
     return {"apiVersion": "ludus.dev/v1alpha1", "kind": "ContinuousTraining", "metadata": {"name": name},
             "spec": {"template": template, "successfulRunsHistoryLimit": 5,
@@ -155,3 +157,44 @@ def test_continuous_training_over_a_users_script_promotes_a_model_and_rejects_a_
     print(shown.stdout)
     assert shown.returncode == 0 and "BASELINE" in shown.stdout and "NotBetterEnough" in shown.stdout
     assert "champion" in shown.stdout
+
+
+def test_continuous_training_in_object_storage_publishes_a_pointer_and_a_worse_run_leaves_it(
+        k: Kubectl, operator: OperatorProcess, s3_checkpoint: dict[str, Any], object_store: ObjectStore,
+        tmp_path: Path) -> None:
+    """The template checkpoints to the S3 server: each run under its own prefix, the champion a pointer
+    object (champion.json) the publish pod writes in one PUT after verifying the model's checksum, the
+    next run warm-started from the champion's model by URI; a worse challenger leaves the pointer as it was."""
+    script = write_script(tmp_path)
+    body = _ct("rules3", None, script)
+    body["spec"]["template"]["checkpoint"].update(s3_checkpoint)
+    manifest = tmp_path / "ct.yaml"
+    manifest.write_text(yaml.safe_dump(body))
+    applied = ludus(k.kubeconfig, "ct", "apply", "-f", str(manifest), "--script", str(script), "-n", k.namespace or "")
+    assert applied.returncode == 0, applied.stderr
+    k.run("annotate", "ct", "rules3", "ludus.dev/data-version=2026-12-01")
+    wait_phase(k, "rules3-0", "Succeeded", timeout=400)
+    first = wait_for(lambda: (k.json("ct", "rules3").get("status") or {}).get("champion"), timeout=120,
+                     what="the first champion")
+    base = f"{s3_checkpoint['uri']}/rules3"
+    assert first["job"] == "rules3-0" and first["modelPath"] == f"{base}/champion.json", first
+    fs = object_store.filesystem()
+    pointer = json.loads(fs.cat(f"{base}/champion.json".removeprefix("s3://")))
+    assert pointer["model"] == first["sourcePath"] == f"{base}/runs/rules3-0/model"
+    assert pointer["sha256"] == first["sha256"]
+    assert json.loads(fs.cat(f"{pointer['model']}/metadata.json".removeprefix("s3://")))["sha256"] == first["sha256"]
+
+    k.run("patch", "ct", "rules3", "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": "/spec/template/args", "value": ["--steps", "40", "--corrupt"]}]))
+    k.run("annotate", "ct", "rules3", "ludus.dev/data-version=2026-12-02", "--overwrite")
+    second = wait_for(lambda: k.get_or_none("tj", "rules3-1"), timeout=60, what="a second run")
+    assert second["spec"]["init"]["uri"] == f"{base}/runs/rules3-0/model"
+    assert second["spec"]["checkpoint"]["uri"] == f"{base}/runs/rules3-1"
+    wait_phase(k, "rules3-1", "Succeeded", timeout=400)
+    status = wait_for(lambda: (k.json("ct", "rules3").get("status") or {}).get("rejections") == 1
+                      and k.json("ct", "rules3")["status"], timeout=120, what="the challenger judged")
+    record = next(r for r in status["runs"] if r["name"] == "rules3-1")
+    assert record["promoted"] is False and record["reason"] == "NotBetterEnough", record
+    assert k.json("tj", "rules3-1")["status"]["initializedFrom"]["sha256"] == first["sha256"]
+    assert status["champion"]["job"] == "rules3-0"
+    assert json.loads(fs.cat(f"{base}/champion.json".removeprefix("s3://"))) == pointer

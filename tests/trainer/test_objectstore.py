@@ -249,3 +249,61 @@ def test_a_job_exports_its_model_to_object_storage_and_another_fine_tunes_from_i
     fs.pipe(f"{model}/weights.pt", b"not the weights")  # changed after its metadata was written
     broken = _digits(store, tmp_path, "broken", LUDUS_INIT_FROM=f"s3://{model}")
     assert broken.returncode != 0 and "does not match its metadata" in broken.stdout + broken.stderr
+
+
+def _exported(store: ObjectStore, tmp_path: Path, base: str, run: str, fill: float) -> str:
+    """A run's model as export_model writes it, uploaded where a ContinuousTraining's run puts it."""
+    from ludus_trainer.model_io import export_model
+    from ludus_trainer.remote_model import upload_model
+
+    model = torch.nn.Linear(64, 64)
+    torch.nn.init.constant_(model.weight, fill)
+    local = export_model(tmp_path / run, model, {"job": run, "step": 10})
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in store.environment().items():
+            env.setenv(key, value)
+        return upload_model(local, f"{base}/runs/{run}/model")
+
+
+def test_a_champion_in_object_storage_is_a_pointer_put_once_and_a_killed_publish_leaves_the_old_one(
+        store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 has no rename: the publisher verifies the run's weights against their metadata, then writes
+    champion.json in one PUT. A model changed since its export is refused; a publisher SIGKILLed at any
+    moment leaves the old pointer or the new one, and either resolves to a complete, verified model."""
+    from ludus_trainer.publish import PublishError, publish_remote
+    from ludus_trainer.remote_model import fetch_model, read_pointer
+
+    for key, value in store.environment().items():
+        monkeypatch.setenv(key, value)
+    base = f"s3://{BUCKET}/{tmp_path.name}/ct"
+    models = {run: _exported(store, tmp_path, base, run, fill) for run, fill in (("ct-1", 0.1), ("ct-2", 0.2))}
+    assert publish_remote(base, "ct-1")["message"] == "published"
+    assert read_pointer(f"{base}/champion.json")["model"] == models["ct-1"]
+
+    tampered = _exported(store, tmp_path, base, "ct-3", 0.3)
+    store.filesystem().pipe(tampered.removeprefix("s3://") + "/weights.pt", b"changed since it was evaluated")
+    with pytest.raises(PublishError, match="does not match its metadata"):
+        publish_remote(base, "ct-3")
+    with pytest.raises(PublishError, match="no model at"):
+        publish_remote(base, "ct-9")  # exported nothing
+    assert read_pointer(f"{base}/champion.json")["model"] == models["ct-1"]
+
+    env = {**os.environ, **store.environment(), "PYTHONPATH": str(REPO / "trainer_image")}
+    command = [sys.executable, "-m", "ludus_trainer.publish", "--uri", base, "--run", "ct-2"]
+    seen = set()
+    for delay in (0.2, 0.5, 0.8, 1.1, 1.4, 1.7, 2.0, 2.5, 3.0, 60.0):
+        publisher = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            finished = publisher.wait(timeout=delay) == 0
+        except subprocess.TimeoutExpired:
+            publisher.kill()
+            publisher.wait()
+            finished = False
+        pointer = read_pointer(f"{base}/champion.json")
+        assert pointer is not None and pointer["model"] in (models["ct-1"], models["ct-2"]), pointer
+        seen.add(pointer["run"])
+        resolved = fetch_model(f"{base}/champion.json", tmp_path / f"read-{delay}")  # checks the SHA-256
+        assert json.loads((resolved / "metadata.json").read_text())["job"] == pointer["run"]
+        if finished:
+            break
+    assert finished and read_pointer(f"{base}/champion.json")["run"] == "ct-2" and seen <= {"ct-1", "ct-2"}

@@ -24,11 +24,9 @@ import torch
 from torch import nn
 
 from ludus_trainer.checkpoint import write_atomically
-from ludus_trainer.digest import METADATA, WEIGHTS, sha256_of
+from ludus_trainer.digest import METADATA, WEIGHTS, InitError, sha256_of
 
-
-class InitError(RuntimeError):
-    """The model cannot be initialised from that file; the message says why and what to do."""
+__all__ = ["InitError", "InitReport", "export_model", "load_into"]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,11 @@ refused and the link stays where it was. The switch is a new relative link renam
 one (rename is atomic on POSIX file systems), then the directory is fsynced; the model files are
 never copied, so the champion is byte for byte what the run exported.
 
+In object storage (`--uri`) there is no link and no rename: the model is downloaded and verified the same
+way, then `<uri>/champion.json` (the run, the model's URI, its SHA-256) is written in one PUT, which
+readers see whole or not at all; killed before it, the old pointer stands. `remote_model.fetch_model`
+resolves a pointer to its model.
+
 Exit 0 with `{"sha256": ...}` in the termination message, or 1 with `{"error": ..., "reason": ...}`.
 """
 
@@ -79,6 +84,30 @@ def publish(root: Path, run: str, link: str = "champion") -> dict[str, Any]:
             "message": "already published" if current == target else "published"}
 
 
+def publish_remote(base: str, run: str, pointer: str = "champion.json") -> dict[str, Any]:
+    """Verify `<base>/runs/<run>/model` and write `<base>/<pointer>` naming it, in one PUT."""
+    import tempfile
+
+    from ludus_trainer.digest import InitError
+    from ludus_trainer.remote_model import fetch_model, read_pointer, write_pointer
+
+    base = base.rstrip("/")
+    model = f"{base}/runs/{run}/model"
+    with tempfile.TemporaryDirectory(prefix="ludus-publish-") as scratch:
+        try:
+            local = fetch_model(model, Path(scratch) / "model")
+        except InitError as err:
+            raise PublishError(str(err), NO_EXPORT) from err
+        metadata = verify(local)
+    current = read_pointer(f"{base}/{pointer}")
+    record = {"run": run, "model": model, "sha256": metadata["sha256"], "step": metadata.get("step")}
+    already = current is not None and all(current.get(k) == v for k, v in record.items())
+    if not already:
+        write_pointer(f"{base}/{pointer}", record)
+    return {"sha256": metadata["sha256"], "step": metadata.get("step"), "path": f"{pointer} -> {model}",
+            "message": "already published" if already else "published"}
+
+
 def _report(payload: dict[str, Any]) -> None:
     text = json.dumps(payload, separators=(",", ":"))
     print(text, flush=True)
@@ -92,12 +121,16 @@ def _report(payload: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ludus_trainer.publish", description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, required=True, help="The continuous training's directory on the claim.")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--root", type=Path, help="The continuous training's directory on the claim.")
+    where.add_argument("--uri", help="The continuous training's prefix in object storage (s3://...).")
     parser.add_argument("--run", required=True, help="The run whose model becomes the champion.")
     parser.add_argument("--link", default="champion", help="The stable link's name in --root.")
+    parser.add_argument("--pointer", default="champion.json", help="The pointer object's name under --uri.")
     args = parser.parse_args(argv)
     try:
-        _report(publish(args.root, args.run, args.link))
+        _report(publish_remote(args.uri, args.run, args.pointer) if args.uri else
+                publish(args.root, args.run, args.link))
     except PublishError as err:
         _report({"error": str(err), "reason": err.reason})
         return 1

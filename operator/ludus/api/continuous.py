@@ -110,9 +110,10 @@ class ContinuousTrainingSpec(Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "has(self.template.checkpoint) && has(self.template.checkpoint.claimName)",
-                 "message": "continuous training keeps every run's model on a claim: set "
-                 "template.checkpoint.claimName", "fieldPath": ".template"},
+                {"rule": "has(self.template.checkpoint) && (has(self.template.checkpoint.claimName) || "
+                 "has(self.template.checkpoint.uri))",
+                 "message": "continuous training keeps every run's model on a claim or in object storage: set "
+                 "template.checkpoint.claimName or template.checkpoint.uri", "fieldPath": ".template"},
                 {"rule": "!has(self.timeZone) || has(self.schedule)",
                  "message": "timeZone applies to a schedule: set schedule too", "fieldPath": ".timeZone"},
             ]
@@ -137,7 +138,8 @@ class ContinuousTrainingSpec(Model):
     promotion: Promotion = Field(default_factory=Promotion, description="The promotion rule.")
     sub_path: str | None = Field(
         default=None, max_length=200, pattern=SUB_PATH_PATTERN,
-        description="Directory in the claim for the runs and the champion (default: this resource's name).",
+        description="Directory in the claim (or prefix under checkpoint.uri) for the runs and the champion "
+        "(default: this resource's name).",
         json_schema_extra={"x-kubernetes-validations": [
             {"rule": "!self.matches('(^|/)[.][.](/|$)')", "message": "subPath must stay inside the claim (no '..')"},
         ]},
@@ -167,9 +169,10 @@ class ContinuousTrainingSpec(Model):
 
     @model_validator(mode="after")
     def _claim(self) -> ContinuousTrainingSpec:
-        if self.template.checkpoint is None or not self.template.checkpoint.claim_name:
-            raise ValueError("continuous training keeps every run's model on a claim: set "
-                             "template.checkpoint.claimName")
+        ckpt = self.template.checkpoint
+        if ckpt is None or not (ckpt.claim_name or ckpt.uri):
+            raise ValueError("continuous training keeps every run's model on a claim or in object storage: set "
+                             "template.checkpoint.claimName or template.checkpoint.uri")
         if self.time_zone is not None and self.schedule is None:
             raise ValueError("timeZone applies to a schedule: set schedule too")
         return self
@@ -202,9 +205,11 @@ class Champion(Model):
     model_config = ConfigDict(extra="ignore")
 
     job: str = Field(description="The run whose model it is.")
-    claim_name: str = Field(description="The claim holding it.")
-    model_path: str = Field(description="The stable path in the claim (a link switched atomically).")
-    source_path: str = Field(default="", description="Where the model's files are, in the claim.")
+    claim_name: str = Field(default="", description="The claim holding it (none in object storage).")
+    model_path: str = Field(description="What readers resolve: the stable path in the claim (a link switched "
+                            "atomically), or the URI of champion.json in object storage (a pointer written in one "
+                            "PUT).")
+    source_path: str = Field(default="", description="Where the model's files are: in the claim, or their URI.")
     evaluation: dict[str, float] = Field(default_factory=dict, description="Its evaluation metrics.")
     promoted_at: datetime | None = Field(default=None, description="When it became champion.")
     reason: str = Field(default="", description="FirstChampion, BetterObjective or Manual.")

@@ -10,7 +10,7 @@ from typing import Any
 
 from ludus.api import constants as c
 from ludus.api import names
-from ludus.api.models import TrainingJob
+from ludus.api.models import Checkpoint, TrainingJob
 from ludus.builders import labels
 from ludus.builders.podgroup import gang_fields, worker_gang_fields
 from ludus.frameworks import torch
@@ -101,7 +101,11 @@ def checkpoint_dir(job: TrainingJob) -> str:
 def object_storage_env(job: TrainingJob) -> list[dict[str, Any]]:
     """Where the checkpoints go in object storage and how to reach it: the credentials by reference to the
     job's Secret (the kubelet reads it; the operator never does), only under the documented keys."""
-    ckpt = job.spec.checkpoint
+    return store_env(job.spec.checkpoint)
+
+
+def store_env(ckpt: Checkpoint) -> list[dict[str, Any]]:
+    """A checkpoint spec's object store as environment: the URI, the endpoint, the region, the keys."""
     if not ckpt.uri:
         return []
     env: list[dict[str, Any]] = [{"name": c.ENV_CHECKPOINT_URI, "value": ckpt.uri.rstrip("/")}]

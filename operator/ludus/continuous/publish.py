@@ -3,7 +3,8 @@
 The operator never mounts claims, so a short pod (the trainer image, `ludus_trainer.publish`) does
 it: it checks the run's exported weights against the SHA-256 in their metadata, then points the
 `champion` link at the run's model directory with one rename. A reader of `champion` sees the old
-model or the new one, never a mix; the model files themselves are never copied or changed.
+model or the new one, never a mix; the model files themselves are never copied or changed. In object
+storage the pod reads the model with the template's keys and writes `champion.json` in one PUT instead.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any, Final
 from ludus.api import constants as c
 from ludus.api.continuous import ContinuousTraining
 from ludus.builders.labels import controller_reference
-from ludus.builders.pods import CONTAINER_SECURITY_CONTEXT, TMP_VOLUME, TMP_VOLUME_MOUNT
-from ludus.continuous.runs import CHAMPION_LINK, base_dir, claim_of
+from ludus.builders.pods import CACHE_ENV, CONTAINER_SECURITY_CONTEXT, TMP_VOLUME, TMP_VOLUME_MOUNT, store_env
+from ludus.continuous.runs import CHAMPION_LINK, CHAMPION_POINTER, base_dir, claim_of, store_uri
 
 STORE_MOUNT: Final = "/ludus/store"
 CONTAINER: Final = "publish"
@@ -27,31 +28,47 @@ def publish_pod_name(ct: str, run_number: int) -> str:
     return f"{ct}-publish-{run_number}"
 
 
+def _publisher(ct: ContinuousTraining, run: str, base: str | None) -> dict[str, Any]:
+    """On a claim: switch the link on the mounted claim. In object storage (`base`): verify the model with the
+    template's keys and write the pointer in one PUT."""
+    t = ct.spec.template
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": t.image,
+        "imagePullPolicy": t.image_pull_policy,
+        "command": ["python", "-m", "ludus_trainer.publish", "--root", f"{STORE_MOUNT}/{base_dir(ct)}",
+                    "--run", run, "--link", CHAMPION_LINK],
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
+        "terminationMessagePath": c.TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": "store", "mountPath": STORE_MOUNT}, dict(TMP_VOLUME_MOUNT)],
+    }
+    if base is not None:
+        container["command"] = ["python", "-m", "ludus_trainer.publish", "--uri", base, "--run", run,
+                                "--pointer", CHAMPION_POINTER]
+        container["env"] = [*store_env(t.checkpoint), *CACHE_ENV]
+        container["volumeMounts"] = [dict(TMP_VOLUME_MOUNT)]
+    return container
+
+
 def publish_pod(ct: ContinuousTraining, run: str, run_number: int) -> dict[str, Any]:
-    """A pod that switches `<subPath>/champion` to `runs/<run>/model`, owned by the resource."""
+    """A pod that switches `<subPath>/champion` to `runs/<run>/model` (or writes `champion.json` pointing at
+    `runs/<run>/model` in object storage), owned by the resource."""
     t = ct.spec.template
     security: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     if t.template.run_as_user is not None:
         uid = t.template.run_as_user
         security.update({"runAsUser": uid, "runAsGroup": uid, "fsGroup": uid})
     meta = ct.metadata
+    base = store_uri(ct)
+    claim = [{"name": "store", "persistentVolumeClaim": {"claimName": claim_of(ct)}}] if base is None else []
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "securityContext": security,
-        "containers": [{
-            "name": CONTAINER,
-            "image": t.image,
-            "imagePullPolicy": t.image_pull_policy,
-            "command": ["python", "-m", "ludus_trainer.publish", "--root", f"{STORE_MOUNT}/{base_dir(ct)}",
-                        "--run", run, "--link", CHAMPION_LINK],
-            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
-            "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
-            "terminationMessagePath": c.TERMINATION_MESSAGE_PATH,
-            "terminationMessagePolicy": "FallbackToLogsOnError",
-            "volumeMounts": [{"name": "store", "mountPath": STORE_MOUNT}, dict(TMP_VOLUME_MOUNT)],
-        }],
+        "containers": [_publisher(ct, run, base)],
         "automountServiceAccountToken": False,
-        "volumes": [{"name": "store", "persistentVolumeClaim": {"claimName": claim_of(ct)}}, dict(TMP_VOLUME)],
+        "volumes": [*claim, dict(TMP_VOLUME)],
     }
     for key, value in (("nodeSelector", t.template.node_selector), ("tolerations", t.template.tolerations),
                        ("affinity", t.template.affinity)):

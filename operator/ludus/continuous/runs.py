@@ -3,6 +3,10 @@
 Layout on the template's claim, under `<subPath>` (the resource's name by default):
 `runs/<run>/` is each run's checkpoint directory (its exported model in `runs/<run>/model`), and
 `champion` is a link to the champion's model directory, replaced in one rename.
+
+In object storage (the template's `checkpoint.uri`) the same layout sits under `<uri>/<subPath>/`, and
+the champion is `champion.json`, a small pointer object (the run, its model's URI and SHA-256) written
+in one PUT once the model's checksum is verified: S3 has no rename, and a PUT is seen whole or not at all.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ TRIGGER_SCHEDULE: Final = "Schedule"
 TRIGGER_DATA: Final = "DataVersion"
 TRIGGER_MANUAL: Final = "Manual"
 CHAMPION_LINK: Final = "champion"
+CHAMPION_POINTER: Final = "champion.json"
 
 
 def run_name(ct: str, number: int) -> str:
@@ -43,6 +48,24 @@ def champion_path(ct: ContinuousTraining) -> str:
     return f"{base_dir(ct)}/{CHAMPION_LINK}"
 
 
+def store_uri(ct: ContinuousTraining) -> str | None:
+    """`<template checkpoint.uri>/<subPath>` when the runs keep their models in object storage."""
+    uri = ct.spec.template.checkpoint.uri
+    return f"{uri.rstrip('/')}/{base_dir(ct)}" if uri else None
+
+
+def model_location(ct: ContinuousTraining, run: str) -> str:
+    """Where a run's exported model is: its URI, or its directory in the claim."""
+    base = store_uri(ct)
+    return f"{base}/runs/{run}/model" if base else model_dir(ct, run)
+
+
+def champion_location(ct: ContinuousTraining) -> str:
+    """What readers resolve: the pointer object's URI, or the link's path in the claim."""
+    base = store_uri(ct)
+    return f"{base}/{CHAMPION_POINTER}" if base else champion_path(ct)
+
+
 def claim_of(ct: ContinuousTraining) -> str:
     claim = ct.spec.template.checkpoint.claim_name
     assert claim, "the spec requires template.checkpoint.claimName"
@@ -60,11 +83,17 @@ def run_job(ct: ContinuousTraining, number: int, trigger: str, data_version: str
     the champion `warm_start` (its weights; a new optimizer), owned by the resource."""
     name = run_name(ct.metadata.name, number)
     spec = template_spec(ct.spec.template, objective_of(ct), suspend=False)
-    spec["checkpoint"] = {**(spec.get("checkpoint") or {}), "subPath": run_dir(ct, name)}
+    base = store_uri(ct)
+    if base:
+        spec["checkpoint"] = {**(spec.get("checkpoint") or {}), "uri": f"{base}/runs/{name}"}
+    else:
+        spec["checkpoint"] = {**(spec.get("checkpoint") or {}), "subPath": run_dir(ct, name)}
     if warm_start is not None:
         template_init = spec.get("init") or {}
-        spec["init"] = {"claimName": claim_of(ct), "path": model_dir(ct, warm_start),
-                        "strict": template_init.get("strict", True), "freeze": template_init.get("freeze", [])}
+        source = {"uri": model_location(ct, warm_start)} if base else \
+            {"claimName": claim_of(ct), "path": model_dir(ct, warm_start)}
+        spec["init"] = {**source, "strict": template_init.get("strict", True),
+                        "freeze": template_init.get("freeze", [])}
     annotations = {c.ANNOTATION_TRIGGER: trigger}
     if data_version is not None:
         annotations[c.ANNOTATION_DATA_VERSION] = data_version

@@ -78,7 +78,7 @@ def reasons(plan: CTPlan) -> list[str]:
     ({"schedule": "61 * * * *"}, "not a cron schedule"),
     ({"schedule": "0 3 * * *", "timeZone": "Mars/Olympus"}, "not a time zone"),
     ({"timeZone": "UTC"}, "timeZone applies to a schedule"),
-    ({"template": {"image": "x"}}, "template.checkpoint.claimName"),
+    ({"template": {"image": "x"}}, "set template.checkpoint.claimName or template.checkpoint.uri"),
     ({"promotion": {"thresholds": ["precision about 0.9"]}}, "is not a threshold"),
     ({"subPath": "a/../b"}, "subPath must stay inside the claim"),
 ])

@@ -10,7 +10,7 @@ from ludus.api import constants as c
 from ludus.api.conditions import upsert_condition
 from ludus.api.continuous import Champion, ChampionHistory, Publishing
 from ludus.continuous.publish import publish_pod, publish_pod_name, published
-from ludus.continuous.runs import champion_path, claim_of, model_dir
+from ludus.continuous.runs import champion_location, model_location, store_uri
 from ludus.continuous.state import RunPass
 
 
@@ -46,8 +46,9 @@ def _crown(s: RunPass, publishing: Publishing, number: int, sha256: str | None) 
     ct, now = s.ct, s.now
     if s.champion is not None and s.champions and s.champions[-1].retired_at is None:
         s.champions[-1] = s.champions[-1].model_copy(update={"retired_at": now})
-    s.champion = Champion(job=publishing.job, claim_name=claim_of(ct), model_path=champion_path(ct),
-                          source_path=model_dir(ct, publishing.job), evaluation=dict(publishing.evaluation),
+    s.champion = Champion(job=publishing.job, claim_name=ct.spec.template.checkpoint.claim_name or "",
+                          model_path=champion_location(ct), source_path=model_location(ct, publishing.job),
+                          evaluation=dict(publishing.evaluation),
                           promoted_at=now, reason=publishing.reason, sha256=sha256 or None)
     s.champions.append(ChampionHistory(job=publishing.job, promoted_at=now, reason=publishing.reason))
     if any(x.type == c.CT_COND_MODEL_EXPORTED and x.status == "False" for x in s.conditions):
@@ -55,8 +56,10 @@ def _crown(s: RunPass, publishing: Publishing, number: int, sha256: str | None) 
                                         f"{publishing.job}'s exported model was published", now)
     s.promotions += 1
     s.plan.decisions.append(("promoted", publishing.reason))
+    where = (f"{champion_location(ct)} now points at {model_location(ct, publishing.job)}" if store_uri(ct) else
+             f"{champion_location(ct)} on claim {ct.spec.template.checkpoint.claim_name} now holds its model")
     s.event("Normal", c.CT_REASON_PROMOTED, f"{publishing.job} is the champion ({publishing.reason}: "
-            f"{publishing.message}); {champion_path(ct)} on claim {claim_of(ct)} now holds its model")
+            f"{publishing.message}); {where}")
     record = s.records[number]
     s.records[number] = record.model_copy(update={
         "promoted": True, "reason": publishing.reason, "message": publishing.message,

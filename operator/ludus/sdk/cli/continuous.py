@@ -121,7 +121,9 @@ def history(name: CTName, output: Output = "table", namespace: Namespace = None,
     if output != "table":
         raise LudusError(f"unknown output {output!r}: table, json or yaml")
     metric = s.objective.metric if s.objective else "objective"
-    champion = f"{s.champion.job} at {s.champion.claim_name}:{s.champion.model_path}" if s.champion else "none yet"
+    where = (f"{s.champion.claim_name}:{s.champion.model_path}" if s.champion and s.champion.claim_name
+             else s.champion.model_path if s.champion else "")
+    champion = f"{s.champion.job} at {where}" if s.champion else "none yet"
     next_run = render.when(s.next_schedule_time) or "on a trigger"
     common.out.print(f"{name}: {s.phase}; champion {champion}; next run {next_run}", highlight=False, markup=False)
     for cond in s.conditions:
