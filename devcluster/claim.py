@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -75,6 +76,20 @@ def release(root: Path) -> None:
     held = current_claim(root)
     if held is not None and held.pid == os.getpid():
         (root / CLAIM_FILE).unlink(missing_ok=True)
+
+
+def run_holding(root: Path, user: str, body: Callable[[], int], say: Callable[[str], None]) -> int:
+    """Run a demo's `body` holding the cluster; 3 without running it when another run holds it (a demo
+    started during a test run would put a second, cluster-wide operator into the test's cluster)."""
+    try:
+        take(root, user)
+    except ClusterInUse as err:
+        say(f"refusing to run the demo: {err}")
+        return 3
+    try:
+        return body()
+    finally:
+        release(root)
 
 
 def in_use_message(root: Path, held: Claim) -> str:

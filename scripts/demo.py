@@ -130,15 +130,7 @@ def main() -> int:
         return 2
     started = time.monotonic()
     cluster = Cluster.default()
-    try:  # never take over a cluster a test run is using (it would get a second, cluster-wide operator)
-        claim.take(cluster.root, "make demo")
-    except claim.ClusterInUse as err:
-        say(f"refusing to run the demo: {err}")
-        return 3
-    try:
-        return run_demo(cluster, started)
-    finally:
-        claim.release(cluster.root)
+    return claim.run_holding(cluster.root, "make demo", lambda: run_demo(cluster, started), say)
 
 
 def run_demo(cluster: Cluster, started: float) -> int:

@@ -50,15 +50,7 @@ def main() -> int:
     if any(name.startswith("kubelet") for name in manager.state().get("pids", {})):
         say("the built-in cluster runs a real node (make demo?): `make demo-down` first; the worker needs it")
         return 3
-    try:
-        claim.take(manager.root, "make demo-multicluster")
-    except claim.ClusterInUse as err:
-        say(f"refusing to run the demo: {err}")
-        return 3
-    try:
-        return run(manager)
-    finally:
-        claim.release(manager.root)
+    return claim.run_holding(manager.root, "make demo-multicluster", lambda: run(manager), say)
 
 
 def start(manager: Cluster) -> tuple[Kubectl, Kubectl]:

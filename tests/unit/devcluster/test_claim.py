@@ -74,3 +74,15 @@ def test_which_operator_deployments_watch_every_namespace(args: list[str] | None
     deployment = {"metadata": {"namespace": "ludus-system", "name": "ludus-operator"},
                   "spec": {"template": {"spec": {"containers": [{"name": "operator", "args": args}]}}}}
     assert claim.clusterwide_operators([deployment]) == (["ludus-system/ludus-operator"] if clusterwide else [])
+
+
+def test_a_demo_runs_holding_the_cluster_and_is_refused_one_a_live_test_run_holds(
+    tmp_path: Path, other_process: subprocess.Popen[bytes]
+) -> None:
+    said: list[str] = []
+    holder = claim.run_holding(tmp_path, "make demo", lambda: claim.current_claim(tmp_path).pid, said.append)
+    assert holder == os.getpid() and claim.current_claim(tmp_path) is None  # held while it ran, released after
+    _claim_as(tmp_path, other_process.pid, "make test")
+    ran: list[bool] = []
+    assert claim.run_holding(tmp_path, "make demo", lambda: ran.append(True) or 0, said.append) == 3
+    assert not ran and said and "in use by make test" in said[-1]
