@@ -1,17 +1,20 @@
-"""Checkpoints in object storage on real pods: what a job whose store cannot be used is told. (Resuming
-across two real nodes from the store is test_two_nodes'.)"""
+"""Checkpoints in object storage on real pods: what a job whose store cannot be used is told, and a save
+whose upload is killed. (Resuming across two real nodes after a deleted worker is test_two_nodes'.)"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from devcluster.jobs import real_job, unique
+from devcluster.agents import starts
+from devcluster.jobs import kill_pod_processes, phase, real_job, unique, wait_phase, worker_logs
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.objectstore import ObjectStore
 from devcluster.operator_process import OperatorProcess
 from devcluster.paths import free_port
 from tests.e2e.conftest import NODE_IP
+
+INTERVAL = 20
 
 
 def _failed_condition(k: Kubectl, name: str) -> dict[str, Any] | None:
@@ -48,3 +51,53 @@ def test_a_missing_bucket_wrong_keys_or_no_store_end_the_job_with_a_condition_na
         assert status["restarts"] == 0 and "progress" not in status, status
     denied = k.json("tj", names["CheckpointStoreAccessDenied"])["status"]
     assert "AWS_SECRET_ACCESS_KEY" in next(c for c in denied["conditions"] if c["type"] == "Failed")["message"]
+
+
+def _uncommitted(fs: Any, prefix: str) -> int | None:
+    """A checkpoint being uploaded: shards in the store, no COMMITTED marker yet."""
+    fs.invalidate_cache()
+    for entry in fs.ls(prefix, detail=False) if fs.exists(prefix) else []:
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        if not name.startswith("ckpt-"):
+            continue
+        objects = {p.rsplit("/", 1)[-1] for p in fs.ls(entry, detail=False)}
+        if any(o.endswith(".distcp") for o in objects) and "COMMITTED" not in objects:
+            return int(name.removeprefix("ckpt-"))
+    return None
+
+
+def test_a_checkpoint_whose_upload_is_killed_is_never_loaded(
+    k: Kubectl, operator: OperatorProcess, object_store: ObjectStore, s3_checkpoint: dict[str, Any],
+    second_node: Any,
+) -> None:
+    """Two workers, one per node, with a model large enough that an upload takes a moment: worker 0 (rank 0,
+    which commits) is SIGKILLed while a checkpoint's shards are in the store but its marker is not. The group
+    resumes from the checkpoint before it, and the killed one is never committed."""
+    name = unique("killsave")
+    prefix = f"{s3_checkpoint['uri']}/{name}"
+    body = real_job(name, nproc=1, interval=INTERVAL, args=["--epochs", "30", "--hidden", "4096", "--log-every", "5",
+                                                           "--step-delay", "0.05"])
+    body["spec"]["checkpoint"].update({**s3_checkpoint, "uri": prefix})
+    body["spec"]["template"]["topologySpreadConstraints"] = [{
+        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"ludus.dev/job-name": name, "ludus.dev/role": "worker"}}}]
+    k.apply(body)
+    fs, where = object_store.filesystem(), prefix.removeprefix("s3://")
+    killed: int | None = None
+    for _ in range(3):  # the kill may land just after the commit: then it is tried at a later checkpoint
+        step = wait_for(lambda: _uncommitted(fs, where) or 0, timeout=300, interval=0.05,
+                        what=f"{name} uploading a checkpoint")
+        assert kill_pod_processes(f"{name}-worker-0") > 0
+        time.sleep(1)
+        if not fs.exists(f"{where}/ckpt-{step:012d}/COMMITTED"):
+            killed = step
+            break
+        wait_for(lambda: phase(k, name) == "Running" and _uncommitted(fs, where) is None, timeout=300,
+                 what=f"{name} training again")
+    assert killed is not None, "every kill landed after its checkpoint's commit"
+    wait_phase(k, name, "Succeeded", timeout=600)
+    resumed = [s for s in starts(worker_logs(k, name)) if s[0] > 0]
+    # Resumed from an earlier committed checkpoint, never from the killed one.
+    assert resumed and all(s[0] != killed for s in resumed) and min(s[0] for s in resumed) < killed, (killed, resumed)
+    assert not fs.exists(f"{where}/ckpt-{killed:012d}/COMMITTED")
+    assert k.json("tj", name)["status"]["restarts"] >= 1
