@@ -116,4 +116,8 @@ seaweedfs_build() {
 }
 export -f seaweedfs_build; export SEAWEEDFS_VERSION
 build "seaweedfs-$SEAWEEDFS_VERSION" bash -c seaweedfs_build
+# MLflow's tracking server: a virtual environment with the pinned package from PyPI (run as venv/bin/python -m
+# mlflow, so the moved venv needs no rewritten scripts).
+build "mlflow-$MLFLOW_VERSION" bash -c "python3 -m venv \"\$out/venv\" && \
+  \"\$out/venv/bin/python\" -m pip install --quiet --disable-pip-version-check 'mlflow==$MLFLOW_VERSION'"
 echo "control-plane binaries ready in $cache" >&2

@@ -27,6 +27,7 @@ import yaml
 from devcluster import processes
 from devcluster.node import RealNode
 from devcluster.objectstore import ObjectStore
+from devcluster.tracking import TrackingServer
 from devcluster.paths import HERE, REPO, binary, free_port
 
 FAKE_NODE_TAINT = {"key": "ludus.dev/fake-node", "value": "true", "effect": "NoSchedule"}
@@ -304,8 +305,13 @@ class Cluster:
         pods reach it at the first node's bridge address."""
         return ObjectStore(self.root / "objectstore")
 
+    def tracking_server(self) -> TrackingServer:
+        """MLflow's tracking server beside this cluster (its runs kept with the cluster's files)."""
+        return TrackingServer(self.root / "mlflow")
+
     def down(self, *, quiet: bool = False) -> None:
         self.object_store().down()
+        self.tracking_server().down()
         worker = self.root / "worker"  # devcluster/multicluster.py's second control plane, if it ran
         if (worker / "state.json").exists():
             Cluster(worker).down(quiet=quiet)

@@ -40,6 +40,7 @@ def binary(name: str) -> Path:
         "crds": f"kueue-{v['KUEUE_VERSION']}-p{v['KUEUE_PATCHES']}",
         "webhooks.yaml": f"kueue-{v['KUEUE_VERSION']}-p{v['KUEUE_PATCHES']}",
         "weed": f"seaweedfs-{v['SEAWEEDFS_VERSION']}",
+        "venv/bin/python": f"mlflow-{v['MLFLOW_VERSION']}",
     }.get(name, f"kubernetes-{v['KUBERNETES_VERSION']}-2")
     path = cache_dir() / "bin" / folder / name
     if not path.exists():

@@ -1,0 +1,91 @@
+"""The built-in experiment tracker: MLflow's tracking server (Apache-2.0; the pinned `mlflow` package in its
+own virtual environment, built by build.sh into the binary cache) as one host process.
+
+Its backend is a SQLite file and its artifacts a directory, both under `root`; it serves the artifacts
+itself (`--serve-artifacts`), so a client needs only its URL: the trainer's pods reach it at the node
+bridge's address (node.NODE_IP), this host at 127.0.0.1. It listens on all addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devcluster import processes
+from devcluster.paths import binary, free_port
+
+
+@dataclass
+class TrackingServer:
+    """One MLflow tracking server under `root` (its database, artifacts, log and process record)."""
+
+    root: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    def state(self) -> dict[str, Any]:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    def url(self, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.state()['port']}"
+
+    def is_up(self) -> bool:
+        pid = self.state().get("pid")
+        return isinstance(pid, int) and processes.alive(pid) and self._answers()
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url()}/health", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except (OSError, urllib.error.URLError, KeyError):
+            return False
+
+    def up(self) -> None:
+        if self.is_up():
+            return
+        self.down()
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "artifacts").mkdir(exist_ok=True)
+        port = self.state().get("port") or free_port()
+        python = binary("venv/bin/python")
+        argv = [str(python), "-m", "mlflow", "server", "--host", "0.0.0.0", "--port", str(port),
+                "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+                "--artifacts-destination", str(self.root / "artifacts"), "--serve-artifacts", "--workers", "1"]
+        log = open(self.root / "mlflow.log", "ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        self.state_file.write_text(json.dumps({"pid": proc.pid, "port": port}))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"MLflow's server exited at once (log: {self.root / 'mlflow.log'})")
+            if self._answers():
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"timed out waiting for MLflow's server (log: {self.root / 'mlflow.log'})")
+
+    def down(self) -> None:
+        """Stop it; its database and artifacts stay (a server started again serves the same runs)."""
+        pid = self.state().get("pid")
+        if pid:
+            processes.stop(pid)
+            processes.reap(pid)
+        if self.state_file.exists():
+            port = self.state().get("port")
+            self.state_file.write_text(json.dumps({"port": port}))  # the same address when it comes back
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One call of MLflow's REST API (what the tests read the runs back with)."""
+        request = urllib.request.Request(f"{self.url()}/api/2.0/mlflow/{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read() or b"{}")
