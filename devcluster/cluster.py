@@ -27,8 +27,8 @@ import yaml
 from devcluster import processes
 from devcluster.node import RealNode
 from devcluster.objectstore import ObjectStore
-from devcluster.tracking import TrackingServer
 from devcluster.paths import HERE, REPO, binary, free_port
+from devcluster.tracking import TrackingServer
 
 FAKE_NODE_TAINT = {"key": "ludus.dev/fake-node", "value": "true", "effect": "NoSchedule"}
 FAKE_NODE_LABEL = ("ludus.dev/node-kind", "fake")
