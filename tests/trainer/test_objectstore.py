@@ -52,6 +52,13 @@ out = {"rank": rank, "loaded": loaded, "shared": target["shared"][0].item(), "ow
 store.save(50, state(50), score=0.3)  # the next save sweeps the uncommitted one and prunes the old
 dist.barrier()
 out["after"] = store.steps()
+# Staged as a job saves: both ranks of this "pod" share its disk, each uploads its own part.
+from pathlib import Path
+staged = ObjectCheckpoints(uri + "-staged", keep=2, staging=Path(sys.argv[2]))
+staged.save(60, state(60), wait=True)
+dist.barrier()
+again = state(0)
+out["staged"] = {"loaded": staged.load_latest(again), "own": again[f"own.{rank}"][0].item(), "steps": staged.steps()}
 store.fs.invalidate_cache()
 out["left"] = {s: store.fs.find(f"{store.root}/{checkpoint_prefix(s)}") for s in (20, 40)}
 print("RESULT " + json.dumps(out), flush=True)
@@ -74,7 +81,8 @@ def test_ranks_write_their_shards_and_only_committed_checkpoints_load(store: Obj
     uri = f"s3://{BUCKET}/{tmp_path.name}/job"
     env = {**os.environ, **store.environment(), "PYTHONPATH": str(REPO / "trainer_image")}
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          str(script), uri], env=env, capture_output=True, text=True, timeout=300)
+                          str(script), uri, str(tmp_path / "pod-disk")], env=env, capture_output=True, text=True,
+                         timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     results = {r["rank"]: r for r in (json.loads(line.split(" ", 1)[1]) for line in run.stdout.splitlines()
                                       if line.startswith("RESULT "))}
@@ -85,11 +93,19 @@ def test_ranks_write_their_shards_and_only_committed_checkpoints_load(store: Obj
         assert r["steps"] == [30, 20, 10], r  # the newest two and the best scored (10)
         assert r["after"] == [50, 30, 10], r  # 20 pruned; the uncommitted 40 swept
         assert r["left"] == {"20": [], "40": []}, r  # not one object of them is left
+        # Two local ranks staging on one pod's disk: each uploaded its own part, rank 0 committed.
+        assert r["staged"] == {"loaded": 60, "own": 600.0 + rank, "steps": [60]}, r
+    staged = sorted(p.rsplit("/", 1)[1] for p in fs_ls(store, f"{tmp_path.name}/job-staged/ckpt-000000000060"))
+    assert staged == [".metadata", ".uploaded-0", ".uploaded-1", "COMMITTED", "__0_0.distcp", "__1_0.distcp"], staged
     marker = results[0]["marker30"]
     assert marker["step"] == 30 and marker["uri"] == f"{uri}/ckpt-000000000030" and marker["sizeBytes"] > 8000
     fs = store.filesystem()
     files = sorted(p.rsplit("/", 1)[1] for p in fs.ls(f"{BUCKET}/{tmp_path.name}/job/ckpt-000000000030"))
     assert files == [".metadata", "COMMITTED", "__0_0.distcp", "__1_0.distcp"], files  # one shard per rank
+
+
+def fs_ls(store: ObjectStore, path: str) -> list[str]:
+    return [str(p) for p in store.filesystem().ls(f"{BUCKET}/{path}")]
 
 
 def _check(store: ObjectStore, tmp_path: Path, uri: str, **env: str) -> tuple[int, dict[str, Any]]:
@@ -201,13 +217,14 @@ def test_a_staged_save_commits_only_once_every_rank_has_uploaded(store: ObjectSt
                                on_commit=lambda marker: committed.append(marker["step"]))
     marker = staged.save(10, {"w": torch.arange(4.0)}, wait=True)
     assert marker is not None and marker["step"] == 10 and committed == [10] and staged.steps() == [10]
-    assert not (tmp_path / "stage" / "ckpt-000000000010").exists()  # the local copy goes once uploaded
+    assert list((tmp_path / "stage" / "rank-0").iterdir()) == []  # the local copy goes once uploaded
 
     # Step 20 as rank 0 of a group of 2 whose rank 1 died before uploading its shard.
     local = tmp_path / "stage" / "ckpt-000000000020"
     objectstore.dcp_save(encode({"step": 20, "w": torch.arange(4.0) * 2}),
                          storage_writer=objectstore.FileSystemWriter(local, single_file_per_rank=True))
-    staged._upload_and_commit(20, local, world=2, score=None)
+    staged._upload_then_commit(20, local, world=2, score=None, generation=staged._generation)
+    staged.flush()  # rank 0 waited for rank 1's marker, in vain
     assert staged.steps() == [10] and committed == [10]
     fresh = {"w": torch.zeros(4)}
     assert staged.load_latest(fresh) == 10 and torch.equal(fresh["w"], torch.arange(4.0))

@@ -94,6 +94,8 @@ class ObjectCheckpoints:
     on_commit: Callable[[dict[str, Any]], None] | None = None  # rank 0, with the marker, once committed
     last_upload_seconds: float | None = None
     _upload: threading.Thread | None = field(default=None, repr=False)
+    _committer: threading.Thread | None = field(default=None, repr=False)
+    _generation: int = field(default=0, repr=False)  # staged saves begun by this process
 
     def __post_init__(self) -> None:
         self.uri = self.uri.rstrip("/")
@@ -141,13 +143,17 @@ class ObjectCheckpoints:
             dcp_save(encode({"step": step, **state}), storage_writer=writer)
             self.last_duration = time.monotonic() - started
             return self._commit(step, score, world=None) if _rank() == 0 else None
-        self.flush()  # this rank's previous upload first: one in flight, and its staging disk reused
-        local = self.staging / checkpoint_prefix(step)
+        self.flush(commit=False)  # this rank's previous upload first: one in flight, its disk reused
+        rank = _rank()
+        # Each rank its own directory: local ranks share the pod's disk, and each uploads what it wrote.
+        local = self.staging / f"rank-{rank}" / checkpoint_prefix(step)
         shutil.rmtree(local, ignore_errors=True)
         dcp_save(encode({"step": step, **state}), storage_writer=FileSystemWriter(local, single_file_per_rank=True))
         self.last_duration = time.monotonic() - started
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        self._upload = threading.Thread(target=self._upload_and_commit, args=(step, local, world, score),
+        self._generation += 1
+        self._upload = threading.Thread(target=self._upload_then_commit,
+                                        args=(step, local, world, score, self._generation),
                                         name=f"ludus-upload-{step}", daemon=True)
         self._upload.start()
         if wait:
@@ -155,13 +161,18 @@ class ObjectCheckpoints:
             return self.last_marker if (self.last_marker or {}).get("step") == step else None
         return None
 
-    def flush(self) -> None:
-        """Wait for this rank's upload in flight (and, on rank 0, its commit)."""
+    def flush(self, commit: bool = True) -> None:
+        """Wait for this rank's upload in flight and, with `commit` (the last save, the end of a run), rank 0's
+        commit of it. A save waits only for the upload: a commit that waits on a rank that died must not
+        stall training."""
         if self._upload is not None:
             self._upload.join()
             self._upload = None
+        if commit and self._committer is not None:
+            self._committer.join()
+            self._committer = None
 
-    def _upload_and_commit(self, step: int, local: Path, world: int, score: float | None) -> None:
+    def _upload_then_commit(self, step: int, local: Path, world: int, score: float | None, generation: int) -> None:
         started = time.monotonic()
         prefix, rank = checkpoint_prefix(step), _rank()
         try:
@@ -169,12 +180,24 @@ class ObjectCheckpoints:
                 self._put(path, f"{self.root}/{prefix}/{path.name}")
             with self.fs.open(f"{self.root}/{prefix}/{_UPLOADED}{rank}", "wb") as f:
                 f.write(b"")
-            shutil.rmtree(local, ignore_errors=True)
-            if rank == 0 and self._all_uploaded(prefix, world):
-                self._commit(step, score, world)
         except Exception as err:  # noqa: BLE001 - an upload that fails leaves an uncommitted prefix, never loaded
             logger.warning("checkpoint %s not uploaded: %s", prefix, err)
-        self.last_upload_seconds = time.monotonic() - started
+            return
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
+            self.last_upload_seconds = time.monotonic() - started
+        if rank == 0:
+            self._committer = threading.Thread(target=self._commit_when_uploaded,
+                                               args=(step, world, score, generation),
+                                               name=f"ludus-commit-{step}", daemon=True)
+            self._committer.start()
+
+    def _commit_when_uploaded(self, step: int, world: int, score: float | None, generation: int) -> None:
+        try:
+            if self._all_uploaded(checkpoint_prefix(step), world, generation):
+                self._commit(step, score, world)
+        except Exception as err:  # noqa: BLE001 - an uncommitted checkpoint is never loaded; the next one may be
+            logger.warning("checkpoint %s not committed: %s", checkpoint_prefix(step), err)
 
     def _put(self, path: Path, target: str) -> None:
         """One file up, tried again after a store's transient error (an S3 InternalError, a dropped
@@ -189,8 +212,9 @@ class ObjectCheckpoints:
                 logger.warning("upload of %s failed (%s); trying again", target, err)
                 time.sleep(2.0 * (attempt + 1))
 
-    def _all_uploaded(self, prefix: str, world: int) -> bool:
-        """Rank 0 waits for every rank's upload marker; a rank that died leaves the checkpoint uncommitted."""
+    def _all_uploaded(self, prefix: str, world: int, generation: int | None = None) -> bool:
+        """Rank 0 waits for every rank's upload marker; a rank that died leaves the checkpoint uncommitted, and
+        a newer save supersedes the wait (the older one stays uncommitted, swept by a later commit)."""
         deadline = time.monotonic() + COMMIT_WAIT_SECONDS
         while time.monotonic() < deadline:
             self.fs.invalidate_cache()
@@ -200,6 +224,12 @@ class ObjectCheckpoints:
                 names = set()
             if all(f"{_UPLOADED}{r}" in names for r in range(world)):
                 return True
+            # Every rank finishes its upload of this step before the next save's collective write, so once a
+            # newer save has begun, a marker still missing is a rank that failed: stop waiting for it.
+            if generation is not None and generation != self._generation:
+                logger.warning("checkpoint %s: a rank did not upload it before the next save; left uncommitted",
+                               prefix)
+                return False
             time.sleep(0.2)
         logger.warning("checkpoint %s: not every rank uploaded within %d s; left uncommitted", prefix,
                        COMMIT_WAIT_SECONDS)
