@@ -54,29 +54,36 @@ def test_a_missing_bucket_wrong_keys_or_no_store_end_the_job_with_a_condition_na
 
 
 def _uncommitted(fs: Any, prefix: str) -> int | None:
-    """A checkpoint being uploaded: shards in the store, no COMMITTED marker yet."""
+    """A checkpoint being uploaded after one was committed: its shards in the store, no COMMITTED marker yet."""
     fs.invalidate_cache()
+    committed, uploading = [], []
     for entry in fs.ls(prefix, detail=False) if fs.exists(prefix) else []:
         name = entry.rstrip("/").rsplit("/", 1)[-1]
         if not name.startswith("ckpt-"):
             continue
         objects = {p.rsplit("/", 1)[-1] for p in fs.ls(entry, detail=False)}
-        if any(o.endswith(".distcp") for o in objects) and "COMMITTED" not in objects:
-            return int(name.removeprefix("ckpt-"))
-    return None
+        step = int(name.removeprefix("ckpt-"))
+        if "COMMITTED" in objects:
+            committed.append(step)
+        elif any(o.endswith(".distcp") for o in objects):
+            uploading.append(step)
+    later = [s for s in uploading if committed and s > max(committed)]
+    return max(later) if later else None
 
 
 def test_a_checkpoint_whose_upload_is_killed_is_never_loaded(
     k: Kubectl, operator: OperatorProcess, object_store: ObjectStore, s3_checkpoint: dict[str, Any],
     second_node: Any,
 ) -> None:
-    """Two workers, one per node, with a model large enough that an upload takes a moment: worker 0 (rank 0,
-    which commits) is SIGKILLed while a checkpoint's shards are in the store but its marker is not. The group
-    resumes from the checkpoint before it, and the killed one is never committed."""
+    """Two workers, one per node, with a model large enough that an upload takes a moment: once a checkpoint
+    is committed, worker 0 (rank 0, which commits) is SIGKILLed while a later one's shards are in the store
+    but its marker is not. The group resumes from the checkpoint before it; the killed one is never
+    committed."""
     name = unique("killsave")
     prefix = f"{s3_checkpoint['uri']}/{name}"
-    body = real_job(name, nproc=1, interval=INTERVAL, args=["--epochs", "30", "--hidden", "4096", "--log-every", "5",
-                                                           "--step-delay", "0.05"])
+    # 8.7 M parameters: a checkpoint of about 100 MiB takes a moment to upload; 6 epochs are 132 steps.
+    body = real_job(name, nproc=1, interval=2 * INTERVAL,
+                    args=["--epochs", "6", "--hidden", "4096", "--log-every", "5"])
     body["spec"]["checkpoint"].update({**s3_checkpoint, "uri": prefix})
     body["spec"]["template"]["topologySpreadConstraints"] = [{
         "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
