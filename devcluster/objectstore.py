@@ -12,30 +12,19 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from devcluster import processes
+from devcluster.hostservice import HostService
 from devcluster.paths import binary, free_port
 
 REGION = "us-east-1"
 
 
 @dataclass
-class ObjectStore:
+class ObjectStore(HostService):
     """One SeaweedFS under `root` (its data, its keys, its log and its process' record)."""
-
-    root: Path
-
-    @property
-    def state_file(self) -> Path:
-        return self.root / "state.json"
-
-    def state(self) -> dict[str, Any]:
-        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
 
     def credentials(self) -> dict[str, str]:
         """The S3 identity's keys, made once per store (kept with its data)."""
@@ -50,10 +39,6 @@ class ObjectStore:
 
     def endpoint(self, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.state()['ports']['s3']}"
-
-    def is_up(self) -> bool:
-        pid = self.state().get("pid")
-        return isinstance(pid, int) and processes.alive(pid) and self._answers()
 
     def _answers(self) -> bool:
         try:
@@ -90,8 +75,7 @@ class ObjectStore:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         self.state_file.write_text(json.dumps({"pid": proc.pid, "ports": ports}))
-        _wait(self._answers, 90, f"SeaweedFS's S3 gateway (log: {self.root / 'weed.log'})",
-              lambda: proc.poll() is not None)
+        self._wait_until_answering(proc, 90, f"SeaweedFS's S3 gateway (log: {self.root / 'weed.log'})")
 
     def down(self) -> None:
         pid = self.state().get("pid")
@@ -126,14 +110,3 @@ class ObjectStore:
         keys = self.credentials()
         return {"AWS_ACCESS_KEY_ID": keys["accessKey"], "AWS_SECRET_ACCESS_KEY": keys["secretKey"],
                 "AWS_REGION": REGION, "LUDUS_S3_ENDPOINT": self.endpoint(host)}
-
-
-def _wait(check: Callable[[], bool], timeout: float, what: str, failed: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if failed():
-            raise RuntimeError(f"{what} exited at once")
-        if check():
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"timed out waiting for {what}")

@@ -10,36 +10,22 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from devcluster import processes
+from devcluster.hostservice import HostService
 from devcluster.paths import binary, free_port
 
 
 @dataclass
-class TrackingServer:
+class TrackingServer(HostService):
     """One MLflow tracking server under `root` (its database, artifacts, log and process record)."""
-
-    root: Path
-
-    @property
-    def state_file(self) -> Path:
-        return self.root / "state.json"
-
-    def state(self) -> dict[str, Any]:
-        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
 
     def url(self, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.state()['port']}"
-
-    def is_up(self) -> bool:
-        pid = self.state().get("pid")
-        return isinstance(pid, int) and processes.alive(pid) and self._answers()
 
     def _answers(self) -> bool:
         try:
@@ -63,14 +49,7 @@ class TrackingServer:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         self.state_file.write_text(json.dumps({"pid": proc.pid, "port": port}))
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"MLflow's server exited at once (log: {self.root / 'mlflow.log'})")
-            if self._answers():
-                return
-            time.sleep(0.5)
-        raise RuntimeError(f"timed out waiting for MLflow's server (log: {self.root / 'mlflow.log'})")
+        self._wait_until_answering(proc, 120, f"MLflow's server (log: {self.root / 'mlflow.log'})")
 
     def down(self) -> None:
         """Stop it; its database and artifacts stay (a server started again serves the same runs)."""

@@ -110,19 +110,36 @@ def _ct(name: str, claim: str | None, script: Path) -> dict[str, Any]:
                      "promotion": {"objective": {"metric": "accuracy", "goal": "maximize"}, "minImprovement": 0.0}}}
 
 
+def _first_champion(k: Kubectl, body: dict[str, Any], script: Path, tmp_path: Path) -> dict[str, Any]:
+    """Apply the resource with `ludus ct apply --script`, start a run on a data version, and wait for it to
+    succeed and become the first champion: its status.champion."""
+    name = body["metadata"]["name"]
+    manifest = tmp_path / "ct.yaml"
+    manifest.write_text(yaml.safe_dump(body))
+    applied = ludus(k.kubeconfig, "ct", "apply", "-f", str(manifest), "--script", str(script), "-n", k.namespace or "")
+    assert applied.returncode == 0, applied.stderr
+    k.run("annotate", "ct", name, "ludus.dev/data-version=2026-12-01")
+    wait_phase(k, f"{name}-0", "Succeeded", timeout=400)
+    first: dict[str, Any] = wait_for(lambda: (k.json("ct", name).get("status") or {}).get("champion"), timeout=120,
+                                     what="the first champion")
+    return first
+
+
+def _challenger(k: Kubectl, name: str) -> dict[str, Any]:
+    """New data, and a run trained on inverted labels from the champion's weights: its TrainingJob as made."""
+    k.run("patch", "ct", name, "--type=json", "-p", json.dumps(
+        [{"op": "replace", "path": "/spec/template/args", "value": ["--steps", "40", "--corrupt"]}]))
+    k.run("annotate", "ct", name, "ludus.dev/data-version=2026-12-02", "--overwrite")
+    second: dict[str, Any] = wait_for(lambda: k.get_or_none("tj", f"{name}-1"), timeout=60, what="a second run")
+    return second
+
+
 def test_continuous_training_over_a_users_script_promotes_a_model_and_rejects_a_worse_run_against_its_baseline(
         k: Kubectl, operator: OperatorProcess, provisioned_claims: ClaimFactory, tmp_path: Path) -> None:
     """A user's own script (not a built-in workload), shipped with `ludus ct apply --script`."""
     claim = provisioned_claims("retrain")
     script = write_script(tmp_path)
-    manifest = tmp_path / "ct.yaml"
-    manifest.write_text(yaml.safe_dump(_ct("rule", claim, script)))
-    applied = ludus(k.kubeconfig, "ct", "apply", "-f", str(manifest), "--script", str(script), "-n", k.namespace or "")
-    assert applied.returncode == 0, applied.stderr
-    k.run("annotate", "ct", "rule", "ludus.dev/data-version=2026-12-01")
-    wait_phase(k, "rule-0", "Succeeded", timeout=400)
-    first = wait_for(lambda: (k.json("ct", "rule").get("status") or {}).get("champion"), timeout=120,
-                     what="the first champion")
+    first = _first_champion(k, _ct("rule", claim, script), script, tmp_path)
     assert first["job"] == "rule-0" and first["reason"] == "FirstChampion" and len(first["sha256"]) == 64
     root = host_dir(k, claim) / "rule"
     link = root / "champion"
@@ -131,10 +148,7 @@ def test_continuous_training_over_a_users_script_promotes_a_model_and_rejects_a_
     assert before == first["sha256"] == json.loads((link / "metadata.json").read_text())["sha256"]
 
     # New data, and a challenger trained on inverted labels from the champion's weights.
-    k.run("patch", "ct", "rule", "--type=json", "-p", json.dumps(
-        [{"op": "replace", "path": "/spec/template/args", "value": ["--steps", "40", "--corrupt"]}]))
-    k.run("annotate", "ct", "rule", "ludus.dev/data-version=2026-12-02", "--overwrite")
-    second = wait_for(lambda: k.get_or_none("tj", "rule-1"), timeout=60, what="a second run")
+    second = _challenger(k, "rule")
     assert second["metadata"]["annotations"]["ludus.dev/trigger"] == "DataVersion"
     assert second["spec"]["init"]["path"] == "rule/runs/rule-0/model"
     wait_phase(k, "rule-1", "Succeeded", timeout=400)
@@ -168,14 +182,7 @@ def test_continuous_training_in_object_storage_publishes_a_pointer_and_a_worse_r
     script = write_script(tmp_path)
     body = _ct("rules3", None, script)
     body["spec"]["template"]["checkpoint"].update(s3_checkpoint)
-    manifest = tmp_path / "ct.yaml"
-    manifest.write_text(yaml.safe_dump(body))
-    applied = ludus(k.kubeconfig, "ct", "apply", "-f", str(manifest), "--script", str(script), "-n", k.namespace or "")
-    assert applied.returncode == 0, applied.stderr
-    k.run("annotate", "ct", "rules3", "ludus.dev/data-version=2026-12-01")
-    wait_phase(k, "rules3-0", "Succeeded", timeout=400)
-    first = wait_for(lambda: (k.json("ct", "rules3").get("status") or {}).get("champion"), timeout=120,
-                     what="the first champion")
+    first = _first_champion(k, body, script, tmp_path)
     base = f"{s3_checkpoint['uri']}/rules3"
     assert first["job"] == "rules3-0" and first["modelPath"] == f"{base}/champion.json", first
     fs = object_store.filesystem()
@@ -184,10 +191,7 @@ def test_continuous_training_in_object_storage_publishes_a_pointer_and_a_worse_r
     assert pointer["sha256"] == first["sha256"]
     assert json.loads(fs.cat(f"{pointer['model']}/metadata.json".removeprefix("s3://")))["sha256"] == first["sha256"]
 
-    k.run("patch", "ct", "rules3", "--type=json", "-p", json.dumps(
-        [{"op": "replace", "path": "/spec/template/args", "value": ["--steps", "40", "--corrupt"]}]))
-    k.run("annotate", "ct", "rules3", "ludus.dev/data-version=2026-12-02", "--overwrite")
-    second = wait_for(lambda: k.get_or_none("tj", "rules3-1"), timeout=60, what="a second run")
+    second = _challenger(k, "rules3")
     assert second["spec"]["init"]["uri"] == f"{base}/runs/rules3-0/model"
     assert second["spec"]["checkpoint"]["uri"] == f"{base}/runs/rules3-1"
     wait_phase(k, "rules3-1", "Succeeded", timeout=400)

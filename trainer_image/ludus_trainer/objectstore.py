@@ -92,7 +92,6 @@ class ObjectCheckpoints:
     # Where this rank writes a save before uploading it (the pod's own disk); None: straight to the store.
     staging: Path | None = None
     on_commit: Callable[[dict[str, Any]], None] | None = None  # rank 0, with the marker, once committed
-    last_upload_seconds: float | None = None
     _upload: threading.Thread | None = field(default=None, repr=False)
     _committer: threading.Thread | None = field(default=None, repr=False)
     _generation: int = field(default=0, repr=False)  # staged saves begun by this process
@@ -173,7 +172,6 @@ class ObjectCheckpoints:
             self._committer = None
 
     def _upload_then_commit(self, step: int, local: Path, world: int, score: float | None, generation: int) -> None:
-        started = time.monotonic()
         prefix, rank = checkpoint_prefix(step), _rank()
         try:
             for path in sorted(local.iterdir()):
@@ -185,7 +183,6 @@ class ObjectCheckpoints:
             return
         finally:
             shutil.rmtree(local, ignore_errors=True)
-            self.last_upload_seconds = time.monotonic() - started
         if rank == 0:
             self._committer = threading.Thread(target=self._commit_when_uploaded,
                                                args=(step, world, score, generation),
