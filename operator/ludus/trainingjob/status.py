@@ -57,6 +57,10 @@ def _duration(seconds: float | None) -> str:
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
+# The digits the trainer keeps of an evaluation value (ludus_trainer.evaluation).
+EVALUATION_DIGITS: Final = 6
+
+
 def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None or not math.isfinite(value) else round(value, digits)
 
@@ -137,7 +141,9 @@ def live_report(progress: ProgressSample | None) -> Mapping[str, Any] | None:
     what a Sweep's early stopping compares before the trial ends."""
     if progress is None or progress.evaluation_step is None or not progress.evaluation:
         return None
-    entries = {m: {"value": v, "step": progress.evaluation_step, "epoch": progress.epoch}
+    # Rounded as the trainer rounds its own record (the termination message, the baseline): a value read
+    # from the metrics page compares equal to the same value read from there.
+    entries = {m: {"value": round(v, EVALUATION_DIGITS), "step": progress.evaluation_step, "epoch": progress.epoch}
                for m, v in progress.evaluation.items()}
     report: dict[str, Any] = {"latest": entries, "best": entries}
     if progress.objective is not None:

@@ -173,3 +173,19 @@ def test_only_the_trainers_own_lines_are_parsed_and_only_so_many() -> None:
     assert trainer_lines(page) == "# TYPE ludus_trainer_step gauge\nludus_trainer_step 3\n"
     flood = "".join(f'ludus_trainer_eval_metric{{metric="m{i}"}} 1\n' for i in range(5 * MAX_TRAINER_LINES))
     assert len(trainer_lines(flood).splitlines()) == MAX_TRAINER_LINES
+
+
+def test_a_live_evaluation_is_rounded_as_the_trainer_rounds_its_baseline() -> None:
+    """A ContinuousTraining compares a run's baseline (rounded by the trainer) with the champion's evaluation,
+    which may come from the metrics page: 1002/1024 must be the same number from both."""
+    from ludus.trainingjob.status import live_report
+    from ludus_trainer.evaluation import EvaluationRecord, Objective
+    from ludus_trainer.metrics import TrainerMetrics
+
+    metrics = TrainerMetrics(job="j", rank=0)
+    metrics.step(45, 3, 0.25, 100.0, None)
+    metrics.evaluation({"accuracy": 1002 / 1024}, step=40)
+    report = live_report(parse_progress(generate_latest(metrics.registry).decode()))
+    record = EvaluationRecord(Objective("accuracy", "maximize"))
+    record.set_baseline({"accuracy": 1002 / 1024})
+    assert report is not None and report["latest"]["accuracy"]["value"] == record.baseline["accuracy"]["value"]
