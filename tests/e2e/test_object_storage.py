@@ -54,19 +54,19 @@ def test_a_missing_bucket_wrong_keys_or_no_store_end_the_job_with_a_condition_na
 
 
 def _uncommitted(fs: Any, prefix: str) -> int | None:
-    """A checkpoint being uploaded after one was committed: its shards in the store, no COMMITTED marker yet."""
+    """A checkpoint being uploaded after one was committed: its shards in the store, no COMMITTED marker yet.
+
+    One recursive listing, never `exists` then `ls`: the start-up probe, staging objects and retention come
+    and go between two calls (an `ls` of a prefix emptied in between raised FileNotFoundError)."""
     fs.invalidate_cache()
-    committed, uploading = [], []
-    for entry in fs.ls(prefix, detail=False) if fs.exists(prefix) else []:
-        name = entry.rstrip("/").rsplit("/", 1)[-1]
-        if not name.startswith("ckpt-"):
-            continue
-        objects = {p.rsplit("/", 1)[-1] for p in fs.ls(entry, detail=False)}
-        step = int(name.removeprefix("ckpt-"))
-        if "COMMITTED" in objects:
-            committed.append(step)
-        elif any(o.endswith(".distcp") for o in objects):
-            uploading.append(step)
+    objects: dict[int, set[str]] = {}
+    for path in fs.find(prefix):
+        parts = path.removeprefix(prefix).strip("/").split("/")
+        if len(parts) == 2 and parts[0].startswith("ckpt-"):
+            objects.setdefault(int(parts[0].removeprefix("ckpt-")), set()).add(parts[1])
+    committed = [step for step, names in objects.items() if "COMMITTED" in names]
+    uploading = [step for step, names in objects.items()
+                 if "COMMITTED" not in names and any(n.endswith(".distcp") for n in names)]
     later = [s for s in uploading if committed and s > max(committed)]
     return max(later) if later else None
 
