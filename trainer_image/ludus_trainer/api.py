@@ -70,9 +70,10 @@ def baseline(metrics: dict[str, float]) -> None:
     session().baseline(metrics)
 
 
-def finish() -> None:
-    """Leave the last step and evaluation for the operator, then the process group."""
-    session().finish()
+def finish(tracking_status: str | None = "FINISHED") -> None:
+    """Leave the last step and evaluation for the operator, then the process group. The experiment-tracker run
+    (spec.tracking) ends with `tracking_status` (FINISHED, FAILED; None: left running, to be resumed)."""
+    session().finish(tracking_status)
 
 
 def resume(manager: CheckpointManager | ObjectCheckpoints | None = None) -> dict[str, Any] | None:
@@ -131,6 +132,12 @@ def train(workload: Workload, *, epochs: int, batch_size: int, checkpoint_interv
                         checkpoint_interval=checkpoint_interval, keep=keep, max_steps=max_steps,
                         log_every=log_every, seed=seed, step_delay=step_delay, peak_flops=peak_flops)
     return _run_loop(session(), workload, config)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Record the script's own parameters (hyper-parameters, data version) in the job's experiment-tracker run
+    (spec.tracking), once each; a no-op without one. Rank 0's values are the ones kept."""
+    session().log_params(params)
 
 
 def parameters() -> dict[str, Any]:

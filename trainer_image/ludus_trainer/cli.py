@@ -94,6 +94,10 @@ def _own_code(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     return p.parse_known_args(argv)
 
 
+# Options that say where the harness runs, not how it trains: not recorded as the run's parameters.
+_NOT_PARAMETERS = ("checkpoint_dir", "metrics_port")
+
+
 def main(argv: list[str] | None = None) -> int:
     env = RunEnv.from_environ()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s rank{env.rank} %(name)s: %(message)s")
@@ -136,10 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         cfg = GPTConfig(args.vocab_size, args.seq_len, args.d_model, args.n_layers, args.n_heads)
         workload = GPTWorkload(ctx, cfg, lr=args.lr or 3e-4, bf16=not args.no_bf16, compile_model=args.compile,
                                samples=args.samples, seed=args.seed)
+    api.log_params({k: v for k, v in vars(args).items() if v is not None and k not in _NOT_PARAMETERS})
+    ended: str | None = "FAILED"
     try:
         api.train(workload, epochs=args.epochs, batch_size=args.batch_size,
                   checkpoint_interval=args.checkpoint_interval, keep=args.keep, max_steps=args.max_steps,
                   log_every=args.log_every, seed=args.seed, step_delay=args.step_delay, peak_flops=_peak_flops())
+        ended = "FINISHED"
+    except SystemExit as stop:
+        ended = None if stop.code == 143 else "FAILED"  # stopped by SIGTERM: resumed later, the run goes on
+        raise
     finally:
-        api.finish()
+        api.finish(tracking_status=ended)
     return 0

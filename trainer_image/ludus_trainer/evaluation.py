@@ -57,6 +57,8 @@ class EvaluationRecord:
     init: dict[str, Any] = field(default_factory=dict)
     # The newest complete checkpoint (step, sizeBytes, time): the status names it after the pods are gone.
     checkpoint: dict[str, Any] = field(default_factory=dict)
+    # The experiment tracker's run and whether everything reached it (`ludus_trainer.tracking`).
+    tracking: dict[str, Any] = field(default_factory=dict)
     # The starting weights (spec.init) evaluated on this run's data before training: what promotion
     # compares the final evaluation with, measured on the same data.
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -97,8 +99,8 @@ class EvaluationRecord:
     def message(self) -> str:
         """The termination message: compact JSON under the kubelet's size limit (the best values go first
         when there are too many metrics for both)."""
-        extra = {k: v for k, v in (("goodput", self.goodput), ("init", self.init), ("checkpoint", self.checkpoint))
-                 if v}
+        extra = {k: v for k, v in (("goodput", self.goodput), ("init", self.init), ("checkpoint", self.checkpoint),
+                                   ("tracking", self.tracking)) if v}
         full = json.dumps({"ludusEvaluation": {**self.as_dict(), **extra}}, separators=(",", ":"))
         if len(full.encode()) <= MAX_MESSAGE_BYTES:
             return full

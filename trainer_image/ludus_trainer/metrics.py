@@ -39,6 +39,10 @@ class TrainerMetrics:
         self._ckpt_bytes = gauge("checkpoint_bytes", "The size of the newest complete checkpoint, every shard")
         self._ckpt_committed = gauge("checkpoint_committed_timestamp_seconds",
                                      "When the newest complete checkpoint was completed")
+        self._tracking = gauge("tracking_info", "The experiment tracker's run: 1 for its run and experiment IDs, "
+                               "whether everything so far reached it and why not", ["run_id", "experiment_id",
+                                                                                     "state", "reason"])
+        self._tracking_pending = gauge("tracking_pending", "Values waiting in the buffer for the experiment tracker")
         self._world = gauge("world_size", "Processes in the current group")
         self._gpu_mem = gauge("gpu_memory_bytes", "GPU memory allocated by this process")
         self._gpu_util = gauge("gpu_utilization_ratio", "GPU utilisation (0-1) where NVML is available")
@@ -112,6 +116,12 @@ class TrainerMetrics:
         self._l(self._ckpt_step).set(step)
         self._l(self._ckpt_bytes).set(size_bytes)
         self._l(self._ckpt_committed).set(committed_at)
+
+    def tracking(self, run_id: str, experiment_id: str, ok: bool, reason: str, pending: int) -> None:
+        """The tracker's run and state (status.tracking and the Tracked condition); one series at a time."""
+        self._tracking.clear()
+        self._l(self._tracking, run_id, experiment_id, "ok" if ok else "failing", reason).set(1)
+        self._l(self._tracking_pending).set(pending)
 
     def gpu(self, memory_bytes: float, utilization: float | None, mfu: float | None) -> None:
         self._l(self._gpu_mem).set(memory_bytes)

@@ -33,7 +33,13 @@ from ludus_trainer.coordination import (
 )
 from ludus_trainer.digest import WEIGHTS
 from ludus_trainer.dist import DistContext
-from ludus_trainer.env import ENV_CHECKPOINT_DIR, ENV_METRICS_PORT, ENV_OBJECTIVE, InitSettings, RunEnv
+from ludus_trainer.env import (
+    ENV_CHECKPOINT_DIR,
+    ENV_METRICS_PORT,
+    ENV_OBJECTIVE,
+    InitSettings,
+    RunEnv,
+)
 from ludus_trainer.evaluation import EvaluationRecord, Objective, objective_from_env, publish_error
 from ludus_trainer.goodput import PHASES, PhaseClock, process_started_at, startup_origin
 from ludus_trainer.metrics import TrainerMetrics
@@ -41,6 +47,8 @@ from ludus_trainer.model_io import InitError, InitReport, load_into
 from ludus_trainer.model_io import export_model as _export
 from ludus_trainer.s3 import ENV_CHECKPOINT_URI
 from ludus_trainer.storage import open_checkpoints
+from ludus_trainer.tracking import Tracker, TrackingSettings, TrackingState
+from ludus_trainer.trial import parameters as trial_parameters
 
 if TYPE_CHECKING:
     from ludus_trainer.objectstore import ObjectCheckpoints
@@ -81,6 +89,7 @@ class Session:
         self._polls_stop = False
         self._failed = False  # the termination message holds an error no later publish may overwrite
         self._uploading: list[ObjectCheckpoints] = []  # object stores this run saved to: flushed by finish()
+        self.tracker: Tracker | None = None  # rank 0's experiment-tracker run (spec.tracking)
         metrics.objective(self.evaluation.objective.metric, self.evaluation.objective.goal)
 
     @classmethod
@@ -103,8 +112,47 @@ class Session:
         if ctx.is_main:
             # A script that never calls finish() still leaves its last step: at the interpreter's exit, and
             # at a forked worker's (ludus_trainer.launch), where multiprocessing runs its finalizers, not atexit.
-            Finalize(None, session.publish_final, exitpriority=10)
+            Finalize(None, session._at_exit, exitpriority=10)
+            session.start_tracking(TrackingSettings.from_environ())
         return session
+
+    # --- the experiment tracker (rank 0) -------------------------------------------------------------
+    def start_tracking(self, settings: TrackingSettings | None) -> None:
+        """Open the run in the experiment tracker (spec.tracking) with what is known at the start."""
+        if settings is None or not self.ctx.is_main:
+            return
+        self.tracker = Tracker(settings, on_state=self._tracking_state)
+        self._tracking_state(self.tracker.state)
+        self.tracker.log_params({"world_size": self.ctx.world_size,
+                                 "nproc_per_node": os.environ.get("LOCAL_WORLD_SIZE", "1"), **trial_parameters()})
+        self._track_objective()
+
+    def _track_objective(self) -> None:
+        """A tag, not a parameter: a workload may name its own objective after the start."""
+        if self.tracker is not None:
+            objective = self.evaluation.objective
+            self.tracker.set_tags({"ludus.objective": f"{objective.metric}:{objective.goal}"})
+
+    def _tracking_state(self, state: TrackingState) -> None:
+        """The tracker's run and health, for the operator (status.tracking, the Tracked condition)."""
+        self.metrics.tracking(state.run_id or "", state.experiment_id or "", state.ok, state.reason, state.pending)
+        self.evaluation.tracking = state.as_dict()
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        """The script's own parameters, recorded once in the tracker's run (a no-op without spec.tracking)."""
+        if self.tracker is not None:
+            self.tracker.log_params(params)
+
+    def _track(self, values: dict[str, float], step: int) -> None:
+        if self.tracker is not None:
+            self.tracker.log_metrics(values, step)
+
+    def _track_goodput(self) -> None:
+        phases = self.evaluation.goodput.get("phases") or {}
+        self._track({f"goodput_{name}_seconds": float(v) for name, v in phases.items()}, self.step or 0)
+        total = sum(float(v) for v in phases.values())
+        if total > 0 and self.tracker is not None:
+            self._track({"goodput": float(phases.get("train", 0.0)) / total}, self.step or 0)
 
     # --- the objective and the clock ---------------------------------------------------------------
     def use_objective_default(self, objective: Objective) -> None:
@@ -113,6 +161,7 @@ class Session:
             return
         self.evaluation.objective = objective
         self.metrics.objective(objective.metric, objective.goal)
+        self._track_objective()
 
     def begin_training(self) -> None:
         """Start-up ends here (once): from now on, time not in another phase is training."""
@@ -161,6 +210,16 @@ class Session:
         self._phases()
         self.publish(final=True)
 
+    def _at_exit(self) -> None:
+        """The interpreter's exit without finish(): what is left goes to the tracker (the run is not ended: a
+        restart goes on with it), and the last step to the operator."""
+        if self.tracker is not None:
+            self._phases()
+            self._track_goodput()
+            tracker, self.tracker = self.tracker, None
+            self._tracking_state(tracker.finish(None, timeout=10.0))
+        self.publish_final()
+
     def report(self, *, step: int, loss: float, epoch: int = 0, total_steps: int | None = None,
                samples_per_second: float | None = None, tokens_per_second: float | None = None,
                metrics: dict[str, float] | None = None, log: bool = False) -> None:
@@ -173,6 +232,9 @@ class Session:
             self.plan(self.start_step, total_steps)
         self.metrics.step(step, epoch, loss, samples_per_second, tokens_per_second)
         self.step, self.epoch = step, epoch
+        self._track({"loss": loss, **{k: v for k, v in (("samples_per_second", samples_per_second),
+                                                        ("tokens_per_second", tokens_per_second)) if v is not None},
+                     **(metrics or {})}, step)
         self._phases()
         evaluated = dict(metrics or {})
         if self.evaluation.objective.metric == "loss" and "loss" not in evaluated:
@@ -195,6 +257,8 @@ class Session:
         self.metrics.evaluation(results, step)
         self.evaluation.update(results, step, epoch)
         self._phases()
+        self._track(results, step)
+        self._track_goodput()
         self.publish(final=True)
         if self.ctx.is_main:
             print(f"LUDUS_EVAL epoch={epoch} step={step} " + " ".join(f"{k}={v:.4f}" for k, v in results.items()),
@@ -204,6 +268,7 @@ class Session:
         """The starting weights (spec.init: a ContinuousTraining's champion) evaluated on this run's own
         data before training: promotion compares the run's final evaluation with it, on the same data."""
         self.evaluation.set_baseline(results)
+        self._track({f"baseline_{k}": v for k, v in results.items()}, self.step or 0)
         self.publish(final=True)
         if self.ctx.is_main:
             print("LUDUS_BASELINE " + json.dumps(self.evaluation.baseline, sort_keys=True), flush=True)
@@ -225,7 +290,9 @@ class Session:
             kept = state.get(CHECKPOINT_KEY) or {}
             # Checkpoints written before the harness had its own key kept the evaluation at the top level.
             record = kept.get("evaluation") if isinstance(kept, dict) else None
+            tracking = self.evaluation.tracking
             self.evaluation = EvaluationRecord.from_dict(record or state.get("evaluation"), self.evaluation.objective)
+            self.evaluation.tracking = tracking
             self._newest_checkpoint(manager, state.get("step"))
         return state
 
@@ -351,12 +418,20 @@ class Session:
 
             remote = upload_model(exported, uri.rstrip("/") + "/model")
             print(f"LUDUS_MODEL {remote}", flush=True)
-            return exported
-        print(f"LUDUS_MODEL {exported}", flush=True)
+        else:
+            print(f"LUDUS_MODEL {exported}", flush=True)
+        if self.tracker is not None:
+            self.tracker.log_artifacts(exported, "model")
         return exported
 
-    def finish(self) -> None:
-        """Leave the last step and evaluation for the operator, then the process group."""
+    def finish(self, tracking_status: str | None = "FINISHED") -> None:
+        """Leave the last step and evaluation for the operator (and the tracker's run, ended with
+        `tracking_status`), then the process group."""
         self.flush_checkpoints()
+        self._phases()
+        if self.tracker is not None:
+            self._track_goodput()
+            tracker, self.tracker = self.tracker, None
+            self._tracking_state(tracker.finish(tracking_status))
         self.publish_final()
         _dist.shutdown(together=True)

@@ -145,6 +145,11 @@ COND_FAILED: Final = "Failed"  # the job (or a Sweep) ended badly, or its spec w
 # False while worker 0's progress cannot be read (the last progress stays in status).
 COND_PROGRESS: Final = "ProgressReported"  # worker 0's metrics page can be read (False: why not)
 REASON_PROGRESS_REPORTED: Final = "Reporting"  # ProgressReported is True
+# Set only with spec.tracking: whether everything the trainer recorded reached the experiment tracker.
+COND_TRACKED: Final = "Tracked"
+REASON_TRACKED: Final = "Recorded"  # everything so far is in the tracker's run
+# Reasons the trainer may give for Tracked=False; anything else it says becomes the first.
+TRACKING_FAILURE_REASONS: Final = ("TrackerUnavailable", "TrackerRefused")
 
 # Reasons (conditions and Events). One constant per cause a user can act on.
 REASON_CREATED: Final = "WorkersCreated"  # the Service and pods were created
@@ -271,6 +276,13 @@ ENV_CHECKPOINT_INTERVAL: Final = "LUDUS_CHECKPOINT_INTERVAL"
 ENV_CHECKPOINT_URI: Final = "LUDUS_CHECKPOINT_URI"
 ENV_S3_ENDPOINT: Final = "LUDUS_S3_ENDPOINT"
 S3_CREDENTIAL_KEYS: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+# The experiment tracker (spec.tracking): MLflow's own variables for the server and its credentials.
+ENV_TRACKING_URI: Final = "MLFLOW_TRACKING_URI"
+ENV_TRACKING_EXPERIMENT: Final = "LUDUS_TRACKING_EXPERIMENT"
+ENV_TRACKING_PARENT: Final = "LUDUS_TRACKING_PARENT"  # "Sweep:<namespace>/<name>": a trial's parent run
+ENV_JOB_UID: Final = "LUDUS_JOB_UID"
+ENV_IMAGE: Final = "LUDUS_IMAGE"
+TRACKING_CREDENTIAL_KEYS: Final = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 ENV_METRICS_PORT: Final = "LUDUS_METRICS_PORT"
 ENV_OBJECTIVE: Final = "LUDUS_OBJECTIVE"  # "<metric>:<goal>" when spec.objective is set
 TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"

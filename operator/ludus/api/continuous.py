@@ -197,6 +197,8 @@ class RunRecord(Model):
     reason: str = Field(default="", description="Why it was or was not promoted, one word.")
     message: str = Field(default="", description="Why, for a person.")
     finished_at: datetime | None = Field(default=None, description="When its outcome was recorded.")
+    tracking_run_id: str | None = Field(default=None, max_length=32, pattern=r"^[0-9a-f]{32}$",
+                                        description="Its run in the experiment tracker (MLflow's run ID).")
 
 
 class Champion(Model):

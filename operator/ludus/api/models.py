@@ -338,6 +338,29 @@ class Checkpoint(Model):
         return self
 
 
+# http(s)://host[:port][/path]: no user or password in the URI (credentials come from secretRef), no query.
+TRACKING_URI_PATTERN: Final = r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*/?$"
+
+
+class Tracking(Model):
+    """The experiment tracker (an MLflow tracking server) the trainer records this run in."""
+
+    uri: str = Field(
+        max_length=512, pattern=TRACKING_URI_PATTERN,
+        description="The MLflow tracking server, http(s)://host:port[/path] (no credentials in it: see secretRef).",
+    )
+    experiment: str | None = Field(
+        default=None, min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="The MLflow experiment the run goes in (created when missing). Unset: the job's namespace.",
+    )
+    secret_ref: SecretReference | None = Field(
+        default=None,
+        description="Secret with the tracking server's credentials, any of the keys MLFLOW_TRACKING_USERNAME, "
+        "MLFLOW_TRACKING_PASSWORD and MLFLOW_TRACKING_TOKEN (given to the trainers as those variables; "
+        "never copied into the spec or the status).",
+    )
+
+
 class Init(Model):
     """Start from a model (transfer learning): weights only, a new optimizer, from step 0."""
 
@@ -535,6 +558,11 @@ class TrainingJobSpec(Model):
         description="Start from a model on a claim (a finished job's export) instead of random weights. A "
         "restarted job resumes from its own checkpoint, not from this.",
     )
+    tracking: Tracking | None = Field(
+        default=None,
+        description="Record the run in an MLflow tracking server: parameters, metrics by step, goodput, the "
+        "model. The job never waits for it: a tracker that is down shows as Tracked=False.",
+    )
 
     @field_validator("nproc_per_node")
     @classmethod
@@ -704,6 +732,15 @@ class CheckpointStatus(StatusModel):
     time: datetime | None = Field(default=None, description="When it was completed.")
 
 
+class TrackingStatus(StatusModel):
+    """The job's run in the experiment tracker. The IDs are checked for MLflow's shapes; the URL is built from
+    the spec's URI, never taken from a pod."""
+
+    run_id: str = Field(max_length=64, pattern=r"^[0-9a-f]{32}$", description="MLflow's run ID.")
+    experiment_id: str = Field(max_length=32, pattern=r"^[0-9]{1,19}$", description="MLflow's experiment ID.")
+    url: str = Field(max_length=700, description="The run in MLflow's UI.")
+
+
 class RestartRecord(StatusModel):
     """The most recent restart, kept after the Restarting condition has turned False again."""
 
@@ -742,6 +779,8 @@ class TrainingJobStatus(StatusModel):
                                                 "step, where, size and when.")
     initialized_from: InitializedFrom | None = Field(
         default=None, description="The model the job started from (spec.init), as resolved and as loaded.")
+    tracking: TrackingStatus | None = Field(default=None, description="The job's run in the experiment tracker "
+                                            "(spec.tracking): its IDs and address.")
 
 
 class ObjectMeta(BaseModel):

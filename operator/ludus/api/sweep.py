@@ -139,6 +139,8 @@ class TrialRecord(Model):
     phase: str = Field(default="Pending", description="The TrainingJob's phase, or Stopped (stopped early).")
     value: float | None = Field(default=None, description="Its objective value (latest).")
     stopped_early: bool = Field(default=False, description="Stopped by the early-stopping rule.")
+    tracking_run_id: str | None = Field(default=None, max_length=32, pattern=r"^[0-9a-f]{32}$",
+                                        description="Its run in the experiment tracker (MLflow's run ID).")
     intermediate: dict[str, float] = Field(
         default_factory=dict, description="Objective value by step while it ran (what early stopping compares).")
 

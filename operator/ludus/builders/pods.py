@@ -153,6 +153,27 @@ def _init_env(job: TrainingJob) -> list[dict[str, Any]]:
             {"name": c.ENV_INIT_FREEZE, "value": ",".join(init.freeze)}]
 
 
+def tracking_env(job: TrainingJob) -> list[dict[str, Any]]:
+    """The experiment tracker: where, the experiment, the run's identity (the job's UID, a Sweep trial's parent)
+    and the credentials by reference (optional keys: a Secret may hold a token or a user and password)."""
+    tracking = job.spec.tracking
+    if tracking is None:
+        return []
+    sweep = job.metadata.labels.get(c.LABEL_SWEEP)
+    env: list[dict[str, Any]] = [
+        {"name": c.ENV_TRACKING_URI, "value": tracking.uri.rstrip("/")},
+        {"name": c.ENV_TRACKING_EXPERIMENT, "value": tracking.experiment or job.metadata.namespace},
+        {"name": c.ENV_JOB_UID, "value": job.metadata.uid or f"{job.metadata.namespace}/{job.metadata.name}"},
+        {"name": c.ENV_IMAGE, "value": job.spec.image},
+        *([{"name": c.ENV_TRACKING_PARENT, "value": f"Sweep:{job.metadata.namespace}/{sweep}"}] if sweep else []),
+    ]
+    if tracking.secret_ref is not None:
+        env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": tracking.secret_ref.name, "key": key,
+                                                             "optional": True}}}
+                for key in c.TRACKING_CREDENTIAL_KEYS]
+    return env
+
+
 def _ludus_env(job: TrainingJob, index: int) -> list[dict[str, Any]]:
     return [
         {"name": c.ENV_JOB_NAME, "value": job.metadata.name},
@@ -169,6 +190,7 @@ def _ludus_env(job: TrainingJob, index: int) -> list[dict[str, Any]]:
             else []
         ),
         *_init_env(job),
+        *tracking_env(job),
     ]
 
 

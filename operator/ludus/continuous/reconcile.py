@@ -88,4 +88,5 @@ def _record(ct: ContinuousTraining, job: TrainingJob, number: int, old: RunRecor
         "warm_start": warm_start_of(ct, job) or base.warm_start,
         "evaluation": evaluation,
         "baseline": baseline,
+        "tracking_run_id": job.status.tracking.run_id if job.status.tracking else base.tracking_run_id,
     })

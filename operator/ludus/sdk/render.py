@@ -120,6 +120,8 @@ def describe(job: TrainingJob, events: list[dict[str, Any]]) -> str:
                      f"badput: {badput or '-'}")
     if s.checkpoint:
         lines.append(f"Checkpoint:  {checkpoint_line(s.checkpoint)}")
+    if s.tracking:
+        lines.append(f"Tracking:    run {s.tracking.run_id} {s.tracking.url}")
     lines.append("Conditions:")
     for cond in s.conditions:
         lines.append(f"  {cond.type:<17} {cond.status:<6} {cond.reason}: {cond.message}")
@@ -147,6 +149,7 @@ def sweep_trials(sweep: Sweep) -> list[list[str]]:
             trial.phase + (" (early)" if trial.stopped_early else ""),
             "" if trial.value is None else f"{trial.value:.4g}",
             " ".join(f"{k}={v}" for k, v in sorted(trial.parameters.items())),
+            trial.tracking_run_id or "",
         ])
     return rows
 
@@ -169,5 +172,6 @@ def continuous_runs(ct: ContinuousTraining) -> list[list[str]]:
         promoted = "champion" if run.name == champion else {True: "yes", False: "no", None: ""}[run.promoted]
         rows.append([run.name, run.trigger, run.data_version or "", run.phase,
                      "" if value is None else f"{value:.4g}", "" if baseline is None else f"{baseline:.4g}", promoted,
-                     run.reason if run.promoted is not False else f"{run.reason}: {run.message}"])
+                     run.reason if run.promoted is not False else f"{run.reason}: {run.message}",
+                     run.tracking_run_id or ""])
     return rows

@@ -88,6 +88,7 @@ def record(job: TrainingJob, number: int, objective: Objective, old: TrialRecord
     return TrialRecord(
         number=number, name=job.metadata.name, parameters=_values(job),
         phase="Stopped" if stopped else phase, value=value, stopped_early=stopped, intermediate=intermediate,
+        tracking_run_id=job.status.tracking.run_id if job.status.tracking else (old.tracking_run_id if old else None),
     )
 
 

@@ -43,6 +43,7 @@ _EVAL: Final = "ludus_trainer_eval_metric"
 _OBJECTIVE: Final = "ludus_trainer_objective"
 _RESTARTS: Final = "ludus_trainer_restarts"
 _INIT: Final = "ludus_trainer_init_info"
+_TRACKING: Final = "ludus_trainer_tracking_info"
 _KNOWN_PHASES: Final = frozenset({"startup", "rendezvous", "restore", "train", "checkpoint", "evaluation"})
 # Counts and steps beyond this are not a trainer's (and would not survive JSON as integers).
 _MAX_COUNT: Final = 2.0**53
@@ -81,6 +82,8 @@ class ProgressSample:
     init: tuple[str, int | None, str, tuple[str, ...]] | None = None  # the model it started from: file, step,
     # SHA-256, tensors re-initialised
     checkpoint: tuple[int, int | None, float | None] | None = None  # the newest complete one: step, bytes, when
+    tracking: tuple[str, str, bool, str] | None = None  # the tracker's run, unchecked: run ID, experiment ID,
+    # whether everything reached it, and why not
     observed_at: datetime | None = None
     rate_from: tuple[int, datetime] | None = None
 
@@ -126,6 +129,15 @@ class _Page:
     evaluation: dict[str, float] = field(default_factory=dict)
     objective: tuple[str, str] | None = None
     init: tuple[str, int | None, str, tuple[str, ...]] | None = None
+    tracking: tuple[str, str, bool, str] | None = None
+
+
+def _read_tracking(page: _Page, family: Metric) -> None:
+    for sample in family.samples:
+        if sample.value == 1:
+            labels = sample.labels
+            page.tracking = (labels.get("run_id", "")[:64], labels.get("experiment_id", "")[:32],
+                             labels.get("state") == "ok", labels.get("reason", "")[:64])
 
 
 def _read_init(page: _Page, family: Metric) -> None:
@@ -173,7 +185,8 @@ def _read_field(page: _Page, family: Metric) -> None:
 
 
 _READERS: Final[dict[str, Callable[[_Page, Metric], None]]] = {
-    _INIT: _read_init, _OBJECTIVE: _read_objective, _EVAL: _read_evaluation, _PHASES: _read_phases,
+    _INIT: _read_init, _TRACKING: _read_tracking, _OBJECTIVE: _read_objective, _EVAL: _read_evaluation,
+    _PHASES: _read_phases,
     _RESTARTS: _read_restarts, f"{_RESTARTS}_total": _read_restarts,
 }
 
@@ -228,6 +241,7 @@ def parse_progress(text: str) -> ProgressSample | None:
         objective=page.objective,
         init=page.init,
         checkpoint=_newest_checkpoint(values),
+        tracking=page.tracking,
     )
 
 

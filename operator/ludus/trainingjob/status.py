@@ -46,6 +46,7 @@ from ludus.trainingjob.observe import PodObservation, current_workers, rendezvou
 from ludus.trainingjob.policies.decision import Decision
 from ludus.trainingjob.policies.suspension import SUSPENDED_MESSAGE
 from ludus.trainingjob.progress import ProgressSample, Unavailable
+from ludus.trainingjob.tracking import TrackingReport, latest_report, tracked_condition, tracking_status
 
 
 def _duration(seconds: float | None) -> str:
@@ -268,10 +269,21 @@ def compute_status(
     checkpoint = newest_checkpoint(job, progress, pods)
     if checkpoint is not status.checkpoint:
         status = status.model_copy(update={"checkpoint": checkpoint})
+    status = _tracking(job, status, latest_report(progress, pods), now)
     status = _admission(status, decision.admission, now)
     status = _initialized_from(status, decision.pinned, now)
     status = _too_large(status, decision.too_large, now)
     return _pods_readable(_spec_valid_again(_refusals(status, decision, now), now), pods, now)
+
+
+def _tracking(job: TrainingJob, status: TrainingJobStatus, report: TrackingReport | None, now: datetime
+              ) -> TrainingJobStatus:
+    """status.tracking and the Tracked condition, from worker 0's latest report."""
+    tracking = tracking_status(job, report)
+    conditions = tracked_condition(list(status.conditions), job, report, now)
+    if tracking is status.tracking and conditions == status.conditions:
+        return status
+    return status.model_copy(update={"tracking": tracking, "conditions": conditions})
 
 
 def _admission(status: TrainingJobStatus, admission: tuple[ConditionStatus, str, str] | None, now: datetime

@@ -175,6 +175,33 @@ def test_object_storage_settings_are_refused_where_they_cannot_work(checkpoint: 
         make_job().spec(checkpoint=checkpoint).build()
 
 
+def test_tracking_reaches_the_trainer_with_credentials_by_reference_and_a_trials_parent() -> None:
+    job = make_job().spec(tracking={"uri": "https://mlflow.example.com/team/", "secretRef": {"name": "mlflow"}})
+    job._body["metadata"]["labels"] = {c.LABEL_SWEEP: "search"}
+    env = {e["name"]: e for e in build_worker_pod(job.build(), 0)["spec"]["containers"][0]["env"]}
+    assert env["MLFLOW_TRACKING_URI"]["value"] == "https://mlflow.example.com/team"
+    assert env["LUDUS_TRACKING_EXPERIMENT"]["value"] == "team-a"  # the namespace, unless the spec names one
+    assert env["LUDUS_JOB_UID"]["value"] == "uid-digits" and env["LUDUS_IMAGE"]["value"] == "ludus-trainer:test"
+    assert env["LUDUS_TRACKING_PARENT"]["value"] == "Sweep:team-a/search"
+    for key in c.TRACKING_CREDENTIAL_KEYS:
+        assert env[key]["valueFrom"] == {"secretKeyRef": {"name": "mlflow", "key": key, "optional": True}}
+    plain = {e["name"] for e in build_worker_pod(make_job().build(), 0)["spec"]["containers"][0]["env"]}
+    assert not plain & {"MLFLOW_TRACKING_URI", "LUDUS_TRACKING_PARENT", *c.TRACKING_CREDENTIAL_KEYS}
+
+
+@pytest.mark.parametrize(("tracking", "message"), [
+    ({"uri": "http://user:pw@mlflow:5000"}, "String should match pattern"),  # credentials go in secretRef
+    ({"uri": "file:///etc/passwd"}, "String should match pattern"),
+    ({"uri": "http://mlflow:5000/?x=1"}, "String should match pattern"),
+    ({"uri": "http://mlflow:5000", "experiment": "a\nb"}, "String should match pattern"),
+    ({"uri": "http://mlflow:5000", "experiment": "x" * 257}, "at most 256 characters"),
+    ({"experiment": "x"}, "Field required"),
+])
+def test_tracking_settings_that_cannot_work_are_refused(tracking: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        make_job().spec(tracking=tracking).build()
+
+
 def test_user_env_args_template_and_checkpoint_claim_are_applied() -> None:
     job = (
         make_job()

@@ -130,7 +130,7 @@ def history(name: CTName, output: Output = "table", namespace: Namespace = None,
         if cond.status == "False" and cond.type in ("Valid", "DataVersionAvailable"):
             common.out.print(f"  {cond.type}: {cond.reason} {cond.message}", markup=False, highlight=False)
     table = Table(box=None, header_style="bold")
-    for column in ("RUN", "TRIGGER", "DATA", "PHASE", metric.upper(), "BASELINE", "PROMOTED", "WHY"):
+    for column in ("RUN", "TRIGGER", "DATA", "PHASE", metric.upper(), "BASELINE", "PROMOTED", "WHY", "MLFLOW RUN"):
         table.add_column(column)
     for row in render.continuous_runs(ct):
         table.add_row(*row)

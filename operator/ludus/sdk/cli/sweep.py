@@ -91,7 +91,7 @@ def sweep_get(name: SweepName, output: Output = "table", namespace: Namespace = 
         if cond.status == "True":
             common.out.print(f"  {cond.type}: {cond.reason} {cond.message}", markup=False, highlight=False)
     table = Table(box=None, header_style="bold")
-    for column in ("TRIAL", "PHASE", objective.upper(), "PARAMETERS"):
+    for column in ("TRIAL", "PHASE", objective.upper(), "PARAMETERS", "MLFLOW RUN"):
         table.add_column(column)
     for row in render.sweep_trials(sweep):
         table.add_row(*row)

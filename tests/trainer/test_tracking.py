@@ -1,0 +1,211 @@
+"""The trainer's experiment tracking on a real MLflow tracking server (devcluster.tracking), read back through
+its REST API: a digits run under torchrun, a server that is down and comes back, a Sweep's parent run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devcluster.agents import Store, progress_steps, result, start_agent
+from devcluster.kubectl import wait_for
+from devcluster.paths import binary
+from devcluster.tracking import TrackingServer
+
+pytestmark = pytest.mark.skipif(not binary("venv/bin/python").exists(),
+                                reason="MLflow's server is not built (make cluster-binaries)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]:
+    tracker = TrackingServer(tmp_path_factory.mktemp("mlflow"))
+    tracker.up()
+    yield tracker
+    tracker.down()
+
+
+def _env(server: TrackingServer, uid: str, experiment: str, **extra: str) -> dict[str, str]:
+    return {"MLFLOW_TRACKING_URI": server.url(), "LUDUS_TRACKING_EXPERIMENT": experiment, "LUDUS_JOB_UID": uid,
+            "LUDUS_IMAGE": "ludus-trainer:test", "LUDUS_GIT_COMMIT": "0123abc", **extra}
+
+
+def _run_of(server: TrackingServer, experiment: str, uid: str) -> dict[str, Any]:
+    found = server.api("GET", f"experiments/get-by-name?experiment_name={experiment}")["experiment"]
+    runs = server.api("POST", "runs/search", {"experiment_ids": [found["experiment_id"]],
+                                              "filter": f"tags.`ludus.uid` = '{uid}'"}).get("runs", [])
+    assert len(runs) == 1, runs
+    return dict(runs[0])
+
+
+def _history(server: TrackingServer, run_id: str, key: str) -> list[tuple[int, float]]:
+    out = server.api("GET", f"metrics/get-history?run_id={run_id}&metric_key={key}&max_results=25000")
+    return sorted((int(m["step"]), float(m["value"])) for m in out.get("metrics", []))
+
+
+def _as_dict(entries: list[dict[str, str]] | None) -> dict[str, str]:
+    return {e["key"]: e["value"] for e in entries or []}
+
+
+def test_a_digits_run_records_its_parameters_metrics_by_step_goodput_and_model(server: TrackingServer,
+                                                                               tmp_path: Path) -> None:
+    """Two torchrun processes train digits: rank 0 alone records the run; its accuracy/precision/recall/F1 by
+    step match what it reported, and the model artifact is the exported model, byte for byte."""
+    ckpt = tmp_path / "ckpt"
+    with Store() as store:
+        agent = start_agent("a", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=2, checkpoint_dir=ckpt,
+                            trainer_args=["--workload", "digits", "--epochs", "4", "--lr", "0.002"],
+                            extra_env=_env(server, "uid-digits", "digits-exp"))
+        assert agent.wait(timeout=300) == 0, agent.text()[-3000:]
+    final = result(agent.text())
+    assert final is not None
+    run = _run_of(server, "digits-exp", "uid-digits")
+    info, data = run["info"], run["data"]
+    assert info["status"] == "FINISHED"
+    params, tags = _as_dict(data.get("params")), _as_dict(data.get("tags"))
+    assert params["lr"] == "0.002" and params["epochs"] == "4" and params["world_size"] == "2", params
+    assert tags["ludus.objective"] == "accuracy:maximize"
+    assert tags["ludus.uid"] == "uid-digits" and tags["ludus.image"] == "ludus-trainer:test"
+    assert tags["mlflow.source.git.commit"] == "0123abc" and tags["mlflow.runName"] == "local"
+    for metric in ("accuracy", "precision", "recall", "f1"):
+        history = _history(server, info["run_id"], metric)
+        assert len(history) >= 4, (metric, history)  # one evaluation per epoch at least
+        assert history[-1] == (final["step"], pytest.approx(final[metric], abs=1e-6)), (metric, history[-1])
+    # Every step the loop reported (each --log-every'th and the last), with its loss.
+    assert [s for s, _ in _history(server, info["run_id"], "loss")] == progress_steps(agent.text())
+    assert _history(server, info["run_id"], "goodput_train_seconds")[-1][1] > 0
+    assert 0 < _history(server, info["run_id"], "goodput")[-1][1] <= 1
+    exported = json.loads((ckpt / "model" / "metadata.json").read_text())
+    artifact = f"{server.url()}/api/2.0/mlflow-artifacts/artifacts/{info['experiment_id']}/{info['run_id']}" \
+               "/artifacts/model/weights.pt"
+    with urllib.request.urlopen(artifact, timeout=30) as answer:
+        assert hashlib.sha256(answer.read()).hexdigest() == exported["sha256"]
+    message = json.loads(next(tmp_path.glob("*.termination-log")).read_text())["ludusEvaluation"]
+    assert message["tracking"] == {"ok": True, "reason": "Recorded", "pending": 0, "runId": info["run_id"],
+                                   "experimentId": info["experiment_id"]}
+
+
+GATED_SCRIPT = '''
+"""Steps while the tracker may be down; the last step waits for a gate file (the test's signal)."""
+import os, time
+from pathlib import Path
+from ludus_trainer import api
+
+api.init()
+api.log_params({"width": 64})
+for step in range(1, 31):
+    if step == 30:
+        while not Path(os.environ["GATE"]).exists():
+            time.sleep(0.2)
+    api.report(step=step, loss=1.0 / step, total_steps=30, metrics={"accuracy": step / 30} if step % 10 == 0 else None)
+    time.sleep(0.05)
+api.finish()
+'''
+
+
+def _tracking_info(port: int) -> dict[str, str] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as page:
+            text = page.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("ludus_trainer_tracking_info{") and line.endswith(" 1.0"):
+            return dict(part.split("=", 1) for part in line[line.index("{") + 1:line.rindex("}")]
+                        .replace('"', "").split(","))
+    return None
+
+
+def _free_port() -> int:
+    from devcluster.paths import free_port
+
+    return free_port()
+
+
+def test_a_tracker_that_is_down_costs_the_run_nothing_and_gets_everything_once_back(server: TrackingServer,
+                                                                                     tmp_path: Path) -> None:
+    """With the server stopped the script trains on and reports TrackerUnavailable; a run whose server stays
+    down to the end still exits 0 and says so in its termination message. Once the server is back, the
+    buffered steps arrive: the run is complete, every step in order."""
+    script = tmp_path / "gated.py"
+    script.write_text(GATED_SCRIPT)
+    server.down()
+    try:
+        gate, port = tmp_path / "gate", _free_port()
+        env = _env(server, "uid-gated", "gated-exp", GATE=str(gate), LUDUS_TRACKING_FINISH_SECONDS="2")
+        (tmp_path / "down").mkdir()
+        with Store() as store:
+            down = start_agent("down", store=store, tmp=tmp_path / "down", nnodes=(1, 1), nproc=1,
+                               checkpoint_dir=tmp_path / "ckpt-down", trainer_args=["--script", str(script)],
+                               extra_env={**env, "LUDUS_JOB_UID": "uid-down"})
+            gate.touch()
+            assert down.wait(timeout=300) == 0, down.text()[-3000:]
+        message = json.loads((tmp_path / "down" / "down.termination-log").read_text())["ludusEvaluation"]
+        assert message["tracking"]["ok"] is False and message["tracking"]["reason"] == "TrackerUnavailable"
+        assert message["tracking"]["pending"] > 30 and "runId" not in message["tracking"]
+        gate.unlink()
+        with Store() as store:
+            agent = start_agent("a", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=1, checkpoint_dir=tmp_path / "c",
+                                trainer_args=["--script", str(script)], metrics_port=port,
+                                extra_env={**env, "LUDUS_TRACKING_FINISH_SECONDS": "120"})
+            seen = wait_for(lambda: (_tracking_info(port) or {}).get("state") == "failing" and _tracking_info(port),
+                            timeout=120, what="the trainer reporting the tracker down")
+            assert seen["reason"] == "TrackerUnavailable" and seen["run_id"] == "", seen
+            server.up()
+            gate.touch()
+            assert agent.wait(timeout=300) == 0, agent.text()[-3000:]
+    finally:
+        server.up()
+    run = _run_of(server, "gated-exp", "uid-gated")
+    assert run["info"]["status"] == "FINISHED"
+    assert [s for s, _ in _history(server, run["info"]["run_id"], "loss")] == list(range(1, 31))
+    assert _history(server, run["info"]["run_id"], "accuracy") == [(10, pytest.approx(1 / 3)),
+                                                                  (20, pytest.approx(2 / 3)), (30, 1.0)]
+    assert _as_dict(run["data"].get("params"))["width"] == "64"
+    message = json.loads((tmp_path / "a.termination-log").read_text())["ludusEvaluation"]
+    assert message["tracking"]["ok"] is True and message["tracking"]["runId"] == run["info"]["run_id"]
+
+
+LRS = ["0.001", "0.002", "0.003", "0.004", "0.005", "0.006"]
+TRIAL_SCRIPT = '''
+from ludus_trainer import api
+
+api.init()
+for step in range(1, 4):
+    api.report(step=step, loss=1.0 / step, total_steps=3, metrics={"accuracy": 0.1 * step} if step == 3 else None)
+api.finish()
+'''
+
+
+def test_six_trials_started_together_are_children_of_one_parent_run(server: TrackingServer, tmp_path: Path) -> None:
+    """A Sweep's trials start at once and each may create the parent run: one parent is left, with all six
+    trials as its children (MLflow's parentRunId tag), each with its own parameters."""
+    script = tmp_path / "trial.py"
+    script.write_text(TRIAL_SCRIPT)
+    procs = []
+    for n in range(6):
+        env = {**os.environ, **_env(server, f"uid-trial-{n}", "sweep-exp"), "OMP_NUM_THREADS": "1",
+               "LUDUS_JOB_NAME": f"trial-{n}", "LUDUS_TRACKING_PARENT": "Sweep:ns/search",
+               "LUDUS_TRIAL_PARAMETERS": json.dumps({"lr": LRS[n], "width": "32"}),
+               "LUDUS_TERMINATION_LOG": str(tmp_path / f"{n}.termination-log"), "LUDUS_METRICS_PORT": "0",
+               "LUDUS_CHECKPOINT_DIR": str(tmp_path / f"ckpt-{n}")}
+        procs.append(subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT))
+    outputs = [p.communicate(timeout=300)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, outputs
+    experiment = server.api("GET", "experiments/get-by-name?experiment_name=sweep-exp")["experiment"]
+    runs = server.api("POST", "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+    parents = [r for r in runs if _as_dict(r["data"].get("tags")).get("ludus.uid") == "Sweep:ns/search"]
+    assert len(parents) == 1, [r["data"] for r in parents]
+    children = [r for r in runs if _as_dict(r["data"].get("tags")).get("mlflow.parentRunId")
+                == parents[0]["info"]["run_id"]]
+    assert len(children) == 6
+    assert sorted(_as_dict(r["data"]["params"])["lr"] for r in children) == LRS
+    assert all(r["info"]["status"] == "FINISHED" for r in children)
