@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -68,3 +69,35 @@ class TrackingServer(HostService):
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as answer:
             return json.loads(answer.read() or b"{}")
+
+    def runs(self, experiment: str, filter_string: str = "") -> list[dict[str, Any]]:
+        """The runs of an experiment (by name), each with its `tags` and `params` as dicts; [] without it."""
+        try:
+            found = self.api("GET", f"experiments/get-by-name?experiment_name={urllib.parse.quote(experiment)}")
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                return []
+            raise
+        body = {"experiment_ids": [found["experiment"]["experiment_id"]], "max_results": 1000}
+        if filter_string:
+            body["filter"] = filter_string
+        runs = self.api("POST", "runs/search", body).get("runs", [])
+        for run in runs:
+            data = run.setdefault("data", {})
+            run["tags"] = {t["key"]: t["value"] for t in data.get("tags") or []}
+            run["params"] = {p["key"]: p["value"] for p in data.get("params") or []}
+        return list(runs)
+
+    def history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """A metric's values by step."""
+        out = self.api("GET", f"metrics/get-history?run_id={run_id}&metric_key={urllib.parse.quote(key)}"
+                              "&max_results=25000")
+        return sorted((int(m["step"]), float(m["value"])) for m in out.get("metrics", []))
+
+    def artifact(self, run: dict[str, Any], path: str) -> bytes:
+        """One artifact of a run, through the server's artifact proxy."""
+        info = run["info"]
+        url = (f"{self.url()}/api/2.0/mlflow-artifacts/artifacts/{info['experiment_id']}/{info['run_id']}"
+               f"/artifacts/{path}")
+        with urllib.request.urlopen(url, timeout=60) as answer:
+            return bytes(answer.read())

@@ -27,6 +27,7 @@ from devcluster.paths import binary  # noqa: E402
 NAMESPACE = "ludus-demo"
 JOB = "digits"
 EXAMPLE = REPO / "manifests" / "examples" / "digits-s3.yaml"
+SWEEP_EXAMPLE = REPO / "manifests" / "examples" / "sweep-digits.yaml"
 BUCKET = "ludus-demo"
 S3_SECRET = "s3-checkpoints"
 LUDUS = Path(sys.executable).parent / "ludus"
@@ -107,6 +108,30 @@ def goodput_report(goodput: dict) -> str:
             f"({goodput['productiveSeconds']:.1f}s); the rest: {badput}")
 
 
+def experiment_tracker(cluster: Cluster, body: dict) -> str:
+    """MLflow's tracking server beside the cluster; `body`'s spec (or a Sweep's template) gets its address
+    where the pods reach it. Returns the UI's address on this machine."""
+    server = cluster.tracking_server()
+    if not server.is_up():
+        say("starting the experiment tracker (MLflow's tracking server, SQLite and artifacts under .cluster/)")
+        server.up()
+    spec = body["spec"]["template"] if body["kind"] == "Sweep" else body["spec"]
+    spec["tracking"]["uri"] = server.url(NODE_IP)
+    return server.url()
+
+
+def start_the_sweep(cluster: Cluster) -> None:
+    """The small example Sweep, left running: its trials appear in MLflow as children of one parent run."""
+    body = yaml.safe_load(SWEEP_EXAMPLE.read_text())
+    experiment_tracker(cluster, body)
+    name = body["metadata"]["name"]
+    kubectl(cluster, "-n", NAMESPACE, "delete", "sweep", name, "--ignore-not-found", "--wait=true")
+    cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", input=json.dumps(body))
+    say(f"Sweep {name} started in the background ({body['spec']['maxTrials']} trials, "
+        f"{body['spec']['parallelTrials']} at a time): ludus sweep status {name} -n {NAMESPACE}; in MLflow it is one "
+        "parent run with a child per trial")
+
+
 def object_storage(cluster: Cluster) -> Path:
     """The S3 server beside the cluster (SeaweedFS), the demo's bucket, the keys in a Secret in the demo's
     namespace, and the example with this store's address (where the pods reach it): the manifest to apply."""
@@ -118,6 +143,8 @@ def object_storage(cluster: Cluster) -> Path:
     cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", input=json.dumps(store.secret(S3_SECRET)))
     body = yaml.safe_load(EXAMPLE.read_text())
     body["spec"]["checkpoint"]["endpoint"] = store.endpoint(NODE_IP)
+    ui = experiment_tracker(cluster, body)
+    say(f"MLflow's UI: {ui} (experiment {body['spec']['tracking']['experiment']})")
     manifest = cluster.root / EXAMPLE.name
     manifest.write_text(yaml.safe_dump(body, sort_keys=False))
     return manifest
@@ -213,6 +240,9 @@ def run_demo(cluster: Cluster, started: float) -> int:
     print(goodput_report(status.get("goodput") or {}))
     newest = status.get("checkpoint") or {}
     print(f"  newest checkpoint: step {newest.get('step')} at {newest.get('uri')} ({newest.get('sizeBytes')} bytes)")
+    tracked = status.get("tracking") or {}
+    print(f"  MLflow run {tracked.get('runId')}: {tracked.get('url')}   (UI: {cluster.tracking_server().url()})")
+    start_the_sweep(cluster)
     record = {"command": "make bench-demo", "date": time.strftime("%Y-%m-%d"), "machine": {"cpus": os.cpu_count()},
               "timeline": {k: round(v, 2) for k, v in timeline.moments.items()},
               "startup": results.get("startup", {}), "goodput": status.get("goodput")}

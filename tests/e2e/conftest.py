@@ -18,6 +18,7 @@ from devcluster.kubectl import Kubectl
 from devcluster.node import NODE_IP, NODE_LABEL, STATE, RealNode, host_problem
 from devcluster.objectstore import ObjectStore
 from devcluster.operator_process import OperatorProcess
+from devcluster.tracking import TrackingServer
 from tests.fixtures import TestCluster, cluster, k, namespace  # noqa: F401 - fixtures
 
 # Short enough that a job of some seconds shows its progress moving.
@@ -121,3 +122,18 @@ def s3_checkpoint(object_store: ObjectStore, k: Kubectl, namespace: str) -> dict
     k.apply(object_store.secret(S3_SECRET))
     return {"uri": f"s3://{BUCKET}/{namespace}", "secretRef": {"name": S3_SECRET},
             "endpoint": object_store.endpoint(NODE_IP)}
+
+
+@pytest.fixture(scope="session")
+def tracking_server(real_node: RealNode) -> TrackingServer:
+    """The cluster's MLflow tracking server; stopped with the cluster."""
+    server = real_node.cluster.tracking_server()
+    server.up()
+    return server
+
+
+@pytest.fixture
+def tracking(tracking_server: TrackingServer, namespace: str) -> dict[str, Any]:  # noqa: F811
+    """spec.tracking for the test's namespace: the server where the pods reach it (the first node's bridge),
+    an experiment of the test's own."""
+    return {"uri": tracking_server.url(NODE_IP), "experiment": f"e2e-{namespace}"}

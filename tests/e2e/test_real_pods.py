@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from devcluster.jobs import (
     StatusWatch,
@@ -23,19 +27,25 @@ from devcluster.jobs import (
 )
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
+from devcluster.tracking import TrackingServer
 
 INTERVAL = 20
 SLOW = ["--epochs", "30", "--log-every", "1", "--step-delay", "0.1"]
 
 
 def test_digits_trains_on_real_pods_through_the_headless_service(
-    k: Kubectl, operator: OperatorProcess, real_node: object
+    k: Kubectl, operator: OperatorProcess, real_node: object, tracking_server: TrackingServer,
+    tracking: dict[str, Any],
 ) -> None:
+    """Two workers of two processes train digits; the status shows the progress, the evaluation and the
+    goodput, and the run is in the experiment tracker with the same evaluation and the exported model."""
     name = unique("digits")
     watch = StatusWatch(k)
     try:
         # Slowed down a little so that a 2 s progress interval sees the step move several times.
-        k.apply(real_job(name, args=["--epochs", "30", "--log-every", "5", "--step-delay", "0.03"]))
+        body = real_job(name, args=["--epochs", "30", "--log-every", "5", "--step-delay", "0.03"])
+        body["spec"]["tracking"] = tracking
+        k.apply(body)
         wait_phase(k, name, "Succeeded")
         time.sleep(1)
     finally:
@@ -77,6 +87,27 @@ def test_digits_trains_on_real_pods_through_the_headless_service(
     created = datetime.fromisoformat(job["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
     finished = datetime.fromisoformat(status["completionTime"].replace("Z", "+00:00"))
     assert status["goodput"]["wallSeconds"] <= (finished - created).total_seconds() + 1.5, status["goodput"]
+    _check_tracked(tracking_server, tracking, job, result)
+
+
+def _check_tracked(server: TrackingServer, tracking: dict[str, Any], job: dict[str, Any],
+                   result: dict[str, Any]) -> None:
+    """The job's run in MLflow, read back through its REST API: named in the status, complete, the same
+    evaluation by step, the goodput, and the exported model whose weights match its own checksum."""
+    status = job["status"]
+    tracked = next(x for x in status["conditions"] if x["type"] == "Tracked")
+    assert (tracked["status"], tracked["reason"]) == ("True", "Recorded"), tracked
+    [run] = server.runs(tracking["experiment"], f"tags.`ludus.uid` = '{job['metadata']['uid']}'")
+    assert status["tracking"]["runId"] == run["info"]["run_id"]
+    assert status["tracking"]["url"] == (f"{tracking['uri']}/#/experiments/{run['info']['experiment_id']}"
+                                         f"/runs/{run['info']['run_id']}")
+    assert run["info"]["status"] == "FINISHED"
+    assert run["tags"]["ludus.job"] == job["metadata"]["name"] and run["params"]["world_size"] == "4"
+    for metric in ("accuracy", "precision", "recall", "f1"):
+        assert server.history(run["info"]["run_id"], metric)[-1] == (result["step"], pytest.approx(result[metric]))
+    assert server.history(run["info"]["run_id"], "goodput")[-1][1] > 0
+    metadata = json.loads(server.artifact(run, "model/metadata.json"))
+    assert hashlib.sha256(server.artifact(run, "model/weights.pt")).hexdigest() == metadata["sha256"]
 
 
 def _check_goodput(goodput: dict) -> None:

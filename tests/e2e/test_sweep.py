@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+
+import pytest
 
 from devcluster.jobs import real_job, worker_logs
 from devcluster.kubectl import Kubectl, wait_for
 from devcluster.operator_process import OperatorProcess
+from devcluster.tracking import TrackingServer
 
 
 def test_a_digits_sweep_finds_a_trial_above_97_percent_and_names_it(
-    k: Kubectl, operator: OperatorProcess, real_node: object
+    k: Kubectl, operator: OperatorProcess, real_node: object, tracking_server: TrackingServer,
+    tracking: dict[str, Any],
 ) -> None:
     template = real_job("template", workers=1, nproc=1, args=["--epochs", "30", "--log-every", "100"])["spec"]
     template["resources"]["memory"] = "1500Mi"
+    template["tracking"] = tracking
     k.apply({
         "apiVersion": "ludus.dev/v1alpha1", "kind": "Sweep", "metadata": {"name": "digits"},
         "spec": {
@@ -54,3 +60,18 @@ def test_a_digits_sweep_finds_a_trial_above_97_percent_and_names_it(
     # Trial names and labels the CLI and kubectl follow.
     assert sorted(j["metadata"]["name"] for j in k.items("tj", "ludus.dev/sweep=digits")) == [
         f"digits-{n}" for n in range(6)]
+    # In MLflow: one parent run for the sweep and its six trials as children, each with the values it ran
+    # with; the best trial's run holds the value status.best names.
+    runs = tracking_server.runs(tracking["experiment"])
+    [parent] = [r for r in runs if r["tags"].get("ludus.uid") == f"Sweep:{k.namespace}/digits"]
+    children = {r["tags"]["ludus.job"]: r for r in runs
+                if r["tags"].get("mlflow.parentRunId") == parent["info"]["run_id"]}
+    assert sorted(children) == [f"digits-{n}" for n in range(6)]
+    for trial in status["trials"]:
+        child = children[trial["name"]]
+        assert child["info"]["run_id"] == trial["trackingRunId"]
+        assert (child["params"]["lr"], child["params"]["width"]) == (trial["parameters"]["lr"],
+                                                                     trial["parameters"]["width"])
+    best_run = children[best["name"]]
+    assert tracking_server.history(best_run["info"]["run_id"], "accuracy")[-1][1] == pytest.approx(best["value"],
+                                                                                                  abs=1e-6)

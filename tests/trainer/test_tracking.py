@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,16 +38,13 @@ def _env(server: TrackingServer, uid: str, experiment: str, **extra: str) -> dic
 
 
 def _run_of(server: TrackingServer, experiment: str, uid: str) -> dict[str, Any]:
-    found = server.api("GET", f"experiments/get-by-name?experiment_name={experiment}")["experiment"]
-    runs = server.api("POST", "runs/search", {"experiment_ids": [found["experiment_id"]],
-                                              "filter": f"tags.`ludus.uid` = '{uid}'"}).get("runs", [])
+    runs = server.runs(experiment, f"tags.`ludus.uid` = '{uid}'")
     assert len(runs) == 1, runs
-    return dict(runs[0])
+    return runs[0]
 
 
 def _history(server: TrackingServer, run_id: str, key: str) -> list[tuple[int, float]]:
-    out = server.api("GET", f"metrics/get-history?run_id={run_id}&metric_key={key}&max_results=25000")
-    return sorted((int(m["step"]), float(m["value"])) for m in out.get("metrics", []))
+    return server.history(run_id, key)
 
 
 def _as_dict(entries: list[dict[str, str]] | None) -> dict[str, str]:
@@ -83,10 +80,7 @@ def test_a_digits_run_records_its_parameters_metrics_by_step_goodput_and_model(s
     assert _history(server, info["run_id"], "goodput_train_seconds")[-1][1] > 0
     assert 0 < _history(server, info["run_id"], "goodput")[-1][1] <= 1
     exported = json.loads((ckpt / "model" / "metadata.json").read_text())
-    artifact = f"{server.url()}/api/2.0/mlflow-artifacts/artifacts/{info['experiment_id']}/{info['run_id']}" \
-               "/artifacts/model/weights.pt"
-    with urllib.request.urlopen(artifact, timeout=30) as answer:
-        assert hashlib.sha256(answer.read()).hexdigest() == exported["sha256"]
+    assert hashlib.sha256(server.artifact(run, "model/weights.pt")).hexdigest() == exported["sha256"]
     message = json.loads(next(tmp_path.glob("*.termination-log")).read_text())["ludusEvaluation"]
     assert message["tracking"] == {"ok": True, "reason": "Recorded", "pending": 0, "runId": info["run_id"],
                                    "experimentId": info["experiment_id"]}
@@ -209,3 +203,50 @@ def test_six_trials_started_together_are_children_of_one_parent_run(server: Trac
     assert len(children) == 6
     assert sorted(_as_dict(r["data"]["params"])["lr"] for r in children) == LRS
     assert all(r["info"]["status"] == "FINISHED" for r in children)
+
+
+def _exported(root: Path, run: str) -> Path:
+    """A run's exported model where a ContinuousTraining keeps it (runs/<run>/model on its claim)."""
+    import torch
+
+    from ludus_trainer.model_io import export_model
+
+    torch.manual_seed(len(run))
+    return export_model(root / "runs" / run, torch.nn.Linear(4, 2), {"job": run})
+
+
+def test_continuous_training_runs_are_versions_and_publication_moves_the_champion_alias_once(
+        server: TrackingServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each run's model is one version of the ContinuousTraining's registered model, even when the run exports
+    again after a restart; publishing a run (on the claim, then in MLflow) puts the `champion` alias on its
+    version, and a publication repeated after an operator restart leaves it there."""
+    from ludus_trainer import publish
+    from ludus_trainer.tracking import Tracker, TrackingSettings
+
+    name, runs = "team-a.nightly", {}
+    for run in ("nightly-0", "nightly-1", "nightly-0"):  # nightly-0 twice: a restarted worker exports again
+        settings = TrackingSettings(uri=server.url(), experiment="ct-exp", job=run, namespace="team-a",
+                                    uid=f"uid-{run}", registered_model=name)
+        tracker = Tracker(settings, flush_seconds=0.2)
+        tracker.log_model(_exported(tmp_path, run))
+        assert tracker.finish("FINISHED").ok
+        runs[run] = tracker.run_id
+    query = urllib.parse.quote(f"name = '{name}'")
+    found = server.api("GET", f"model-versions/search?filter={query}")["model_versions"]
+    assert sorted((v["version"], v["run_id"]) for v in found) == [("1", runs["nightly-0"]), ("2", runs["nightly-1"])]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url())
+    monkeypatch.setenv("LUDUS_TERMINATION_LOG", str(tmp_path / "publish.log"))
+
+    def publish_run(run: str, reason: str) -> dict[str, Any]:
+        assert publish.main(["--root", str(tmp_path), "--run", run, "--registered-model", name,
+                             "--tracking-run", runs[run], "--reason", reason]) == 0
+        return dict(json.loads((tmp_path / "publish.log").read_text()))
+
+    assert publish_run("nightly-0", "FirstModel")["registryVersion"] == "1"
+    assert publish_run("nightly-1", "Better")["registryVersion"] == "2"
+    assert publish_run("nightly-1", "Better")["registryVersion"] == "2"  # the same publication, once more
+    model = server.api("GET", f"registered-models/get?name={name}")["registered_model"]
+    assert {a["alias"]: a["version"] for a in model.get("aliases", [])} == {"champion": "2"}
+    version = server.api("GET", f"model-versions/get?name={name}&version=2")["model_version"]
+    assert {t["key"]: t["value"] for t in version["tags"]}["ludus.reason"] == "Better"
+    assert os.readlink(tmp_path / "champion") == "runs/nightly-1/model"

@@ -11,6 +11,10 @@ way, then `<uri>/champion.json` (the run, the model's URI, its SHA-256) is writt
 readers see whole or not at all; killed before it, the old pointer stands. `remote_model.fetch_model`
 resolves a pointer to its model.
 
+With `--registered-model` and `--tracking-run` (spec.template.tracking), the run's version of the registered
+model in MLflow then gets the `champion` alias, after the switch: the same decision, in the same order. A
+tracker that cannot be reached does not undo a publication; the report says so (`registryError`).
+
 Exit 0 with `{"sha256": ...}` in the termination message, or 1 with `{"error": ..., "reason": ...}`.
 """
 
@@ -108,6 +112,20 @@ def publish_remote(base: str, run: str, pointer: str = "champion.json") -> dict[
             "message": "already published" if already else "published"}
 
 
+def move_alias(registered_model: str, run_id: str, reason: str) -> dict[str, Any]:
+    """The registered model's `champion` alias on this run's version (what the report adds)."""
+    from ludus_trainer.tracking import client_for, promote_version
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
+        return {"registryError": "no MLFLOW_TRACKING_URI"}
+    try:
+        version = promote_version(client_for(uri), registered_model, run_id, reason)
+    except Exception as err:  # noqa: BLE001 - the tracker's failure never undoes the publication
+        return {"registryError": str(err)[:300]}
+    return {"registryVersion": version}
+
+
 def _report(payload: dict[str, Any]) -> None:
     text = json.dumps(payload, separators=(",", ":"))
     print(text, flush=True)
@@ -127,10 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", required=True, help="The run whose model becomes the champion.")
     parser.add_argument("--link", default="champion", help="The stable link's name in --root.")
     parser.add_argument("--pointer", default="champion.json", help="The pointer object's name under --uri.")
+    parser.add_argument("--registered-model", help="MLflow's registered model whose champion alias moves too.")
+    parser.add_argument("--tracking-run", help="The run's MLflow run ID (its version of the registered model).")
+    parser.add_argument("--reason", default="Promoted", help="Why it is promoted (tagged on the version).")
     args = parser.parse_args(argv)
     try:
-        _report(publish_remote(args.uri, args.run, args.pointer) if args.uri else
-                publish(args.root, args.run, args.link))
+        report = (publish_remote(args.uri, args.run, args.pointer) if args.uri else
+                  publish(args.root, args.run, args.link))
+        if args.registered_model and args.tracking_run:
+            report.update(move_alias(args.registered_model, args.tracking_run, args.reason))
+        _report(report)
     except PublishError as err:
         _report({"error": str(err), "reason": err.reason})
         return 1

@@ -421,7 +421,7 @@ class Session:
         else:
             print(f"LUDUS_MODEL {exported}", flush=True)
         if self.tracker is not None:
-            self.tracker.log_artifacts(exported, "model")
+            self.tracker.log_model(exported)
         return exported
 
     def finish(self, tracking_status: str | None = "FINISHED") -> None:

@@ -30,6 +30,9 @@ ENV_EXPERIMENT: Final = "LUDUS_TRACKING_EXPERIMENT"
 ENV_JOB_UID: Final = "LUDUS_JOB_UID"
 ENV_PARENT: Final = "LUDUS_TRACKING_PARENT"  # "<kind>:<namespace>/<name>": the run's parent (a Sweep)
 ENV_IMAGE: Final = "LUDUS_IMAGE"
+# A ContinuousTraining's run: its exported model becomes a version of this registered model.
+ENV_REGISTERED_MODEL: Final = "LUDUS_TRACKING_REGISTERED_MODEL"
+CHAMPION_ALIAS: Final = "champion"
 GIT_COMMIT_VARIABLES: Final = ("LUDUS_GIT_COMMIT", "GIT_COMMIT", "SOURCE_COMMIT")
 
 TAG_UID: Final = "ludus.uid"
@@ -71,6 +74,7 @@ class TrackingSettings:
     parent: str | None = None
     image: str | None = None
     git_commit: str | None = None
+    registered_model: str | None = None
 
     @classmethod
     def from_environ(cls) -> TrackingSettings | None:
@@ -83,7 +87,8 @@ class TrackingSettings:
         commit = next((env[v] for v in GIT_COMMIT_VARIABLES if env.get(v)), None)
         return cls(uri=uri, experiment=env.get(ENV_EXPERIMENT) or namespace, job=job, namespace=namespace,
                    uid=env.get(ENV_JOB_UID) or f"{namespace}/{job}", parent=env.get(ENV_PARENT) or None,
-                   image=env.get(ENV_IMAGE) or None, git_commit=commit)
+                   image=env.get(ENV_IMAGE) or None, git_commit=commit,
+                   registered_model=env.get(ENV_REGISTERED_MODEL) or None)
 
     def tags(self) -> dict[str, str]:
         tags = {TAG_UID: self.uid, "ludus.job": self.job, "ludus.namespace": self.namespace,
@@ -120,10 +125,11 @@ class _Buffer:
     tags: dict[str, str] = field(default_factory=dict)
     metrics: list[tuple[str, float, int, int]] = field(default_factory=list)  # key, value, ms, step
     artifacts: list[tuple[Path, str]] = field(default_factory=list)  # local directory, artifact path
+    register: str | None = None  # an artifact path to register as a version of the registered model
     finished: str | None = None  # the run's final status, once the script has ended
 
     def empty(self) -> bool:
-        return not (self.params or self.tags or self.metrics or self.artifacts or self.finished)
+        return not (self.params or self.tags or self.metrics or self.artifacts or self.finished or self.register)
 
     def size(self) -> int:
         return len(self.params) + len(self.tags) + len(self.metrics) + len(self.artifacts)
@@ -197,6 +203,15 @@ class Tracker:
             self._buffer.artifacts.append((Path(directory), artifact_path))
         self._wake.set()
 
+    def log_model(self, directory: Path) -> None:
+        """The exported model as the run's `model` artifact, and a version of the registered model when this run
+        belongs to a ContinuousTraining."""
+        with self._lock:
+            self._buffer.artifacts.append((Path(directory), "model"))
+            if self.settings.registered_model:
+                self._buffer.register = "model"
+        self._wake.set()
+
     def finish(self, status: str | None = "FINISHED", timeout: float | None = None) -> TrackingState:
         """End the run: send what is left, trying for up to `timeout` seconds, and mark it `status` (None: a
         run interrupted, to be resumed, stays as it is)."""
@@ -252,6 +267,7 @@ class Tracker:
             batch.metrics.extend(newer.metrics)
             batch.artifacts.extend(newer.artifacts)
             batch.finished = newer.finished or batch.finished
+            batch.register = newer.register or batch.register
             self._buffer = batch
 
     def _report(self, ok: bool, reason: str) -> None:
@@ -267,11 +283,7 @@ class Tracker:
     def _mlflow(self) -> Any:
         if self._client is None:
             # One retry and a short timeout: a tracker that is down costs the thread seconds, not minutes.
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
-            from mlflow.tracking import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.settings.uri)
+            self._client = client_for(self.settings.uri)
         return self._client
 
     def _send(self, batch: _Buffer) -> None:
@@ -285,6 +297,10 @@ class Tracker:
             directory, path = batch.artifacts[0]
             client.log_artifacts(self.run_id, str(directory), path)
             batch.artifacts.pop(0)
+        if batch.register and self.settings.registered_model:
+            register_version(client, self.settings.registered_model, self.run_id, batch.register,
+                             {"ludus.job": self.settings.job, "ludus.uid": self.settings.uid})
+        batch.register = None
         if batch.finished:
             client.set_terminated(self.run_id, batch.finished)
             batch.finished = None
@@ -368,3 +384,50 @@ def ensure_parent(client: Any, experiment_id: str, parent: str) -> str:
         client.delete_run(created.info.run_id)
     return oldest
 
+
+
+def _exists(call: Callable[[], Any]) -> None:
+    """Create something that may exist already (another run made it first)."""
+    try:
+        call()
+    except Exception as err:
+        if (getattr(err, "error_code", "") or "") != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def version_of(client: Any, name: str, run_id: str) -> Any | None:
+    """The registered model's version made from this run, if any."""
+    found = list(client.search_model_versions(f"name = {_quoted(name)} and run_id = {_quoted(run_id)}"))
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def register_version(client: Any, name: str, run_id: str, artifact_path: str, tags: dict[str, str]) -> str:
+    """One version per run: a restarted run that exports again finds the version it made before."""
+    _exists(lambda: client.create_registered_model(name, tags={"ludus.kind": "ContinuousTraining"}))
+    existing = version_of(client, name, run_id)
+    if existing is not None:
+        return str(existing.version)
+    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
+    return str(client.create_model_version(name, source, run_id=run_id, tags=tags).version)
+
+
+def promote_version(client: Any, name: str, run_id: str, reason: str) -> str:
+    """Move the registered model's `champion` alias to this run's version (idempotent: a publication run
+    again after an operator restart leaves it where it is); the version is tagged with why."""
+    version = version_of(client, name, run_id)
+    if version is None:
+        raise LookupError(f"registered model {name} has no version of run {run_id}")
+    number = str(version.version)
+    client.set_model_version_tag(name, number, "ludus.promoted", "true")
+    client.set_model_version_tag(name, number, "ludus.reason", reason[:MAX_TAG_VALUE])
+    client.set_registered_model_alias(name, CHAMPION_ALIAS, number)
+    return number
+
+
+def client_for(uri: str) -> Any:
+    """MLflow's client with the short retry and timeout the trainer uses."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)

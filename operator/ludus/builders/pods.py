@@ -10,7 +10,7 @@ from typing import Any
 
 from ludus.api import constants as c
 from ludus.api import names
-from ludus.api.models import Checkpoint, TrainingJob
+from ludus.api.models import Checkpoint, Tracking, TrainingJob
 from ludus.builders import labels
 from ludus.builders.podgroup import gang_fields, worker_gang_fields
 from ludus.frameworks import torch
@@ -153,25 +153,40 @@ def _init_env(job: TrainingJob) -> list[dict[str, Any]]:
             {"name": c.ENV_INIT_FREEZE, "value": ",".join(init.freeze)}]
 
 
-def tracking_env(job: TrainingJob) -> list[dict[str, Any]]:
-    """The experiment tracker: where, the experiment, the run's identity (the job's UID, a Sweep trial's parent)
-    and the credentials by reference (optional keys: a Secret may hold a token or a user and password)."""
-    tracking = job.spec.tracking
-    if tracking is None:
-        return []
-    sweep = job.metadata.labels.get(c.LABEL_SWEEP)
-    env: list[dict[str, Any]] = [
-        {"name": c.ENV_TRACKING_URI, "value": tracking.uri.rstrip("/")},
-        {"name": c.ENV_TRACKING_EXPERIMENT, "value": tracking.experiment or job.metadata.namespace},
-        {"name": c.ENV_JOB_UID, "value": job.metadata.uid or f"{job.metadata.namespace}/{job.metadata.name}"},
-        {"name": c.ENV_IMAGE, "value": job.spec.image},
-        *([{"name": c.ENV_TRACKING_PARENT, "value": f"Sweep:{job.metadata.namespace}/{sweep}"}] if sweep else []),
-    ]
+def registered_model_name(namespace: str, continuous_training: str) -> str:
+    """The MLflow registered model a ContinuousTraining's runs are versions of (namespaced: one server may serve
+    many teams)."""
+    return f"{namespace}.{continuous_training}"
+
+
+def tracker_access(tracking: Tracking) -> list[dict[str, Any]]:
+    """Where the tracker is, and its credentials by reference (optional keys: a Secret may hold a token or a
+    user and password); the operator never reads the Secret."""
+    env: list[dict[str, Any]] = [{"name": c.ENV_TRACKING_URI, "value": tracking.uri.rstrip("/")}]
     if tracking.secret_ref is not None:
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": tracking.secret_ref.name, "key": key,
                                                              "optional": True}}}
                 for key in c.TRACKING_CREDENTIAL_KEYS]
     return env
+
+
+def tracking_env(job: TrainingJob) -> list[dict[str, Any]]:
+    """The experiment tracker: its access, the experiment, the run's identity (the job's UID), a Sweep trial's
+    parent run and a ContinuousTraining run's registered model."""
+    tracking = job.spec.tracking
+    if tracking is None:
+        return []
+    meta = job.metadata
+    sweep, continuous = meta.labels.get(c.LABEL_SWEEP), meta.labels.get(c.LABEL_CT)
+    return [
+        *tracker_access(tracking),
+        {"name": c.ENV_TRACKING_EXPERIMENT, "value": tracking.experiment or meta.namespace},
+        {"name": c.ENV_JOB_UID, "value": meta.uid or f"{meta.namespace}/{meta.name}"},
+        {"name": c.ENV_IMAGE, "value": job.spec.image},
+        *([{"name": c.ENV_TRACKING_PARENT, "value": f"Sweep:{meta.namespace}/{sweep}"}] if sweep else []),
+        *([{"name": c.ENV_TRACKING_REGISTERED_MODEL, "value": registered_model_name(meta.namespace, continuous)}]
+          if continuous else []),
+    ]
 
 
 def _ludus_env(job: TrainingJob, index: int) -> list[dict[str, Any]]:

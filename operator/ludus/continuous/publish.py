@@ -17,7 +17,15 @@ from typing import Any, Final
 from ludus.api import constants as c
 from ludus.api.continuous import ContinuousTraining
 from ludus.builders.labels import controller_reference
-from ludus.builders.pods import CACHE_ENV, CONTAINER_SECURITY_CONTEXT, TMP_VOLUME, TMP_VOLUME_MOUNT, store_env
+from ludus.builders.pods import (
+    CACHE_ENV,
+    CONTAINER_SECURITY_CONTEXT,
+    TMP_VOLUME,
+    TMP_VOLUME_MOUNT,
+    registered_model_name,
+    store_env,
+    tracker_access,
+)
 from ludus.continuous.runs import CHAMPION_LINK, CHAMPION_POINTER, base_dir, claim_of, store_uri
 
 STORE_MOUNT: Final = "/ludus/store"
@@ -28,7 +36,19 @@ def publish_pod_name(ct: str, run_number: int) -> str:
     return f"{ct}-publish-{run_number}"
 
 
-def _publisher(ct: ContinuousTraining, run: str, base: str | None) -> dict[str, Any]:
+def _registry(ct: ContinuousTraining, tracking_run: str | None, reason: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """With spec.template.tracking and the run's MLflow run known: the arguments and access that move the
+    registered model's champion alias to the run's version after the switch."""
+    tracking = ct.spec.template.tracking
+    if tracking is None or not tracking_run:
+        return [], []
+    name = registered_model_name(ct.metadata.namespace, ct.metadata.name)
+    return (["--registered-model", name, "--tracking-run", tracking_run, "--reason", reason or "Promoted"],
+            tracker_access(tracking))
+
+
+def _publisher(ct: ContinuousTraining, run: str, base: str | None, tracking_run: str | None = None,
+               reason: str = "") -> dict[str, Any]:
     """On a claim: switch the link on the mounted claim. In object storage (`base`): verify the model with the
     template's keys and write the pointer in one PUT."""
     t = ct.spec.template
@@ -49,12 +69,17 @@ def _publisher(ct: ContinuousTraining, run: str, base: str | None) -> dict[str, 
                                 "--pointer", CHAMPION_POINTER]
         container["env"] = [*store_env(t.checkpoint), *CACHE_ENV]
         container["volumeMounts"] = [dict(TMP_VOLUME_MOUNT)]
+    args, access = _registry(ct, tracking_run, reason)
+    if args:
+        container["command"] = [*container["command"], *args]
+        container["env"] = [*container.get("env", []), *access]
     return container
 
 
-def publish_pod(ct: ContinuousTraining, run: str, run_number: int) -> dict[str, Any]:
+def publish_pod(ct: ContinuousTraining, run: str, run_number: int, tracking_run: str | None = None,
+                reason: str = "") -> dict[str, Any]:
     """A pod that switches `<subPath>/champion` to `runs/<run>/model` (or writes `champion.json` pointing at
-    `runs/<run>/model` in object storage), owned by the resource."""
+    `runs/<run>/model` in object storage), then moves MLflow's champion alias, owned by the resource."""
     t = ct.spec.template
     security: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     if t.template.run_as_user is not None:
@@ -66,7 +91,7 @@ def publish_pod(ct: ContinuousTraining, run: str, run_number: int) -> dict[str, 
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "securityContext": security,
-        "containers": [_publisher(ct, run, base)],
+        "containers": [_publisher(ct, run, base, tracking_run, reason)],
         "automountServiceAccountToken": False,
         "volumes": [*claim, dict(TMP_VOLUME)],
     }
@@ -87,6 +112,15 @@ def publish_pod(ct: ContinuousTraining, run: str, run_number: int) -> dict[str, 
     }
 
 
+def _registry_outcome(report: Mapping[str, Any]) -> str:
+    """The pod's word on the alias, checked: a version number, or why not (cut short)."""
+    version = report.get("registryVersion")
+    if isinstance(version, str) and version.isdigit() and len(version) <= 12:
+        return f"MLflow's champion alias is on version {version}"
+    error = report.get("registryError")
+    return f"MLflow's champion alias was not moved: {str(error)[:300]}" if error else ""
+
+
 @dataclass(frozen=True)
 class Published:
     """A publish pod's end: ok, and the checksum it verified or why it failed."""
@@ -95,6 +129,7 @@ class Published:
     sha256: str = ""
     message: str = ""
     reason: str = ""  # why it failed, when the pod says (NoExportedModel)
+    registry: str = ""  # what became of MLflow's champion alias, for the Promoted event
 
 
 def published(pod: Mapping[str, Any]) -> Published | None:
@@ -114,7 +149,8 @@ def published(pod: Mapping[str, Any]) -> Published | None:
     except ValueError:
         report = {}
     if phase == "Succeeded":
-        return Published(True, sha256=str(report.get("sha256", "")), message=str(report.get("message", "")))
+        return Published(True, sha256=str(report.get("sha256", ""))[:64], message=str(report.get("message", ""))[:200],
+                         registry=_registry_outcome(report))
     why = str(report.get("error") or message or status.get("message") or status.get("reason") or "it failed")
     reason = str(report.get("reason") or "")
     return Published(False, message=why[-500:], reason=reason if reason == c.CT_REASON_NO_EXPORT else "")

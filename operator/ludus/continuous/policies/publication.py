@@ -28,20 +28,21 @@ def finish_publication(s: RunPass, pods: Sequence[Mapping[str, Any]]) -> None:
     pod_name = publish_pod_name(s.ct.metadata.name, number)
     pod = next((p for p in pods if p["metadata"]["name"] == pod_name), None)
     if pod is None:
-        s.plan.create.append(publish_pod(s.ct, publishing.job, number))
+        s.plan.create.append(publish_pod(s.ct, publishing.job, number, s.records[number].tracking_run_id,
+                                         publishing.reason))
         return
     outcome = published(pod)
     if outcome is None:
         return  # still publishing
     s.plan.delete_pods.append(pod_name)
     if outcome.ok:
-        _crown(s, publishing, number, outcome.sha256)
+        _crown(s, publishing, number, outcome.sha256, outcome.registry)
     else:
         _refuse(s, publishing, number, outcome.message, outcome.reason or c.CT_REASON_PUBLISH_FAILED)
     s.publishing = None
 
 
-def _crown(s: RunPass, publishing: Publishing, number: int, sha256: str | None) -> None:
+def _crown(s: RunPass, publishing: Publishing, number: int, sha256: str | None, registry: str = "") -> None:
     """The published run is the champion from now on; the one before it is retired in the history."""
     ct, now = s.ct, s.now
     if s.champion is not None and s.champions and s.champions[-1].retired_at is None:
@@ -59,7 +60,7 @@ def _crown(s: RunPass, publishing: Publishing, number: int, sha256: str | None) 
     where = (f"{champion_location(ct)} now points at {model_location(ct, publishing.job)}" if store_uri(ct) else
              f"{champion_location(ct)} on claim {ct.spec.template.checkpoint.claim_name} now holds its model")
     s.event("Normal", c.CT_REASON_PROMOTED, f"{publishing.job} is the champion ({publishing.reason}: "
-            f"{publishing.message}); {where}")
+            f"{publishing.message}); {where}" + (f"; {registry}" if registry else ""))
     record = s.records[number]
     s.records[number] = record.model_copy(update={
         "promoted": True, "reason": publishing.reason, "message": publishing.message,

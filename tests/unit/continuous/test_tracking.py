@@ -1,0 +1,58 @@
+"""A ContinuousTraining with spec.template.tracking: every run's model is a version of one registered model,
+and the publish pod moves its `champion` alias after the switch."""
+
+from __future__ import annotations
+
+from ludus.api import constants as c
+from ludus.api.continuous import ContinuousTraining, Publishing
+from ludus.api.models import TrainingJob
+from ludus.builders.pods import build_worker_pod
+from ludus.continuous.policies.publication import finish_publication
+from ludus.continuous.publish import publish_pod
+from ludus.continuous.runs import run_job
+from tests.unit.continuous.factories import T0, ct_body, make_pass
+
+RUN = "0123456789abcdef0123456789abcdef"
+TRACKING = {"uri": "http://mlflow:5000", "secretRef": {"name": "mlflow"}}
+TEMPLATE = {"image": "ludus-trainer:latest", "command": ["python", "-m", "ludus_trainer"],
+            "checkpoint": {"claimName": "models"}, "tracking": TRACKING}
+
+
+def test_a_runs_workers_register_their_model_under_the_continuous_trainings_name() -> None:
+    ct = ContinuousTraining.model_validate(ct_body("nightly", template=TEMPLATE))
+    body = run_job(ct, 2, "Manual", None, None, warm_start=None)
+    body["metadata"] |= {"namespace": "team-a", "uid": "uid-run"}
+    env = {e["name"]: e.get("value") for e in build_worker_pod(TrainingJob.model_validate(body), 0)["spec"]
+           ["containers"][0]["env"]}
+    assert env["LUDUS_TRACKING_REGISTERED_MODEL"] == "team-a.nightly"
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+
+def test_the_publish_pod_moves_the_alias_with_the_runs_mlflow_run_and_the_event_says_so() -> None:
+    s = make_pass({3: (c.PHASE_SUCCEEDED, {"accuracy": 0.97})}, template=TEMPLATE)
+    s.records[3] = s.records[3].model_copy(update={"tracking_run_id": RUN})
+    s.publishing = Publishing(job="fresh-3", reason="FirstChampion", message="the first", started_at=T0)
+    finish_publication(s, [])
+    (pod,) = s.plan.create
+    (container,) = pod["spec"]["containers"]
+    assert container["command"][-6:] == ["--registered-model", "team-a.fresh", "--tracking-run", RUN,
+                                         "--reason", "FirstChampion"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow:5000"
+    assert env["MLFLOW_TRACKING_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "mlflow"
+    pod["status"] = {"phase": "Succeeded", "containerStatuses": [{"name": "publish", "state": {"terminated": {
+        "exitCode": 0, "message": '{"sha256":"abc","message":"published","registryVersion":"4"}'}}}]}
+    finish_publication(s, [pod])
+    assert s.champion is not None and s.champion.job == "fresh-3"
+    assert any("MLflow's champion alias is on version 4" in e[2] for e in s.plan.events), s.plan.events
+
+
+def test_without_the_runs_mlflow_run_the_pod_only_publishes_and_a_hostile_version_is_not_repeated() -> None:
+    s = make_pass({3: (c.PHASE_SUCCEEDED, {"accuracy": 0.97})}, template=TEMPLATE)
+    pod = publish_pod(s.ct, "fresh-3", 3)
+    assert "--registered-model" not in pod["spec"]["containers"][0]["command"]
+    s.publishing = Publishing(job="fresh-3", reason="FirstChampion", message="the first", started_at=T0)
+    pod["status"] = {"phase": "Succeeded", "containerStatuses": [{"name": "publish", "state": {"terminated": {
+        "exitCode": 0, "message": '{"sha256":"abc","registryVersion":"4; rm -rf /"}'}}}]}
+    finish_publication(s, [pod])
+    assert s.champion is not None and not any("alias" in e[2] for e in s.plan.events)
