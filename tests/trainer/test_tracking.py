@@ -219,12 +219,13 @@ def test_continuous_training_runs_are_versions_and_publication_moves_the_champio
         server: TrackingServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each run's model is one version of the ContinuousTraining's registered model, even when the run exports
     again after a restart; publishing a run (on the claim, then in MLflow) puts the `champion` alias on its
-    version, and a publication repeated after an operator restart leaves it there."""
+    version, a publication repeated after an operator restart leaves it there, and a rejected run's version
+    is tagged with the reason."""
     from ludus_trainer import publish
     from ludus_trainer.tracking import Tracker, TrackingSettings
 
     name, runs = "team-a.nightly", {}
-    for run in ("nightly-0", "nightly-1", "nightly-0"):  # nightly-0 twice: a restarted worker exports again
+    for run in ("nightly-0", "nightly-1", "nightly-0", "nightly-2"):  # nightly-0 twice: a restart exports again
         settings = TrackingSettings(uri=server.url(), experiment="ct-exp", job=run, namespace="team-a",
                                     uid=f"uid-{run}", registered_model=name)
         tracker = Tracker(settings, flush_seconds=0.2)
@@ -233,7 +234,8 @@ def test_continuous_training_runs_are_versions_and_publication_moves_the_champio
         runs[run] = tracker.run_id
     query = urllib.parse.quote(f"name = '{name}'")
     found = server.api("GET", f"model-versions/search?filter={query}")["model_versions"]
-    assert sorted((v["version"], v["run_id"]) for v in found) == [("1", runs["nightly-0"]), ("2", runs["nightly-1"])]
+    assert sorted((v["version"], v["run_id"]) for v in found) == [
+        ("1", runs["nightly-0"]), ("2", runs["nightly-1"]), ("3", runs["nightly-2"])]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url())
     monkeypatch.setenv("LUDUS_TERMINATION_LOG", str(tmp_path / "publish.log"))
 
@@ -250,3 +252,14 @@ def test_continuous_training_runs_are_versions_and_publication_moves_the_champio
     version = server.api("GET", f"model-versions/get?name={name}&version=2")["model_version"]
     assert {t["key"]: t["value"] for t in version["tags"]}["ludus.reason"] == "Better"
     assert os.readlink(tmp_path / "champion") == "runs/nightly-1/model"
+    # nightly-2 is rejected: the operator's record pod tags its version with why; the alias stays.
+    from ludus_trainer import registry
+
+    assert registry.main(["--registered-model", name, "--tracking-run", runs["nightly-2"], "--reason", "NotBetter",
+                          "--message", "accuracy 0.91 is not above 0.95"]) == 0
+    rejected = server.api("GET", f"model-versions/get?name={name}&version=3")["model_version"]
+    tags = {t["key"]: t["value"] for t in rejected["tags"]}
+    assert (tags["ludus.promoted"], tags["ludus.reason"]) == ("false", "NotBetter")
+    assert tags["ludus.message"] == "accuracy 0.91 is not above 0.95"
+    model = server.api("GET", f"registered-models/get?name={name}")["registered_model"]
+    assert {a["alias"]: a["version"] for a in model.get("aliases", [])} == {"champion": "2"}

@@ -424,6 +424,17 @@ def promote_version(client: Any, name: str, run_id: str, reason: str) -> str:
     return number
 
 
+def reject_version(client: Any, name: str, run_id: str, reason: str, message: str) -> str | None:
+    """Tag a rejected run's version with why it was not promoted (None: the run registered no version)."""
+    version = version_of(client, name, run_id)
+    if version is None:
+        return None
+    number = str(version.version)
+    for key, value in (("ludus.promoted", "false"), ("ludus.reason", reason), ("ludus.message", message)):
+        client.set_model_version_tag(name, number, key, value[:MAX_TAG_VALUE])
+    return number
+
+
 def client_for(uri: str) -> Any:
     """MLflow's client with the short retry and timeout the trainer uses."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")

@@ -233,6 +233,7 @@ CT_REASON_PROMOTED: Final = "Promoted"  # a run's model became the champion
 CT_REASON_REJECTED: Final = "ModelRejected"  # a finished run's model was not promoted
 CT_REASON_RUN_FAILED: Final = "RunFailed"  # a run failed; its model is not considered
 CT_REASON_PUBLISH_FAILED: Final = "PublishFailed"  # the publish pod could not make the model the champion
+CT_REASON_REGISTRY_NOT_UPDATED: Final = "RegistryNotUpdated"  # a rejected run's version could not be tagged in MLflow
 CT_REASON_PUBLISHING: Final = "Publishing"  # a run's record while its model is published
 CT_REASON_MANUAL: Final = "Manual"  # promoted by hand (`ludus promote`)
 CT_REASON_PROMOTE_REFUSED: Final = "PromoteRefused"  # a promotion by hand named a run that cannot be promoted

@@ -36,6 +36,10 @@ def publish_pod_name(ct: str, run_number: int) -> str:
     return f"{ct}-publish-{run_number}"
 
 
+def record_pod_name(ct: str, run_number: int) -> str:
+    return f"{ct}-record-{run_number}"
+
+
 def _registry(ct: ContinuousTraining, tracking_run: str | None, reason: str) -> tuple[list[str], list[dict[str, Any]]]:
     """With spec.template.tracking and the run's MLflow run known: the arguments and access that move the
     registered model's champion alias to the run's version after the switch."""
@@ -80,20 +84,48 @@ def publish_pod(ct: ContinuousTraining, run: str, run_number: int, tracking_run:
                 reason: str = "") -> dict[str, Any]:
     """A pod that switches `<subPath>/champion` to `runs/<run>/model` (or writes `champion.json` pointing at
     `runs/<run>/model` in object storage), then moves MLflow's champion alias, owned by the resource."""
+    base = store_uri(ct)
+    claim = [{"name": "store", "persistentVolumeClaim": {"claimName": claim_of(ct)}}] if base is None else []
+    return _owned_pod(ct, publish_pod_name(ct.metadata.name, run_number), run,
+                      _publisher(ct, run, base, tracking_run, reason), [*claim, dict(TMP_VOLUME)])
+
+
+def record_pod(ct: ContinuousTraining, run: str, run_number: int, tracking_run: str | None, reason: str,
+               message: str) -> dict[str, Any] | None:
+    """A pod that tags a rejected run's version of the registered model with why (None without tracking or
+    without the run's MLflow run)."""
+    args, access = _registry(ct, tracking_run, reason)
+    if not args:
+        return None
+    t = ct.spec.template
+    container: dict[str, Any] = {
+        "name": CONTAINER, "image": t.image, "imagePullPolicy": t.image_pull_policy,
+        "command": ["python", "-m", "ludus_trainer.registry", *args, "--message", message[:1000]],
+        "env": [*access, *CACHE_ENV],
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
+        "terminationMessagePath": c.TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [dict(TMP_VOLUME_MOUNT)],
+    }
+    return _owned_pod(ct, record_pod_name(ct.metadata.name, run_number), run, container, [dict(TMP_VOLUME)])
+
+
+def _owned_pod(ct: ContinuousTraining, name: str, run: str, container: dict[str, Any],
+               volumes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A short pod of the resource's own: the template's user and placement, no API token."""
     t = ct.spec.template
     security: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     if t.template.run_as_user is not None:
         uid = t.template.run_as_user
         security.update({"runAsUser": uid, "runAsGroup": uid, "fsGroup": uid})
     meta = ct.metadata
-    base = store_uri(ct)
-    claim = [{"name": "store", "persistentVolumeClaim": {"claimName": claim_of(ct)}}] if base is None else []
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "securityContext": security,
-        "containers": [_publisher(ct, run, base, tracking_run, reason)],
+        "containers": [container],
         "automountServiceAccountToken": False,
-        "volumes": [*claim, dict(TMP_VOLUME)],
+        "volumes": volumes,
     }
     for key, value in (("nodeSelector", t.template.node_selector), ("tolerations", t.template.tolerations),
                        ("affinity", t.template.affinity)):
@@ -103,7 +135,7 @@ def publish_pod(ct: ContinuousTraining, run: str, run_number: int, tracking_run:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
-            "name": publish_pod_name(meta.name, run_number),
+            "name": name,
             "namespace": meta.namespace,
             "labels": {c.LABEL_CT: meta.name, c.LABEL_PUBLISH: run, c.LABEL_MANAGED_BY: c.MANAGED_BY},
             "ownerReferences": [controller_reference(c.CT_KIND, meta)],

@@ -22,7 +22,7 @@ from ludus.api.models import TrainingJob
 from ludus.continuous.policies.concurrency import replace_older_runs, start_runs
 from ludus.continuous.policies.history import expired_runs
 from ludus.continuous.policies.promotion import decide_ended_runs, promote_by_hand
-from ludus.continuous.policies.publication import finish_publication
+from ludus.continuous.policies.publication import clear_records, finish_publication
 from ludus.continuous.policies.triggers import data_condition, read_triggers
 from ludus.continuous.runs import objective_of, run_number, warm_start_of
 from ludus.continuous.state import CTPlan, Observed, RunPass
@@ -38,6 +38,7 @@ def reconcile_continuous(ct: ContinuousTraining, jobs: Sequence[TrainingJob],
     """The pass for one resource, the TrainingJobs labelled as its runs and its publish pods."""
     s, settled = _begin(ct, jobs, now)
     finish_publication(s, pods)
+    clear_records(s, pods)
     decide_ended_runs(s)
     promote_by_hand(s)
     triggers = read_triggers(ct, jobs, observed, now)

@@ -56,3 +56,53 @@ def test_without_the_runs_mlflow_run_the_pod_only_publishes_and_a_hostile_versio
         "exitCode": 0, "message": '{"sha256":"abc","registryVersion":"4; rm -rf /"}'}}}]}
     finish_publication(s, [pod])
     assert s.champion is not None and not any("alias" in e[2] for e in s.plan.events)
+
+
+def test_a_decided_promotion_creates_the_publish_pod_with_the_alias_move_at_once() -> None:
+    from ludus.continuous.policies.promotion import decide_ended_runs
+
+    s = make_pass({3: (c.PHASE_SUCCEEDED, {"accuracy": 0.97})}, template=TEMPLATE)
+    s.records[3] = s.records[3].model_copy(update={"tracking_run_id": RUN})
+    decide_ended_runs(s)
+    (pod,) = s.plan.create
+    command = pod["spec"]["containers"][0]["command"]
+    assert command[command.index("--tracking-run") + 1] == RUN and "--registered-model" in command
+
+
+def test_a_rejected_run_gets_a_record_pod_that_tags_its_version_and_is_deleted_once_ended() -> None:
+    from ludus.api.continuous import Champion
+    from ludus.continuous.policies.promotion import decide_ended_runs
+    from ludus.continuous.policies.publication import clear_records
+
+    s = make_pass({3: (c.PHASE_SUCCEEDED, {"accuracy": 0.90})}, template=TEMPLATE)
+    s.champion = Champion(job="fresh-1", claim_name="models", model_path="fresh/champion",
+                          source_path="fresh/runs/fresh-1/model", evaluation={"accuracy": 0.95}, promoted_at=T0,
+                          reason="FirstChampion")
+    s.records[3] = s.records[3].model_copy(update={"tracking_run_id": RUN})
+    decide_ended_runs(s)
+    assert s.records[3].promoted is False
+    (pod,) = s.plan.create
+    assert pod["metadata"]["name"] == "fresh-record-3"
+    (container,) = pod["spec"]["containers"]
+    command = container["command"]
+    assert command[:3] == ["python", "-m", "ludus_trainer.registry"]
+    assert command[command.index("--reason") + 1] == s.records[3].reason
+    assert command[command.index("--tracking-run") + 1] == RUN
+    assert not any("persistentVolumeClaim" in v for v in pod["spec"]["volumes"])
+    pod["status"] = {"phase": "Failed", "containerStatuses": [{"name": "publish", "state": {"terminated": {
+        "exitCode": 1, "message": '{"error":"connection refused"}'}}}]}
+    clear_records(s, [pod])
+    assert s.plan.delete_pods == ["fresh-record-3"]
+    assert any(e[1] == "RegistryNotUpdated" and "connection refused" in e[2] for e in s.plan.events)
+
+
+def test_without_tracking_a_rejection_creates_no_pod() -> None:
+    from ludus.api.continuous import Champion
+    from ludus.continuous.policies.promotion import decide_ended_runs
+
+    s = make_pass({3: (c.PHASE_SUCCEEDED, {"accuracy": 0.90})})
+    s.champion = Champion(job="fresh-1", claim_name="models", model_path="fresh/champion",
+                          source_path="fresh/runs/fresh-1/model", evaluation={"accuracy": 0.95}, promoted_at=T0,
+                          reason="FirstChampion")
+    decide_ended_runs(s)
+    assert s.records[3].promoted is False and s.plan.create == []

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ludus.api import constants as c
 from ludus.api.continuous import Champion, Publishing, RunRecord, Threshold, parse_threshold
 from ludus.api.models import Objective
-from ludus.continuous.publish import publish_pod
+from ludus.continuous.publish import publish_pod, record_pod
 from ludus.continuous.state import RunPass
 from ludus.trainingjob.objective import gain
 
@@ -107,6 +107,9 @@ def decide_ended_runs(s: RunPass) -> None:
             s.records[number] = record.model_copy(update={
                 "promoted": False, "reason": verdict.reason, "message": verdict.message, "finished_at": s.now})
             s.event("Normal", c.CT_REASON_REJECTED, f"{record.name} is not promoted: {verdict.message}")
+            tag = record_pod(s.ct, record.name, number, record.tracking_run_id, verdict.reason, verdict.message)
+            if tag is not None:  # created before the status is written: a restart re-decides, the name is fixed
+                s.plan.create.append(tag)
 
 
 def promote_by_hand(s: RunPass) -> None:
@@ -132,4 +135,4 @@ def _publish(s: RunPass, record: RunRecord, reason: str, message: str) -> None:
     s.publishing = Publishing(job=record.name, reason=reason, message=message,
                               evaluation=dict(record.evaluation), started_at=s.now)
     s.records[record.number] = record.model_copy(update={"reason": c.CT_REASON_PUBLISHING, "message": message})
-    s.plan.create.append(publish_pod(s.ct, record.name, record.number))
+    s.plan.create.append(publish_pod(s.ct, record.name, record.number, record.tracking_run_id, reason))

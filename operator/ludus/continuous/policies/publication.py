@@ -9,9 +9,24 @@ from typing import Any
 from ludus.api import constants as c
 from ludus.api.conditions import upsert_condition
 from ludus.api.continuous import Champion, ChampionHistory, Publishing
-from ludus.continuous.publish import publish_pod, publish_pod_name, published
+from ludus.continuous.publish import publish_pod, publish_pod_name, published, record_pod_name
 from ludus.continuous.runs import champion_location, model_location, store_uri
 from ludus.continuous.state import RunPass
+
+
+def clear_records(s: RunPass, pods: Sequence[Mapping[str, Any]]) -> None:
+    """Record pods (a rejected run's version tagged in MLflow) are deleted once ended; a failed one is said
+    once, in a Warning (the rejection itself stands either way)."""
+    for number, record in s.records.items():
+        name = record_pod_name(s.ct.metadata.name, number)
+        pod = next((p for p in pods if p["metadata"]["name"] == name), None)
+        outcome = published(pod) if pod is not None else None
+        if outcome is None:
+            continue
+        s.plan.delete_pods.append(name)
+        if not outcome.ok:
+            s.event("Warning", c.CT_REASON_REGISTRY_NOT_UPDATED,
+                    f"{record.name}'s version in MLflow was not tagged as rejected: {outcome.message[-300:]}")
 
 
 def finish_publication(s: RunPass, pods: Sequence[Mapping[str, Any]]) -> None:
