@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     op.add_argument("--metrics-from", default=DEFAULTS.metrics_from,
                     help="JSON list of NetworkPolicyPeers that may read the trainers' metrics port: the operator's "
                     "own pods and the metrics scrapers (the Helm chart fills it in)")
+    op.add_argument("--tracking-uri", default=DEFAULTS.tracking_uri, type=_tracking_uri,
+                    help="the MLflow tracking server (http(s)://host:port) of every spec.tracking that names no uri")
     op.add_argument("--peering", default=DEFAULTS.peering,
                     help="KopfPeering name for high availability (default: standalone)")
     op.add_argument("--priority", default=str(DEFAULTS.priority),
@@ -101,6 +103,17 @@ def network_policy_settings(mode: str, metrics_from: str) -> PolicySettings:
 
 
 
+def _tracking_uri(text: str) -> str:
+    """--tracking-uri: the shape spec.tracking.uri must have (no credentials in it), or empty."""
+    import re
+
+    from ludus.api.models import TRACKING_URI_PATTERN
+
+    if text and not re.fullmatch(TRACKING_URI_PATTERN, text):
+        raise argparse.ArgumentTypeError(f"not an http(s)://host[:port][/path] without credentials: {text!r}")
+    return text.rstrip("/")
+
+
 def operator_settings(args: argparse.Namespace) -> OperatorSettings:
     """The parsed flags as settings: each flag's dest is the field of the same name."""
     from ludus.runtime.peering import own_identity
@@ -123,6 +136,7 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         identity=own_identity(),
         progress_interval=args.progress_interval,
         status_batch_seconds=args.status_batch_seconds,
+        tracking_uri=args.tracking_uri,
     )
 
 
@@ -143,10 +157,11 @@ def run_operator(args: argparse.Namespace) -> int:
     controller = Controller(
         workers=config.workers, gang=config.gang_scheduling, progress_interval=config.progress_interval,
         status_batch_seconds=config.status_batch_seconds, pod_security=config.pod_security,
-        policy=network_policy_settings(config.network_policy, config.metrics_from))
+        policy=network_policy_settings(config.network_policy, config.metrics_from), tracking_uri=config.tracking_uri)
+    continuous = ContinuousController(lambda: controller.now(), controller.active)
+    continuous.tracking_uri = config.tracking_uri
     memo = kopf.Memo(config=config, controller=controller,
-                     sweep=SweepController(lambda: controller.now(), controller.active),
-                     continuous=ContinuousController(lambda: controller.now(), controller.active))
+                     sweep=SweepController(lambda: controller.now(), controller.active), continuous=continuous)
     tune_gc()
     kopf.run(
         clusterwide=config.clusterwide,

@@ -31,6 +31,7 @@ class OperatorSettings:
     identity: str = ""  # peering identity (the pod's name)
     progress_interval: float = 30.0  # seconds between reads of worker 0's progress, and between its writes
     status_batch_seconds: float = 5.0  # a quiet pod count is written after this long; 0 writes every change
+    tracking_uri: str = ""  # the MLflow tracking server of a spec.tracking that names none ("": none)
 
     @property
     def clusterwide(self) -> bool:

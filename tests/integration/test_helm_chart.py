@@ -23,7 +23,8 @@ CHART = REPO / "charts" / "ludus"
 VALUE_SETS = {
     "defaults": [],
     "namespaced with leader election": ["--set", "watchNamespaces={NS}", "--set", "replicas=2",
-                                        "--set", "leaderElection.enabled=true", "--set", "logLevel=debug"],
+                                        "--set", "leaderElection.enabled=true", "--set", "logLevel=debug",
+                                        "--set", "tracking.uri=http://mlflow.mlflow.svc:5000"],
 }
 
 
@@ -56,13 +57,18 @@ def test_lint_template_and_server_side_dry_run(cluster: TestCluster, k: Kubectl,
                             "crd/clusterkopfpeerings.kopf.dev", "--timeout=60s")
     accepted = k.run("apply", "--dry-run=server", "-f", "-", input=rendered)
     assert "(server dry run)" in accepted.stdout
+    deployment = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment")
+    flags = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert ("--tracking-uri=http://mlflow.mlflow.svc:5000" in flags) == ("leader" in values), flags
 
 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [(["--set", "replicas=2"], "leaderElection"), (["--set", "logLevel=loud"], "logLevel"),
-     (["--set", "metrics.port=0"], "metrics/port"), (["--set", "surprise=1"], "surprise")],
-    ids=["two replicas need leader election", "unknown log level", "port out of range", "unknown value"],
+     (["--set", "metrics.port=0"], "metrics/port"), (["--set", "surprise=1"], "surprise"),
+     (["--set", "tracking.uri=http://user:pw@mlflow:5000"], "tracking/uri")],
+    ids=["two replicas need leader election", "unknown log level", "port out of range", "unknown value",
+         "credentials in the tracking uri"],
 )
 def test_bad_values_are_refused_by_the_schema(cluster: TestCluster, namespace: str, flags: list[str],
                                               message: str) -> None:

@@ -148,6 +148,7 @@ REASON_PROGRESS_REPORTED: Final = "Reporting"  # ProgressReported is True
 # Set only with spec.tracking: whether everything the trainer recorded reached the experiment tracker.
 COND_TRACKED: Final = "Tracked"
 REASON_TRACKED: Final = "Recorded"  # everything so far is in the tracker's run
+REASON_NO_TRACKER: Final = "NoTrackingServer"  # spec.tracking names no uri and the operator has no default
 # Reasons the trainer may give for Tracked=False; anything else it says becomes the first.
 TRACKING_FAILURE_REASONS: Final = ("TrackerUnavailable", "TrackerRefused")
 

@@ -345,9 +345,10 @@ TRACKING_URI_PATTERN: Final = r"^https?://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])
 class Tracking(Model):
     """The experiment tracker (an MLflow tracking server) the trainer records this run in."""
 
-    uri: str = Field(
-        max_length=512, pattern=TRACKING_URI_PATTERN,
-        description="The MLflow tracking server, http(s)://host:port[/path] (no credentials in it: see secretRef).",
+    uri: str | None = Field(
+        default=None, max_length=512, pattern=TRACKING_URI_PATTERN,
+        description="The MLflow tracking server, http(s)://host:port[/path] (no credentials in it: see secretRef). "
+        "Unset: the operator's default (the chart's tracking.uri).",
     )
     experiment: str | None = Field(
         default=None, min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$",

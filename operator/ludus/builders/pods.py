@@ -162,7 +162,7 @@ def registered_model_name(namespace: str, continuous_training: str) -> str:
 def tracker_access(tracking: Tracking) -> list[dict[str, Any]]:
     """Where the tracker is, and its credentials by reference (optional keys: a Secret may hold a token or a
     user and password); the operator never reads the Secret."""
-    env: list[dict[str, Any]] = [{"name": c.ENV_TRACKING_URI, "value": tracking.uri.rstrip("/")}]
+    env: list[dict[str, Any]] = [{"name": c.ENV_TRACKING_URI, "value": (tracking.uri or "").rstrip("/")}]
     if tracking.secret_ref is not None:
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": tracking.secret_ref.name, "key": key,
                                                              "optional": True}}}
@@ -174,7 +174,7 @@ def tracking_env(job: TrainingJob) -> list[dict[str, Any]]:
     """The experiment tracker: its access, the experiment, the run's identity (the job's UID), a Sweep trial's
     parent run and a ContinuousTraining run's registered model."""
     tracking = job.spec.tracking
-    if tracking is None:
+    if tracking is None or tracking.uri is None:
         return []
     meta = job.metadata
     sweep, continuous = meta.labels.get(c.LABEL_SWEEP), meta.labels.get(c.LABEL_CT)

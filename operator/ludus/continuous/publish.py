@@ -44,7 +44,7 @@ def _registry(ct: ContinuousTraining, tracking_run: str | None, reason: str) -> 
     """With spec.template.tracking and the run's MLflow run known: the arguments and access that move the
     registered model's champion alias to the run's version after the switch."""
     tracking = ct.spec.template.tracking
-    if tracking is None or not tracking_run:
+    if tracking is None or tracking.uri is None or not tracking_run:
         return [], []
     name = registered_model_name(ct.metadata.namespace, ct.metadata.name)
     return (["--registered-model", name, "--tracking-run", tracking_run, "--reason", reason or "Promoted"],

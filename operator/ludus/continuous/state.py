@@ -31,6 +31,7 @@ class CTPlan:
     started: list[str] = field(default_factory=list)  # triggers of the runs created
     decisions: list[tuple[str, str]] = field(default_factory=list)  # (promoted|rejected, reason)
     requeue_after: float | None = None
+    recording: bool = False  # a record pod (a rejection tagged in MLflow) has not ended yet
 
 
 @dataclass(frozen=True)

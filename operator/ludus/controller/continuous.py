@@ -18,6 +18,7 @@ from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
 from ludus.runtime import metrics
 from ludus.runtime.kube import ApiError, UnsafeName, config_map_path, pod_path
 from ludus.trainingjob.child import controller_uid
+from ludus.trainingjob.tracking import with_default_tracker
 
 # While a model is being published the pass looks at its pod this often (there is no pod watch for it).
 PUBLISH_POLL_SECONDS: Final = 1.0
@@ -33,6 +34,7 @@ class ContinuousController(OwnerController):
     kind = c.CT_KIND
     plural = c.CT_PLURAL
     handler = "continuous"
+    tracking_uri = ""  # the operator's default MLflow server (--tracking-uri), for the publish and record pods
 
     async def sync(self, key: OwnerKey) -> None:
         body = self.owner_body(key)
@@ -41,16 +43,20 @@ class ContinuousController(OwnerController):
         now = self.now()
         try:
             ct = parse_stored(ContinuousTraining, body)
+            template = with_default_tracker(ct.spec.template, self.tracking_uri)
+            ct = ct.model_copy(update={"spec": ct.spec.model_copy(update={"template": template})})
         except ValidationError as err:
             await self._invalid(body, invalid_message(err), now)
             return
         observed = await self._observe(ct)
-        pods = await self._publish_pods(ct) if ct.status.publishing is not None else []
+        # Publish pods while a publication is in flight; record pods (rejections tagged in MLflow) with tracking.
+        listing = ct.status.publishing is not None or ct.spec.template.tracking is not None
+        pods = await self._publish_pods(ct) if listing else []
         jobs = self.child_jobs(key, ct.metadata.uid)
         plan = reconcile_continuous(ct, jobs, pods, observed, now)
         await self._execute(key, body, ct, jobs, pods, plan, now)
         waits = [w for w in (plan.requeue_after,
-                             PUBLISH_POLL_SECONDS if plan.status.publishing is not None else None,
+                             PUBLISH_POLL_SECONDS if plan.status.publishing is not None or plan.recording else None,
                              DATA_POLL_SECONDS if ct.spec.data_version is not None else None) if w is not None]
         if waits:
             self.queue.add_after(key, min(waits))

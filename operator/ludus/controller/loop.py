@@ -52,6 +52,7 @@ from ludus.trainingjob.reconcile import (
     reconcile,
     unschedulable,
 )
+from ludus.trainingjob.tracking import job_with_default_tracker
 
 logger = logging.getLogger("ludus.controller")
 
@@ -105,8 +106,10 @@ class Controller:
         status_max_hold_seconds: float = STATUS_MAX_HOLD_SECONDS,
         policy: PolicySettings = NO_POLICY,
         pod_security: str = DEFAULTS.pod_security,
+        tracking_uri: str = DEFAULTS.tracking_uri,
     ) -> None:
         self.gang = gang
+        self.tracking_uri = tracking_uri
         self.policy = policy
         self.pod_security = cast(PodSecurityLevel, pod_security)
         self._verdicts: dict[str, tuple[int, str | None]] = {}  # uid -> (generation, its pod security verdict)
@@ -359,7 +362,7 @@ class Controller:
         uid = str(body["metadata"].get("uid", ""))
         held = None
         try:
-            job = parse_job(body)
+            job = job_with_default_tracker(parse_job(body), self.tracking_uri)
         except ValidationError as err:
             old = read_status(body.get("status"), TrainingJobStatus)
             generation = int(body["metadata"].get("generation") or 0)

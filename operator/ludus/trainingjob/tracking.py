@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from ludus.api import constants as c
 from ludus.api.conditions import upsert_condition
-from ludus.api.models import Condition, TrackingStatus, TrainingJob
+from ludus.api.models import Condition, TrackingStatus, TrainingJob, TrainingJobSpec
 from ludus.trainingjob.observe import PodObservation, current_workers
 from ludus.trainingjob.progress import ProgressSample
 
@@ -59,6 +59,18 @@ def from_termination_message(pods: list[PodObservation]) -> TrackingReport | Non
                           raw.get("pending", 0))
 
 
+def with_default_tracker(spec: TrainingJobSpec, default_uri: str) -> TrainingJobSpec:
+    """A spec.tracking that names no server gets the operator's default (unchanged without one)."""
+    if spec.tracking is None or spec.tracking.uri is not None or not default_uri:
+        return spec
+    return spec.model_copy(update={"tracking": spec.tracking.model_copy(update={"uri": default_uri})})
+
+
+def job_with_default_tracker(job: TrainingJob, default_uri: str) -> TrainingJob:
+    spec = with_default_tracker(job.spec, default_uri)
+    return job if spec is job.spec else job.model_copy(update={"spec": spec})
+
+
 def run_url(uri: str, experiment_id: str, run_id: str) -> str:
     return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
@@ -77,7 +89,8 @@ def tracking_status(job: TrainingJob, report: TrackingReport | None) -> Tracking
     """status.tracking: the run once worker 0 has named one (kept when a later report names none)."""
     current = job.status.tracking
     tracking = job.spec.tracking
-    if tracking is None or report is None or report.run_id is None or report.experiment_id is None:
+    if tracking is None or tracking.uri is None or report is None or report.run_id is None \
+            or report.experiment_id is None:
         return current
     found = TrackingStatus(run_id=report.run_id, experiment_id=report.experiment_id,
                            url=run_url(tracking.uri, report.experiment_id, report.run_id))
@@ -88,7 +101,13 @@ def tracked_condition(conditions: list[Condition], job: TrainingJob, report: Tra
                       now: datetime) -> list[Condition]:
     """Tracked: True while everything reached the tracker; False with why (the run goes on either way)."""
     tracking = job.spec.tracking
-    if tracking is None or report is None:
+    if tracking is None:
+        return conditions
+    if tracking.uri is None:
+        return upsert_condition(conditions, c.COND_TRACKED, "False", c.REASON_NO_TRACKER,
+                                "spec.tracking names no uri and the operator has no default tracking server (its "
+                                "--tracking-uri, the chart's tracking.uri): nothing is recorded", now)
+    if report is None:
         return conditions
     if report.ok:
         message = f"the run is in {tracking.uri.rstrip('/')}"

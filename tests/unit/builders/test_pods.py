@@ -195,7 +195,6 @@ def test_tracking_reaches_the_trainer_with_credentials_by_reference_and_a_trials
     ({"uri": "http://mlflow:5000/?x=1"}, "String should match pattern"),
     ({"uri": "http://mlflow:5000", "experiment": "a\nb"}, "String should match pattern"),
     ({"uri": "http://mlflow:5000", "experiment": "x" * 257}, "at most 256 characters"),
-    ({"experiment": "x"}, "Field required"),
 ])
 def test_tracking_settings_that_cannot_work_are_refused(tracking: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):

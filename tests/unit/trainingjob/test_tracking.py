@@ -87,3 +87,34 @@ def test_a_job_without_spec_tracking_has_no_tracked_condition() -> None:
     job = make_job().build()
     report = checked_report(RUN, "4", True, "Recorded")
     assert tracking_status(job, report) is None and tracked_condition([], job, report, NOW) == []
+
+
+def test_a_tracking_section_without_a_uri_takes_the_operators_default_or_says_there_is_none() -> None:
+    from ludus.builders.pods import build_worker_pod
+    from ludus.trainingjob.tracking import job_with_default_tracker
+
+    job = make_job().spec(tracking={"experiment": "digits"}).build()
+    defaulted = job_with_default_tracker(job, "http://mlflow.mlflow:5000")
+    assert defaulted.spec.tracking is not None and defaulted.spec.tracking.uri == "http://mlflow.mlflow:5000"
+    env = {e["name"]: e.get("value") for e in build_worker_pod(defaulted, 0)["spec"]["containers"][0]["env"]}
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.mlflow:5000"
+    own = make_job().spec(tracking={"uri": "http://own:5000"}).build()
+    assert job_with_default_tracker(own, "http://mlflow.mlflow:5000") is own  # the spec's own server wins
+    untouched = job_with_default_tracker(job, "")
+    assert untouched is job
+    assert "MLFLOW_TRACKING_URI" not in {e["name"] for e in build_worker_pod(job, 0)["spec"]["containers"][0]["env"]}
+    [condition] = tracked_condition([], job, None, NOW)
+    assert (condition.status, condition.reason) == ("False", "NoTrackingServer")
+    assert "--tracking-uri" in condition.message
+
+
+def test_the_operators_default_tracker_flag_is_checked_like_the_spec() -> None:
+    import pytest
+
+    from ludus.cli import _parser
+
+    parser = _parser()
+    args = parser.parse_args(["operator", "--tracking-uri", "http://mlflow.mlflow:5000/"])
+    assert args.tracking_uri == "http://mlflow.mlflow:5000"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["operator", "--tracking-uri", "http://user:secret@mlflow:5000"])

@@ -22,6 +22,7 @@ def clear_records(s: RunPass, pods: Sequence[Mapping[str, Any]]) -> None:
         pod = next((p for p in pods if p["metadata"]["name"] == name), None)
         outcome = published(pod) if pod is not None else None
         if outcome is None:
+            s.plan.recording = s.plan.recording or pod is not None
             continue
         s.plan.delete_pods.append(name)
         if not outcome.ok:
