@@ -230,8 +230,9 @@ class Tracker:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=30)
-        if not done:
-            logger.warning("tracking: %d values never reached %s", self._buffer.size(), self.settings.uri)
+        if not done or self._dropped:
+            logger.warning("tracking: %d values never reached %s (%d more dropped from a full buffer)",
+                           self._buffer.size(), self.settings.uri, self._dropped)
         return self.state
 
     # --- the sending thread -----------------------------------------------------------------------------
