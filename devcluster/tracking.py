@@ -101,3 +101,14 @@ class TrackingServer(HostService):
                f"/artifacts/{path}")
         with urllib.request.urlopen(url, timeout=60) as answer:
             return bytes(answer.read())
+
+    def model_versions(self, name: str) -> dict[str, dict[str, Any]]:
+        """A registered model's versions by run ID, each with its `tags` as a dict and its `aliases`."""
+        query = urllib.parse.quote(f"name = '{name}'")
+        versions = self.api("GET", f"model-versions/search?filter={query}").get("model_versions", [])
+        model = self.api("GET", f"registered-models/get?name={urllib.parse.quote(name)}")["registered_model"]
+        aliases: dict[str, list[str]] = {}
+        for alias in model.get("aliases") or []:
+            aliases.setdefault(alias["version"], []).append(alias["alias"])
+        return {v["run_id"]: {**v, "tags": {t["key"]: t["value"] for t in v.get("tags") or []},
+                              "aliases": aliases.get(v["version"], [])} for v in versions}

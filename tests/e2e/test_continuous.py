@@ -27,6 +27,7 @@ from devcluster.kubectl import Kubectl, wait_for
 from devcluster.node import PROVISIONER, STORAGE_CLASS, RealNode
 from devcluster.objectstore import ObjectStore
 from devcluster.operator_process import OperatorProcess
+from devcluster.tracking import TrackingServer
 from tests.e2e.user_script import script_spec, write_script
 from tests.integration.test_sdk_cli import ludus
 
@@ -175,13 +176,16 @@ def test_continuous_training_over_a_users_script_promotes_a_model_and_rejects_a_
 
 def test_continuous_training_in_object_storage_publishes_a_pointer_and_a_worse_run_leaves_it(
         k: Kubectl, operator: OperatorProcess, s3_checkpoint: dict[str, Any], object_store: ObjectStore,
-        tmp_path: Path) -> None:
+        tracking_server: TrackingServer, tracking: dict[str, Any], tmp_path: Path) -> None:
     """The template checkpoints to the S3 server: each run under its own prefix, the champion a pointer
     object (champion.json) the publish pod writes in one PUT after verifying the model's checksum, the
-    next run warm-started from the champion's model by URI; a worse challenger leaves the pointer as it was."""
+    next run warm-started from the champion's model by URI; a worse challenger leaves the pointer as it was.
+    In MLflow both runs are versions of one registered model, the champion alias on the first, the second's
+    version tagged with why it was rejected."""
     script = write_script(tmp_path)
     body = _ct("rules3", None, script)
     body["spec"]["template"]["checkpoint"].update(s3_checkpoint)
+    body["spec"]["template"]["tracking"] = tracking
     first = _first_champion(k, body, script, tmp_path)
     base = f"{s3_checkpoint['uri']}/rules3"
     assert first["job"] == "rules3-0" and first["modelPath"] == f"{base}/champion.json", first
@@ -202,3 +206,19 @@ def test_continuous_training_in_object_storage_publishes_a_pointer_and_a_worse_r
     assert k.json("tj", "rules3-1")["status"]["initializedFrom"]["sha256"] == first["sha256"]
     assert status["champion"]["job"] == "rules3-0"
     assert json.loads(fs.cat(f"{base}/champion.json".removeprefix("s3://"))) == pointer
+
+    runs = {r["name"]: r["trackingRunId"] for r in status["runs"]}
+    model = f"{k.namespace}.rules3"
+
+    def tagged() -> dict[str, dict[str, Any]] | None:
+        versions = tracking_server.model_versions(model)
+        rejected = versions.get(runs["rules3-1"], {})
+        return versions if rejected.get("tags", {}).get("ludus.promoted") == "false" else None
+
+    versions = wait_for(tagged, timeout=120, what="the rejected run's version tagged in MLflow")
+    assert len(versions) == 2
+    assert versions[runs["rules3-0"]]["aliases"] == ["champion"]
+    assert versions[runs["rules3-0"]]["tags"]["ludus.reason"] == first["reason"]
+    assert versions[runs["rules3-1"]]["tags"]["ludus.reason"] == "NotBetterEnough"
+    assert versions[runs["rules3-1"]]["aliases"] == []
+    wait_for(lambda: not k.items("pods", "ludus.dev/publish"), timeout=60, what="the record pod deleted")
