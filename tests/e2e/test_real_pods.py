@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from devcluster.agents import progress_steps
 from devcluster.jobs import (
     StatusWatch,
     events,
@@ -64,7 +65,8 @@ def test_digits_trains_on_real_pods_through_the_headless_service(
         assert container_id.startswith("containerd://"), container_id
         env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
         assert env["PET_RDZV_ENDPOINT"] == f"{name}-rdzv.{name}.{k.namespace}.svc:29400"
-    result = result_from_logs(worker_logs(k, name))
+    logs = worker_logs(k, name)
+    result = result_from_logs(logs)
     assert result is not None and result["world_size"] == 4
     assert result["accuracy"] >= 0.95 and result["f1"] >= 0.9
     # The evaluation outlives the pods: it reached the status through the trainer's termination
@@ -87,13 +89,14 @@ def test_digits_trains_on_real_pods_through_the_headless_service(
     created = datetime.fromisoformat(job["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
     finished = datetime.fromisoformat(status["completionTime"].replace("Z", "+00:00"))
     assert status["goodput"]["wallSeconds"] <= (finished - created).total_seconds() + 1.5, status["goodput"]
-    _check_tracked(tracking_server, tracking, job, result)
+    _check_tracked(tracking_server, tracking, job, result, progress_steps(logs))
 
 
 def _check_tracked(server: TrackingServer, tracking: dict[str, Any], job: dict[str, Any],
-                   result: dict[str, Any]) -> None:
-    """The job's run in MLflow, read back through its REST API: named in the status, complete, the same
-    evaluation by step, the goodput, and the exported model whose weights match its own checksum."""
+                   result: dict[str, Any], reported: list[int]) -> None:
+    """The job's run in MLflow, read back through its REST API: named in the status, complete (every reported
+    step's loss), rank 0 alone writing it, the same evaluation by step, the goodput, the image, and the
+    exported model whose weights match its own checksum."""
     status = job["status"]
     tracked = next(x for x in status["conditions"] if x["type"] == "Tracked")
     assert (tracked["status"], tracked["reason"]) == ("True", "Recorded"), tracked
@@ -103,6 +106,9 @@ def _check_tracked(server: TrackingServer, tracking: dict[str, Any], job: dict[s
                                          f"/runs/{run['info']['run_id']}")
     assert run["info"]["status"] == "FINISHED"
     assert run["tags"]["ludus.job"] == job["metadata"]["name"] and run["params"]["world_size"] == "4"
+    assert run["tags"]["ludus.image"] == job["spec"]["image"] and run["tags"]["ludus.objective"] == "accuracy:maximize"
+    assert run["params"]["epochs"] == "30" and run["params"]["workload"] == "digits"
+    assert [step for step, _ in server.history(run["info"]["run_id"], "loss")] == reported
     for metric in ("accuracy", "precision", "recall", "f1"):
         assert server.history(run["info"]["run_id"], metric)[-1] == (result["step"], pytest.approx(result[metric]))
     assert server.history(run["info"]["run_id"], "goodput")[-1][1] > 0

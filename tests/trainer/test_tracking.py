@@ -1,9 +1,9 @@
 """The trainer's experiment tracking on a real MLflow tracking server (devcluster.tracking), read back through
-its REST API: a digits run under torchrun, a server that is down and comes back, a Sweep's parent run."""
+its REST API: a server that is down and comes back, a Sweep's parent run, a ContinuousTraining's registered
+model. A digits run on real pods, read back the same way, is tests/e2e/test_real_pods.py's."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from devcluster.agents import Store, progress_steps, result, start_agent
+from devcluster.agents import Store, start_agent
 from devcluster.kubectl import wait_for
 from devcluster.paths import binary
 from devcluster.tracking import TrackingServer
@@ -49,41 +49,6 @@ def _history(server: TrackingServer, run_id: str, key: str) -> list[tuple[int, f
 
 def _as_dict(entries: list[dict[str, str]] | None) -> dict[str, str]:
     return {e["key"]: e["value"] for e in entries or []}
-
-
-def test_a_digits_run_records_its_parameters_metrics_by_step_goodput_and_model(server: TrackingServer,
-                                                                               tmp_path: Path) -> None:
-    """Two torchrun processes train digits: rank 0 alone records the run; its accuracy/precision/recall/F1 by
-    step match what it reported, and the model artifact is the exported model, byte for byte."""
-    ckpt = tmp_path / "ckpt"
-    with Store() as store:
-        agent = start_agent("a", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=2, checkpoint_dir=ckpt,
-                            trainer_args=["--workload", "digits", "--epochs", "4", "--lr", "0.002"],
-                            extra_env=_env(server, "uid-digits", "digits-exp"))
-        assert agent.wait(timeout=300) == 0, agent.text()[-3000:]
-    final = result(agent.text())
-    assert final is not None
-    run = _run_of(server, "digits-exp", "uid-digits")
-    info, data = run["info"], run["data"]
-    assert info["status"] == "FINISHED"
-    params, tags = _as_dict(data.get("params")), _as_dict(data.get("tags"))
-    assert params["lr"] == "0.002" and params["epochs"] == "4" and params["world_size"] == "2", params
-    assert tags["ludus.objective"] == "accuracy:maximize"
-    assert tags["ludus.uid"] == "uid-digits" and tags["ludus.image"] == "ludus-trainer:test"
-    assert tags["mlflow.source.git.commit"] == "0123abc" and tags["mlflow.runName"] == "local"
-    for metric in ("accuracy", "precision", "recall", "f1"):
-        history = _history(server, info["run_id"], metric)
-        assert len(history) >= 4, (metric, history)  # one evaluation per epoch at least
-        assert history[-1] == (final["step"], pytest.approx(final[metric], abs=1e-6)), (metric, history[-1])
-    # Every step the loop reported (each --log-every'th and the last), with its loss.
-    assert [s for s, _ in _history(server, info["run_id"], "loss")] == progress_steps(agent.text())
-    assert _history(server, info["run_id"], "goodput_train_seconds")[-1][1] > 0
-    assert 0 < _history(server, info["run_id"], "goodput")[-1][1] <= 1
-    exported = json.loads((ckpt / "model" / "metadata.json").read_text())
-    assert hashlib.sha256(server.artifact(run, "model/weights.pt")).hexdigest() == exported["sha256"]
-    message = json.loads(next(tmp_path.glob("*.termination-log")).read_text())["ludusEvaluation"]
-    assert message["tracking"] == {"ok": True, "reason": "Recorded", "pending": 0, "runId": info["run_id"],
-                                   "experimentId": info["experiment_id"]}
 
 
 GATED_SCRIPT = '''
