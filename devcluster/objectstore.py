@@ -10,6 +10,7 @@ when it first starts and kept with its data; `ObjectStore.credentials` hands the
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 from dataclasses import dataclass
@@ -72,8 +73,13 @@ class ObjectStore(HostService):
             f"-s3.port.lance={ports['s3_lance']}", f"-metricsPort={ports['metrics']}", f"-s3.config={config}",
         ]
         log = open(self.root / "weed.log", "ab")
+        # The master keeps its state in a directory named after its port, which is new at every start: over
+        # the data of an earlier start its volume servers then report another topology id, and the master
+        # freezes volume growth "after master state loss" (a new bucket could never be written; `make demo`
+        # after the tests failed on it). One process, one disk: there is no other master to disagree with.
+        env = {**os.environ, "WEED_MASTER_VOLUME_GROWTH_FREEZE_ON_TOPOLOGY_MISMATCH": "false"}
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
         self.state_file.write_text(json.dumps({"pid": proc.pid, "ports": ports}))
         self._wait_until_answering(proc, 90, f"SeaweedFS's S3 gateway (log: {self.root / 'weed.log'})")
 
