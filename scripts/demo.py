@@ -128,7 +128,7 @@ def start_the_sweep(cluster: Cluster) -> None:
     kubectl(cluster, "-n", NAMESPACE, "delete", "sweep", name, "--ignore-not-found", "--wait=true")
     cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", input=json.dumps(body))
     say(f"Sweep {name} started in the background ({body['spec']['maxTrials']} trials, "
-        f"{body['spec']['parallelTrials']} at a time): ludus sweep status {name} -n {NAMESPACE}; in MLflow it is one "
+        f"{body['spec']['parallelTrials']} at a time): ludus sweep get {name} -n {NAMESPACE}; in MLflow it is one "
         "parent run with a child per trial")
 
 
