@@ -8,6 +8,7 @@ that the traffic stays on this machine. The operator reads it as it would read a
 from __future__ import annotations
 
 import ipaddress
+import re
 import subprocess
 import threading
 import time
@@ -133,8 +134,16 @@ def test_a_job_whose_step_stops_moving_is_restarted_as_stalled(
                  what="the step in status.progress")
         assert _status(k)["restarts"] == 0 and _status(k)["phase"] == "Running"
         assert k.json("pod", "stall-worker-0")["metadata"]["uid"] == old_uid
-        columns = k.run("get", "tj", "stall").stdout
-        assert "STEP" in columns and str(_status(k)["progress"]["step"]) in columns
+        # kubectl's STEP column is the status' step. Two reads, the column's and the status', may straddle a
+        # progress write still catching up (CI once saw 22 in the column, then 24 in the status): the
+        # column is read after the status, and read again only when the status moved in between.
+        def column_shows_the_step() -> bool:
+            step = _status(k)["progress"]["step"]
+            columns = k.run("get", "tj", "stall").stdout
+            assert "STEP" in columns, columns
+            return re.search(rf"\s{step}/{_status(k)['progress']['totalSteps']}\s", columns) is not None
+
+        wait_for(column_shows_the_step, timeout=10, interval=0.2, what="the STEP column showing status.progress")
 
         # The step stops (a hung collective: the pods stay Running): the group restarts as Stalled.
         stopped_at = trainer.step
