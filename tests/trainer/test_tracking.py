@@ -17,7 +17,7 @@ import pytest
 
 from devcluster.agents import Store, start_agent
 from devcluster.kubectl import wait_for
-from devcluster.paths import binary
+from devcluster.paths import binary, free_port
 from devcluster.tracking import TrackingServer
 
 pytestmark = pytest.mark.skipif(not binary("venv/bin/python").exists(),
@@ -41,14 +41,6 @@ def _run_of(server: TrackingServer, experiment: str, uid: str) -> dict[str, Any]
     runs = server.runs(experiment, f"tags.`ludus.uid` = '{uid}'")
     assert len(runs) == 1, runs
     return runs[0]
-
-
-def _history(server: TrackingServer, run_id: str, key: str) -> list[tuple[int, float]]:
-    return server.history(run_id, key)
-
-
-def _as_dict(entries: list[dict[str, str]] | None) -> dict[str, str]:
-    return {e["key"]: e["value"] for e in entries or []}
 
 
 GATED_SCRIPT = '''
@@ -82,12 +74,6 @@ def _tracking_info(port: int) -> dict[str, str] | None:
     return None
 
 
-def _free_port() -> int:
-    from devcluster.paths import free_port
-
-    return free_port()
-
-
 def test_a_tracker_that_is_down_costs_the_run_nothing_and_gets_everything_once_back(server: TrackingServer,
                                                                                      tmp_path: Path) -> None:
     """With the server stopped the script trains on and reports TrackerUnavailable; a run whose server stays
@@ -97,7 +83,7 @@ def test_a_tracker_that_is_down_costs_the_run_nothing_and_gets_everything_once_b
     script.write_text(GATED_SCRIPT)
     server.down()
     try:
-        gate, port = tmp_path / "gate", _free_port()
+        gate, port = tmp_path / "gate", free_port()
         env = _env(server, "uid-gated", "gated-exp", GATE=str(gate), LUDUS_TRACKING_FINISH_SECONDS="2")
         (tmp_path / "down").mkdir()
         with Store() as store:
@@ -124,10 +110,10 @@ def test_a_tracker_that_is_down_costs_the_run_nothing_and_gets_everything_once_b
         server.up()
     run = _run_of(server, "gated-exp", "uid-gated")
     assert run["info"]["status"] == "FINISHED"
-    assert [s for s, _ in _history(server, run["info"]["run_id"], "loss")] == list(range(1, 31))
-    assert _history(server, run["info"]["run_id"], "accuracy") == [(10, pytest.approx(1 / 3)),
+    assert [s for s, _ in server.history(run["info"]["run_id"], "loss")] == list(range(1, 31))
+    assert server.history(run["info"]["run_id"], "accuracy") == [(10, pytest.approx(1 / 3)),
                                                                   (20, pytest.approx(2 / 3)), (30, 1.0)]
-    assert _as_dict(run["data"].get("params"))["width"] == "64"
+    assert run["params"]["width"] == "64"
     message = json.loads((tmp_path / "a.termination-log").read_text())["ludusEvaluation"]
     assert message["tracking"]["ok"] is True and message["tracking"]["runId"] == run["info"]["run_id"]
 
@@ -159,14 +145,12 @@ def test_six_trials_started_together_are_children_of_one_parent_run(server: Trac
                                       stderr=subprocess.STDOUT))
     outputs = [p.communicate(timeout=300)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, outputs
-    experiment = server.api("GET", "experiments/get-by-name?experiment_name=sweep-exp")["experiment"]
-    runs = server.api("POST", "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
-    parents = [r for r in runs if _as_dict(r["data"].get("tags")).get("ludus.uid") == "Sweep:ns/search"]
+    runs = server.runs("sweep-exp")
+    parents = [r for r in runs if r["tags"].get("ludus.uid") == "Sweep:ns/search"]
     assert len(parents) == 1, [r["data"] for r in parents]
-    children = [r for r in runs if _as_dict(r["data"].get("tags")).get("mlflow.parentRunId")
-                == parents[0]["info"]["run_id"]]
+    children = [r for r in runs if r["tags"].get("mlflow.parentRunId") == parents[0]["info"]["run_id"]]
     assert len(children) == 6
-    assert sorted(_as_dict(r["data"]["params"])["lr"] for r in children) == LRS
+    assert sorted(r["params"]["lr"] for r in children) == LRS
     assert all(r["info"]["status"] == "FINISHED" for r in children)
 
 

@@ -21,6 +21,14 @@ ENV_INIT_FROM: Final = "LUDUS_INIT_FROM"  # a model to start from (transfer lear
 ENV_INIT_STRICT: Final = "LUDUS_INIT_STRICT"  # "false": load what fits, re-initialise the rest
 ENV_INIT_FREEZE: Final = "LUDUS_INIT_FREEZE"  # module prefixes to keep fixed, comma-separated
 ENV_TERMINATION_LOG: Final = "LUDUS_TERMINATION_LOG"  # where the evaluation is left for the operator
+# The experiment tracker (spec.tracking; ludus_trainer.tracking): MLflow's own variable for the server.
+ENV_TRACKING_URI: Final = "MLFLOW_TRACKING_URI"
+ENV_EXPERIMENT: Final = "LUDUS_TRACKING_EXPERIMENT"
+ENV_JOB_UID: Final = "LUDUS_JOB_UID"
+ENV_PARENT: Final = "LUDUS_TRACKING_PARENT"  # "<kind>:<namespace>/<name>": the run's parent (a Sweep)
+ENV_IMAGE: Final = "LUDUS_IMAGE"
+# A ContinuousTraining's run: its exported model becomes a version of this registered model.
+ENV_REGISTERED_MODEL: Final = "LUDUS_TRACKING_REGISTERED_MODEL"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ludus_trainer.digest import METADATA, WEIGHTS, sha256_of
-from ludus_trainer.env import ENV_TERMINATION_LOG
+from ludus_trainer.env import ENV_TERMINATION_LOG, ENV_TRACKING_URI
 
 
 class PublishError(RuntimeError):
@@ -116,7 +116,7 @@ def move_alias(registered_model: str, run_id: str, reason: str) -> dict[str, Any
     """The registered model's `champion` alias on this run's version (what the report adds)."""
     from ludus_trainer.tracking import client_for, promote_version
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    uri = os.environ.get(ENV_TRACKING_URI, "")
     if not uri:
         return {"registryError": "no MLFLOW_TRACKING_URI"}
     try:
@@ -126,7 +126,8 @@ def move_alias(registered_model: str, run_id: str, reason: str) -> dict[str, Any
     return {"registryVersion": version}
 
 
-def _report(payload: dict[str, Any]) -> None:
+def write_report(payload: dict[str, Any]) -> None:
+    """The pod's outcome: a log line and the termination message the operator reads."""
     text = json.dumps(payload, separators=(",", ":"))
     print(text, flush=True)
     path = Path(os.environ.get(ENV_TERMINATION_LOG, "/dev/termination-log"))
@@ -154,12 +155,12 @@ def main(argv: list[str] | None = None) -> int:
                   publish(args.root, args.run, args.link))
         if args.registered_model and args.tracking_run:
             report.update(move_alias(args.registered_model, args.tracking_run, args.reason))
-        _report(report)
+        write_report(report)
     except PublishError as err:
-        _report({"error": str(err), "reason": err.reason})
+        write_report({"error": str(err), "reason": err.reason})
         return 1
     except OSError as err:
-        _report({"error": str(err)})
+        write_report({"error": str(err)})
         return 1
     return 0
 

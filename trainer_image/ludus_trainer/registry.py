@@ -9,12 +9,11 @@ tracks to MLflow; the operator never talks to the tracker itself. Exit 0 with `{
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from pathlib import Path
 
-from ludus_trainer.env import ENV_TERMINATION_LOG
+from ludus_trainer.env import ENV_TRACKING_URI
+from ludus_trainer.publish import write_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,20 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     from ludus_trainer.tracking import client_for, reject_version
 
     try:
-        version = reject_version(client_for(os.environ["MLFLOW_TRACKING_URI"]), args.registered_model,
+        version = reject_version(client_for(os.environ[ENV_TRACKING_URI]), args.registered_model,
                                  args.tracking_run, args.reason, args.message)
         report = {"registryVersion": version} if version else {"message": "the run registered no version"}
         code = 0
     except Exception as err:  # noqa: BLE001 - whatever the tracker says, the pod reports it and ends
         report, code = {"error": str(err)[:500]}, 1
-    text = json.dumps(report)
-    print(text, flush=True)
-    log = Path(os.environ.get(ENV_TERMINATION_LOG, "/dev/termination-log"))
-    if log.parent.exists():
-        try:
-            log.write_text(text)
-        except OSError:
-            pass
+    write_report(report)
     return code
 
 

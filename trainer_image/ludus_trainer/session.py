@@ -33,13 +33,7 @@ from ludus_trainer.coordination import (
 )
 from ludus_trainer.digest import WEIGHTS
 from ludus_trainer.dist import DistContext
-from ludus_trainer.env import (
-    ENV_CHECKPOINT_DIR,
-    ENV_METRICS_PORT,
-    ENV_OBJECTIVE,
-    InitSettings,
-    RunEnv,
-)
+from ludus_trainer.env import ENV_CHECKPOINT_DIR, ENV_METRICS_PORT, ENV_OBJECTIVE, InitSettings, RunEnv
 from ludus_trainer.evaluation import EvaluationRecord, Objective, objective_from_env, publish_error
 from ludus_trainer.goodput import PHASES, PhaseClock, process_started_at, startup_origin
 from ludus_trainer.metrics import TrainerMetrics
@@ -143,16 +137,23 @@ class Session:
         if self.tracker is not None:
             self.tracker.log_params(params)
 
-    def _track(self, values: dict[str, float], step: int) -> None:
-        if self.tracker is not None:
-            self.tracker.log_metrics(values, step)
-
     def _track_goodput(self) -> None:
-        phases = self.evaluation.goodput.get("phases") or {}
-        self._track({f"goodput_{name}_seconds": float(v) for name, v in phases.items()}, self.step or 0)
-        total = sum(float(v) for v in phases.values())
-        if total > 0 and self.tracker is not None:
-            self._track({"goodput": float(phases.get("train", 0.0)) / total}, self.step or 0)
+        if self.tracker is None:
+            return
+        phases = {name: float(v) for name, v in (self.evaluation.goodput.get("phases") or {}).items()}
+        values = {f"goodput_{name}_seconds": v for name, v in phases.items()}
+        if sum(phases.values()) > 0:
+            values["goodput"] = phases.get("train", 0.0) / sum(phases.values())
+        self.tracker.log_metrics(values, self.step or 0)
+
+    def _close_tracker(self, status: str | None, timeout: float | None = None) -> None:
+        """The last goodput, then the run ended with `status` (None: left running, to be resumed)."""
+        if self.tracker is None:
+            return
+        self._phases()
+        self._track_goodput()
+        tracker, self.tracker = self.tracker, None
+        self._tracking_state(tracker.finish(status, timeout))
 
     # --- the objective and the clock ---------------------------------------------------------------
     def use_objective_default(self, objective: Objective) -> None:
@@ -213,11 +214,7 @@ class Session:
     def _at_exit(self) -> None:
         """The interpreter's exit without finish(): what is left goes to the tracker (the run is not ended: a
         restart goes on with it), and the last step to the operator."""
-        if self.tracker is not None:
-            self._phases()
-            self._track_goodput()
-            tracker, self.tracker = self.tracker, None
-            self._tracking_state(tracker.finish(None, timeout=10.0))
+        self._close_tracker(None, timeout=10.0)
         self.publish_final()
 
     def report(self, *, step: int, loss: float, epoch: int = 0, total_steps: int | None = None,
@@ -232,9 +229,10 @@ class Session:
             self.plan(self.start_step, total_steps)
         self.metrics.step(step, epoch, loss, samples_per_second, tokens_per_second)
         self.step, self.epoch = step, epoch
-        self._track({"loss": loss, **{k: v for k, v in (("samples_per_second", samples_per_second),
-                                                        ("tokens_per_second", tokens_per_second)) if v is not None},
-                     **(metrics or {})}, step)
+        if self.tracker is not None:  # every step: nothing is built for a job without spec.tracking
+            rates = {k: v for k, v in (("samples_per_second", samples_per_second),
+                                       ("tokens_per_second", tokens_per_second)) if v is not None}
+            self.tracker.log_metrics({"loss": loss, **rates, **(metrics or {})}, step)
         self._phases()
         evaluated = dict(metrics or {})
         if self.evaluation.objective.metric == "loss" and "loss" not in evaluated:
@@ -257,8 +255,9 @@ class Session:
         self.metrics.evaluation(results, step)
         self.evaluation.update(results, step, epoch)
         self._phases()
-        self._track(results, step)
-        self._track_goodput()
+        if self.tracker is not None:
+            self.tracker.log_metrics(results, step)
+            self._track_goodput()
         self.publish(final=True)
         if self.ctx.is_main:
             print(f"LUDUS_EVAL epoch={epoch} step={step} " + " ".join(f"{k}={v:.4f}" for k, v in results.items()),
@@ -268,7 +267,8 @@ class Session:
         """The starting weights (spec.init: a ContinuousTraining's champion) evaluated on this run's own
         data before training: promotion compares the run's final evaluation with it, on the same data."""
         self.evaluation.set_baseline(results)
-        self._track({f"baseline_{k}": v for k, v in results.items()}, self.step or 0)
+        if self.tracker is not None:
+            self.tracker.log_metrics({f"baseline_{k}": v for k, v in results.items()}, self.step or 0)
         self.publish(final=True)
         if self.ctx.is_main:
             print("LUDUS_BASELINE " + json.dumps(self.evaluation.baseline, sort_keys=True), flush=True)
@@ -428,10 +428,6 @@ class Session:
         """Leave the last step and evaluation for the operator (and the tracker's run, ended with
         `tracking_status`), then the process group."""
         self.flush_checkpoints()
-        self._phases()
-        if self.tracker is not None:
-            self._track_goodput()
-            tracker, self.tracker = self.tracker, None
-            self._tracking_state(tracker.finish(tracking_status))
+        self._close_tracker(tracking_status)
         self.publish_final()
         _dist.shutdown(together=True)

@@ -23,15 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from ludus_trainer.env import (
+    ENV_EXPERIMENT,
+    ENV_IMAGE,
+    ENV_JOB_NAME,
+    ENV_JOB_NAMESPACE,
+    ENV_JOB_UID,
+    ENV_PARENT,
+    ENV_REGISTERED_MODEL,
+    ENV_TRACKING_URI,
+)
+
 logger = logging.getLogger("ludus_trainer.tracking")
 
-ENV_TRACKING_URI: Final = "MLFLOW_TRACKING_URI"
-ENV_EXPERIMENT: Final = "LUDUS_TRACKING_EXPERIMENT"
-ENV_JOB_UID: Final = "LUDUS_JOB_UID"
-ENV_PARENT: Final = "LUDUS_TRACKING_PARENT"  # "<kind>:<namespace>/<name>": the run's parent (a Sweep)
-ENV_IMAGE: Final = "LUDUS_IMAGE"
-# A ContinuousTraining's run: its exported model becomes a version of this registered model.
-ENV_REGISTERED_MODEL: Final = "LUDUS_TRACKING_REGISTERED_MODEL"
 CHAMPION_ALIAS: Final = "champion"
 GIT_COMMIT_VARIABLES: Final = ("LUDUS_GIT_COMMIT", "GIT_COMMIT", "SOURCE_COMMIT")
 
@@ -82,8 +86,8 @@ class TrackingSettings:
         uri = env.get(ENV_TRACKING_URI, "")
         if not uri:
             return None
-        namespace = env.get("LUDUS_JOB_NAMESPACE", "default")
-        job = env.get("LUDUS_JOB_NAME", "local")
+        namespace = env.get(ENV_JOB_NAMESPACE, "default")
+        job = env.get(ENV_JOB_NAME, "local")
         commit = next((env[v] for v in GIT_COMMIT_VARIABLES if env.get(v)), None)
         return cls(uri=uri, experiment=env.get(ENV_EXPERIMENT) or namespace, job=job, namespace=namespace,
                    uid=env.get(ENV_JOB_UID) or f"{namespace}/{job}", parent=env.get(ENV_PARENT) or None,
