@@ -423,21 +423,31 @@ def promote_version(client: Any, name: str, run_id: str, reason: str) -> str:
     if version is None:
         raise LookupError(f"registered model {name} has no version of run {run_id}")
     number = str(version.version)
-    client.set_model_version_tag(name, number, "ludus.promoted", "true")
     client.set_model_version_tag(name, number, "ludus.reason", reason[:MAX_TAG_VALUE])
+    client.set_model_version_tag(name, number, "ludus.promoted", "true")
     client.set_registered_model_alias(name, CHAMPION_ALIAS, number)
     return number
 
 
 def reject_version(client: Any, name: str, run_id: str, reason: str, message: str) -> str | None:
-    """Tag a rejected run's version with why it was not promoted (None: the run registered no version)."""
+    """Tag a rejected run's version with why it was not promoted (None: the run registered no version).
+    The verdict is written after its reason, so whoever reads `ludus.promoted` also finds why."""
     version = version_of(client, name, run_id)
     if version is None:
         return None
     number = str(version.version)
-    for key, value in (("ludus.promoted", "false"), ("ludus.reason", reason), ("ludus.message", message)):
+    for key, value in (("ludus.reason", reason), ("ludus.message", message), ("ludus.promoted", "false")):
         client.set_model_version_tag(name, number, key, value[:MAX_TAG_VALUE])
     return number
+
+
+def mark_stopped_early(client: Any, run_id: str, reason: str, message: str) -> None:
+    """A Sweep trial stopped early: its run tagged with why and ended KILLED (a trainer stopped by SIGTERM
+    leaves its run RUNNING, since a suspended job resumes; a trial stopped early never does)."""
+    for key, value in (("ludus.stop_reason", reason), ("ludus.stop_message", message),
+                       ("ludus.stopped_early", "true")):
+        client.set_tag(run_id, key, value[:MAX_TAG_VALUE])
+    client.set_terminated(run_id, "KILLED")
 
 
 def client_for(uri: str) -> Any:
