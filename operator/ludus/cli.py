@@ -160,8 +160,10 @@ def run_operator(args: argparse.Namespace) -> int:
         policy=network_policy_settings(config.network_policy, config.metrics_from), tracking_uri=config.tracking_uri)
     continuous = ContinuousController(lambda: controller.now(), controller.active)
     continuous.tracking_uri = config.tracking_uri
+    sweep = SweepController(lambda: controller.now(), controller.active)
+    sweep.tracking_uri = config.tracking_uri
     memo = kopf.Memo(config=config, controller=controller,
-                     sweep=SweepController(lambda: controller.now(), controller.active), continuous=continuous)
+                     sweep=sweep, continuous=continuous)
     tune_gc()
     kopf.run(
         clusterwide=config.clusterwide,

@@ -150,12 +150,19 @@ def test_a_sweep_of_30_trials_5_at_a_time_survives_an_operator_sigkill(
 def test_early_stopping_stops_the_trial_worse_than_the_median(
     cluster: TestCluster, k: Kubectl, namespace: str, operator: OperatorProcess
 ) -> None:
-    k.apply(sweep_manifest("stop", maxTrials=5, parallelTrials=1, earlyStopping={"minTrials": 3}))
+    """With the template tracking to MLflow, the stopped trial's run is tagged by a short record pod the
+    sweep creates with the stop and deletes once it ended (its command is tests/trainer/test_tracking.py's)."""
+    manifest = sweep_manifest("stop", maxTrials=5, parallelTrials=1, earlyStopping={"minTrials": 3})
+    manifest["spec"]["template"]["tracking"] = {"uri": "http://mlflow.invalid:5000", "experiment": "stop"}
+    k.apply(manifest)
     for number, early in enumerate([0.8, 0.8, 0.8, 0.1, 0.85]):
         name = f"stop-{number}"
         wait_for(lambda n=name: (k.get_or_none("tj", n) or {}).get("status", {}).get("phase") == "Running",
                  timeout=60, what=f"{name} Running")
-        report(k, name, {"accuracy": early}, step=10)
+        run_id = f"{number:032x}"
+        k.run("patch", "tj", name, "--subresource=status", "--type=merge", "-p", json.dumps({"status": {
+            "tracking": {"runId": run_id, "experimentId": "1", "url": "http://mlflow.invalid:5000/#/runs"},
+            "evaluation": {"latest": {"accuracy": {"value": early, "step": 10, "epoch": 1}}}}}))
         # The sweep records the intermediate value before the next one is written.
         wait_for(lambda n=number: any(t["number"] == n and "10" in t.get("intermediate", {})
                                       for t in sweep_status(k, "stop").get("trials", [])),
@@ -164,6 +171,13 @@ def test_early_stopping_stops_the_trial_worse_than_the_median(
             wait_for(lambda n=name: k.json("tj", n)["metadata"].get("annotations", {})
                      .get("ludus.dev/stopped-early") == "true", timeout=30, what=f"{name} stopped early")
             assert k.json("tj", name)["spec"]["suspend"] is True
+            pod = wait_for(lambda: k.get_or_none("pod", "stop-stopped-3"), timeout=30, what="the record pod")
+            command = pod["spec"]["containers"][0]["command"]
+            assert command[3:6] == ["--stopped-early", "--tracking-run", run_id], command
+            assert pod["metadata"]["ownerReferences"][0]["kind"] == "Sweep"
+            k.run("annotate", "pod", "stop-stopped-3", "ludus.dev/kwok-exit-code=0", "--overwrite")
+            wait_for(lambda: k.get_or_none("pod", "stop-stopped-3") is None, timeout=30,
+                     what="the ended record pod deleted")
             continue
         report(k, name, {"accuracy": early + 0.1}, step=20)
         finish(k, name)

@@ -154,6 +154,34 @@ def test_six_trials_started_together_are_children_of_one_parent_run(server: Trac
     assert all(r["info"]["status"] == "FINISHED" for r in children)
 
 
+def test_a_trial_stopped_early_is_tagged_and_its_run_ended_killed(
+        server: TrackingServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's record pod for a Sweep trial stopped early: the trainer, stopped by SIGTERM, left its run
+    RUNNING (a suspended job resumes); the record tags the run with why and ends it KILLED, its metrics kept."""
+    from ludus_trainer import registry
+    from ludus_trainer.tracking import Tracker, TrackingSettings
+
+    settings = TrackingSettings(uri=server.url(), experiment="stopped-exp", job="search-3", namespace="team-a",
+                                uid="uid-search-3")
+    tracker = Tracker(settings, flush_seconds=0.2)
+    tracker.log_metrics({"accuracy": 0.1}, step=10)
+    assert tracker.finish(None).ok  # as after SIGTERM
+    assert _run_of(server, "stopped-exp", "uid-search-3")["info"]["status"] == "RUNNING"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url())
+    monkeypatch.setenv("LUDUS_TERMINATION_LOG", str(tmp_path / "record.log"))
+    assert registry.main(["--stopped-early", "--tracking-run", str(tracker.run_id), "--reason", "StoppedEarly",
+                          "--message", "accuracy 0.1 is worse than the median of earlier trials at step 10"]) == 0
+    assert json.loads((tmp_path / "record.log").read_text()) == {"stoppedRun": tracker.run_id}
+    run = _run_of(server, "stopped-exp", "uid-search-3")
+    assert run["info"]["status"] == "KILLED"
+    assert (run["tags"]["ludus.stopped_early"], run["tags"]["ludus.stop_reason"]) == ("true", "StoppedEarly")
+    assert run["tags"]["ludus.stop_message"].startswith("accuracy 0.1 is worse")
+    assert server.history(str(tracker.run_id), "accuracy") == [(10, 0.1)]
+    # An unknown run: the pod says why and fails (the operator turns that into a Warning).
+    assert registry.main(["--stopped-early", "--tracking-run", "0" * 32, "--reason", "StoppedEarly"]) == 1
+    assert "error" in json.loads((tmp_path / "record.log").read_text())
+
+
 def _exported(root: Path, run: str) -> Path:
     """A run's exported model where a ContinuousTraining keeps it (runs/<run>/model on its claim)."""
     import torch

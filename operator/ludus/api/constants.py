@@ -48,6 +48,7 @@ MAX_CT_NAME_LENGTH: Final = 36
 LABEL_CT: Final = "ludus.dev/continuous-training"
 LABEL_RUN: Final = "ludus.dev/run"
 LABEL_PUBLISH: Final = "ludus.dev/publish"
+LABEL_RECORD: Final = "ludus.dev/record"  # a Sweep's record pod, valued the trial it records
 ANNOTATION_TRIGGER: Final = "ludus.dev/trigger"
 ANNOTATION_SCHEDULED_TIME: Final = "ludus.dev/scheduled-time"
 # Set by users (and `ludus`): the data version a run trains on, a manual retrain, a manual promotion.
@@ -252,6 +253,7 @@ SWEEP_REASON_OBJECTIVE_MISSING: Final = "ObjectiveNotReported"  # succeeded tria
 SWEEP_REASON_RUNNING: Final = "TrialsRunning"  # trials run (Running True, or Suspended False again)
 SWEEP_REASON_TRIAL_CREATED: Final = "TrialCreated"  # a trial's TrainingJob was created
 SWEEP_REASON_STOPPED_EARLY: Final = "TrialStoppedEarly"  # median stopping ended a trial worse than its peers
+SWEEP_REASON_TRACKER_NOT_UPDATED: Final = "TrackerNotUpdated"  # a stopped trial's run could not be tagged
 SWEEP_REASON_TRIAL_DELETED: Final = "TrialDeleted"  # a trial's TrainingJob was deleted before it finished
 SWEEP_TRIAL_DELETED: Final = "Deleted"  # a trial's recorded phase once its TrainingJob was deleted unfinished
 SWEEP_REASON_NEW_BEST: Final = "NewBestTrial"  # a trial beat the best so far

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from pydantic import ValidationError
 
@@ -15,11 +15,15 @@ from ludus.api.sweep import Sweep, SweepStatus
 from ludus.controller.apply import refusal, refused_child, refused_retry_delay
 from ludus.controller.owner import OwnerController, OwnerKey, invalid_message
 from ludus.runtime import metrics
-from ludus.runtime.kube import ApiError
+from ludus.runtime.kube import ApiError, pod_path
 from ludus.sweep.reconcile import SweepPlan, reconcile_sweep
+from ludus.sweep.records import tracks
 from ludus.sweep.status import invalid_status, refusal_status
+from ludus.trainingjob.child import controller_uid
+from ludus.trainingjob.tracking import with_default_tracker
 
 SweepKey = OwnerKey
+RECORD_POLL_SECONDS: Final = 2.0  # how soon a sweep looks again at a record pod that still runs
 
 
 def _dump(status: SweepStatus) -> dict[str, Any]:
@@ -30,6 +34,8 @@ class SweepController(OwnerController):
     kind = c.SWEEP_KIND
     plural = c.SWEEP_PLURAL
     handler = "sweep"
+
+    tracking_uri = ""  # the operator's default MLflow server (--tracking-uri), for the record pods
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -42,14 +48,19 @@ class SweepController(OwnerController):
         now = self.now()
         try:
             sweep = parse_stored(Sweep, body)
+            template = with_default_tracker(sweep.spec.template, self.tracking_uri)
+            sweep = sweep.model_copy(update={"spec": sweep.spec.model_copy(update={"template": template})})
         except ValidationError as err:
             await self._invalid(body, invalid_message(err), now)
             return None
-        plan = reconcile_sweep(sweep, self.child_jobs(key, sweep.metadata.uid), now)
-        refused = await self._execute(key, body, sweep, plan, now)
+        # Record pods exist only once a trial was stopped early (and the template tracks).
+        listing = tracks(sweep) and any(t.stopped_early for t in sweep.status.trials)
+        pods = await self._record_pods(sweep) if listing else []
+        plan = reconcile_sweep(sweep, self.child_jobs(key, sweep.metadata.uid), now, pods)
+        refused = await self._execute(key, body, sweep, plan, now, pods)
         if not refused:
             self._refusals.pop(key, None)
-            return None
+            return RECORD_POLL_SECONDS if plan.recording or plan.record else None
         tries = self._refusals[key] = self._refusals.get(key, 0) + 1
         return refused_retry_delay(tries)
 
@@ -65,8 +76,28 @@ class SweepController(OwnerController):
         await self.write_status(body, _dump(status))
         await self.event(body, "Warning", c.REASON_INVALID_SPEC, message, now)
 
+    async def _record_pods(self, sweep: Sweep) -> list[Mapping[str, Any]]:
+        assert self.client is not None
+        selector = f"{c.LABEL_SWEEP}={sweep.metadata.name},{c.LABEL_RECORD}"
+        listed = await self.client.request("GET", pod_path(sweep.metadata.namespace),
+                                           params={"labelSelector": selector})
+        return [pod for pod in listed.get("items") or [] if controller_uid(pod) == sweep.metadata.uid]
+
+    async def _create_records(self, body: Mapping[str, Any], plan: SweepPlan, now: datetime) -> None:
+        """The stopped trials' record pods, before the stops; one refused (a quota, Pod Security) is said in a
+        Warning and the stop goes on: the run stays RUNNING in MLflow, nothing else is lost."""
+        assert self.client is not None
+        for pod in plan.record:
+            try:
+                await self.client.create(pod)
+            except ApiError as err:
+                refused = refusal(err, pod)
+                if refused is None:
+                    raise
+                await self.event(body, "Warning", c.SWEEP_REASON_TRACKER_NOT_UPDATED, refused, now)
+
     async def _execute(self, key: SweepKey, body: Mapping[str, Any], sweep: Sweep, plan: SweepPlan,
-                       now: datetime) -> bool:
+                       now: datetime, pods: Sequence[Mapping[str, Any]] = ()) -> bool:
         """Carry out the plan; returns whether the API server refused a trial's create or a change to a
         trial (the sweep says so in its Created or ChildrenUpdated condition, with one Event, and asks
         again later)."""
@@ -75,7 +106,12 @@ class SweepController(OwnerController):
             plan.status, said = refusal_status(plan.status, CREATED, refused, now)
             if refused is not None and not said:
                 plan.events.append(("Warning", c.REASON_CREATE_REFUSED, refused))
+        await self._create_records(body, plan, now)
         update_refused = await self._change_trials(key[0], plan)
+        uids = {str(p["metadata"]["name"]): str(p["metadata"].get("uid", "")) for p in pods}
+        assert self.client is not None
+        for name in plan.delete_pods:
+            await self.client.delete_pod(key[0], name, uids.get(name, ""))
         # No change left refused (made, or no longer wanted): ChildrenUpdated goes True again.
         plan.status, said = refusal_status(plan.status, UPDATED, update_refused, now)
         if update_refused is not None and not said:

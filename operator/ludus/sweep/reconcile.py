@@ -16,6 +16,7 @@ from ludus.api import constants as c
 from ludus.api.conditions import valid_again
 from ludus.api.models import Objective, TrainingJob
 from ludus.api.sweep import BestTrial, Sweep, SweepStatus, TrialRecord
+from ludus.sweep.records import ended_records, stopped_record_pod
 from ludus.sweep.space import SpaceError, distributions, grid_size
 from ludus.sweep.status import (
     counted_status,
@@ -33,10 +34,13 @@ from ludus.trainingjob.objective import better, resolve
 
 @dataclass
 class SweepPlan:
-    """What one pass does: trial jobs to create, trials to stop early, suspend or resume, the status
-    and the Events, in that order."""
+    """What one pass does: trial jobs to create, record pods to create, trials to stop early, suspend or
+    resume, ended record pods to delete, the status and the Events, in that order."""
 
     create: list[dict[str, Any]] = field(default_factory=list)
+    record: list[dict[str, Any]] = field(default_factory=list)  # pods tagging stopped trials' runs, before the stop
+    delete_pods: list[str] = field(default_factory=list)  # record pods that ended
+    recording: bool = False  # a record pod still runs: look again
     announce: list[str] = field(default_factory=list)  # the TrialCreated Event of each created trial, in order
     stop: list[str] = field(default_factory=list)
     suspend: list[str] = field(default_factory=list)
@@ -85,13 +89,16 @@ def _best(records: Mapping[int, TrialRecord], jobs: Mapping[str, TrainingJob], o
                      metrics=metrics)
 
 
-def reconcile_sweep(sweep: Sweep, jobs: Sequence[TrainingJob], now: datetime) -> SweepPlan:
-    """The pass for one sweep and the TrainingJobs labelled as its trials."""
+def reconcile_sweep(sweep: Sweep, jobs: Sequence[TrainingJob], now: datetime,
+                    record_pods: Sequence[Mapping[str, Any]] = ()) -> SweepPlan:
+    """The pass for one sweep, the TrainingJobs labelled as its trials and its record pods (stopped trials'
+    runs tagged in MLflow, records.py)."""
     conditions = valid_again(list(sweep.status.conditions), now)  # a spec that stopped validating, fixed
     if conditions is not None:
         sweep = sweep.model_copy(update={"status": sweep.status.model_copy(update={"conditions": conditions})})
     spec, old = sweep.spec, sweep.status
     plan = SweepPlan()
+    plan.delete_pods, plan.events, plan.recording = ended_records(sweep, record_pods)
     objective, settled = objective_of(sweep, jobs, old)
     records = _records(jobs, old, objective, settled)
     by_name = {j.metadata.name: j for j in jobs}
@@ -143,8 +150,11 @@ def _stop_and_start(sweep: Sweep, plan: SweepPlan, records: Mapping[int, TrialRe
     for number in sorted(stopping):
         trial = records[number]
         plan.stop.append(trial.name)
-        plan.events.append(("Normal", c.SWEEP_REASON_STOPPED_EARLY, f"trial {trial.name} stopped early: "
-                            f"{objective.metric} {trial.value} is worse than the median of earlier trials at its step"))
+        why = f"{objective.metric} {trial.value} is worse than the median of earlier trials at its step"
+        plan.events.append(("Normal", c.SWEEP_REASON_STOPPED_EARLY, f"trial {trial.name} stopped early: {why}"))
+        pod = stopped_record_pod(sweep, trial, why)
+        if pod is not None:
+            plan.record.append(pod)
     active = running - len(stopping)
     first = created_count(records)
     slots = max(0, min(spec.parallel_trials - active, limit - first))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,9 +25,10 @@ from tests.factories import T0
 MAXIMIZE = Objective(metric="accuracy", goal="maximize")
 
 
-def reconcile_sweep(sweep: Sweep, jobs: list[dict[str, Any]], now: datetime) -> SweepPlan:
+def reconcile_sweep(sweep: Sweep, jobs: list[dict[str, Any]], now: datetime,
+                    record_pods: Sequence[Mapping[str, Any]] = ()) -> SweepPlan:
     """The pass, given the trial jobs as the controller hands them over: read once as models."""
-    return _reconcile_sweep(sweep, read_children(jobs), now)
+    return _reconcile_sweep(sweep, read_children(jobs), now, record_pods)
 
 
 def sweep_body(name: str = "s", **spec: Any) -> dict[str, Any]:
