@@ -111,15 +111,27 @@ def _ct(name: str, claim: str | None, script: Path) -> dict[str, Any]:
                      "promotion": {"objective": {"metric": "accuracy", "goal": "maximize"}, "minImprovement": 0.0}}}
 
 
-def _first_champion(k: Kubectl, body: dict[str, Any], script: Path, tmp_path: Path) -> dict[str, Any]:
+def _first_champion(k: Kubectl, body: dict[str, Any], script: Path, tmp_path: Path,
+                    kill: OperatorProcess | None = None) -> dict[str, Any]:
     """Apply the resource with `ludus ct apply --script`, start a run on a data version, and wait for it to
-    succeed and become the first champion: its status.champion."""
+    succeed and become the first champion: its status.champion. With `kill`, the operator is SIGKILLed once
+    the promotion is decided (status.publishing written) and restarted after its publish pod ended."""
     name = body["metadata"]["name"]
     manifest = tmp_path / "ct.yaml"
     manifest.write_text(yaml.safe_dump(body))
     applied = ludus(k.kubeconfig, "ct", "apply", "-f", str(manifest), "--script", str(script), "-n", k.namespace or "")
     assert applied.returncode == 0, applied.stderr
     k.run("annotate", "ct", name, "ludus.dev/data-version=2026-12-01")
+    if kill is not None:
+        wait_for(lambda: ((k.json("ct", name).get("status") or {}).get("publishing") or {}).get("job") == f"{name}-0",
+                 timeout=400, interval=0.1, what="the promotion decided")
+        kill.kill()
+        pod = wait_for(lambda: (k.get_or_none("pod", f"{name}-publish-0") or {}).get("status", {}).get("phase")
+                       in ("Succeeded", "Failed") and k.json("pod", f"{name}-publish-0"), timeout=120,
+                       what="the publish pod ended while the operator was down")
+        assert pod["status"]["phase"] == "Succeeded", pod["status"]
+        assert not (k.json("ct", name).get("status") or {}).get("champion")  # nobody applied it yet
+        kill.start()
     wait_phase(k, f"{name}-0", "Succeeded", timeout=400)
     first: dict[str, Any] = wait_for(lambda: (k.json("ct", name).get("status") or {}).get("champion"), timeout=120,
                                      what="the first champion")
@@ -181,12 +193,13 @@ def test_continuous_training_in_object_storage_publishes_a_pointer_and_a_worse_r
     object (champion.json) the publish pod writes in one PUT after verifying the model's checksum, the
     next run warm-started from the champion's model by URI; a worse challenger leaves the pointer as it was.
     In MLflow both runs are versions of one registered model, the champion alias on the first, the second's
-    version tagged with why it was rejected."""
+    version tagged with why it was rejected. The operator is SIGKILLed between the first promotion's decision
+    and its publish pod's end (where the alias moves): the restarted operator applies it once."""
     script = write_script(tmp_path)
     body = _ct("rules3", None, script)
     body["spec"]["template"]["checkpoint"].update(s3_checkpoint)
     body["spec"]["template"]["tracking"] = tracking
-    first = _first_champion(k, body, script, tmp_path)
+    first = _first_champion(k, body, script, tmp_path, kill=operator)
     base = f"{s3_checkpoint['uri']}/rules3"
     assert first["job"] == "rules3-0" and first["modelPath"] == f"{base}/champion.json", first
     fs = object_store.filesystem()
@@ -217,6 +230,9 @@ def test_continuous_training_in_object_storage_publishes_a_pointer_and_a_worse_r
 
     versions = wait_for(tagged, timeout=120, what="the rejected run's version tagged in MLflow")
     assert len(versions) == 2
+    # The operator SIGKILLed between the decision and the alias move: one publication, one Promoted Event.
+    promoted = [e for e in k.items("events") if e["involvedObject"]["name"] == "rules3" and e["reason"] == "Promoted"]
+    assert sum(int(e.get("count") or 1) for e in promoted) == 1 and len(status["champions"]) == 1
     assert versions[runs["rules3-0"]]["aliases"] == ["champion"]
     assert versions[runs["rules3-0"]]["tags"]["ludus.reason"] == first["reason"]
     assert versions[runs["rules3-1"]]["tags"]["ludus.reason"] == "NotBetterEnough"

@@ -116,6 +116,41 @@ def _check_tracked(server: TrackingServer, tracking: dict[str, Any], job: dict[s
     assert hashlib.sha256(server.artifact(run, "model/weights.pt")).hexdigest() == metadata["sha256"]
 
 
+def _tracked(k: Kubectl, name: str) -> dict[str, Any]:
+    conditions = (k.json("tj", name).get("status") or {}).get("conditions") or []
+    return next((x for x in conditions if x["type"] == "Tracked"), {})
+
+
+def test_a_job_trains_on_while_its_tracking_server_is_down_and_its_run_is_complete_once_it_is_back(
+    k: Kubectl, operator: OperatorProcess, tracking_server: TrackingServer, tracking: dict[str, Any]
+) -> None:
+    """The tracker stopped under a running job: Tracked=False TrackerUnavailable while the job goes on; started
+    again (same address), what the trainer kept is sent: the job succeeds Tracked=True, its run FINISHED with
+    every step's loss."""
+    name = unique("untracked")
+    k.apply(real_job(name, workers=1, nproc=1, tracking=tracking,
+                     args=["--max-steps", "300", "--step-delay", "0.15", "--log-every", "1"]))
+    wait_for(lambda: (k.json("tj", name).get("status") or {}).get("tracking"), timeout=300,
+             what="the job's run named in its status")
+    tracking_server.down()
+    try:
+        down = wait_for(lambda: _tracked(k, name).get("status") == "False" and _tracked(k, name), timeout=90,
+                        what="Tracked=False while the server is down")
+        assert down["reason"] == "TrackerUnavailable" and "retries" in down["message"], down
+        assert phase(k, name) == "Running"
+    finally:
+        tracking_server.up()
+    wait_phase(k, name, "Succeeded", timeout=300)
+    tracked = _tracked(k, name)
+    assert (tracked["status"], tracked["reason"]) == ("True", "Recorded"), tracked
+    job = k.json("tj", name)
+    [run] = tracking_server.runs(tracking["experiment"], f"tags.`ludus.uid` = '{job['metadata']['uid']}'")
+    assert run["info"]["run_id"] == job["status"]["tracking"]["runId"] and run["info"]["status"] == "FINISHED"
+    reported = progress_steps(worker_logs(k, name))
+    assert reported[-1] == 300
+    assert [step for step, _ in tracking_server.history(run["info"]["run_id"], "loss")] == reported
+
+
 def _check_goodput(goodput: dict) -> None:
     """Present, and its parts add up: productive + every badput category = the wall time."""
     parts = goodput["fraction"] + sum(b["fraction"] for b in goodput["badput"].values())
