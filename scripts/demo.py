@@ -28,6 +28,7 @@ NAMESPACE = "ludus-demo"
 JOB = "digits"
 EXAMPLE = REPO / "manifests" / "examples" / "digits-s3.yaml"
 SWEEP_EXAMPLE = REPO / "manifests" / "examples" / "sweep-digits.yaml"
+CT_EXAMPLE = REPO / "manifests" / "examples" / "continuous-digits.yaml"
 BUCKET = "ludus-demo"
 S3_SECRET = "s3-checkpoints"
 LUDUS = Path(sys.executable).parent / "ludus"
@@ -115,7 +116,7 @@ def experiment_tracker(cluster: Cluster, body: dict) -> str:
     if not server.is_up():
         say("starting the experiment tracker (MLflow's tracking server, SQLite and artifacts under .cluster/)")
         server.up()
-    spec = body["spec"]["template"] if body["kind"] == "Sweep" else body["spec"]
+    spec = body["spec"]["template"] if body["kind"] in ("Sweep", "ContinuousTraining") else body["spec"]
     spec["tracking"]["uri"] = server.url(NODE_IP)
     return server.url()
 
@@ -130,6 +131,21 @@ def start_the_sweep(cluster: Cluster) -> None:
     say(f"Sweep {name} started in the background ({body['spec']['maxTrials']} trials, "
         f"{body['spec']['parallelTrials']} at a time): ludus sweep get {name} -n {NAMESPACE}; in MLflow it is one "
         "parent run with a child per trial")
+
+
+def start_the_continuous_training(cluster: Cluster) -> None:
+    """The ContinuousTraining example on the demo's object store, given its first data version and left
+    running: its run's model becomes version 1 of a registered model in MLflow, with the champion alias."""
+    body = yaml.safe_load(CT_EXAMPLE.read_text())
+    experiment_tracker(cluster, body)
+    body["spec"]["template"]["checkpoint"]["endpoint"] = cluster.object_store().endpoint(NODE_IP)
+    name = body["metadata"]["name"]
+    kubectl(cluster, "-n", NAMESPACE, "delete", "ct", name, "--ignore-not-found", "--wait=true")
+    cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", input=json.dumps(body))
+    cluster.kubectl("-n", NAMESPACE, "annotate", "ct", name, f"ludus.dev/data-version={time.strftime('%Y-%m-%d')}",
+                    "--overwrite")
+    say(f"ContinuousTraining {name} started its first run: ludus history {name} -n {NAMESPACE}; in MLflow each "
+        f"run's model is a version of the registered model {NAMESPACE}.{name}, the champion alias on the promoted one")
 
 
 def object_storage(cluster: Cluster) -> Path:
@@ -243,6 +259,7 @@ def run_demo(cluster: Cluster, started: float) -> int:
     tracked = status.get("tracking") or {}
     print(f"  MLflow run {tracked.get('runId')}: {tracked.get('url')}   (UI: {cluster.tracking_server().url()})")
     start_the_sweep(cluster)
+    start_the_continuous_training(cluster)
     record = {"command": "make bench-demo", "date": time.strftime("%Y-%m-%d"), "machine": {"cpus": os.cpu_count()},
               "timeline": {k: round(v, 2) for k, v in timeline.moments.items()},
               "startup": results.get("startup", {}), "goodput": status.get("goodput")}

@@ -9,6 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from ludus.api import constants as c
+from ludus.api.continuous import ContinuousTraining
 from ludus.api.models import TrainingJobSpec, parse_job, parse_stored
 from ludus.api.sweep import Sweep
 from tests.factories import make_job
@@ -80,6 +81,11 @@ def test_every_example_manifest_is_a_valid_trainingjob() -> None:
         if body["kind"] == "Sweep":
             sweep = parse_stored(Sweep, body)
             assert sweep.spec.template.tracking is not None, path  # the demo's sweep is recorded in MLflow
+            continue
+        if body["kind"] == "ContinuousTraining":
+            ct = parse_stored(ContinuousTraining, body)
+            assert ct.spec.template.tracking is not None, path  # the demo's runs are versions in MLflow
+            assert ct.spec.template.checkpoint.uri, path  # and in the demo's object store
             continue
         job = parse_job(body)
         assert job.metadata.name, path
