@@ -13,7 +13,7 @@ TORCH_PIN   := torch==2.13.0
 export LUDUS_CACHE_DIR := $(CACHE_DIR)
 
 .PHONY: help install disk-check clean-node-state wheelhouse host lint test test-unit test-integration test-e2e test-trainer test-images manifests \
-        cluster-up cluster-down cluster-binaries demo demo-multicluster demo-down trainer-image operator-image bench bench-multicluster bench-checkpoint bench-demo bench-progress bench-sweep bench-recovery \
+        cluster-up cluster-down cluster-binaries demo demo-multicluster demo-down trainer-image operator-image bench bench-multicluster bench-checkpoint bench-demo bench-progress bench-sweep bench-recovery bench-startup \
         bench-throughput bench-report bench-all clean
 
 help:
@@ -129,7 +129,7 @@ bench-demo: ## make demo, recording apply -> Running -> first step -> last step 
 	LUDUS_DEMO_RECORD=$(CURDIR)/docs/benchmarks/demo-timeline.json $(MAKE) demo
 	$(PY) bench/report.py
 
-bench-all: bench bench-progress bench-sweep bench-memory bench-multicluster bench-recovery bench-throughput bench-checkpoint ## every benchmark, then docs/benchmarks.md
+bench-all: bench bench-progress bench-sweep bench-memory bench-multicluster bench-recovery bench-startup bench-throughput bench-checkpoint ## every benchmark, then docs/benchmarks.md
 
 bench-multicluster: install cluster-binaries ## MultiKueue: 50 TrainingJobs applied to a manager cluster, time to Running on a worker cluster -> docs/benchmarks/multicluster.json
 	$(PY) bench/multicluster.py $(BENCH_ARGS)
@@ -140,6 +140,11 @@ bench-checkpoint: install cluster-binaries ## checkpoint saves of the gpt worklo
 	$(PY) bench/report.py
 
 bench-report: install ## rewrite docs/benchmarks.md from docs/benchmarks/*.json
+	$(PY) bench/report.py
+
+bench-startup: install cluster-binaries host ## where a job's start goes, phase by phase (API server, containerd, the trainer's marks) -> docs/benchmarks/startup.json
+	scripts/build-images.sh trainer
+	$(PY) bench/startup.py
 	$(PY) bench/report.py
 
 bench-recovery: install cluster-binaries host ## recovery and start-up timings on real pods -> docs/benchmarks/recovery.json
