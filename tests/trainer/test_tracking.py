@@ -240,3 +240,19 @@ def test_continuous_training_runs_are_versions_and_publication_moves_the_champio
     assert tags["ludus.message"] == "accuracy 0.91 is not above 0.95"
     model = server.api("GET", f"registered-models/get?name={name}")["registered_model"]
     assert {a["alias"]: a["version"] for a in model.get("aliases", [])} == {"champion": "2"}
+
+
+def test_a_refusal_is_told_from_a_server_that_is_not_there_by_its_status_not_by_digits_in_the_address() -> None:
+    """CI saw Tracked=False TrackerRefused for a stopped server on port 40341: '403' matched the address."""
+    from mlflow.exceptions import MlflowException
+
+    from ludus_trainer.tracking import _refused
+
+    down = MlflowException("API request to http://10.244.0.1:40341/api/2.0/mlflow/runs/log-batch failed with "
+                           "exception HTTPConnectionPool(host='10.244.0.1', port=40341): Max retries exceeded")
+    assert not _refused(down)
+    assert _refused(MlflowException("API request to endpoint /api/2.0/mlflow/runs/create failed with error code "
+                                    "401 != 200. Response body: 'You are not authenticated'"))
+    from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
+
+    assert _refused(MlflowException("denied", error_code=PERMISSION_DENIED))

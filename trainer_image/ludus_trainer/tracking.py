@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -145,10 +146,17 @@ def metric_key(name: str) -> str:
     return kept.strip("/") or "_"
 
 
+# MLflow's client says an HTTP refusal as "... failed with error code 401 != 200"; requests' HTTPError as
+# "401 Client Error". A bare "401" or "403" anywhere would also match an address (port 40341 did).
+_HTTP_REFUSAL: Final = re.compile(r"error code (?:401|403)\b|\b(?:401|403) Client Error\b")
+
+
 def _refused(err: BaseException) -> bool:
     """A server that answered no (credentials, permissions) rather than not at all."""
     code = getattr(err, "error_code", "") or ""
-    return code in {"UNAUTHENTICATED", "PERMISSION_DENIED"} or "401" in str(err)[:200] or "403" in str(err)[:200]
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    return code in {"UNAUTHENTICATED", "PERMISSION_DENIED"} or status in (401, 403) \
+        or _HTTP_REFUSAL.search(str(err)[:500]) is not None
 
 
 def _invalid(err: BaseException) -> bool:
