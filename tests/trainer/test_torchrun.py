@@ -7,6 +7,7 @@ operator sets, meeting at a separate rendezvous store process.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from devcluster.agents import Store, progress_steps, result, start_agent, starts, wait_for_step
@@ -202,13 +203,15 @@ def test_a_script_checkpoints_on_sigterm_and_resumes_from_that_step(tmp_path: Pa
         wait_for(lambda: "STEP 30\n" in agent.text(), timeout=120, interval=0.1, what="step 30")
         agent.terminate()
         agent.wait(timeout=120)
-    stopped = [int(line.split()[-1]) for line in agent.text().splitlines() if line.startswith("STOPPED ")]
+    # Both ranks print to one pipe, unbuffered: a line and its newline are two writes, so two ranks' lines can
+    # interleave ("RESUMED 35RESUMED 35"); every occurrence is read, wherever it sits.
+    stopped = [int(n) for n in re.findall(r"STOPPED (\d+)", agent.text())]
     assert len(stopped) == 2 and len(set(stopped)) == 1, agent.text()[-3000:]  # every rank, at one step
     with Store() as store:
         again = start_agent("b", store=store, tmp=tmp_path, nnodes=(1, 1), nproc=2, checkpoint_dir=ckpt,
                             trainer_args=["--script", str(script)])
         assert again.wait(timeout=300) == 0, again.text()[-3000:]
-    resumed = [int(line.split()[-1]) for line in again.text().splitlines() if line.startswith("RESUMED ")]
+    resumed = [int(n) for n in re.findall(r"RESUMED (\d+)", again.text())]
     assert resumed == [stopped[0]] * 2, (resumed, stopped)
 
 
