@@ -25,17 +25,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.real_node import real_node_namespace  # noqa: E402
 from devcluster.agents import Store, progress_steps, start_agent, wait_for_step  # noqa: E402
-from devcluster.cluster import Cluster  # noqa: E402
 from devcluster.jobs import (  # noqa: E402
     events,
     progress_step,
     real_job,  # noqa: E402
 )
 from devcluster.kubectl import Kubectl, wait_for  # noqa: E402
-from devcluster.node import STATE, RealNode  # noqa: E402
-from devcluster.operator_process import CRD, OperatorProcess  # noqa: E402
-from devcluster.paths import binary, versions  # noqa: E402
+from devcluster.node import STATE  # noqa: E402
+from devcluster.paths import versions  # noqa: E402
 
 INTERVAL = 20
 
@@ -127,19 +126,8 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks" / "recovery.json")
     args = parser.parse_args()
 
-    cluster = Cluster.default()
-    cluster.up()
-    node = RealNode(cluster)
-    node.up()
-    node.import_image("ludus-trainer:latest")
-    kubectl = Kubectl(str(binary("kubectl")), str(cluster.kubeconfig))
-    kubectl.run("apply", "-f", str(CRD))
-    namespace = f"bench-{uuid.uuid4().hex[:6]}"
-    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    k = kubectl.in_namespace(namespace)
-    wait_for(lambda: k.run("get", "sa", "default", check=False).returncode == 0, what="default SA")
-    operator = OperatorProcess(str(cluster.kubeconfig), namespace, Path(tempfile.mkdtemp())).start()
-    try:
+    with real_node_namespace() as bench:
+        k = bench.k
         demo_run(k)  # warm-up, discarded
         report = {
             "command": "make bench-recovery",
@@ -148,13 +136,10 @@ def main() -> int:
                         "platform": platform.platform()},
             "versions": {**versions(), "python": platform.python_version()},
             "demo_job": repeat(lambda: demo_run(k), args.runs),
-            "worker0_deleted": repeat(lambda: deletion_run(k, namespace), args.runs),
+            "worker0_deleted": repeat(lambda: deletion_run(k, bench.namespace), args.runs),
             "local_agent_killed": repeat(local_kill_run, args.runs),
             "checkpoint_interval_steps": INTERVAL,
         }
-    finally:
-        operator.stop()
-        kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -20,7 +20,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -31,12 +30,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from devcluster.cluster import Cluster  # noqa: E402
+from bench.real_node import real_node_namespace  # noqa: E402
 from devcluster.jobs import real_job  # noqa: E402
-from devcluster.kubectl import Kubectl, wait_for  # noqa: E402
+from devcluster.kubectl import Kubectl  # noqa: E402
 from devcluster.node import RealNode  # noqa: E402
-from devcluster.operator_process import CRD, OperatorProcess  # noqa: E402
-from devcluster.paths import binary, versions  # noqa: E402
+from devcluster.paths import versions  # noqa: E402
 
 DEMO_ARGS = ["--epochs", "30", "--log-every", "5", "--step-delay", "0.03"]
 POD_NAME = "io.kubernetes.pod.name"
@@ -218,26 +216,10 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks" / "startup.json")
     args = parser.parse_args()
 
-    cluster = Cluster.default()
-    cluster.up()
-    node = RealNode(cluster)
-    node.up()
-    node.import_image("ludus-trainer:latest")
-    kubectl = Kubectl(str(binary("kubectl")), str(cluster.kubeconfig))
-    kubectl.run("apply", "-f", str(CRD))
-    namespace = f"bench-{uuid.uuid4().hex[:6]}"
-    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    k = kubectl.in_namespace(namespace)
-    wait_for(lambda: k.run("get", "sa", "default", check=False).returncode == 0, what="default SA")
-    operator = OperatorProcess(str(cluster.kubeconfig), namespace, Path(tempfile.mkdtemp()),
-                               ("--progress-interval", "2")).start()
-    try:
+    with real_node_namespace("--progress-interval", "2") as bench:
         boot = _boot_time()
-        startup_run(k, node, boot)  # warm-up, discarded
-        runs = [startup_run(k, node, boot) for _ in range(args.runs)]
-    finally:
-        operator.stop()
-        kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)
+        startup_run(bench.k, bench.node, boot)  # warm-up, discarded
+        runs = [startup_run(bench.k, bench.node, boot) for _ in range(args.runs)]
     report = {
         "command": "make bench-startup",
         "date": time.strftime("%Y-%m-%d"),
